@@ -1,0 +1,32 @@
+//! uplinkd: multi-WAN failover and load balancing for OpenWrt routers and Linux gateways.
+//!
+//! # Layers
+//!
+//! The daemon is a pure, clock-free core wrapped in a thin shell (see DESIGN.md):
+//!
+//! ```text
+//!   config (UCI text -> Config)                         pure
+//!   probe   scheduler: when to probe what, rounds       pure, time is an argument
+//!   health  per-WAN hysteresis, quality, damping        pure, time is an argument
+//!   plan    (Config, health, links) -> desired objects  pure
+//!   reconcile (desired, kernel snapshot) -> ops         pure
+//!   ---------------------------------------------------------------------------
+//!   sys     netlink, probe sockets, dry-run backend     the shell: all I/O
+//!   daemon  the single event loop: reads the clock, feeds the core, applies ops
+//! ```
+//!
+//! Data flows one way: kernel events and probe replies enter the event loop, become
+//! inputs to the core together with `now`; the core answers with probes to send, health
+//! transitions to log, and a desired set of kernel objects; the reconciler diffs that set
+//! against a fresh dump and the shell applies only the difference. The core also says
+//! when it next needs to run (`poll_at`), the only reason the loop ever sleeps.
+
+pub mod config;
+pub mod daemon;
+pub mod health;
+pub mod kernel;
+pub mod plan;
+pub mod probe;
+pub mod reconcile;
+pub mod sys;
+pub mod time;

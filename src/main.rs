@@ -1,0 +1,3 @@
+fn main() {
+    println!("uplinkd {}", env!("CARGO_PKG_VERSION"));
+}
