@@ -30,3 +30,6 @@ pub mod probe;
 pub mod reconcile;
 pub mod sys;
 pub mod time;
+
+#[cfg(test)]
+pub(crate) mod testutil;

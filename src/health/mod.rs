@@ -1,1 +1,469 @@
-//! TODO
+//! Per-WAN health: round hysteresis, link quality and flap damping. Pure and clock-free.
+//!
+//! Inputs are probe rounds (from [`crate::probe::Scheduler`]), carrier changes and the
+//! administrative switch, each with `now`. The output is an edge-triggered [`Event`]
+//! whenever the reported [`State`] changes, never a repeated "still down".
+
+mod damping;
+mod quality;
+
+use core::fmt;
+
+pub use damping::Damper;
+pub use quality::{TargetStats, SAMPLE_WINDOW};
+
+use crate::config::{InitialState, Interface};
+use crate::time::{Duration, Instant};
+
+/// What the probes say, from best to worst.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Enough targets answer, with acceptable latency and loss.
+    Up,
+    /// Enough targets answer, but latency or loss is above the failure thresholds.
+    Degraded,
+    /// Fewer than `reliability` targets answer.
+    Down,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Up => "up",
+            Level::Degraded => "degraded",
+            Level::Down => "down",
+        }
+    }
+}
+
+/// Rounds seen in a row that point away from the current level.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Toward {
+    pub level: Level,
+    pub rounds: u8,
+}
+
+/// The probe verdict with its hysteresis.
+///
+/// Invariant: the verdict moves to a worse level only after `down` consecutive rounds
+/// pointing there, and to a better level only after `up` consecutive rounds; a round that
+/// agrees with the current level clears `toward`, and a round pointing to a third level
+/// restarts the count there. Carrier loss bypasses the count (see [`Health::on_carrier`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub level: Level,
+    pub toward: Option<Toward>,
+}
+
+/// The state a WAN is reported in: what the plan, logs and status use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Up,
+    Degraded,
+    Down,
+    /// Probes say up or degraded, but flap damping holds the WAN down until `until`.
+    Held {
+        until: Instant,
+    },
+    /// The device has no carrier (or does not exist).
+    NoCarrier,
+    /// `enabled 0`, or disabled at run time.
+    Disabled,
+}
+
+impl State {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Degraded => "degraded",
+            State::Down => "down",
+            State::Held { .. } => "held",
+            State::NoCarrier => "no-carrier",
+            State::Disabled => "disabled",
+        }
+    }
+
+    /// Whether new traffic may use the WAN: fully, or only when nothing better exists.
+    pub fn usability(&self) -> Usability {
+        match self {
+            State::Up => Usability::Full,
+            State::Degraded => Usability::Fallback,
+            _ => Usability::None,
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Usability {
+    Full,
+    Fallback,
+    None,
+}
+
+/// Why a transition happened, for logs, events and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Start,
+    /// `rounds` consecutive rounds pointing to the new level; `answered` of `targets`
+    /// answered in the last one.
+    Rounds {
+        rounds: u8,
+        answered: u8,
+        targets: u8,
+    },
+    /// Latency or loss crossed a threshold (worst target's figures).
+    Quality {
+        rounds: u8,
+        loss_percent: u8,
+        latency: Duration,
+    },
+    CarrierLost,
+    CarrierBack,
+    /// A fall pushed the flap penalty over `suppress`.
+    Damped {
+        penalty: u32,
+    },
+    /// The flap penalty decayed below `reuse`.
+    Released,
+    Disabled,
+    Enabled,
+    /// Nothing to probe: the WAN follows its carrier.
+    Untracked,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Start => f.write_str("initial state"),
+            Reason::Rounds {
+                rounds,
+                answered,
+                targets,
+            } => write!(
+                f,
+                "{rounds} consecutive rounds, {answered}/{targets} targets answering"
+            ),
+            Reason::Quality {
+                rounds,
+                loss_percent,
+                latency,
+            } => write!(
+                f,
+                "{rounds} consecutive rounds, loss {loss_percent}%, latency {} ms",
+                latency.as_millis()
+            ),
+            Reason::CarrierLost => f.write_str("carrier lost"),
+            Reason::CarrierBack => f.write_str("carrier back, probing"),
+            Reason::Damped { penalty } => write!(f, "flapping, penalty {penalty}"),
+            Reason::Released => f.write_str("flap penalty decayed"),
+            Reason::Disabled => f.write_str("disabled"),
+            Reason::Enabled => f.write_str("enabled"),
+            Reason::Untracked => f.write_str("no track_ip: following carrier"),
+        }
+    }
+}
+
+/// An edge: the reported state changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+}
+
+/// One target's result in one round: the best RTT of its probes, or lost.
+pub type Answer = Option<Duration>;
+
+/// Health of one WAN.
+#[derive(Clone, Debug)]
+pub struct Health {
+    verdict: Verdict,
+    carrier: bool,
+    enabled: bool,
+    damper: Option<Damper>,
+    targets: heapless::Vec<TargetStats, { crate::config::MAX_TARGETS }>,
+    state: State,
+    since: Instant,
+    reason: Reason,
+}
+
+impl Health {
+    pub fn new(cfg: &Interface, carrier: bool, now: Instant) -> Health {
+        let level = match (cfg.track_ip.is_empty(), cfg.initial_state) {
+            (true, _) | (false, InitialState::Online) => Level::Up,
+            (false, InitialState::Offline) => Level::Down,
+        };
+        let mut h = Health {
+            verdict: Verdict {
+                level,
+                toward: None,
+            },
+            carrier,
+            enabled: cfg.enabled,
+            damper: cfg.damping.map(Damper::new),
+            targets: heapless::Vec::new(),
+            state: State::Down,
+            since: now,
+            reason: Reason::Start,
+        };
+        h.resize_targets(cfg.track_ip.len());
+        h.state = h.compute(now);
+        h
+    }
+
+    /// Start from a verdict adopted from the kernel (restart after a crash): a WAN that
+    /// was routed is assumed up, one that was not must earn its way back.
+    pub fn adopt(&mut self, routed: bool, now: Instant) {
+        self.verdict = Verdict {
+            level: if routed { Level::Up } else { Level::Down },
+            toward: None,
+        };
+        self.state = self.compute(now);
+        self.since = now;
+    }
+
+    /// Keep the health state across a config retune (timers, thresholds, damping).
+    pub fn retune(&mut self, cfg: &Interface, now: Instant) -> Option<Event> {
+        match (&mut self.damper, cfg.damping) {
+            (Some(d), Some(p)) => d.retune(p),
+            (d, p) => *d = p.map(Damper::new),
+        }
+        self.resize_targets(cfg.track_ip.len());
+        self.set_enabled(cfg.enabled, now)
+    }
+
+    fn resize_targets(&mut self, n: usize) {
+        self.targets.clear();
+        for _ in 0..n.min(crate::config::MAX_TARGETS) {
+            let _ = self.targets.push(TargetStats::default());
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
+    pub fn reason(&self) -> &Reason {
+        &self.reason
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    pub fn targets(&self) -> &[TargetStats] {
+        &self.targets
+    }
+
+    pub fn damper(&self) -> Option<&Damper> {
+        self.damper.as_ref()
+    }
+
+    /// The probe interval this state calls for: `failure_interval` while a fall is being
+    /// confirmed, `recovery_interval` while a rise is, `interval` otherwise.
+    pub fn interval(&self, cfg: &Interface) -> Duration {
+        match self.verdict.toward {
+            Some(t) if t.level > self.verdict.level => cfg.failure_interval,
+            Some(_) => cfg.recovery_interval,
+            None if self.verdict.level != Level::Up || !self.carrier => cfg.recovery_interval,
+            None => cfg.interval,
+        }
+    }
+
+    /// Whether the WAN should be probed at all.
+    pub fn probing(&self) -> bool {
+        self.enabled && self.carrier && !self.targets.is_empty()
+    }
+
+    /// When damping next needs a look (a hold that expires).
+    pub fn poll_at(&self) -> Option<Instant> {
+        match self.state {
+            State::Held { until } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Re-evaluate time-driven state (a damping hold running out).
+    pub fn poll(&mut self, now: Instant) -> Option<Event> {
+        self.update(now, Reason::Released)
+    }
+
+    /// A finished probe round: one [`Answer`] per target, in `track_ip` order.
+    pub fn on_round(&mut self, cfg: &Interface, answers: &[Answer], now: Instant) -> Option<Event> {
+        let mut answered = 0u8;
+        let mut good = 0u8;
+        let mut worst_loss = 0u8;
+        let mut worst_latency = Duration::ZERO;
+        for (stats, answer) in self.targets.iter_mut().zip(answers) {
+            stats.record(*answer);
+            if answer.is_some() {
+                answered += 1;
+            }
+            let ok = match &cfg.quality {
+                Some(q) => stats.quality_ok(q),
+                None => true,
+            };
+            if answer.is_some() && ok {
+                good += 1;
+            }
+            worst_loss = worst_loss.max(stats.loss_percent());
+            worst_latency = worst_latency.max(stats.mean_rtt().unwrap_or(Duration::ZERO));
+        }
+        let points_to = if answered < cfg.reliability {
+            Level::Down
+        } else if good < cfg.reliability {
+            Level::Degraded
+        } else {
+            Level::Up
+        };
+        let targets = answers.len() as u8;
+        let Some(rounds) = self.count(points_to, cfg) else {
+            return None;
+        };
+        let reason = if points_to == Level::Degraded
+            || (points_to == Level::Up && self.verdict.level == Level::Degraded)
+        {
+            Reason::Quality {
+                rounds,
+                loss_percent: worst_loss,
+                latency: worst_latency,
+            }
+        } else {
+            Reason::Rounds {
+                rounds,
+                answered,
+                targets,
+            }
+        };
+        self.update(now, reason)
+    }
+
+    /// Apply the hysteresis to one round pointing at `to`; returns the length of the run
+    /// when it flips the verdict.
+    fn count(&mut self, to: Level, cfg: &Interface) -> Option<u8> {
+        let v = &mut self.verdict;
+        if to == v.level {
+            v.toward = None;
+            return None;
+        }
+        let rounds = match v.toward {
+            Some(t) if t.level == to => t.rounds.saturating_add(1),
+            _ => 1,
+        };
+        let needed = if to > v.level { cfg.down } else { cfg.up };
+        if rounds >= needed {
+            *v = Verdict {
+                level: to,
+                toward: None,
+            };
+            Some(rounds)
+        } else {
+            v.toward = Some(Toward { level: to, rounds });
+            None
+        }
+    }
+
+    /// Carrier change from a netlink link event: loss takes the WAN down at once;
+    /// carrier back starts recovery (it must earn `up` good rounds, unless untracked).
+    pub fn on_carrier(&mut self, carrier: bool, now: Instant) -> Option<Event> {
+        if carrier == self.carrier {
+            return None;
+        }
+        self.carrier = carrier;
+        let reason = if carrier {
+            self.verdict = Verdict {
+                level: if self.targets.is_empty() {
+                    Level::Up
+                } else {
+                    Level::Down
+                },
+                toward: None,
+            };
+            if self.targets.is_empty() {
+                Reason::Untracked
+            } else {
+                Reason::CarrierBack
+            }
+        } else {
+            Reason::CarrierLost
+        };
+        self.update(now, reason)
+    }
+
+    pub fn set_enabled(&mut self, enabled: bool, now: Instant) -> Option<Event> {
+        if enabled == self.enabled {
+            return None;
+        }
+        self.enabled = enabled;
+        let reason = if enabled {
+            Reason::Enabled
+        } else {
+            Reason::Disabled
+        };
+        self.update(now, reason)
+    }
+
+    fn compute(&self, now: Instant) -> State {
+        if !self.enabled {
+            return State::Disabled;
+        }
+        if !self.carrier {
+            return State::NoCarrier;
+        }
+        let probed = match self.verdict.level {
+            Level::Up => State::Up,
+            Level::Degraded => State::Degraded,
+            Level::Down => State::Down,
+        };
+        match (&self.damper, probed) {
+            (Some(d), State::Up | State::Degraded) => match d.held_until(now) {
+                Some(until) => State::Held { until },
+                None => probed,
+            },
+            _ => probed,
+        }
+    }
+
+    /// Recompute the reported state; feed falls to the damper; emit an edge.
+    fn update(&mut self, now: Instant, reason: Reason) -> Option<Event> {
+        let from = self.state;
+        let usable = |s: &State| s.usability() != Usability::None;
+        let to = self.compute(now);
+        let mut reason = reason;
+        // A fall from usable to unusable is a flap for the damper (RFC 2439 "withdrawal").
+        if usable(&from) && !usable(&to) && !matches!(to, State::Disabled) {
+            if let Some(d) = &mut self.damper {
+                d.fall(now);
+            }
+        }
+        // A rise that the damper vetoes reports the hold instead.
+        if let State::Held { .. } = to {
+            if !matches!(from, State::Held { .. }) {
+                if let Some(d) = &self.damper {
+                    reason = Reason::Damped {
+                        penalty: d.penalty(now),
+                    };
+                }
+            }
+        }
+        if from == to {
+            return None;
+        }
+        // A hold whose deadline moved is not a new edge.
+        if let (State::Held { .. }, State::Held { .. }) = (from, to) {
+            self.state = to;
+            return None;
+        }
+        self.state = to;
+        self.since = now;
+        self.reason = reason.clone();
+        Some(Event { from, to, reason })
+    }
+}
+
+#[cfg(test)]
+mod tests;

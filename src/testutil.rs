@@ -1,0 +1,77 @@
+//! Builders for unit tests of the pure core: configs without going through UCI text.
+
+use std::net::IpAddr;
+
+use crate::config::*;
+use crate::time::Duration;
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
+    Interface {
+        name: name.into(),
+        enabled: true,
+        device: device.into(),
+        gateway: None,
+        family: Family::Ipv4,
+        track_ip: targets.iter().map(|t| ip(t)).collect(),
+        track_method: TrackMethod::Ping,
+        reliability: 1,
+        count: 1,
+        timeout: Duration::from_secs(1),
+        interval: Duration::from_secs(1),
+        failure_interval: Duration::from_secs(1),
+        recovery_interval: Duration::from_secs(1),
+        up: 3,
+        down: 3,
+        initial_state: InitialState::Online,
+        quality: None,
+        damping: None,
+    }
+}
+
+pub fn globals() -> Globals {
+    Globals {
+        table_first: 1100,
+        table_last: 1199,
+        rule_priority: 4000,
+        route_proto: 212,
+        fwmark_mask: 0x3F00,
+        log_level: log::LevelFilter::Info,
+        last_resort: LastResort::Default,
+        default_policy: "balanced".into(),
+        reconcile_interval: Duration::from_secs(30),
+    }
+}
+
+/// `n` WANs `wan1..wanN` on devices of the same names, each with `targets` targets,
+/// one member per WAN with the given weights (metric 1), in one policy `balanced`.
+pub fn config(weights: &[u16], targets: usize) -> Config {
+    let t: Vec<String> = (1..=targets).map(|i| format!("203.0.113.{i}")).collect();
+    let t: Vec<&str> = t.iter().map(|s| s.as_str()).collect();
+    let interfaces = (1..=weights.len())
+        .map(|i| interface(&format!("wan{i}"), &format!("wan{i}"), &t))
+        .collect();
+    let members = weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| Member {
+            name: format!("m{}", i + 1),
+            interface: format!("wan{}", i + 1),
+            metric: 1,
+            weight: w,
+        })
+        .collect();
+    Config {
+        globals: globals(),
+        interfaces,
+        members,
+        policies: vec![Policy {
+            name: "balanced".into(),
+            use_member: (1..=weights.len()).map(|i| format!("m{i}")).collect(),
+            last_resort: LastResort::Default,
+        }],
+    }
+}
