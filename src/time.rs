@@ -7,28 +7,36 @@
 use core::ops::{Add, Sub};
 pub use core::time::Duration;
 
-/// A point in monotonic time, in milliseconds since an arbitrary epoch.
+/// A point in monotonic time, in microseconds since an arbitrary epoch.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
 
 impl Instant {
     pub const ZERO: Instant = Instant(0);
 
+    pub const fn from_micros(us: u64) -> Instant {
+        Instant(us)
+    }
+
     pub const fn from_millis(ms: u64) -> Instant {
-        Instant(ms)
+        Instant(ms * 1000)
     }
 
     pub const fn from_secs(s: u64) -> Instant {
-        Instant(s * 1000)
+        Instant(s * 1_000_000)
+    }
+
+    pub const fn micros(self) -> u64 {
+        self.0
     }
 
     pub const fn millis(self) -> u64 {
-        self.0
+        self.0 / 1000
     }
 
     /// Time elapsed since `earlier`, or zero if `earlier` is in the future.
     pub fn saturating_since(self, earlier: Instant) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -37,7 +45,7 @@ impl Add<Duration> for Instant {
     fn add(self, d: Duration) -> Instant {
         Instant(
             self.0
-                .saturating_add(d.as_millis().min(u64::MAX as u128) as u64),
+                .saturating_add(d.as_micros().min(u64::MAX as u128) as u64),
         )
     }
 }
@@ -47,14 +55,14 @@ impl Sub<Duration> for Instant {
     fn sub(self, d: Duration) -> Instant {
         Instant(
             self.0
-                .saturating_sub(d.as_millis().min(u64::MAX as u128) as u64),
+                .saturating_sub(d.as_micros().min(u64::MAX as u128) as u64),
         )
     }
 }
 
 impl core::fmt::Display for Instant {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}.{:03}s", self.0 / 1000, self.0 % 1000)
+        write!(f, "{}.{:03}s", self.0 / 1_000_000, self.0 / 1000 % 1000)
     }
 }
 
