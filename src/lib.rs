@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod health;
 pub mod kernel;
 pub mod plan;

@@ -217,7 +217,17 @@ impl Config {
 impl Interface {
     /// How going from `self` to `new` affects this WAN's running state.
     pub fn change_to(&self, new: &Interface) -> Change {
-        let _ = new;
-        unimplemented!("interface diff")
+        if self == new {
+            Change::Unchanged
+        } else if self.device != new.device
+            || self.gateway != new.gateway
+            || self.family != new.family
+            || self.track_ip != new.track_ip
+            || self.track_method != new.track_method
+        {
+            Change::Restart
+        } else {
+            Change::Retune
+        }
     }
 }

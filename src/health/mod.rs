@@ -178,7 +178,8 @@ pub type Answer = Option<Duration>;
 #[derive(Clone, Debug)]
 pub struct Health {
     verdict: Verdict,
-    carrier: bool,
+    /// `None` until the first dump has told us.
+    carrier: Option<bool>,
     enabled: bool,
     damper: Option<Damper>,
     targets: heapless::Vec<TargetStats, { crate::config::MAX_TARGETS }>,
@@ -188,7 +189,9 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new(cfg: &Interface, carrier: bool, now: Instant) -> Health {
+    /// A WAN as configured; `carrier` is `None` until the kernel has been asked: the
+    /// first carrier report then keeps the initial state instead of starting recovery.
+    pub fn new(cfg: &Interface, carrier: Option<bool>, now: Instant) -> Health {
         let level = match (cfg.track_ip.is_empty(), cfg.initial_state) {
             (true, _) | (false, InitialState::Online) => Level::Up,
             (false, InitialState::Offline) => Level::Down,
@@ -269,14 +272,14 @@ impl Health {
         match self.verdict.toward {
             Some(t) if t.level > self.verdict.level => cfg.failure_interval,
             Some(_) => cfg.recovery_interval,
-            None if self.verdict.level != Level::Up || !self.carrier => cfg.recovery_interval,
+            None if self.verdict.level != Level::Up => cfg.recovery_interval,
             None => cfg.interval,
         }
     }
 
     /// Whether the WAN should be probed at all.
     pub fn probing(&self) -> bool {
-        self.enabled && self.carrier && !self.targets.is_empty()
+        self.enabled && self.carrier == Some(true) && !self.targets.is_empty()
     }
 
     /// When damping next needs a look (a hold that expires).
@@ -370,10 +373,15 @@ impl Health {
     /// Carrier change from a netlink link event: loss takes the WAN down at once;
     /// carrier back starts recovery (it must earn `up` good rounds, unless untracked).
     pub fn on_carrier(&mut self, carrier: bool, now: Instant) -> Option<Event> {
-        if carrier == self.carrier {
-            return None;
+        let first = match self.carrier {
+            Some(c) if c == carrier => return None,
+            Some(_) => false,
+            None => true,
+        };
+        self.carrier = Some(carrier);
+        if first {
+            return self.update(now, Reason::Start);
         }
-        self.carrier = carrier;
         let reason = if carrier {
             self.verdict = Verdict {
                 level: if self.targets.is_empty() {
@@ -411,7 +419,7 @@ impl Health {
         if !self.enabled {
             return State::Disabled;
         }
-        if !self.carrier {
+        if self.carrier == Some(false) {
             return State::NoCarrier;
         }
         let probed = match self.verdict.level {
@@ -435,7 +443,8 @@ impl Health {
         let to = self.compute(now);
         let mut reason = reason;
         // A fall from usable to unusable is a flap for the damper (RFC 2439 "withdrawal").
-        if usable(&from) && !usable(&to) && !matches!(to, State::Disabled) {
+        let counts = !matches!(to, State::Disabled) && reason != Reason::Start;
+        if usable(&from) && !usable(&to) && counts {
             if let Some(d) = &mut self.damper {
                 d.fall(now);
             }

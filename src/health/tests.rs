@@ -22,7 +22,7 @@ fn three() -> Interface {
 #[test]
 fn down_after_three_lost_rounds_up_after_three_good() {
     let cfg = three();
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     assert_eq!(h.state(), State::Up);
     assert_eq!(h.interval(&cfg), cfg.interval);
     assert_eq!(h.on_round(&cfg, &[LOST, LOST, LOST], at(1000)), None);
@@ -53,7 +53,7 @@ fn down_after_three_lost_rounds_up_after_three_good() {
 #[test]
 fn a_good_round_resets_the_count() {
     let cfg = three();
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     for (t, a) in [
         (1000, [LOST; 3]),
         (2000, [LOST; 3]),
@@ -72,7 +72,7 @@ fn reliability_counts_answering_targets() {
     let mut cfg = three();
     cfg.reliability = 2;
     cfg.down = 1;
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     assert_eq!(h.on_round(&cfg, &[OK, OK, LOST], at(1000)), None);
     let ev = h.on_round(&cfg, &[OK, LOST, LOST], at(2000)).expect("down");
     assert_eq!(ev.to, State::Down);
@@ -82,7 +82,7 @@ fn reliability_counts_answering_targets() {
 fn initial_state_offline_must_earn_up() {
     let mut cfg = three();
     cfg.initial_state = InitialState::Offline;
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     assert_eq!(h.state(), State::Down);
     assert_eq!(h.on_round(&cfg, &[OK; 3], at(1000)), None);
     assert_eq!(h.on_round(&cfg, &[OK; 3], at(2000)), None);
@@ -95,7 +95,7 @@ fn initial_state_offline_must_earn_up() {
 #[test]
 fn carrier_loss_is_immediate_and_recovery_needs_rounds() {
     let cfg = three();
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     let ev = h.on_carrier(false, at(500)).expect("edge");
     assert_eq!(
         (ev.from, ev.to, ev.reason),
@@ -117,7 +117,7 @@ fn carrier_loss_is_immediate_and_recovery_needs_rounds() {
 #[test]
 fn untracked_wan_follows_carrier() {
     let cfg = interface("wan", "eth1", &[]);
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     assert_eq!(h.state(), State::Up);
     assert!(!h.probing());
     assert_eq!(
@@ -139,7 +139,7 @@ fn quality_degrades_and_recovers_with_hysteresis() {
     let slow = Some(Duration::from_millis(300));
     let mid = Some(Duration::from_millis(150));
     let fast = Some(Duration::from_millis(10));
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     assert_eq!(h.on_round(&cfg, &[slow; 3], at(1000)), None);
     assert_eq!(h.on_round(&cfg, &[slow; 3], at(2000)), None);
     let ev = h.on_round(&cfg, &[slow; 3], at(3000)).expect("degraded");
@@ -182,7 +182,7 @@ fn flapping_wan_is_held_then_released() {
         max_hold: Duration::from_secs(60),
     });
     cfg.up = 1;
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     let mut edges = Vec::new();
     // Carrier drops every 2 s, comes back and answers right away.
     for i in 0..5u64 {
@@ -210,7 +210,7 @@ fn flapping_wan_is_held_then_released() {
 #[test]
 fn disable_and_enable_are_edges() {
     let cfg = three();
-    let mut h = Health::new(&cfg, true, at(0));
+    let mut h = Health::new(&cfg, Some(true), at(0));
     assert_eq!(
         h.set_enabled(false, at(1)).map(|e| e.to),
         Some(State::Disabled)
@@ -218,4 +218,17 @@ fn disable_and_enable_are_edges() {
     assert!(!h.probing());
     assert_eq!(h.set_enabled(false, at(2)), None);
     assert_eq!(h.set_enabled(true, at(3)).map(|e| e.to), Some(State::Up));
+}
+
+#[test]
+fn first_carrier_report_keeps_the_initial_state() {
+    let cfg = three();
+    let mut h = Health::new(&cfg, None, at(0));
+    assert_eq!(h.state(), State::Up);
+    assert!(!h.probing(), "carrier unknown");
+    assert_eq!(h.on_carrier(true, at(1)), None);
+    assert!(h.probing());
+    let mut h = Health::new(&cfg, None, at(0));
+    let ev = h.on_carrier(false, at(1)).expect("edge");
+    assert_eq!((ev.to, ev.reason), (State::NoCarrier, Reason::Start));
 }

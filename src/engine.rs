@@ -1,0 +1,651 @@
+//! The engine: the pure core of the daemon: every WAN's probe schedule and health, what the kernel
+//! last told us about links, addresses and gateways, and the plan that follows.
+//!
+//! [`Engine`] never reads a clock, opens a socket or awaits: the event loop in
+//! [`crate::daemon`] hands it inputs with `now`, executes the [`Output`]s, asks it for
+//! the [`Desired`] kernel state, and sleeps until [`Engine::poll_at`].
+
+use std::net::IpAddr;
+
+use crate::config::{Change, Config, TrackMethod};
+use crate::health::{self, Health, State};
+use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
+use crate::plan::{self, Desired, LinkView};
+use crate::probe::{Params, Scheduler};
+use crate::time::{earliest, Instant};
+
+/// Something the shell must do or report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send one probe now.
+    Probe {
+        wan: usize,
+        target: IpAddr,
+        target_index: u8,
+        seq: u16,
+    },
+    /// A WAN's reported state changed.
+    Transition { wan: usize, event: health::Event },
+    /// A WAN's gateway (configured or discovered) changed.
+    Gateway {
+        wan: usize,
+        from: Option<Option<IpAddr>>,
+        to: Option<Option<IpAddr>>,
+    },
+}
+
+/// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
+#[derive(Clone, Debug)]
+pub struct Wan {
+    pub slot: u32,
+    pub health: Health,
+    sched: Scheduler,
+    pub link: Option<LinkView>,
+    pub gateway: Option<Option<IpAddr>>,
+    pub address: Option<IpAddr>,
+    /// ICMP identifier of this WAN's probes.
+    pub ident: u16,
+    /// Run-time weight override.
+    pub weight: Option<u16>,
+}
+
+pub struct Engine {
+    cfg: Config,
+    wans: Vec<Wan>,
+    ident_base: u16,
+}
+
+impl Engine {
+    /// A core for `cfg`. `previous` is the kernel as found at start: if it holds our
+    /// objects (a restart after a crash), WAN slots and health are adopted from it so the
+    /// restart changes nothing in the kernel.
+    pub fn new(cfg: Config, previous: Option<&Snapshot>, ident_base: u16, now: Instant) -> Engine {
+        let mut core = Engine {
+            cfg,
+            wans: Vec::new(),
+            ident_base,
+        };
+        let own = core.ownership();
+        let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
+        let mut slots: Vec<Option<u32>> = core
+            .cfg
+            .interfaces
+            .iter()
+            .map(|i| adopted_slot(&adopted, &own, &i.device, core.cfg.globals.table_first))
+            .collect();
+        assign_free_slots(&mut slots);
+        for (i, iface) in core.cfg.interfaces.iter().enumerate() {
+            let slot = slots[i].unwrap_or(i as u32);
+            core.wans.push(new_wan(iface, slot, ident_base, now));
+        }
+        if !adopted.is_empty() {
+            let group = core.default_group_members(&adopted);
+            for w in core.wans.iter_mut() {
+                let id = core.cfg.globals.table_first + w.slot;
+                w.health.adopt(group.contains(&id), now);
+            }
+        }
+        core
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn wans(&self) -> &[Wan] {
+        &self.wans
+    }
+
+    pub fn ownership(&self) -> Ownership {
+        plan::ownership(&self.cfg)
+    }
+
+    fn default_group_members(&self, owned: &[&Object]) -> Vec<u32> {
+        let Some(index) = self
+            .cfg
+            .policies
+            .iter()
+            .position(|p| p.name == self.cfg.globals.default_policy)
+        else {
+            return Vec::new();
+        };
+        let gid = plan::policy_table(&self.cfg, index);
+        owned
+            .iter()
+            .find_map(|o| match o {
+                Object::Nexthop(n) if n.id == gid => match &n.kind {
+                    NexthopKind::Group(m) => Some(m.iter().map(|m| m.id).collect()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Take in a fresh dump: links (carrier), addresses and discovered gateways.
+    pub fn on_snapshot(&mut self, snap: &Snapshot, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for i in 0..self.wans.len() {
+            let link = snap.link_by_name(&self.cfg.interfaces[i].device);
+            out.extend(self.set_link(i, link, now));
+            let iface = &self.cfg.interfaces[i];
+            let ifindex = link.map(|l| l.ifindex);
+            let wan = &mut self.wans[i];
+            wan.address = ifindex.and_then(|ix| {
+                snap.addresses
+                    .iter()
+                    .filter(|a| a.ifindex == ix && a.addr.is_ipv4())
+                    .map(|a| a.addr)
+                    .next()
+            });
+            let gateway = match iface.gateway {
+                Some(gw) => Some(Some(gw)),
+                None => ifindex.and_then(|ix| discover_gateway(snap, ix)),
+            };
+            if gateway != wan.gateway {
+                out.push(Output::Gateway {
+                    wan: i,
+                    from: wan.gateway,
+                    to: gateway,
+                });
+                wan.gateway = gateway;
+            }
+        }
+        out
+    }
+
+    /// A link event, acted on before the next dump: carrier loss must not wait.
+    pub fn on_link(&mut self, link: &Link, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for i in 0..self.wans.len() {
+            if self.cfg.interfaces[i].device == link.name {
+                out.extend(self.set_link(i, Some(link), now));
+            }
+        }
+        out
+    }
+
+    /// A link disappeared.
+    pub fn on_link_gone(&mut self, ifindex: u32, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for i in 0..self.wans.len() {
+            if self.wans[i].link.is_some_and(|l| l.ifindex == ifindex) {
+                out.extend(self.set_link(i, None, now));
+            }
+        }
+        out
+    }
+
+    fn set_link(&mut self, i: usize, link: Option<&Link>, now: Instant) -> Option<Output> {
+        let wan = &mut self.wans[i];
+        wan.link = link.map(|l| LinkView {
+            ifindex: l.ifindex,
+            up: l.up,
+            carrier: l.carrier,
+        });
+        let carrier = link.is_some_and(|l| l.up && l.carrier);
+        let event = wan.health.on_carrier(carrier, now)?;
+        if !carrier {
+            wan.sched.reset();
+        }
+        Some(Output::Transition { wan: i, event })
+    }
+
+    /// An ICMP echo reply (or TCP connect success) on WAN `wan`. Returns whether it
+    /// was counted.
+    pub fn on_reply(
+        &mut self,
+        wan: usize,
+        from: IpAddr,
+        ident: u16,
+        seq: u16,
+        now: Instant,
+    ) -> bool {
+        let Some(w) = self.wans.get_mut(wan) else {
+            return false;
+        };
+        let method = self.cfg.interfaces[wan].track_method;
+        if method == TrackMethod::Ping && ident != w.ident {
+            return false;
+        }
+        let Some(target) = self.cfg.interfaces[wan]
+            .track_ip
+            .iter()
+            .position(|t| *t == from)
+        else {
+            return false;
+        };
+        w.sched.on_reply(seq, target as u8, now)
+    }
+
+    /// A probe could not be sent, or its connect failed.
+    pub fn on_probe_error(&mut self, wan: usize, target_index: u8, seq: u16) {
+        if let Some(w) = self.wans.get_mut(wan) {
+            w.sched.on_error(seq, target_index);
+        }
+    }
+
+    /// Start an immediate round on one WAN or all.
+    pub fn probe_now(&mut self, wan: Option<usize>) {
+        for (i, w) in self.wans.iter_mut().enumerate() {
+            if wan.is_none_or(|x| x == i) {
+                w.sched.probe_now();
+            }
+        }
+    }
+
+    fn params(&self, i: usize) -> Params {
+        let iface = &self.cfg.interfaces[i];
+        Params {
+            targets: iface.track_ip.len() as u8,
+            count: iface.count,
+            timeout: iface.timeout,
+            interval: self.wans[i].health.interval(iface),
+        }
+    }
+
+    /// Advance time: finish rounds, feed health, start due rounds, expire holds.
+    pub fn poll(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for i in 0..self.wans.len() {
+            let iface = &self.cfg.interfaces[i];
+            let wan = &mut self.wans[i];
+            if let Some(event) = wan.health.poll(now) {
+                out.push(Output::Transition { wan: i, event });
+            }
+            while let Some(round) = wan.sched.finished(now) {
+                if let Some(event) = wan.health.on_round(iface, &round, now) {
+                    out.push(Output::Transition { wan: i, event });
+                }
+            }
+            if !wan.health.probing() {
+                wan.sched.reset();
+                continue;
+            }
+            let params = self.params(i);
+            let wan = &mut self.wans[i];
+            for p in wan.sched.start(now, &params) {
+                if let Some(&target) = iface.track_ip.get(usize::from(p.target)) {
+                    out.push(Output::Probe {
+                        wan: i,
+                        target,
+                        target_index: p.target,
+                        seq: p.seq,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// When [`Engine::poll`] next has something to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let mut at = None;
+        for (i, w) in self.wans.iter().enumerate() {
+            at = earliest(at, w.health.poll_at());
+            if w.health.probing() {
+                at = earliest(at, w.sched.poll_at(&self.params(i)));
+            }
+        }
+        at
+    }
+
+    /// The kernel state the current health and links call for.
+    pub fn desired(&self, nexthops_supported: bool) -> Desired {
+        let views: Vec<plan::Wan> = self
+            .wans
+            .iter()
+            .zip(&self.cfg.interfaces)
+            .map(|(w, cfg)| plan::Wan {
+                cfg,
+                slot: w.slot,
+                link: w.link,
+                gateway: w.gateway,
+                address: w.address,
+                state: w.health.state(),
+                weight: w.weight,
+            })
+            .collect();
+        plan::plan(&self.cfg, &views, nexthops_supported)
+    }
+
+    /// Switch to a new config, keeping what did not change (STYLE §7): unchanged WANs
+    /// keep everything, retuned ones keep their health, restarted ones start over in
+    /// their old slot, new ones get a free slot. Link facts are kept until the next dump.
+    pub fn reload(&mut self, cfg: Config, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut old: Vec<(String, Wan, crate::config::Interface)> = self
+            .cfg
+            .interfaces
+            .drain(..)
+            .zip(self.wans.drain(..))
+            .map(|(i, w)| (i.name.clone(), w, i))
+            .collect();
+        let mut slots: Vec<Option<u32>> = cfg
+            .interfaces
+            .iter()
+            .map(|i| old.iter().find(|o| o.0 == i.name).map(|o| o.1.slot))
+            .collect();
+        assign_free_slots(&mut slots);
+        let mut wans = Vec::new();
+        for (i, iface) in cfg.interfaces.iter().enumerate() {
+            let slot = slots[i].unwrap_or(i as u32);
+            let prev = old
+                .iter()
+                .position(|o| o.0 == iface.name)
+                .map(|p| old.swap_remove(p));
+            let wan = match prev {
+                Some((_, mut w, old_iface)) => match old_iface.change_to(iface) {
+                    Change::Unchanged => w,
+                    Change::Retune => {
+                        if let Some(event) = w.health.retune(iface, now) {
+                            out.push(Output::Transition { wan: i, event });
+                        }
+                        w
+                    }
+                    Change::Restart => {
+                        let mut fresh = new_wan(iface, slot, self.ident_base, now);
+                        fresh.link = w.link;
+                        fresh.address = w.address;
+                        fresh.weight = None;
+                        let carrier = w.link.is_some_and(|l| l.up && l.carrier);
+                        fresh.health = Health::new(iface, Some(carrier), now);
+                        fresh
+                    }
+                },
+                None => new_wan(iface, slot, self.ident_base, now),
+            };
+            wans.push(wan);
+        }
+        self.cfg = cfg;
+        self.wans = wans;
+        out
+    }
+
+    /// Set or clear a run-time weight override. Returns false for an unknown WAN.
+    pub fn set_weight(&mut self, wan: usize, weight: Option<u16>) -> bool {
+        match self.wans.get_mut(wan) {
+            Some(w) => {
+                w.weight = weight;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Index of the WAN named `name`.
+    pub fn wan_index(&self, name: &str) -> Option<usize> {
+        self.cfg.interfaces.iter().position(|i| i.name == name)
+    }
+}
+
+fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: Instant) -> Wan {
+    let ident = ident_base.wrapping_add(slot as u16);
+    Wan {
+        slot,
+        health: Health::new(iface, None, now),
+        // Spread sequence numbers per WAN and per start.
+        sched: Scheduler::new(ident.rotate_left(8)),
+        link: None,
+        gateway: iface.gateway.map(Some),
+        address: None,
+        ident,
+        weight: None,
+    }
+}
+
+/// The slot a previous run used for `device`, read from its `oif` rule.
+fn adopted_slot(owned: &[&Object], own: &Ownership, device: &str, table_first: u32) -> Option<u32> {
+    owned.iter().find_map(|o| match o {
+        Object::Rule(r) if r.selector == Selector::Oif(device.to_string()) => {
+            own.tables.contains(&r.table).then(|| r.table - table_first)
+        }
+        _ => None,
+    })
+}
+
+/// Give every WAN without a slot the lowest slot nobody holds; drop duplicates.
+fn assign_free_slots(slots: &mut [Option<u32>]) {
+    for i in 0..slots.len() {
+        if let Some(s) = slots[i] {
+            if slots[..i].contains(&Some(s)) || s >= plan::MAX_WANS {
+                slots[i] = None;
+            }
+        }
+    }
+    for i in 0..slots.len() {
+        if slots[i].is_none() {
+            let free = (0..).find(|s| !slots.contains(&Some(*s))).unwrap_or(0);
+            slots[i] = Some(free);
+        }
+    }
+}
+
+/// The gateway of the best foreign default route on `ifindex` (lowest metric, main
+/// table first): what netifd, NetworkManager or a DHCP client installed.
+fn discover_gateway(snap: &Snapshot, ifindex: u32) -> Option<Option<IpAddr>> {
+    snap.foreign_defaults
+        .iter()
+        .filter(|d| d.ifindex == ifindex && d.family == Family::V4)
+        .min_by_key(|d| (d.table != 254, d.metric))
+        .map(|d| d.gateway)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Address, ForeignDefault};
+    use crate::testutil::{config, ip};
+    use crate::time::Duration;
+
+    fn snapshot(carriers: &[bool]) -> Snapshot {
+        let mut s = Snapshot {
+            nexthops_supported: true,
+            ..Snapshot::default()
+        };
+        for (i, &c) in carriers.iter().enumerate() {
+            let ix = 10 + i as u32;
+            s.links.push(Link {
+                ifindex: ix,
+                name: format!("wan{}", i + 1),
+                up: true,
+                carrier: c,
+            });
+            s.addresses.push(Address {
+                ifindex: ix,
+                addr: ip(&format!("10.20.{}.2", i + 1)),
+                prefix_len: 24,
+            });
+            s.foreign_defaults.push(ForeignDefault {
+                family: Family::V4,
+                table: 254,
+                ifindex: ix,
+                gateway: Some(ip(&format!("10.20.{}.1", i + 1))),
+                metric: 10 * (i as u32 + 1),
+            });
+        }
+        s
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn group(core: &Engine) -> Vec<u32> {
+        core.desired(true)
+            .objects
+            .iter()
+            .find_map(|o| match o {
+                Object::Nexthop(n) if n.id == 1199 => match &n.kind {
+                    NexthopKind::Group(m) => Some(m.iter().map(|m| m.id).collect()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Answer every probe in `out` except those of WAN `dead`, `rtt` later.
+    fn answer(core: &mut Engine, out: &[Output], dead: Option<usize>, now: Instant) {
+        for o in out {
+            if let Output::Probe {
+                wan, target, seq, ..
+            } = o
+            {
+                if Some(*wan) != dead {
+                    let ident = core.wans()[*wan].ident;
+                    assert!(core.on_reply(*wan, *target, ident, *seq, now));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timeline_blackhole_detection_and_recovery() {
+        let cfg = config(&[3, 1, 1], 3);
+        let mut core = Engine::new(cfg, None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true, true]), at(0));
+        assert_eq!(group(&core), vec![1100, 1101, 1102]);
+        let mut transitions = Vec::new();
+        let mut down_at = None;
+        let mut t = 0;
+        // WAN 2 stops answering at t = 2000 ms and comes back at t = 10000 ms.
+        while t <= 20_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                if let Output::Transition { wan, event } = o {
+                    transitions.push((t, *wan, event.to));
+                    if *wan == 1 && event.to == State::Down {
+                        down_at = Some(t);
+                    }
+                }
+            }
+            let dead = (2000..10_000).contains(&t).then_some(1);
+            answer(&mut core, &out, dead, now + Duration::from_millis(15));
+            t += 50;
+        }
+        // Rounds at 2000, 3000, 4000 lost, the last one times out at 5000.
+        assert_eq!(down_at, Some(5000));
+        assert!(transitions.contains(&(5000, 1, State::Down)));
+        let up = transitions
+            .iter()
+            .find(|(t, w, s)| *w == 1 && *s == State::Up && *t > 5000)
+            .expect("recovered");
+        assert!(
+            up.0 >= 12_000 && up.0 <= 13_100,
+            "up after 3 good rounds: {up:?}"
+        );
+        assert_eq!(group(&core), vec![1100, 1101, 1102]);
+        assert_eq!(transitions.len(), 2, "{transitions:?}");
+    }
+
+    #[test]
+    fn carrier_loss_leaves_the_group_at_once() {
+        let cfg = config(&[1, 1], 1);
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let out = core.on_link(
+            &Link {
+                ifindex: 11,
+                name: "wan2".into(),
+                up: true,
+                carrier: false,
+            },
+            at(100),
+        );
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::NoCarrier)
+        );
+        assert_eq!(group(&core), vec![1100]);
+        // No probes for a WAN without carrier.
+        let out = core.poll(at(200));
+        assert!(out
+            .iter()
+            .all(|o| !matches!(o, Output::Probe { wan: 1, .. })));
+    }
+
+    #[test]
+    fn replies_for_another_wan_or_ident_are_not_counted() {
+        let cfg = config(&[1, 1], 2);
+        let mut core = Engine::new(cfg, None, 7, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let out = core.poll(at(0));
+        let Output::Probe { target, seq, .. } = out[0] else {
+            panic!()
+        };
+        let other_ident = core.wans()[1].ident;
+        assert!(!core.on_reply(0, target, other_ident, seq, at(5)));
+        assert!(!core.on_reply(0, ip("198.51.100.1"), core.wans()[0].ident, seq, at(5)));
+        assert!(core.on_reply(0, target, core.wans()[0].ident, seq, at(5)));
+    }
+
+    #[test]
+    fn gateway_is_discovered_and_followed() {
+        let cfg = config(&[1], 1);
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        let mut snap = snapshot(&[true]);
+        let out = core.on_snapshot(&snap, at(0));
+        assert!(out.iter().any(|o| matches!(o, Output::Gateway { .. })));
+        assert!(core.on_snapshot(&snap, at(1)).is_empty(), "edge-triggered");
+        snap.foreign_defaults[0].gateway = Some(ip("10.20.1.254"));
+        let out = core.on_snapshot(&snap, at(2));
+        assert_eq!(
+            out,
+            vec![Output::Gateway {
+                wan: 0,
+                from: Some(Some(ip("10.20.1.1"))),
+                to: Some(Some(ip("10.20.1.254")))
+            }]
+        );
+    }
+
+    #[test]
+    fn restart_adopts_slots_and_group_membership() {
+        let cfg = config(&[1, 1, 1], 1);
+        // A previous run: wan2 was down (not in the group).
+        let mut prev_core = Engine::new(cfg.clone(), None, 1, at(0));
+        prev_core.on_snapshot(&snapshot(&[true, true, true]), at(0));
+        let mut snap = snapshot(&[true, true, true]);
+        let mut desired = prev_core.desired(true);
+        for o in desired.objects.iter_mut() {
+            if let Object::Nexthop(n) = o {
+                if let NexthopKind::Group(m) = &mut n.kind {
+                    m.retain(|m| m.id != 1101);
+                }
+            }
+        }
+        snap.owned = desired.objects.clone();
+        let mut core = Engine::new(cfg, Some(&snap), 2, at(0));
+        core.on_snapshot(&snap, at(0));
+        assert_eq!(core.wans()[1].health.state(), State::Down);
+        assert_eq!(
+            core.desired(true).objects,
+            desired.objects,
+            "nothing to change"
+        );
+    }
+
+    #[test]
+    fn reload_keeps_health_of_unchanged_and_retuned_wans() {
+        let cfg = config(&[1, 1], 1);
+        let mut core = Engine::new(cfg.clone(), None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, false]), at(0));
+        let mut new = cfg.clone();
+        new.members[0].weight = 5;
+        new.interfaces[0].interval = Duration::from_millis(500);
+        let out = core.reload(new.clone(), at(10));
+        assert!(out.is_empty());
+        assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
+        assert_eq!(core.wans()[0].slot, 0);
+        // A new WAN in front gets a fresh slot; the others keep theirs.
+        let mut more = new.clone();
+        let mut extra = more.interfaces[0].clone();
+        extra.name = "wan0".into();
+        extra.device = "wan0".into();
+        more.interfaces.insert(0, extra);
+        core.reload(more, at(20));
+        let slots: Vec<u32> = core.wans().iter().map(|w| w.slot).collect();
+        assert_eq!(slots, vec![2, 0, 1]);
+    }
+}
