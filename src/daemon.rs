@@ -1,1 +1,663 @@
-//! TODO
+//! The event loop: the only place that reads the clock, sleeps, and talks to the kernel.
+//!
+//! Inputs (kernel events, probe replies, TCP probe results, signals) arrive on one
+//! channel; each is handed to the [`Engine`] with `now`. After every input the loop runs
+//! the engine's due work, executes its outputs (send probes, log transitions), and
+//! reconciles the kernel whenever the desired state changed, a kernel event asks for a
+//! resync, a periodic resync is due, or a failed write is to be retried.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use smol::channel::{Receiver, Sender};
+use smol::{LocalExecutor, Timer};
+
+use crate::config::{Config, TrackMethod};
+use crate::engine::{Engine, Output};
+use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
+use crate::plan::{self, Desired};
+use crate::probe::icmp::EchoReply;
+use crate::reconcile::{reconcile, Op};
+use crate::sys::netlink::{describe, Monitor, Netlink};
+use crate::sys::probe::{tcp_connect, IcmpSocket};
+use crate::sys::signals::{Signal, Signals};
+use crate::sys::{dryrun::DryRun, logger};
+use crate::time::{earliest, Duration, Instant};
+
+/// Command-line choices that shape the daemon.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub config: PathBuf,
+    pub dry_run: bool,
+}
+
+/// The sysctl that makes the kernel hash multipath routes per flow (L4) rather than per
+/// host pair: without it every connection between two hosts takes the same WAN.
+const HASH_POLICY: &str = "/proc/sys/net/ipv4/fib_multipath_hash_policy";
+/// Debounce for resyncs triggered by route/rule/nexthop events (bursts, our own echoes).
+const RESYNC_DELAY: Duration = Duration::from_millis(20);
+/// First retry after a failed kernel write; doubles up to `MAX_RETRY`.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+enum Input {
+    Kernel(Vec<KernelEvent>),
+    Reply {
+        wan: Rc<str>,
+        reply: EchoReply,
+    },
+    Tcp {
+        wan: Rc<str>,
+        target: IpAddr,
+        target_index: u8,
+        seq: u16,
+        result: Result<(), String>,
+    },
+    Signal(Signal),
+}
+
+/// Monotonic clock → core time.
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.0.elapsed().as_micros() as u64)
+    }
+
+    fn to_std(&self, t: Instant) -> std::time::Instant {
+        self.0 + Duration::from_micros(t.micros())
+    }
+}
+
+/// An open ICMP socket of one WAN and the task reading it.
+struct ProbeSocket {
+    device: String,
+    source: Option<IpAddr>,
+    socket: Rc<IcmpSocket>,
+    _reader: smol::Task<()>,
+}
+
+/// Run until SIGTERM/SIGINT. Returns the process exit code.
+pub fn run(opts: Options, cfg: Config) -> i32 {
+    let ex = LocalExecutor::new();
+    smol::block_on(ex.run(async {
+        match Daemon::start(&ex, opts, cfg) {
+            Ok(d) => d.run().await,
+            Err(e) => {
+                log::error!("{e}");
+                1
+            }
+        }
+    }))
+}
+
+struct Daemon<'ex> {
+    ex: &'ex LocalExecutor<'ex>,
+    opts: Options,
+    clock: Clock,
+    kernel: Box<dyn Kernel>,
+    own: Ownership,
+    engine: Engine,
+    tx: Sender<Input>,
+    rx: Receiver<Input>,
+    sockets: HashMap<Rc<str>, ProbeSocket>,
+    socket_errors: Rc<RefCell<HashMap<Rc<str>, String>>>,
+    /// What was last reconciled, to notice when the plan changes.
+    applied: Option<Desired>,
+    nexthops_supported: bool,
+    resync_at: Option<Instant>,
+    periodic_at: Instant,
+    retry_at: Option<Instant>,
+    retry_backoff: Duration,
+    old_hash_policy: Option<String>,
+    /// Kernel writes since start (reported in the log at exit, used by the benchmarks).
+    writes: u64,
+}
+
+impl<'ex> Daemon<'ex> {
+    fn start(ex: &'ex LocalExecutor<'ex>, opts: Options, cfg: Config) -> Result<Self, String> {
+        let clock = Clock(std::time::Instant::now());
+        let own = plan::ownership(&cfg);
+        let netlink =
+            Netlink::open(own.clone()).map_err(|e| format!("cannot open netlink: {e}"))?;
+        let mut kernel: Box<dyn Kernel> = if opts.dry_run {
+            Box::new(DryRun::new(netlink))
+        } else {
+            Box::new(netlink)
+        };
+        let snap = kernel
+            .snapshot(&own)
+            .map_err(|e| format!("cannot read the kernel's state: {e}"))?;
+        let now = clock.now();
+        let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
+        let adopted = snap.owned.len();
+        let engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        if adopted > 0 {
+            log::info!("adopting {adopted} kernel objects left by a previous run");
+        }
+        let (tx, rx) = smol::channel::unbounded();
+        let mut d = Daemon {
+            ex,
+            opts,
+            clock,
+            kernel,
+            own,
+            engine,
+            tx,
+            rx,
+            sockets: HashMap::new(),
+            socket_errors: Rc::new(RefCell::new(HashMap::new())),
+            applied: None,
+            nexthops_supported: snap.nexthops_supported,
+            resync_at: None,
+            periodic_at: now,
+            retry_at: None,
+            retry_backoff: FIRST_RETRY,
+            old_hash_policy: None,
+            writes: 0,
+        };
+        let outs = d.engine.on_snapshot(&snap, now);
+        d.handle(outs);
+        if !d.opts.dry_run {
+            d.set_hash_policy();
+        }
+        d.spawn_monitor()?;
+        d.spawn_signals()?;
+        Ok(d)
+    }
+
+    fn set_hash_policy(&mut self) {
+        match std::fs::read_to_string(HASH_POLICY) {
+            Ok(old) if old.trim() != "1" => match std::fs::write(HASH_POLICY, "1") {
+                Ok(()) => self.old_hash_policy = Some(old.trim().to_string()),
+                Err(e) => log::warn!("cannot set {HASH_POLICY} to 1 (per-flow balancing): {e}"),
+            },
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot read {HASH_POLICY}: {e}"),
+        }
+    }
+
+    fn spawn_monitor(&self) -> Result<(), String> {
+        let mut monitor = Monitor::open().map_err(|e| format!("cannot open netlink events: {e}"))?;
+        let tx = self.tx.clone();
+        self.ex
+            .spawn(async move {
+                loop {
+                    let events = monitor.next().await;
+                    if tx.send(Input::Kernel(events)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .detach();
+        Ok(())
+    }
+
+    fn spawn_signals(&self) -> Result<(), String> {
+        let signals = Signals::open().map_err(|e| format!("cannot open signalfd: {e}"))?;
+        let tx = self.tx.clone();
+        self.ex
+            .spawn(async move {
+                while let Ok(s) = signals.next().await {
+                    if tx.send(Input::Signal(s)).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .detach();
+        Ok(())
+    }
+
+    async fn run(mut self) -> i32 {
+        log::info!(
+            "uplinkd {} started: {} interfaces, default policy {}{}",
+            env!("CARGO_PKG_VERSION"),
+            self.engine.config().interfaces.len(),
+            self.engine.config().globals.default_policy,
+            if self.opts.dry_run { " (dry run)" } else { "" }
+        );
+        loop {
+            let now = self.clock.now();
+            let outs = self.engine.poll(now);
+            self.handle(outs);
+            self.sync_sockets();
+            if self.sync_due(now) {
+                self.sync_kernel(now);
+            }
+            let wake = [
+                self.engine.poll_at(),
+                self.resync_at,
+                self.retry_at,
+                Some(self.periodic_at),
+            ]
+            .into_iter()
+            .fold(None, earliest);
+            let input = match wake {
+                Some(t) if t <= self.clock.now() => match self.rx.try_recv() {
+                    Ok(i) => Some(i),
+                    Err(_) => None,
+                },
+                Some(t) => {
+                    let timer = Timer::at(self.clock.to_std(t));
+                    smol::future::or(async { self.rx.recv().await.ok() }, async {
+                        timer.await;
+                        None
+                    })
+                    .await
+                }
+                None => self.rx.recv().await.ok(),
+            };
+            if let Some(input) = input {
+                if let Some(code) = self.input(input) {
+                    return code;
+                }
+                // Drain what else is queued before doing the work once.
+                while let Ok(more) = self.rx.try_recv() {
+                    if let Some(code) = self.input(more) {
+                        return code;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the kernel needs a dump and reconcile now.
+    fn sync_due(&self, now: Instant) -> bool {
+        let changed = match &self.applied {
+            None => true,
+            Some(a) => *a != self.engine.desired(self.nexthops_supported),
+        };
+        changed
+            || self.resync_at.is_some_and(|t| t <= now)
+            || self.retry_at.is_some_and(|t| t <= now)
+            || self.periodic_at <= now
+    }
+
+    fn input(&mut self, input: Input) -> Option<i32> {
+        let now = self.clock.now();
+        match input {
+            Input::Kernel(events) => {
+                for ev in events {
+                    match ev {
+                        KernelEvent::Link(link) => {
+                            let outs = self.engine.on_link(&link, now);
+                            self.handle(outs);
+                            self.resync_at = earliest(self.resync_at, Some(now + RESYNC_DELAY));
+                        }
+                        KernelEvent::LinkGone { ifindex } => {
+                            let outs = self.engine.on_link_gone(ifindex, now);
+                            self.handle(outs);
+                            self.resync_at = earliest(self.resync_at, Some(now));
+                        }
+                        KernelEvent::Changed => {
+                            self.resync_at = earliest(self.resync_at, Some(now + RESYNC_DELAY));
+                        }
+                        KernelEvent::Overrun => {
+                            log::warn!("netlink event socket overflowed: resynchronising");
+                            self.resync_at = Some(now);
+                        }
+                    }
+                }
+            }
+            Input::Reply { wan, reply } => {
+                if let Some(i) = self.engine.wan_index(&wan) {
+                    let counted = self
+                        .engine
+                        .on_reply(i, reply.from, reply.ident, reply.seq, now);
+                    log::debug!(
+                        "{wan}: echo reply from {} seq {}{}",
+                        reply.from,
+                        reply.seq,
+                        if counted { "" } else { " (not ours, ignored)" }
+                    );
+                }
+            }
+            Input::Tcp {
+                wan,
+                target,
+                target_index,
+                seq,
+                result,
+            } => {
+                if let Some(i) = self.engine.wan_index(&wan) {
+                    match result {
+                        Ok(()) => {
+                            let ident = self.engine.wans()[i].ident;
+                            self.engine.on_reply(i, target, ident, seq, now);
+                            log::debug!("{wan}: tcp probe to {target} answered");
+                        }
+                        Err(e) => {
+                            self.engine.on_probe_error(i, target_index, seq);
+                            log::debug!("{wan}: tcp probe to {target} failed: {e}");
+                        }
+                    }
+                }
+            }
+            Input::Signal(Signal::Reload) => self.reload(now),
+            Input::Signal(Signal::Terminate) => return Some(self.shutdown()),
+        }
+        None
+    }
+
+    /// Act on the engine's outputs.
+    fn handle(&mut self, outs: Vec<Output>) {
+        for out in outs {
+            match out {
+                Output::Probe {
+                    wan,
+                    target,
+                    target_index,
+                    seq,
+                } => self.send_probe(wan, target, target_index, seq),
+                Output::Transition { wan, event } => {
+                    let name = &self.engine.config().interfaces[wan].name;
+                    log::info!(
+                        "{name} {} (was {}): {}",
+                        describe_state(&event.to, &self.clock),
+                        event.from.as_str(),
+                        event.reason
+                    );
+                }
+                Output::Gateway { wan, from, to } => {
+                    let name = &self.engine.config().interfaces[wan].name;
+                    log::info!(
+                        "{name} gateway {} -> {}",
+                        describe_gateway(from),
+                        describe_gateway(to)
+                    );
+                }
+            }
+        }
+    }
+
+    fn send_probe(&mut self, wan: usize, target: IpAddr, target_index: u8, seq: u16) {
+        let iface = &self.engine.config().interfaces[wan];
+        let state = &self.engine.wans()[wan];
+        match iface.track_method {
+            TrackMethod::Ping => {
+                let ident = state.ident;
+                let name: Rc<str> = iface.name.as_str().into();
+                let result = match self.sockets.get(&name) {
+                    Some(s) => s.socket.send(target, ident, seq),
+                    None => Err(std::io::Error::other("no probe socket")),
+                };
+                match result {
+                    Ok(()) => log::debug!("{name}: echo request to {target} seq {seq}"),
+                    Err(e) => {
+                        log::debug!("{name}: echo request to {target} failed: {e}");
+                        self.engine.on_probe_error(wan, target_index, seq);
+                    }
+                }
+            }
+            TrackMethod::Tcp { port } => {
+                let device = iface.device.clone();
+                let source = state.address;
+                let timeout = iface.timeout;
+                let tx = self.tx.clone();
+                let wan: Rc<str> = iface.name.as_str().into();
+                self.ex
+                    .spawn(async move {
+                        let connect = async {
+                            tcp_connect(&device, source, SocketAddr::new(target, port))
+                                .await
+                                .map_err(|e| e.to_string())
+                        };
+                        let result = smol::future::or(connect, async {
+                            Timer::after(timeout).await;
+                            Err("timed out".to_string())
+                        })
+                        .await;
+                        let _ = tx
+                            .send(Input::Tcp {
+                                wan,
+                                target,
+                                target_index,
+                                seq,
+                                result,
+                            })
+                            .await;
+                    })
+                    .detach();
+            }
+        }
+    }
+
+    /// Open, re-open or close the per-WAN ICMP sockets to match device and address.
+    fn sync_sockets(&mut self) {
+        let cfg = self.engine.config();
+        let mut wanted: HashMap<Rc<str>, (String, Option<IpAddr>)> = HashMap::new();
+        for (iface, wan) in cfg.interfaces.iter().zip(self.engine.wans()) {
+            if iface.track_method == TrackMethod::Ping && wan.health.probing() {
+                wanted.insert(
+                    iface.name.as_str().into(),
+                    (iface.device.clone(), wan.address),
+                );
+            }
+        }
+        self.sockets.retain(|name, s| {
+            wanted
+                .get(name)
+                .is_some_and(|(dev, src)| *dev == s.device && *src == s.source)
+        });
+        for (name, (device, source)) in wanted {
+            if self.sockets.contains_key(&name) {
+                continue;
+            }
+            let family = match source {
+                Some(IpAddr::V6(_)) => kernel::Family::V6,
+                _ => kernel::Family::V4,
+            };
+            match IcmpSocket::open(&device, source, family) {
+                Ok(sock) => {
+                    self.socket_errors.borrow_mut().remove(&name);
+                    let socket = Rc::new(sock);
+                    let reader = {
+                        let socket = socket.clone();
+                        let tx = self.tx.clone();
+                        let wan = name.clone();
+                        let errors = self.socket_errors.clone();
+                        self.ex.spawn(async move {
+                            loop {
+                                match socket.recv().await {
+                                    Ok(reply) => {
+                                        let input = Input::Reply {
+                                            wan: wan.clone(),
+                                            reply,
+                                        };
+                                        if tx.send(input).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        note_once(&errors, &wan, format!("{wan}: probe socket: {e}"));
+                                        Timer::after(Duration::from_millis(200)).await;
+                                    }
+                                }
+                            }
+                        })
+                    };
+                    self.sockets.insert(
+                        name,
+                        ProbeSocket {
+                            device,
+                            source,
+                            socket,
+                            _reader: reader,
+                        },
+                    );
+                }
+                Err(e) => note_once(&self.socket_errors, &name, format!("{e}")),
+            }
+        }
+    }
+
+    /// Dump, feed the engine, diff, apply.
+    fn sync_kernel(&mut self, now: Instant) {
+        self.resync_at = None;
+        self.periodic_at = now + self.engine.config().globals.reconcile_interval;
+        let snap = match self.kernel.snapshot(&self.own) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("kernel dump failed: {e}");
+                self.schedule_retry(now);
+                return;
+            }
+        };
+        self.nexthops_supported = snap.nexthops_supported;
+        let outs = self.engine.on_snapshot(&snap, now);
+        self.handle(outs);
+        let desired = self.engine.desired(self.nexthops_supported);
+        if self.applied.as_ref().map(|a| &a.policies) != Some(&desired.policies) {
+            for p in &desired.policies {
+                log::info!("policy {}: {}", p.name, describe_policy(p));
+            }
+        }
+        let ops = reconcile(&desired.objects, &snap.owned);
+        let failed = self.apply(&ops, &snap);
+        self.applied = Some(desired);
+        if failed {
+            self.schedule_retry(now);
+        } else {
+            self.retry_at = None;
+            self.retry_backoff = FIRST_RETRY;
+        }
+    }
+
+    /// Apply ops in order; returns whether any failed (those are retried later).
+    fn apply(&mut self, ops: &[Op], snap: &Snapshot) -> bool {
+        let mut failed = false;
+        for op in ops {
+            match self.kernel.apply(op) {
+                Ok(()) => {
+                    self.writes += 1;
+                    if !self.opts.dry_run {
+                        log::info!("kernel: {}", describe(op, &snap.links));
+                    }
+                }
+                // Already gone: the kernel removes nexthops with their link, and routes
+                // with their nexthops. That is the state we wanted.
+                Err(e) if matches!(op, Op::Delete(_)) && e.errno == Some(libc::ENOENT) => {}
+                Err(e) => {
+                    log::warn!("kernel: {e}");
+                    failed = true;
+                }
+            }
+        }
+        failed
+    }
+
+    fn schedule_retry(&mut self, now: Instant) {
+        self.retry_at = Some(now + self.retry_backoff);
+        self.retry_backoff = (self.retry_backoff * 2).min(MAX_RETRY);
+    }
+
+    fn reload(&mut self, now: Instant) {
+        let path = self.opts.config.clone();
+        let cfg = match Config::load(&path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors {
+                    log::error!("{e}");
+                }
+                log::error!(
+                    "reload of {} failed ({} errors): keeping the running configuration",
+                    path.display(),
+                    errors.len()
+                );
+                return;
+            }
+        };
+        logger::set_level(cfg.globals.log_level);
+        let new_own = plan::ownership(&cfg);
+        if new_own != self.own {
+            // Table range, priorities or protocol moved: retire everything under the old
+            // tags before the new ones take over.
+            log::info!("ownership tags changed: removing objects created under the old ones");
+            if let Ok(snap) = self.kernel.snapshot(&self.own) {
+                let ops = reconcile(&[], &snap.owned);
+                self.apply(&ops, &snap);
+            }
+            self.own = new_own;
+            self.applied = None;
+        }
+        let outs = self.engine.reload(cfg, now);
+        self.handle(outs);
+        self.resync_at = Some(now);
+        log::info!("configuration reloaded from {}", path.display());
+    }
+
+    fn shutdown(&mut self) -> i32 {
+        log::info!("stopping: removing uplinkd's kernel objects");
+        let mut code = 0;
+        match self.kernel.snapshot(&self.own) {
+            Ok(snap) => {
+                let ops = reconcile(&[] as &[Object], &snap.owned);
+                if self.apply(&ops, &snap) {
+                    code = 1;
+                }
+            }
+            Err(e) => {
+                log::error!("kernel dump failed, objects may remain: {e}");
+                code = 1;
+            }
+        }
+        if let Some(old) = self.old_hash_policy.take() {
+            if let Err(e) = std::fs::write(HASH_POLICY, &old) {
+                log::warn!("cannot restore {HASH_POLICY} to {old}: {e}");
+            }
+        }
+        log::info!("stopped after {} kernel writes", self.writes);
+        code
+    }
+}
+
+/// Log a repeating error only when it changes.
+fn note_once(errors: &RefCell<HashMap<Rc<str>, String>>, wan: &Rc<str>, msg: String) {
+    let mut errors = errors.borrow_mut();
+    if errors.get(wan) != Some(&msg) {
+        log::warn!("{msg}");
+        errors.insert(wan.clone(), msg);
+    }
+}
+
+fn describe_state(state: &crate::health::State, clock: &Clock) -> String {
+    match state {
+        crate::health::State::Held { until } => {
+            let left = until.saturating_since(clock.now());
+            format!("held down for {} s", left.as_secs())
+        }
+        s => s.as_str().to_string(),
+    }
+}
+
+fn describe_gateway(g: Option<Option<IpAddr>>) -> String {
+    match g {
+        None => "none".into(),
+        Some(None) => "point-to-point".into(),
+        Some(Some(a)) => a.to_string(),
+    }
+}
+
+fn describe_policy(p: &plan::PolicyPlan) -> String {
+    if let Some(lr) = p.last_resort {
+        return format!("no usable member, last resort {lr:?}").to_lowercase();
+    }
+    let total: u32 = p.active.iter().map(|(_, w)| u32::from(*w)).sum();
+    let members: Vec<String> = p
+        .active
+        .iter()
+        .map(|(n, w)| format!("{n} {}%", u32::from(*w) * 100 / total.max(1)))
+        .collect();
+    format!(
+        "{}{}",
+        members.join(", "),
+        if p.degraded_only {
+            " (degraded members only)"
+        } else {
+            ""
+        }
+    )
+}

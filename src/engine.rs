@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use crate::config::{Change, Config, TrackMethod};
-use crate::health::{self, Health, State};
+use crate::health::{self, Health};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView};
 use crate::probe::{Params, Scheduler};
@@ -264,7 +264,15 @@ impl Engine {
             }
             let params = self.params(i);
             let wan = &mut self.wans[i];
+            // Without a route out of this WAN a probe has failed before it is sent. (For
+            // IPv4 a device-bound socket would otherwise ARP for the target on the link,
+            // the kernel's "assume on-link" fallback, and proxy ARP could answer.)
+            let routed = wan.gateway.is_some() && wan.link.is_some_and(|l| l.up && l.carrier);
             for p in wan.sched.start(now, &params) {
+                if !routed {
+                    wan.sched.on_error(p.seq, p.target);
+                    continue;
+                }
                 if let Some(&target) = iface.track_ip.get(usize::from(p.target)) {
                     out.push(Output::Probe {
                         wan: i,
@@ -434,6 +442,7 @@ fn discover_gateway(snap: &Snapshot, ifindex: u32) -> Option<Option<IpAddr>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::State;
     use crate::kernel::{Address, ForeignDefault};
     use crate::testutil::{config, ip};
     use crate::time::Duration;

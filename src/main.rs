@@ -1,3 +1,125 @@
-fn main() {
-    println!("uplinkd {}", env!("CARGO_PKG_VERSION"));
+//! `uplinkd`: command line, logging, and the start of the event loop.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use uplinkd::config::Config;
+use uplinkd::daemon::{self, Options};
+use uplinkd::sys::{logger, signals};
+
+const DEFAULT_CONFIG: &str = "/etc/config/uplinkd";
+
+const USAGE: &str = "\
+usage: uplinkd [-c FILE] [--stderr] [--dry-run]   run the daemon in the foreground
+       uplinkd check [-c FILE]                    validate a configuration
+       uplinkd --version
+
+  -c, --config FILE  configuration in UCI format (default /etc/config/uplinkd)
+      --stderr       log to stderr instead of syslog
+      --dry-run      print the ip commands for every change instead of applying them
+";
+
+enum Command {
+    Run,
+    Check,
+}
+
+struct Args {
+    command: Command,
+    config: PathBuf,
+    stderr: bool,
+    dry_run: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        command: Command::Run,
+        config: PathBuf::from(DEFAULT_CONFIG),
+        stderr: false,
+        dry_run: false,
+    };
+    let mut it = std::env::args_os().skip(1);
+    let mut first = true;
+    while let Some(arg) = it.next() {
+        let arg = arg
+            .into_string()
+            .map_err(|a| format!("argument is not valid UTF-8: {a:?}"))?;
+        match arg.as_str() {
+            "check" if first => args.command = Command::Check,
+            "-c" | "--config" => {
+                args.config = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or_else(|| format!("{arg} needs a file name"))?
+            }
+            "--stderr" => args.stderr = true,
+            "--dry-run" => args.dry_run = true,
+            "-V" | "--version" => {
+                println!("uplinkd {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+        first = false;
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("uplinkd: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = Config::load(&args.config);
+    match args.command {
+        Command::Check => match loaded {
+            Ok(cfg) => {
+                for line in cfg.summary() {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors {
+                    println!("{e}");
+                }
+                println!("{}: {} errors", args.config.display(), errors.len());
+                ExitCode::from(1)
+            }
+        },
+        Command::Run => {
+            // Before any thread exists, so every thread inherits the mask.
+            if let Err(e) = signals::block() {
+                eprintln!("uplinkd: cannot block signals: {e}");
+                return ExitCode::from(1);
+            }
+            let cfg = match loaded {
+                Ok(cfg) => cfg,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    eprintln!(
+                        "uplinkd: refusing to start: {} errors in {}",
+                        errors.len(),
+                        args.config.display()
+                    );
+                    return ExitCode::from(1);
+                }
+            };
+            logger::init(args.stderr, cfg.globals.log_level);
+            let opts = Options {
+                config: args.config,
+                dry_run: args.dry_run,
+            };
+            ExitCode::from(daemon::run(opts, cfg) as u8)
+        }
+    }
 }

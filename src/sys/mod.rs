@@ -1,1 +1,4 @@
 //! The shell: everything that touches the operating system.
+
+pub mod logger;
+pub mod signals;
