@@ -1,1 +1,3 @@
 //! The shell: everything that touches the operating system.
+
+pub mod probe;
