@@ -19,8 +19,9 @@
 //! kernel does not fail with `ENETUNREACH` but assumes the target is on-link and sends
 //! an ARP request for it on that device. The packet still never leaves through another
 //! WAN; the probe is lost (no neighbour answers), unless the upstream router answers ARP
-//! for arbitrary addresses (proxy ARP). IPv6 lookups that find no route fail with
-//! `ENETUNREACH` at `send`/`connect`.
+//! for arbitrary addresses (proxy ARP). IPv6 has no such fallback: a bound socket whose
+//! lookup ends in an `unreachable` route gets `ENETUNREACH` from `send`/`connect`
+//! (checked on Linux 6.x).
 //!
 //! # Filtering replies
 //!
