@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::*;
 use netns::Netns;
 
-/// A small, self-contained network namespace helper for tests.
+/// Throwaway network namespaces for tests.
 mod netns {
     use std::fs::File;
     use std::io::Write;
