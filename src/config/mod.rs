@@ -4,7 +4,10 @@
 //! `down`/`up`, `last_resort`, ...) so that its users, and an importer, can map one to one.
 //! Defaults do not: they are tuned for fast, honest failover (see DESIGN.md, "Defaults").
 
+mod check;
 pub mod uci;
+
+use check::Check;
 
 use core::fmt;
 use std::net::IpAddr;
@@ -192,8 +195,102 @@ pub enum Change {
 impl Config {
     /// Parse and validate. `file` is only used in error messages.
     pub fn parse(file: &str, text: &str) -> Result<Config, Vec<Error>> {
-        let _ = (file, text);
-        unimplemented!("config parser")
+        let sections = uci::parse(file, text)?;
+        let mut check = Check {
+            file,
+            errors: Vec::new(),
+        };
+        let config = check.config(&sections, text.lines().count().max(1));
+        if check.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(check.errors)
+        }
+    }
+
+    /// Read and parse a file; a read error is one [`Error`] at line 0.
+    pub fn load(path: &std::path::Path) -> Result<Config, Vec<Error>> {
+        let file = path.display().to_string();
+        match std::fs::read(path) {
+            // Invalid UTF-8 becomes U+FFFD, which no name or value accepts.
+            Ok(bytes) => Config::parse(&file, &String::from_utf8_lossy(&bytes)),
+            Err(e) => Err(vec![Error {
+                file,
+                line: 0,
+                section: None,
+                option: None,
+                message: format!("cannot read: {e}"),
+            }]),
+        }
+    }
+
+    /// One line per interface, for `uplinkd check`.
+    pub fn summary(&self) -> Vec<String> {
+        self.interfaces.iter().map(|i| self.describe(i)).collect()
+    }
+
+    fn describe(&self, i: &Interface) -> String {
+        use check::fmt_duration as d;
+        if !i.enabled {
+            return format!("{}: disabled (device {})", i.name, i.device);
+        }
+        let gateway = i.gateway.map_or("auto".to_string(), |g| g.to_string());
+        let n = i.track_ip.len();
+        let tracking = match (n, i.track_method) {
+            (0, _) => "no tracking (up while the device has carrier)".to_string(),
+            (_, method) => {
+                let method = match method {
+                    TrackMethod::Ping => "ping".to_string(),
+                    TrackMethod::Tcp { port } => format!("tcp port {port}"),
+                };
+                let s = if n == 1 { "" } else { "s" };
+                format!(
+                    "{method} {n} target{s} (reliability {}, count {})",
+                    i.reliability, i.count
+                )
+            }
+        };
+        let quality = match i.quality {
+            None => "quality off".to_string(),
+            Some(q) => format!(
+                "quality on (down above {}/{}% loss, up below {}/{}%)",
+                d(q.failure_latency),
+                q.failure_loss,
+                d(q.recovery_latency),
+                q.recovery_loss
+            ),
+        };
+        let damping = if i.damping.is_some() { "on" } else { "off" };
+        let mut policies = Vec::new();
+        for m in self.members.iter().filter(|m| m.interface == i.name) {
+            for p in self
+                .policies
+                .iter()
+                .filter(|p| p.use_member.contains(&m.name))
+            {
+                policies.push(format!(
+                    "{} (metric {}, weight {})",
+                    p.name, m.metric, m.weight
+                ));
+            }
+        }
+        let policies = if policies.is_empty() {
+            "no policy".to_string()
+        } else {
+            policies.join(", ")
+        };
+        format!(
+            "{}: device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}), timeout {}, \
+             down {}, up {}, {quality}, damping {damping}; member of {policies}",
+            i.name,
+            i.device,
+            d(i.interval),
+            d(i.failure_interval),
+            d(i.recovery_interval),
+            d(i.timeout),
+            i.down,
+            i.up,
+        )
     }
 
     pub fn interface(&self, name: &str) -> Option<&Interface> {
@@ -217,7 +314,24 @@ impl Config {
 impl Interface {
     /// How going from `self` to `new` affects this WAN's running state.
     pub fn change_to(&self, new: &Interface) -> Change {
-        let _ = new;
-        unimplemented!("interface diff")
+        if self == new {
+            Change::Unchanged
+        } else if (
+            &self.device,
+            self.gateway,
+            self.family,
+            &self.track_ip,
+            self.track_method,
+        ) != (
+            &new.device,
+            new.gateway,
+            new.family,
+            &new.track_ip,
+            new.track_method,
+        ) {
+            Change::Restart
+        } else {
+            Change::Retune
+        }
     }
 }
