@@ -260,7 +260,7 @@ impl<'s> Reader<'_, '_, 's> {
             let ty = &self.sec.ty;
             self.error(
                 "",
-                format!("a {ty} section needs a name, as in: config {ty} 'name'"),
+                format!("this {ty} section needs a name, as in: config {ty} 'name'"),
             );
         }
         self.sec.name.clone()

@@ -244,6 +244,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, Vec<Error>> {
     }
 }
 
+/// A command's first line and its words.
+type Command = (usize, Vec<String>);
+/// A line and a message.
+type SyntaxError = (usize, String);
+
 /// Splits text into commands (lists of words), tracking line numbers.
 struct Lexer<'a> {
     chars: Chars<'a>,
@@ -288,7 +293,7 @@ impl Lexer<'_> {
     }
 
     /// The next non-empty command: its first line and its words.
-    fn statement(&mut self) -> Option<Result<(usize, Vec<String>), (usize, String)>> {
+    fn statement(&mut self) -> Option<Result<Command, SyntaxError>> {
         loop {
             if self.continuation() {
                 continue;
@@ -325,7 +330,7 @@ impl Lexer<'_> {
         Some(Ok((line, words)))
     }
 
-    fn word(&mut self) -> Result<String, (usize, String)> {
+    fn word(&mut self) -> Result<String, SyntaxError> {
         let mut word = String::new();
         loop {
             if self.continuation() {
