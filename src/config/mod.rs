@@ -807,6 +807,20 @@ mod tests {
         );
     }
 
+    /// A cheap stand-in for the fuzz target: mangled versions of the example never panic.
+    #[test]
+    fn mangled_example_does_not_panic() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/three-wan.conf");
+        let text = std::fs::read_to_string(path).expect("example config");
+        for (at, _) in text.char_indices().step_by(5) {
+            let _ = Config::parse("t", &text[..at]);
+            for insert in ["'", "\"", "\\", "#", ";", "\n", "\\\n", "\u{0}", "é"] {
+                let _ = Config::parse("t", &format!("{}{insert}{}", &text[..at], &text[at..]));
+            }
+        }
+    }
+
     /// Every file in tests/configs/bad starts with `# expect: <part of an error>`.
     #[test]
     fn bad_configs() {
