@@ -41,6 +41,7 @@ impl Check<'_> {
         message: String,
     ) {
         let (file, option) = (self.file.to_string(), option.map(str::to_string));
+        let message = one_line(&message);
         self.errors.push(Error {
             file,
             line,
@@ -98,7 +99,6 @@ impl Check<'_> {
                 sec: s,
                 label: s.label(),
                 read: Vec::new(),
-                failed: false,
             };
             match s.ty.as_str() {
                 "globals" => continue,
@@ -162,16 +162,16 @@ impl Check<'_> {
             sec,
             label: sec.label(),
             read: Vec::new(),
-            failed: false,
         };
+        let errors = r.errors();
         let table_first = r.or("table_first", 1100, |s| number(s, 1, 0xFFFF_FFFE));
         let table_last = r.or("table_last", 1199, |s| number(s, 1, 0xFFFF_FFFE));
-        if r.ok() && table_first > table_last {
+        if r.errors() == errors && table_first > table_last {
             r.error(
                 "table_last",
                 format!("must not be below table_first ({table_first})"),
             );
-        } else if r.ok() && table_first <= 255 && table_last >= 253 {
+        } else if r.errors() == errors && table_first <= 255 && table_last >= 253 {
             r.error(
                 "table_first",
                 "the range must not include tables 253, 254 and 255 (default, main, local)".into(),
@@ -234,13 +234,13 @@ struct Reader<'c, 'f, 's> {
     sec: &'s Section,
     label: String,
     read: Vec<&'static str>,
-    /// Whether any error was reported for this section.
-    failed: bool,
 }
 
 impl<'s> Reader<'_, '_, 's> {
-    fn ok(&self) -> bool {
-        !self.failed
+    /// Errors so far: relations between options are checked only if none was added
+    /// while reading those options.
+    fn errors(&self) -> usize {
+        self.check.errors.len()
     }
 
     fn line(&self, option: &str) -> usize {
@@ -248,7 +248,6 @@ impl<'s> Reader<'_, '_, 's> {
     }
 
     fn error(&mut self, option: &str, message: String) {
-        self.failed = true;
         let (line, label) = (self.line(option), Some(self.label.clone()));
         let option = (!option.is_empty()).then_some(option);
         self.check.error(line, label, option, message);
@@ -326,10 +325,9 @@ impl<'s> Reader<'_, '_, 's> {
     }
 
     /// Reports the options that were not read, except `ignored` ones.
-    fn finish(mut self, ignored: &[&str]) {
+    fn finish(self, ignored: &[&str]) {
         for o in &self.sec.options {
             if !self.read.contains(&o.name.as_str()) && !ignored.contains(&o.name.as_str()) {
-                self.failed = true;
                 let message = format!("is not a known {} option", self.sec.ty);
                 self.check
                     .error(o.line, Some(self.label.clone()), Some(&o.name), message);
@@ -350,6 +348,7 @@ impl<'s> Reader<'_, '_, 's> {
             );
         }
 
+        let errors = self.errors();
         let mut track_ip = Vec::new();
         for target in self.list("track_ip") {
             match parse_ip(target) {
@@ -393,7 +392,7 @@ impl<'s> Reader<'_, '_, 's> {
         };
         let max_reliability = track_ip.len().clamp(1, MAX_TARGETS);
         let reliability: u8 = self.or("reliability", 1, |s| number(s, 1, MAX_TARGETS as u64));
-        if usize::from(reliability) > max_reliability && self.ok() {
+        if usize::from(reliability) > max_reliability && self.errors() == errors {
             let msg = format!(
                 "is {reliability} but only {} track_ip targets are configured",
                 track_ip.len()
@@ -452,8 +451,7 @@ impl<'s> Reader<'_, '_, 's> {
     }
 
     fn quality(&mut self) -> Option<Quality> {
-        let before = self.failed;
-        self.failed = false;
+        let errors = self.errors();
         let on = self.or("check_quality", false, parse_bool);
         // Plain numbers are milliseconds here, as in mwan3.
         let failure_latency = self.or("failure_latency", Duration::from_millis(1000), |s| {
@@ -464,7 +462,7 @@ impl<'s> Reader<'_, '_, 's> {
         });
         let failure_loss = self.or("failure_loss", 40, |s| number(s, 0, 100));
         let recovery_loss = self.or("recovery_loss", 10, |s| number(s, 0, 100));
-        if on && self.ok() && recovery_latency > failure_latency {
+        if on && self.errors() == errors && recovery_latency > failure_latency {
             self.error(
                 "recovery_latency",
                 format!(
@@ -473,13 +471,12 @@ impl<'s> Reader<'_, '_, 's> {
                 ),
             );
         }
-        if on && self.ok() && recovery_loss > failure_loss {
+        if on && self.errors() == errors && recovery_loss > failure_loss {
             self.error(
                 "recovery_loss",
                 format!("must not exceed failure_loss ({failure_loss})"),
             );
         }
-        self.failed |= before;
         on.then_some(Quality {
             failure_latency,
             recovery_latency,
@@ -489,8 +486,7 @@ impl<'s> Reader<'_, '_, 's> {
     }
 
     fn damping(&mut self) -> Option<Damping> {
-        let before = self.failed;
-        self.failed = false;
+        let errors = self.errors();
         let on = self.or("flap_damping", true, parse_bool);
         let penalty = self.or("flap_penalty", 1000, |s| number(s, 1, 1_000_000));
         let suppress = self.or("flap_suppress", 2000, |s| number(s, 1, 1_000_000));
@@ -501,13 +497,12 @@ impl<'s> Reader<'_, '_, 's> {
         let max_hold = self.or("flap_max_hold", Duration::from_secs(300), |s| {
             duration(s, SEC, SEC, HOUR)
         });
-        if on && self.ok() && reuse >= suppress {
+        if on && self.errors() == errors && reuse >= suppress {
             self.error(
                 "flap_reuse",
                 format!("must be below flap_suppress ({suppress})"),
             );
         }
-        self.failed |= before;
         on.then_some(Damping {
             penalty,
             suppress,

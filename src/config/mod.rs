@@ -182,6 +182,20 @@ impl fmt::Display for Error {
     }
 }
 
+/// `s` with control characters (newlines in multi-line values, say) and byte order marks
+/// escaped, so that an error message stays on one line and shows what is really there.
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || c == '\u{feff}' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// How an interface changed between two configs (STYLE §7).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -204,6 +218,7 @@ impl Config {
         if check.errors.is_empty() {
             Ok(config)
         } else {
+            check.errors.sort_by_key(|e| e.line);
             Err(check.errors)
         }
     }
@@ -775,6 +790,16 @@ mod tests {
             .map(|e| e.split(':').nth(1).unwrap_or_default().to_string())
             .collect();
         assert_eq!(lines, ["2", "3", "4", "6", "8"]);
+        // An error elsewhere in the section does not hide a relation check...
+        let e = errors(&wan(
+            "option enabled x\nlist track_ip 192.0.2.1\noption reliability 2",
+        ));
+        assert_eq!(e.len(), 2, "{e:#?}");
+        // ...but a bad input of that relation does (no error about a value the user did not write).
+        error(
+            &wan("list track_ip 192.0.2.x\nlist track_ip 192.0.2.1\noption reliability 2"),
+            "must be an IP address",
+        );
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, Vec<Error>> {
             line,
             section: section.map(Section::label),
             option: option.map(str::to_string),
-            message,
+            message: super::one_line(&message),
         })
     };
     while let Some(statement) = lexer.statement() {
@@ -500,6 +500,16 @@ mod tests {
             err("config t\noption a 'x")[0],
             "t:2: section '@t[0]' unterminated ' quote"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_errors() {
+        assert_eq!(
+            err("\u{feff}config t\n")[0],
+            "t:1: unknown command '\\u{feff}config' (expected config, option or list)"
+        );
+        assert_eq!(err("c t\no a 'x\ny' z\n")[0], "t:2: section '@t[0]' option 'a' unexpected 'z' after the value (quote values that contain spaces)");
+        assert_eq!(err("c t\no a x 'y\nz'\n")[0], "t:2: section '@t[0]' option 'a' unexpected 'y\\nz' after the value (quote values that contain spaces)");
     }
 
     #[test]
