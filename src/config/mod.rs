@@ -652,6 +652,10 @@ mod tests {
                 "option 'enabled' takes a single value: use 'option', not 'list'",
             ),
             (
+                "option track_method 'tc\np'",
+                "must be ping or tcp, not 'tc\\np'",
+            ),
+            (
                 "option bogus 1",
                 "t:3: section 'wan' option 'bogus' is not a known interface option",
             ),
