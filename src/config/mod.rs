@@ -4,7 +4,10 @@
 //! `down`/`up`, `last_resort`, ...) so that its users, and an importer, can map one to one.
 //! Defaults do not: they are tuned for fast, honest failover (see DESIGN.md, "Defaults").
 
+mod check;
 pub mod uci;
+
+use check::Check;
 
 use core::fmt;
 use std::net::IpAddr;
@@ -179,6 +182,20 @@ impl fmt::Display for Error {
     }
 }
 
+/// `s` with control characters (newlines in multi-line values, say) and byte order marks
+/// escaped, so that an error message stays on one line and shows what is really there.
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || c == '\u{feff}' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// How an interface changed between two configs (STYLE §7).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -192,8 +209,103 @@ pub enum Change {
 impl Config {
     /// Parse and validate. `file` is only used in error messages.
     pub fn parse(file: &str, text: &str) -> Result<Config, Vec<Error>> {
-        let _ = (file, text);
-        unimplemented!("config parser")
+        let sections = uci::parse(file, text)?;
+        let mut check = Check {
+            file,
+            errors: Vec::new(),
+        };
+        let config = check.config(&sections, text.lines().count().max(1));
+        if check.errors.is_empty() {
+            Ok(config)
+        } else {
+            check.errors.sort_by_key(|e| e.line);
+            Err(check.errors)
+        }
+    }
+
+    /// Read and parse a file; a read error is one [`Error`] at line 0.
+    pub fn load(path: &std::path::Path) -> Result<Config, Vec<Error>> {
+        let file = path.display().to_string();
+        match std::fs::read(path) {
+            // Invalid UTF-8 becomes U+FFFD, which no name or value accepts.
+            Ok(bytes) => Config::parse(&file, &String::from_utf8_lossy(&bytes)),
+            Err(e) => Err(vec![Error {
+                file,
+                line: 0,
+                section: None,
+                option: None,
+                message: format!("cannot read: {e}"),
+            }]),
+        }
+    }
+
+    /// One line per interface, for `uplinkd check`.
+    pub fn summary(&self) -> Vec<String> {
+        self.interfaces.iter().map(|i| self.describe(i)).collect()
+    }
+
+    fn describe(&self, i: &Interface) -> String {
+        use check::fmt_duration as d;
+        if !i.enabled {
+            return format!("{}: disabled (device {})", i.name, i.device);
+        }
+        let gateway = i.gateway.map_or("auto".to_string(), |g| g.to_string());
+        let n = i.track_ip.len();
+        let tracking = match (n, i.track_method) {
+            (0, _) => "no tracking (up while the device has carrier)".to_string(),
+            (_, method) => {
+                let method = match method {
+                    TrackMethod::Ping => "ping".to_string(),
+                    TrackMethod::Tcp { port } => format!("tcp port {port}"),
+                };
+                let s = if n == 1 { "" } else { "s" };
+                format!(
+                    "{method} {n} target{s} (reliability {}, count {})",
+                    i.reliability, i.count
+                )
+            }
+        };
+        let quality = match i.quality {
+            None => "quality off".to_string(),
+            Some(q) => format!(
+                "quality on (down above {}/{}% loss, up below {}/{}%)",
+                d(q.failure_latency),
+                q.failure_loss,
+                d(q.recovery_latency),
+                q.recovery_loss
+            ),
+        };
+        let damping = if i.damping.is_some() { "on" } else { "off" };
+        let mut policies = Vec::new();
+        for m in self.members.iter().filter(|m| m.interface == i.name) {
+            for p in self
+                .policies
+                .iter()
+                .filter(|p| p.use_member.contains(&m.name))
+            {
+                policies.push(format!(
+                    "{} (metric {}, weight {})",
+                    p.name, m.metric, m.weight
+                ));
+            }
+        }
+        let policies = if policies.is_empty() {
+            "no policy".to_string()
+        } else {
+            policies.join(", ")
+        };
+        format!(
+            "{}: device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}), timeout {}, \
+             down {}, up {}, {quality}, damping {damping}; member of {policies}",
+            i.name,
+            i.device,
+            d(i.interval),
+            d(i.failure_interval),
+            d(i.recovery_interval),
+            d(i.timeout),
+            i.down,
+            i.up,
+        )
     }
 
     pub fn interface(&self, name: &str) -> Option<&Interface> {
@@ -219,15 +331,551 @@ impl Interface {
     pub fn change_to(&self, new: &Interface) -> Change {
         if self == new {
             Change::Unchanged
-        } else if self.device != new.device
-            || self.gateway != new.gateway
-            || self.family != new.family
-            || self.track_ip != new.track_ip
-            || self.track_method != new.track_method
-        {
+        } else if (
+            &self.device,
+            self.gateway,
+            self.family,
+            &self.track_ip,
+            self.track_method,
+        ) != (
+            &new.device,
+            new.gateway,
+            new.family,
+            &new.track_ip,
+            new.track_method,
+        ) {
             Change::Restart
         } else {
             Change::Retune
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "config interface 'wan'\n\toption device eth1\nconfig policy 'p'\n";
+
+    fn ok(text: &str) -> Config {
+        match Config::parse("t", text) {
+            Ok(c) => c,
+            Err(e) => panic!("{e:#?}"),
+        }
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match Config::parse("t", text) {
+            Ok(c) => panic!("expected errors, got {c:#?}"),
+            Err(e) => e.iter().map(Error::to_string).collect(),
+        }
+    }
+
+    /// The single error of `text`, which must contain `expected`.
+    fn error(text: &str, expected: &str) {
+        let e = errors(text);
+        assert!(
+            e.len() == 1 && e[0].contains(expected),
+            "expected one error with {expected:?}, got {e:#?}"
+        );
+    }
+
+    fn wan(options: &str) -> String {
+        format!("config interface 'wan'\n\toption device eth1\n{options}\nconfig policy 'p'\n")
+    }
+
+    fn globals(options: &str) -> String {
+        format!("config globals 'globals'\n{options}\n{MIN}")
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ok(MIN);
+        let g = &c.globals;
+        assert_eq!(
+            (g.table_first, g.table_last, g.rule_priority, g.route_proto),
+            (1100, 1199, 4000, 212)
+        );
+        assert_eq!(
+            (g.fwmark_mask, g.log_level, g.last_resort),
+            (0x3F00, log::LevelFilter::Info, LastResort::Default)
+        );
+        assert_eq!(
+            (g.default_policy.as_str(), g.reconcile_interval),
+            ("p", Duration::from_secs(30))
+        );
+        let i = &c.interfaces[0];
+        let s = Duration::from_secs(1);
+        assert_eq!(
+            (i.enabled, i.device.as_str(), i.gateway, i.family),
+            (true, "eth1", None, Family::Ipv4)
+        );
+        assert_eq!(
+            (i.track_ip.len(), i.track_method, i.reliability, i.count),
+            (0, TrackMethod::Ping, 1, 1)
+        );
+        assert_eq!(
+            (
+                i.timeout,
+                i.interval,
+                i.failure_interval,
+                i.recovery_interval
+            ),
+            (s, s, s, s)
+        );
+        assert_eq!(
+            (i.up, i.down, i.initial_state, i.quality),
+            (3, 3, InitialState::Online, None)
+        );
+        let d = Damping {
+            penalty: 1000,
+            suppress: 2000,
+            reuse: 750,
+            half_life: Duration::from_secs(60),
+            max_hold: Duration::from_secs(300),
+        };
+        assert_eq!(i.damping, Some(d));
+        assert_eq!(
+            c.policies[0],
+            Policy {
+                name: "p".into(),
+                use_member: vec![],
+                last_resort: LastResort::Default
+            }
+        );
+    }
+
+    #[test]
+    fn example_config() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/three-wan.conf");
+        let c = match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => panic!("{e:#?}"),
+        };
+        assert_eq!(c.interfaces.len(), 3);
+        assert_eq!(c.default_policy().map(|p| p.use_member.len()), Some(3));
+        assert_eq!(c.member("wan1_m1_w3").map(|m| m.weight), Some(3));
+        assert_eq!(
+            c.policy("balanced").map(|p| p.last_resort),
+            Some(LastResort::Unreachable)
+        );
+        assert_eq!(
+            c.summary()[0],
+            "wan1: device wan1, gateway auto, ping 3 targets (reliability 2, count 1), interval 1s (failure 1s, \
+             recovery 1s), timeout 1s, down 3, up 3, quality off, damping on; member of balanced (metric 1, weight 3)"
+        );
+    }
+
+    #[test]
+    fn summary_variants() {
+        let c = ok("config interface a\noption device e1\noption enabled 0\n\
+                    config interface b\noption device e2\nlist track_ip 192.0.2.1\noption track_method tcp\n\
+                    option track_port 443\noption check_quality 1\noption flap_damping off\noption interval 1.5\n\
+                    config interface c\noption device e3\nconfig policy p\n");
+        assert_eq!(
+            c.summary(),
+            [
+                "a: disabled (device e1)",
+                "b: device e2, gateway auto, tcp port 443 1 target (reliability 1, count 1), interval 1.5s \
+                 (failure 1.5s, recovery 1.5s), timeout 1s, down 3, up 3, quality on (down above 1s/40% loss, \
+                 up below 500ms/10%), damping off; member of no policy",
+                "c: device e3, gateway auto, no tracking (up while the device has carrier), interval 1s (failure 1s, \
+                 recovery 1s), timeout 1s, down 3, up 3, quality off, damping on; member of no policy",
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let c = ok(&wan("option enabled off\noption gateway 192.0.2.1\nlist track_ip 192.0.2.9\n\
+             option track_ip 192.0.2.8\noption interval 500ms\noption failure_interval 0.25\n\
+             option recovery_interval 2m\noption timeout 1.5s\noption check_quality yes\noption failure_latency 800\n\
+             option recovery_latency 0.2s\noption initial_state offline\noption family any\noption up 1\noption down 100"));
+        let i = &c.interfaces[0];
+        assert!(!i.enabled);
+        assert_eq!(i.gateway, "192.0.2.1".parse().ok());
+        assert_eq!(
+            i.track_ip,
+            ["192.0.2.8".parse::<IpAddr>().unwrap()],
+            "option after list replaces it"
+        );
+        let ms = Duration::from_millis;
+        assert_eq!(
+            (i.interval, i.failure_interval, i.recovery_interval),
+            (ms(500), ms(250), ms(120_000))
+        );
+        assert_eq!(
+            (i.timeout, i.initial_state, i.family, i.up, i.down),
+            (ms(1500), InitialState::Offline, Family::Any, 1, 100)
+        );
+        let q = Quality {
+            failure_latency: ms(800),
+            recovery_latency: ms(200),
+            failure_loss: 40,
+            recovery_loss: 10,
+        };
+        assert_eq!(i.quality, Some(q));
+        let c = ok(&globals("option mmx_mask 16128\noption loglevel notice\noption logging 1\noption rtmon_interval 5"));
+        assert_eq!(
+            (c.globals.fwmark_mask, c.globals.log_level),
+            (0x3F00, log::LevelFilter::Info)
+        );
+        let c = ok(&globals(
+            "option fwmark_mask 0xff\noption log_level warn\noption last_resort blackhole",
+        ));
+        assert_eq!(
+            (c.globals.fwmark_mask, c.globals.log_level),
+            (0xff, log::LevelFilter::Warn)
+        );
+        assert_eq!(
+            c.policies[0].last_resort,
+            LastResort::Blackhole,
+            "policies inherit last_resort"
+        );
+        ok(&wan("option size 56\noption max_ttl 60\nlist flush_conntrack ifup\noption httping_ssl 0\noption keep_failure_interval 1"));
+        ok(&format!(
+            "{MIN}config rule 'https'\n\toption dest_port 443\n\toption use_policy p\n"
+        ));
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s, plain| check::duration(s, plain, 0, u64::MAX).map(|d| d.as_millis());
+        assert_eq!(d("2", 1000), Ok(2000));
+        assert_eq!(d("0.5", 1000), Ok(500));
+        assert_eq!(d(".5", 1000), Ok(500));
+        assert_eq!(d("250", 1), Ok(250));
+        assert_eq!(d("1.5m", 1), Ok(90_000));
+        assert_eq!(d("3s", 1), Ok(3000));
+        assert_eq!(d("40ms", 1000), Ok(40));
+        for bad in [
+            "",
+            ".",
+            "s",
+            "1.2.3",
+            "-1",
+            "1h",
+            "1 s",
+            "+1",
+            "99999999999999999999",
+            "1.0000001",
+        ] {
+            assert!(d(bad, 1000).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn value_errors() {
+        for (options, expected) in [
+            ("option enabled 2", "option 'enabled' must be a boolean"),
+            (
+                "option device 'a b'",
+                "option 'device' must be a Linux device name",
+            ),
+            ("option device ..", "must be a Linux device name"),
+            ("option device eth0:1", "must be a Linux device name"),
+            (
+                "option gateway 1.2.3.4/24",
+                "option 'gateway' must be an IP address",
+            ),
+            (
+                "option family ipv5",
+                "option 'family' must be ipv4, ipv6 or any",
+            ),
+            (
+                "option family ipv6\nlist track_ip 192.0.2.1",
+                "option 'track_ip' 192.0.2.1 does not match family ipv6",
+            ),
+            (
+                "list track_ip 192.0.2.1\nlist track_ip 192.0.2.1",
+                "option 'track_ip' lists 192.0.2.1 twice",
+            ),
+            (
+                "option track_method http",
+                "option 'track_method' must be ping or tcp",
+            ),
+            (
+                "option track_method tcp\noption track_port 0",
+                "option 'track_port' must be a whole number from 1 to 65535",
+            ),
+            (
+                "option reliability 2",
+                "option 'reliability' is 2 but only 0 track_ip targets",
+            ),
+            (
+                "option count 11",
+                "option 'count' must be a whole number from 1 to 10",
+            ),
+            (
+                "option interval 50ms",
+                "option 'interval' must be a duration from 100ms to 60m",
+            ),
+            ("option failure_interval 61m", "option 'failure_interval'"),
+            ("option recovery_interval x", "option 'recovery_interval'"),
+            (
+                "option up 0",
+                "option 'up' must be a whole number from 1 to 100",
+            ),
+            ("option down 101", "option 'down'"),
+            (
+                "option initial_state up",
+                "option 'initial_state' must be online or offline",
+            ),
+            (
+                "option failure_loss 101",
+                "option 'failure_loss' must be a whole number from 0 to 100",
+            ),
+            (
+                "option failure_latency 61s",
+                "option 'failure_latency' must be a duration from 1ms to 1m",
+            ),
+            (
+                "option check_quality 1\noption recovery_latency 2s",
+                "option 'recovery_latency' must not exceed failure_latency (1s)",
+            ),
+            (
+                "option flap_penalty 0",
+                "option 'flap_penalty' must be a whole number from 1",
+            ),
+            (
+                "option flap_reuse 2000",
+                "option 'flap_reuse' must be below flap_suppress (2000)",
+            ),
+            (
+                "option flap_half_life 0.5",
+                "option 'flap_half_life' must be a duration from 1s",
+            ),
+            ("option flap_max_hold 2h", "option 'flap_max_hold'"),
+            (
+                "list enabled 1",
+                "option 'enabled' takes a single value: use 'option', not 'list'",
+            ),
+            (
+                "option track_method 'tc\np'",
+                "must be ping or tcp, not 'tc\\np'",
+            ),
+            (
+                "option bogus 1",
+                "t:3: section 'wan' option 'bogus' is not a known interface option",
+            ),
+        ] {
+            error(&wan(options), expected);
+        }
+        let many: String = (1..=9)
+            .map(|i| format!("list track_ip 192.0.2.{i}\n"))
+            .collect();
+        error(
+            &wan(&many),
+            "option 'track_ip' has 9 targets; at most 8 are supported",
+        );
+        // Thresholds are only related when they are used.
+        ok(&wan(
+            "option recovery_loss 50\noption flap_damping 0\noption flap_reuse 3000",
+        ));
+    }
+
+    #[test]
+    fn globals_errors() {
+        for (options, expected) in [
+            (
+                "option table_first 0",
+                "option 'table_first' must be a whole number from 1 to 4294967294",
+            ),
+            ("option table_last 4294967295", "option 'table_last'"),
+            (
+                "option table_first 2000\noption table_last 1999",
+                "option 'table_last' must not be below table_first (2000)",
+            ),
+            (
+                "option table_first 250\noption table_last 253",
+                "must not include tables 253",
+            ),
+            (
+                "option table_first 255\noption table_last 300",
+                "must not include tables 253",
+            ),
+            (
+                "option rule_priority 31001",
+                "option 'rule_priority' must be a whole number from 1 to 31000",
+            ),
+            ("option route_proto 255", "option 'route_proto'"),
+            (
+                "option fwmark_mask 0",
+                "option 'fwmark_mask' must be a non-zero 32-bit mask",
+            ),
+            ("option fwmark_mask 0x1FFFFFFFF", "option 'fwmark_mask'"),
+            (
+                "option log_level loud",
+                "option 'log_level' must be error, warning",
+            ),
+            (
+                "option last_resort drop",
+                "option 'last_resort' must be unreachable, blackhole or default",
+            ),
+            (
+                "option default_policy q",
+                "option 'default_policy' names no policy section: 'q'",
+            ),
+            ("option reconcile_interval 0", "option 'reconcile_interval'"),
+            (
+                "option bogus 1",
+                "section 'globals' option 'bogus' is not a known globals option",
+            ),
+        ] {
+            error(&globals(options), expected);
+        }
+        ok(&globals("option table_first 256\noption table_last 257"));
+        ok(&globals("option table_first 1\noption table_last 252"));
+        error(
+            &format!("{MIN}config globals g1\nconfig globals g2\n"),
+            "t:5: section 'g2' only one 'globals' section is allowed (the first is at line 4)",
+        );
+    }
+
+    #[test]
+    fn section_errors() {
+        error(
+            &format!("{MIN}config member m\n"),
+            "t:4: section 'm' option 'interface' is required",
+        );
+        error(
+            &format!("{MIN}config member m\noption interface wan\noption metric 257\n"),
+            "option 'metric' must be a whole number from 1 to 256",
+        );
+        error(
+            &format!("{MIN}config member m\noption interface wan\noption weight 0\n"),
+            "option 'weight' must be a whole number from 1 to 1000",
+        );
+        error(
+            &format!("{MIN}config member\noption interface wan\n"),
+            "t:4: section '@member[0]' this member section needs a name",
+        );
+        error(
+            &format!("{MIN}config policy\n"),
+            "section '@policy[1]' this policy section needs a name",
+        );
+        error(&format!("{MIN}config member m\noption interface wan\nconfig policy q\nlist use_member m\nlist use_member m\n"), "option 'use_member' lists 'm' twice");
+        error(
+            &format!("{MIN}config policy q\noption last_resort x\n"),
+            "section 'q' option 'last_resort' must be",
+        );
+        error(
+            &format!("{MIN}config member wan\noption interface wan\n"),
+            "t:4: section 'wan' duplicate section name (the interface section at line 1 has it)",
+        );
+        error(
+            &format!("{MIN}config foo\n"),
+            "t:4: section '@foo[0]' unknown section type 'foo'",
+        );
+        error(
+            "config interface wan\noption device eth1\n",
+            "t:2: no 'config policy' section",
+        );
+        // default_policy defaults to the first policy.
+        assert_eq!(
+            ok(&format!("{MIN}config policy q\n"))
+                .globals
+                .default_policy,
+            "p"
+        );
+        // Tables: one per interface and per policy.
+        let tight = "config globals g\noption table_first 7\noption table_last 8\n";
+        ok(&format!("{tight}{MIN}"));
+        error(&format!("{tight}{MIN}config policy q\n"), "t:7: section 'q' needs a routing table, but table_first..table_last (7..8) holds only 2 for 3 interfaces and policies");
+    }
+
+    #[test]
+    fn all_errors_are_collected() {
+        let e = errors("config interface wan\noption device 'a/b'\noption up 0\noption bogus 1\nconfig member m\noption interface nope\nconfig policy p\nlist use_member n\n");
+        assert_eq!(e.len(), 5, "{e:#?}");
+        let lines: Vec<_> = e
+            .iter()
+            .map(|e| e.split(':').nth(1).unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(lines, ["2", "3", "4", "6", "8"]);
+        // An error elsewhere in the section does not hide a relation check...
+        let e = errors(&wan(
+            "option enabled x\nlist track_ip 192.0.2.1\noption reliability 2",
+        ));
+        assert_eq!(e.len(), 2, "{e:#?}");
+        // ...but a bad input of that relation does (no error about a value the user did not write).
+        error(
+            &wan("list track_ip 192.0.2.x\nlist track_ip 192.0.2.1\noption reliability 2"),
+            "must be an IP address",
+        );
+    }
+
+    #[test]
+    fn change_classification() {
+        let c = ok(&wan("list track_ip 192.0.2.1"));
+        let old = &c.interfaces[0];
+        assert_eq!(old.change_to(old), Change::Unchanged);
+        let with = |f: &dyn Fn(&mut Interface)| {
+            let mut new = old.clone();
+            f(&mut new);
+            old.change_to(&new)
+        };
+        assert_eq!(
+            with(&|i| i.interval = Duration::from_secs(5)),
+            Change::Retune
+        );
+        assert_eq!(with(&|i| i.enabled = false), Change::Retune);
+        assert_eq!(with(&|i| i.down = 5), Change::Retune);
+        assert_eq!(with(&|i| i.damping = None), Change::Retune);
+        assert_eq!(with(&|i| i.device = "eth2".into()), Change::Restart);
+        assert_eq!(
+            with(&|i| i.gateway = "192.0.2.254".parse().ok()),
+            Change::Restart
+        );
+        assert_eq!(with(&|i| i.family = Family::Any), Change::Restart);
+        assert_eq!(with(&|i| i.track_ip.clear()), Change::Restart);
+        assert_eq!(
+            with(&|i| i.track_method = TrackMethod::Tcp { port: 80 }),
+            Change::Restart
+        );
+    }
+
+    /// A cheap stand-in for the fuzz target: mangled versions of the example never panic.
+    #[test]
+    fn mangled_example_does_not_panic() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/three-wan.conf");
+        let text = std::fs::read_to_string(path).expect("example config");
+        for (at, _) in text.char_indices().step_by(5) {
+            let _ = Config::parse("t", &text[..at]);
+            for insert in ["'", "\"", "\\", "#", ";", "\n", "\\\n", "\u{0}", "é"] {
+                let _ = Config::parse("t", &format!("{}{insert}{}", &text[..at], &text[at..]));
+            }
+        }
+    }
+
+    /// Every file in tests/configs/bad starts with `# expect: <part of an error>`.
+    #[test]
+    fn bad_configs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("tests/configs/bad") {
+            let path = entry.expect("dir entry").path();
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let name = path.display().to_string();
+            let expected = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .expect("expect line");
+            let errors = match Config::parse(&name, &text) {
+                Ok(_) => panic!("{name}: parsed without error"),
+                Err(e) => e,
+            };
+            assert!(errors.iter().all(|e| e.line > 0), "{name}: {errors:#?}");
+            let shown: Vec<_> = errors.iter().map(Error::to_string).collect();
+            assert!(
+                shown.iter().any(|e| e.contains(expected)),
+                "{name}: want {expected:?}, got {shown:#?}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 20);
     }
 }

@@ -1,0 +1,707 @@
+//! Sections → typed [`Config`], with every value checked and every error collected.
+//!
+//! A value that fails to parse is reported and replaced by its default so that the rest
+//! of the file is still checked; checks that relate several options of a section only run
+//! when each of those options parsed, so one typo does not cascade into more errors.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use super::uci::{Section, Value};
+use super::*;
+
+const MS: u64 = 1;
+const SEC: u64 = 1000;
+const MIN: u64 = 60 * SEC;
+const HOUR: u64 = 60 * MIN;
+
+/// Highest `rule_priority`: our span must end below 32766, the kernel's `main` table rule.
+const MAX_RULE_PRIORITY: u32 = 31000;
+const _: () = assert!(MAX_RULE_PRIORITY + RULE_PRIORITY_SPAN <= 32766);
+
+/// Collects errors while turning sections into a [`Config`].
+pub(super) struct Check<'f> {
+    pub file: &'f str,
+    pub errors: Vec<Error>,
+}
+
+/// Names of the sections of each type, known before any section is read.
+struct Names<'s> {
+    interfaces: HashSet<&'s str>,
+    members: HashSet<&'s str>,
+    policies: Vec<&'s str>,
+}
+
+impl Check<'_> {
+    fn error(
+        &mut self,
+        line: usize,
+        section: Option<String>,
+        option: Option<&str>,
+        message: String,
+    ) {
+        let (file, option) = (self.file.to_string(), option.map(str::to_string));
+        let message = one_line(&message);
+        self.errors.push(Error {
+            file,
+            line,
+            section,
+            option,
+            message,
+        });
+    }
+
+    /// `end_line` is where file-wide errors are reported (the last line).
+    pub fn config(&mut self, sections: &[Section], end_line: usize) -> Config {
+        // uci section names are unique across types within a file.
+        let mut seen: HashMap<&str, &Section> = HashMap::new();
+        for s in sections {
+            let Some(name) = s.name.as_deref() else {
+                continue;
+            };
+            if let Some(first) = seen.get(name) {
+                let msg = format!(
+                    "duplicate section name (the {} section at line {} has it)",
+                    first.ty, first.line
+                );
+                self.error(s.line, s.name.clone(), None, msg);
+            } else {
+                seen.insert(name, s);
+            }
+        }
+        let named = |ty: &'static str| {
+            sections
+                .iter()
+                .filter(move |s| s.ty == ty)
+                .filter_map(|s| s.name.as_deref())
+        };
+        let names = Names {
+            interfaces: named("interface").collect(),
+            members: named("member").collect(),
+            policies: named("policy").collect(),
+        };
+
+        let mut all_globals = sections.iter().filter(|s| s.ty == "globals");
+        let first_globals = all_globals.next();
+        for extra in all_globals {
+            let msg = format!(
+                "only one 'globals' section is allowed (the first is at line {})",
+                first_globals.map_or(0, |s| s.line)
+            );
+            self.error(extra.line, Some(extra.label()), None, msg);
+        }
+        let globals = self.globals(first_globals, &names, end_line);
+
+        let (mut interfaces, mut members, mut policies) = (Vec::new(), Vec::new(), Vec::new());
+        for s in sections {
+            let r = Reader {
+                check: self,
+                sec: s,
+                label: s.label(),
+                read: Vec::new(),
+            };
+            match s.ty.as_str() {
+                "globals" => continue,
+                // Routing rules arrive with the next milestone; accepted and ignored until then.
+                "rule" => continue,
+                "interface" => interfaces.extend(r.interface()),
+                "member" => members.extend(r.member(&names)),
+                "policy" => policies.extend(r.policy(&names, globals.last_resort)),
+                other => {
+                    let msg = format!("unknown section type '{other}' (expected globals, interface, member, policy or rule)");
+                    self.error(s.line, Some(s.label()), None, msg);
+                }
+            }
+        }
+
+        // One routing table per interface and per policy.
+        let g = &globals;
+        if let Some(span) = g.table_last.checked_sub(g.table_first) {
+            let tables = u64::from(span) + 1;
+            let users = sections
+                .iter()
+                .filter(|s| s.ty == "interface" || s.ty == "policy");
+            if let Some(s) = users
+                .clone()
+                .nth(usize::try_from(tables).unwrap_or(usize::MAX))
+            {
+                let msg = format!(
+                    "needs a routing table, but table_first..table_last ({}..{}) holds only {tables} for {} interfaces and policies",
+                    g.table_first,
+                    g.table_last,
+                    users.count()
+                );
+                self.error(s.line, Some(s.label()), None, msg);
+            }
+        }
+        Config {
+            globals,
+            interfaces,
+            members,
+            policies,
+        }
+    }
+
+    fn globals(&mut self, sec: Option<&Section>, names: &Names, end_line: usize) -> Globals {
+        let first_policy = names.policies.first().copied().unwrap_or_default();
+        if names.policies.is_empty() {
+            let msg = "no 'config policy' section: at least one policy is needed to route traffic"
+                .to_string();
+            self.error(end_line, None, None, msg);
+        }
+        let empty = Section {
+            ty: "globals".into(),
+            name: None,
+            index: 0,
+            line: end_line,
+            options: Vec::new(),
+        };
+        let sec = sec.unwrap_or(&empty);
+        let mut r = Reader {
+            check: self,
+            sec,
+            label: sec.label(),
+            read: Vec::new(),
+        };
+        let errors = r.errors();
+        let table_first = r.or("table_first", 1100, |s| number(s, 1, 0xFFFF_FFFE));
+        let table_last = r.or("table_last", 1199, |s| number(s, 1, 0xFFFF_FFFE));
+        if r.errors() == errors && table_first > table_last {
+            r.error(
+                "table_last",
+                format!("must not be below table_first ({table_first})"),
+            );
+        } else if r.errors() == errors && table_first <= 255 && table_last >= 253 {
+            r.error(
+                "table_first",
+                "the range must not include tables 253, 254 and 255 (default, main, local)".into(),
+            );
+        }
+        let rule_priority = r.or("rule_priority", 4000, |s| {
+            number(s, 1, u64::from(MAX_RULE_PRIORITY))
+        });
+        // 0..=4 are the kernel's unspec, redirect, kernel, boot and static protocols.
+        let route_proto = r.or("route_proto", 212, |s| number(s, 5, 254));
+        let mask_key = if r.sec.get("fwmark_mask").is_some() {
+            "fwmark_mask"
+        } else {
+            "mmx_mask"
+        };
+        let fwmark_mask = r.or(mask_key, 0x3F00, parse_mask);
+        let level_key = if r.sec.get("log_level").is_some() {
+            "log_level"
+        } else {
+            "loglevel"
+        };
+        let log_level = r.or(level_key, log::LevelFilter::Info, parse_level);
+        let last_resort = r.or("last_resort", LastResort::Default, parse_last_resort);
+        let default_policy = r.or("default_policy", first_policy.to_string(), |s| match names
+            .policies
+            .contains(&s)
+        {
+            true => Ok(s.to_string()),
+            false => Err(format!("names no policy section: '{s}'")),
+        });
+        let reconcile_interval = r.or("reconcile_interval", Duration::from_secs(30), |s| {
+            duration(s, SEC, SEC, HOUR)
+        });
+        r.finish(&[
+            "fwmark_mask",
+            "mmx_mask",
+            "log_level",
+            "loglevel",
+            "logging",
+            "rtmon_interval",
+            "rt_table_lookup",
+        ]);
+        Globals {
+            table_first,
+            table_last,
+            rule_priority,
+            route_proto,
+            fwmark_mask,
+            log_level,
+            last_resort,
+            default_policy,
+            reconcile_interval,
+        }
+    }
+}
+
+/// Reads the options of one section, remembering which were read to flag the others.
+struct Reader<'c, 'f, 's> {
+    check: &'c mut Check<'f>,
+    sec: &'s Section,
+    label: String,
+    read: Vec<&'static str>,
+}
+
+impl<'s> Reader<'_, '_, 's> {
+    /// Errors so far: relations between options are checked only if none was added
+    /// while reading those options.
+    fn errors(&self) -> usize {
+        self.check.errors.len()
+    }
+
+    fn line(&self, option: &str) -> usize {
+        self.sec.get(option).map_or(self.sec.line, |o| o.line)
+    }
+
+    fn error(&mut self, option: &str, message: String) {
+        let (line, label) = (self.line(option), Some(self.label.clone()));
+        let option = (!option.is_empty()).then_some(option);
+        self.check.error(line, label, option, message);
+    }
+
+    /// The section's name, which is required for this type.
+    fn name(&mut self) -> Option<String> {
+        if self.sec.name.is_none() {
+            let ty = &self.sec.ty;
+            self.error(
+                "",
+                format!("this {ty} section needs a name, as in: config {ty} 'name'"),
+            );
+        }
+        self.sec.name.clone()
+    }
+
+    /// A single value; `None` when absent or given as a list (reported).
+    fn single(&mut self, option: &'static str) -> Option<&'s str> {
+        self.read.push(option);
+        match &self.sec.get(option)?.value {
+            Value::Single(v) => Some(v),
+            Value::List(_) => {
+                self.error(
+                    option,
+                    "takes a single value: use 'option', not 'list'".into(),
+                );
+                None
+            }
+        }
+    }
+
+    /// An option that may be given with `list` lines or a single `option`.
+    fn list(&mut self, option: &'static str) -> Vec<&'s str> {
+        self.read.push(option);
+        match self.sec.get(option).map(|o| &o.value) {
+            None => Vec::new(),
+            Some(Value::Single(v)) => vec![v.as_str()],
+            Some(Value::List(items)) => items.iter().map(String::as_str).collect(),
+        }
+    }
+
+    fn get<T>(
+        &mut self,
+        option: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(self.single(option)?) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.error(option, message);
+                None
+            }
+        }
+    }
+
+    fn or<T>(
+        &mut self,
+        option: &'static str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        self.get(option, parse).unwrap_or(default)
+    }
+
+    fn required<T>(
+        &mut self,
+        option: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.sec.get(option).is_none() {
+            self.error(option, "is required".into());
+        }
+        self.get(option, parse)
+    }
+
+    /// Reports the options that were not read, except `ignored` ones.
+    fn finish(self, ignored: &[&str]) {
+        for o in &self.sec.options {
+            if !self.read.contains(&o.name.as_str()) && !ignored.contains(&o.name.as_str()) {
+                let message = format!("is not a known {} option", self.sec.ty);
+                self.check
+                    .error(o.line, Some(self.label.clone()), Some(&o.name), message);
+            }
+        }
+    }
+
+    fn interface(mut self) -> Option<Interface> {
+        let name = self.name();
+        let enabled = self.or("enabled", true, parse_bool);
+        let device = self.required("device", parse_device);
+        let family = self.or("family", Family::Ipv4, parse_family);
+        let gateway = self.get("gateway", parse_ip);
+        if let Some(gw) = gateway.filter(|gw| !family_matches(family, gw)) {
+            self.error(
+                "gateway",
+                format!("{gw} does not match family {}", family_name(family)),
+            );
+        }
+
+        let errors = self.errors();
+        let mut track_ip = Vec::new();
+        for target in self.list("track_ip") {
+            match parse_ip(target) {
+                Err(e) => self.error("track_ip", e),
+                Ok(ip) if track_ip.contains(&ip) => {
+                    self.error("track_ip", format!("lists {ip} twice"))
+                }
+                Ok(ip) if !family_matches(family, &ip) => self.error(
+                    "track_ip",
+                    format!("{ip} does not match family {}", family_name(family)),
+                ),
+                Ok(ip) => track_ip.push(ip),
+            }
+        }
+        if track_ip.len() > MAX_TARGETS {
+            self.error(
+                "track_ip",
+                format!(
+                    "has {} targets; at most {MAX_TARGETS} are supported",
+                    track_ip.len()
+                ),
+            );
+        }
+        let tcp = self.or("track_method", false, |s| match s {
+            "ping" => Ok(false),
+            "tcp" => Ok(true),
+            _ => Err(format!("must be ping or tcp, not '{s}'")),
+        });
+        let port = self.get("track_port", |s| number(s, 1, 65535));
+        let track_method = match (tcp, port) {
+            (true, Some(port)) => TrackMethod::Tcp { port },
+            (true, None) if self.sec.get("track_port").is_none() => {
+                self.error("track_port", "is required with track_method tcp".into());
+                TrackMethod::Ping
+            }
+            (false, Some(_)) => {
+                self.error("track_port", "only applies to track_method tcp".into());
+                TrackMethod::Ping
+            }
+            _ => TrackMethod::Ping,
+        };
+        let max_reliability = track_ip.len().clamp(1, MAX_TARGETS);
+        let reliability: u8 = self.or("reliability", 1, |s| number(s, 1, MAX_TARGETS as u64));
+        if usize::from(reliability) > max_reliability && self.errors() == errors {
+            let msg = format!(
+                "is {reliability} but only {} track_ip targets are configured",
+                track_ip.len()
+            );
+            self.error("reliability", msg);
+        }
+        let count = self.or("count", 1, |s| number(s, 1, 10));
+        let timeout = self.or("timeout", Duration::from_secs(1), |s| {
+            duration(s, SEC, 100, MIN)
+        });
+        let interval = self.or("interval", Duration::from_secs(1), |s| {
+            duration(s, SEC, 100, HOUR)
+        });
+        let failure_interval = self.or("failure_interval", interval, |s| {
+            duration(s, SEC, 100, HOUR)
+        });
+        let recovery_interval = self.or("recovery_interval", interval, |s| {
+            duration(s, SEC, 100, HOUR)
+        });
+        let up = self.or("up", 3, |s| number(s, 1, 100));
+        let down = self.or("down", 3, |s| number(s, 1, 100));
+        let initial_state = self.or("initial_state", InitialState::Online, |s| match s {
+            "online" => Ok(InitialState::Online),
+            "offline" => Ok(InitialState::Offline),
+            _ => Err(format!("must be online or offline, not '{s}'")),
+        });
+        let quality = self.quality();
+        let damping = self.damping();
+        self.finish(&[
+            "size",
+            "max_ttl",
+            "keep_failure_interval",
+            "flush_conntrack",
+            "httping_ssl",
+        ]);
+        Some(Interface {
+            name: name?,
+            enabled,
+            device: device?,
+            gateway,
+            family,
+            track_ip,
+            track_method,
+            reliability,
+            count,
+            timeout,
+            interval,
+            failure_interval,
+            recovery_interval,
+            up,
+            down,
+            initial_state,
+            quality,
+            damping,
+        })
+    }
+
+    fn quality(&mut self) -> Option<Quality> {
+        let errors = self.errors();
+        let on = self.or("check_quality", false, parse_bool);
+        // Plain numbers are milliseconds here, as in mwan3.
+        let failure_latency = self.or("failure_latency", Duration::from_millis(1000), |s| {
+            duration(s, MS, 1, MIN)
+        });
+        let recovery_latency = self.or("recovery_latency", Duration::from_millis(500), |s| {
+            duration(s, MS, 1, MIN)
+        });
+        let failure_loss = self.or("failure_loss", 40, |s| number(s, 0, 100));
+        let recovery_loss = self.or("recovery_loss", 10, |s| number(s, 0, 100));
+        if on && self.errors() == errors && recovery_latency > failure_latency {
+            self.error(
+                "recovery_latency",
+                format!(
+                    "must not exceed failure_latency ({})",
+                    fmt_duration(failure_latency)
+                ),
+            );
+        }
+        if on && self.errors() == errors && recovery_loss > failure_loss {
+            self.error(
+                "recovery_loss",
+                format!("must not exceed failure_loss ({failure_loss})"),
+            );
+        }
+        on.then_some(Quality {
+            failure_latency,
+            recovery_latency,
+            failure_loss,
+            recovery_loss,
+        })
+    }
+
+    fn damping(&mut self) -> Option<Damping> {
+        let errors = self.errors();
+        let on = self.or("flap_damping", true, parse_bool);
+        let penalty = self.or("flap_penalty", 1000, |s| number(s, 1, 1_000_000));
+        let suppress = self.or("flap_suppress", 2000, |s| number(s, 1, 1_000_000));
+        let reuse = self.or("flap_reuse", 750, |s| number(s, 1, 1_000_000));
+        let half_life = self.or("flap_half_life", Duration::from_secs(60), |s| {
+            duration(s, SEC, SEC, HOUR)
+        });
+        let max_hold = self.or("flap_max_hold", Duration::from_secs(300), |s| {
+            duration(s, SEC, SEC, HOUR)
+        });
+        if on && self.errors() == errors && reuse >= suppress {
+            self.error(
+                "flap_reuse",
+                format!("must be below flap_suppress ({suppress})"),
+            );
+        }
+        on.then_some(Damping {
+            penalty,
+            suppress,
+            reuse,
+            half_life,
+            max_hold,
+        })
+    }
+
+    fn member(mut self, names: &Names) -> Option<Member> {
+        let name = self.name();
+        let interface = self.required("interface", |s| match names.interfaces.contains(s) {
+            true => Ok(s.to_string()),
+            false => Err(format!("names no interface section: '{s}'")),
+        });
+        let metric = self.or("metric", 1, |s| number(s, 1, 256));
+        let weight = self.or("weight", 1, |s| number(s, 1, 1000));
+        self.finish(&[]);
+        Some(Member {
+            name: name?,
+            interface: interface?,
+            metric,
+            weight,
+        })
+    }
+
+    fn policy(mut self, names: &Names, default_last_resort: LastResort) -> Option<Policy> {
+        let name = self.name();
+        let mut use_member: Vec<String> = Vec::new();
+        for m in self.list("use_member") {
+            if !names.members.contains(m) {
+                self.error("use_member", format!("names no member section: '{m}'"));
+            } else if use_member.iter().any(|u| u == m) {
+                self.error("use_member", format!("lists '{m}' twice"));
+            } else {
+                use_member.push(m.to_string());
+            }
+        }
+        let last_resort = self.or("last_resort", default_last_resort, parse_last_resort);
+        self.finish(&[]);
+        Some(Policy {
+            name: name?,
+            use_member,
+            last_resort,
+        })
+    }
+}
+
+fn number<T: TryFrom<u64>>(s: &str, lo: u64, hi: u64) -> Result<T, String> {
+    let err = || format!("must be a whole number from {lo} to {hi}, not '{s}'");
+    let n: u64 = s.parse().map_err(|_| err())?;
+    if !(lo..=hi).contains(&n) {
+        return Err(err());
+    }
+    T::try_from(n).map_err(|_| err())
+}
+
+/// uci's boolean spellings.
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "yes" | "on" | "true" | "enabled" => Ok(true),
+        "0" | "no" | "off" | "false" | "disabled" => Ok(false),
+        _ => Err(format!(
+            "must be a boolean (1/0, yes/no, on/off, true/false), not '{s}'"
+        )),
+    }
+}
+
+fn parse_mask(s: &str) -> Result<u32, String> {
+    let n = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    };
+    match n {
+        Some(n) if n != 0 => Ok(n),
+        _ => Err(format!(
+            "must be a non-zero 32-bit mask such as 0x3F00, not '{s}'"
+        )),
+    }
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    use log::LevelFilter::*;
+    match s {
+        // emerg, alert and crit appear in mwan3 configs (syslog names).
+        "emerg" | "alert" | "crit" | "err" | "error" => Ok(Error),
+        "warning" | "warn" => Ok(Warn),
+        "notice" | "info" => Ok(Info),
+        "debug" => Ok(Debug),
+        _ => Err(format!(
+            "must be error, warning, notice, info or debug, not '{s}'"
+        )),
+    }
+}
+
+fn parse_last_resort(s: &str) -> Result<LastResort, String> {
+    match s {
+        "unreachable" => Ok(LastResort::Unreachable),
+        "blackhole" => Ok(LastResort::Blackhole),
+        "default" => Ok(LastResort::Default),
+        _ => Err(format!(
+            "must be unreachable, blackhole or default, not '{s}'"
+        )),
+    }
+}
+
+fn parse_family(s: &str) -> Result<Family, String> {
+    match s {
+        "ipv4" => Ok(Family::Ipv4),
+        "ipv6" => Ok(Family::Ipv6),
+        "any" => Ok(Family::Any),
+        _ => Err(format!("must be ipv4, ipv6 or any, not '{s}'")),
+    }
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Ipv4 => "ipv4",
+        Family::Ipv6 => "ipv6",
+        Family::Any => "any",
+    }
+}
+
+fn family_matches(f: Family, ip: &IpAddr) -> bool {
+    matches!(
+        (f, ip),
+        (Family::Any, _) | (Family::Ipv4, IpAddr::V4(_)) | (Family::Ipv6, IpAddr::V6(_))
+    )
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    s.parse()
+        .map_err(|_| format!("must be an IP address, not '{s}'"))
+}
+
+/// A name the kernel accepts for a network device (`dev_valid_name()` in net/core/dev.c):
+/// 1 to 15 bytes (IFNAMSIZ with its NUL), not `.` or `..`, no `/`, `:` or whitespace.
+fn parse_device(s: &str) -> Result<String, String> {
+    let bad_char = s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if s.is_empty() || s.len() > 15 || s == "." || s == ".." || bad_char {
+        return Err(format!(
+            "must be a Linux device name (1-15 bytes, no '/', ':' or spaces), not '{s}'"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// `500ms`, `2s`, `1.5m`, or a plain (possibly decimal) number of `plain_ms` units;
+/// bounded to `lo_ms..=hi_ms`. Sub-millisecond parts are dropped.
+pub(super) fn duration(s: &str, plain_ms: u64, lo_ms: u64, hi_ms: u64) -> Result<Duration, String> {
+    let (lo, hi) = (
+        fmt_duration(Duration::from_millis(lo_ms)),
+        fmt_duration(Duration::from_millis(hi_ms)),
+    );
+    let err = || format!("must be a duration from {lo} to {hi} such as 500ms, 2s or 1m, not '{s}'");
+    let (number, unit) = if let Some(n) = s.strip_suffix("ms") {
+        (n, MS)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, SEC)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, MIN)
+    } else {
+        (s, plain_ms)
+    };
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty())
+        || !digits(int)
+        || !digits(frac)
+        || int.len() > 12
+        || frac.len() > 6
+    {
+        return Err(err());
+    }
+    // Fixed point in millionths of `unit`: at most 10^18 * 60_000, which fits in a u128.
+    let int: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| err())?
+    };
+    let frac: u128 = format!("{frac:0<6}").parse().map_err(|_| err())?;
+    let ms = (int * 1_000_000 + frac) * u128::from(unit) / 1_000_000;
+    match u64::try_from(ms) {
+        Ok(ms) if (lo_ms..=hi_ms).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(err()),
+    }
+}
+
+/// The shortest of `5m`, `2s`, `1.5s`, `500ms` that is exact to the millisecond.
+pub(super) fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms >= 60_000 && ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms >= 1000 && ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        let frac = format!("{:03}", ms % 1000);
+        format!("{}.{}s", ms / 1000, frac.trim_end_matches('0'))
+    }
+}
