@@ -119,6 +119,29 @@ fn static_balance_spreads_and_isps_break() {
     lab.restore(1);
     let ping = lab.exec("rtr", &["ping", "-c1", "-W1", "-I", "wan1", "203.0.113.1"]);
     assert!(ping.status.success());
+
+    // An unreachable policy route fails a LAN connect at once (ICMP), not by timeout.
+    lab.ip(
+        "rtr",
+        &[
+            "route",
+            "replace",
+            "table",
+            "1199",
+            "unreachable",
+            "default",
+            "proto",
+            "212",
+        ],
+    );
+    assert_eq!(lab.default_route_type(1199).as_deref(), Some("unreachable"));
+    match lab.connect_once(Duration::from_secs(3)) {
+        Ok(k) => panic!("connected via ISP{k} through an unreachable route"),
+        Err((e, took)) => {
+            assert_ne!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+            assert!(took < Duration::from_secs(1), "{e} after {took:?}");
+        }
+    }
 }
 
 #[test]

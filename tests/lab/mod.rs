@@ -122,6 +122,7 @@ impl Lab {
         };
         lab.build();
         lab.start_server();
+        lab.warm_up();
         lab
     }
 
@@ -267,6 +268,35 @@ impl Lab {
         );
         self.ip("lan", &["link", "set", "eth0", "up"]);
         self.ip("lan", &["route", "add", "default", "via", "192.168.77.1"]);
+    }
+
+    /// Resolve every neighbour on every path once, so that the first measured
+    /// connections do not race ARP (a first burst through a cold path loses a handshake
+    /// now and then).
+    fn warm_up(&self) {
+        let mut pings = Vec::new();
+        for k in 1..=self.n_isps {
+            let wan = format!("wan{k}");
+            pings.push(self.spawn_in(
+                "rtr",
+                &["ping", "-c1", "-W2", "-I", &wan, &SERVER.to_string()],
+            ));
+        }
+        pings.push(self.spawn_in("lan", &["ping", "-c1", "-W2", "192.168.77.1"]));
+        for mut p in pings {
+            let _ = p.wait();
+        }
+    }
+
+    fn spawn_in(&self, ns: &str, args: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(ns)])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ip netns exec")
     }
 
     // ---- running things -------------------------------------------------------------
@@ -813,6 +843,39 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Wait until the default policy's group holds exactly the WANs `ks` (1-based).
+    /// Panics, showing the daemon's log and the kernel state, if the daemon exits first
+    /// or the time runs out. Returns how long it took.
+    pub fn wait_group(&self, d: &mut Daemon, ks: &[usize], timeout: Duration) -> Duration {
+        let mut want: Vec<u32> = ks.iter().map(|&k| wan_id(k)).collect();
+        want.sort_unstable();
+        let mut exited = None;
+        let r = wait_until(timeout, Duration::from_millis(50), || {
+            if let Some(s) = d.wait_exit(Duration::ZERO) {
+                exited = Some(s);
+                return true;
+            }
+            self.group_members() == want
+        });
+        if let Some(s) = exited {
+            panic!(
+                "uplinkd exited ({s}) while waiting for group {want:?}; log:\n{}",
+                d.log()
+            );
+        }
+        match r {
+            Ok(t) => t,
+            Err(t) => panic!(
+                "group 1199 is {:?}, not {want:?}, after {t:?}; objects:\n{}log:\n{}",
+                self.nexthop_group(POLICY_ID),
+                self.uplinkd_objects(),
+                d.log()
+            ),
+        }
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -927,14 +990,24 @@ impl Drop for LongConn {
 
 fn open_conn(timeout: Duration) -> io::Result<LongConn> {
     let addr = SocketAddr::from((SERVER, TCP_PORT));
+    let t0 = Instant::now();
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let local = stream.local_addr()?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     // Byte by byte up to the newline, so nothing after it is swallowed by a buffer.
     let mut line = Vec::with_capacity(32);
     let mut b = [0u8; 1];
     while line.len() < 64 {
-        (&stream).read_exact(&mut b)?;
+        (&stream).read_exact(&mut b).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "reading peer line after {:?} from {local}: {e}",
+                    t0.elapsed()
+                ),
+            )
+        })?;
         if b[0] == b'\n' {
             break;
         }
