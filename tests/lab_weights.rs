@@ -3,9 +3,9 @@
 mod lab;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lab::{wait_until, Break, Lab};
+use lab::Lab;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_uplinkd"))
