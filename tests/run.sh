@@ -24,7 +24,7 @@ cargo build --all-targets || exit $?
 # Keep the full output in a file, print cargo's result lines, exit with cargo's status.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test >"$log" 2>&1
+cargo test --no-fail-fast >"$log" 2>&1
 status=$?
 grep -E '^(test result:|     Running |test .* FAILED|error)' "$log"
 if [ "$status" -ne 0 ]; then
