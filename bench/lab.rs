@@ -1,0 +1,190 @@
+//! Lab benchmark for the core daemon: failover latencies, memory, CPU and kernel writes,
+//! measured against the real kernel in the namespace lab. Numbers, not assertions: run it
+//! with `bench/run.sh` and read the report (also written to `bench/out/lab.txt`).
+//!
+//! Measured:
+//! - carrier loss → the WAN is out of the balance group (kernel + daemon), median of N;
+//! - carrier loss of the last WAN → the daemon installs the last resort (daemon alone);
+//! - upstream blackhole → the WAN is out of the group, against I + T + (D-1)·F;
+//! - resident memory and CPU of the daemon with 3 WANs × 3 targets at 1 s intervals;
+//! - kernel writes per state change (the daemon logs one `kernel:` line per write).
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lab::{Break, Lab};
+
+fn uplinkd() -> PathBuf {
+    if let Some(p) = std::env::args().nth(1) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/examples/bench-lab -> target/<profile>/uplinkd
+    exe.parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("uplinkd"))
+        .expect("binary path")
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Poll `cond` every millisecond; the elapsed time when it first holds.
+fn time_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+fn kernel_writes(log: &str) -> usize {
+    log.lines().filter(|l| l.contains(" kernel: ")).count()
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn main() {
+    let bin = uplinkd();
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut report = Vec::new();
+    let mut say = |line: String| {
+        println!("{line}");
+        report.push(line);
+    };
+    say(format!("uplinkd lab benchmark, {runs} runs per measurement, binary {}", bin.display()));
+
+    // --- carrier loss -----------------------------------------------------------
+    let lab = Lab::new(3);
+    let mut d = lab.start_daemon(&bin, &lab::config(&[1, 1, 1], ""), &[]);
+    lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(10));
+    let mut carrier = Vec::new();
+    for _ in 0..runs {
+        let before = kernel_writes(&d.log());
+        let start = Instant::now();
+        lab.break_isp(3, Break::Carrier);
+        let cmd = start.elapsed();
+        if let Some(t) = time_until(Duration::from_secs(5), || !lab.in_group(3)) {
+            carrier.push(ms(t + cmd));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let writes = kernel_writes(&d.log()) - before;
+        say(format!("carrier loss: {writes} kernel writes by the daemon"));
+        lab.restore(3);
+        lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));
+    }
+    say(format!(
+        "carrier loss -> out of the group: median {:.1} ms over {} runs {:?}",
+        median(&mut carrier.clone()),
+        carrier.len(),
+        carrier.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>()
+    ));
+
+    // --- blackhole ----------------------------------------------------------------
+    let mut blackhole = Vec::new();
+    for _ in 0..runs {
+        let before = kernel_writes(&d.log());
+        let start = Instant::now();
+        lab.break_isp(2, Break::Blackhole);
+        if let Some(t) = time_until(Duration::from_secs(10), || !lab.in_group(2)) {
+            blackhole.push(ms(start.elapsed().max(t)));
+        }
+        let writes = kernel_writes(&d.log()) - before;
+        say(format!("blackhole: {writes} kernel writes for the transition"));
+        let before = kernel_writes(&d.log());
+        lab.restore(2);
+        lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));
+        std::thread::sleep(Duration::from_millis(200));
+        let writes = kernel_writes(&d.log()) - before;
+        say(format!("recovery: {writes} kernel writes for the transition"));
+    }
+    say(format!(
+        "blackhole -> out of the group: median {:.0} ms, max {:.0} ms over {} runs (bound I+T+(D-1)F = 1000+1000+2000 = 4000 ms)",
+        median(&mut blackhole.clone()),
+        blackhole.iter().cloned().fold(0.0, f64::max),
+        blackhole.len()
+    ));
+
+    // --- memory and CPU at steady state ----------------------------------------------
+    let pid = d.pid();
+    let t0 = cpu_ticks(pid).unwrap_or(0);
+    let wall = Instant::now();
+    std::thread::sleep(Duration::from_secs(30));
+    let t1 = cpu_ticks(pid).unwrap_or(0);
+    let hz = 100.0; // USER_HZ on Linux
+    let cpu = (t1 - t0) as f64 / hz / wall.elapsed().as_secs_f64() * 100.0;
+    let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    say(format!(
+        "3 WANs x 3 targets, 1 s interval: RSS {rss} kB (peak {hwm} kB), CPU {cpu:.2} % of a core over 30 s"
+    ));
+    d.terminate();
+    drop(lab);
+
+    // --- last resort: the daemon alone reacts ------------------------------------------
+    let lab = Lab::new(1);
+    let cfg = lab::config_with(&[1], "", &[""], "option last_resort 'unreachable'");
+    let cfg = cfg.replace(
+        "config policy 'balanced'\n",
+        "config policy 'balanced'\n\toption last_resort 'unreachable'\n",
+    );
+    let mut d = lab.start_daemon(&bin, &cfg, &[]);
+    lab.wait_group(&mut d, &[1], Duration::from_secs(10));
+    let mut last = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        lab.break_isp(1, Break::Carrier);
+        if let Some(t) = time_until(Duration::from_secs(5), || {
+            lab.default_route_type(lab::POLICY_ID).as_deref() == Some("unreachable")
+        }) {
+            last.push(ms(start.elapsed().max(t)));
+        }
+        lab.restore(1);
+        lab.wait_group(&mut d, &[1], Duration::from_secs(15));
+    }
+    say(format!(
+        "carrier loss of the last WAN -> unreachable installed: median {:.1} ms over {} runs",
+        median(&mut last.clone()),
+        last.len()
+    ));
+    d.terminate();
+    drop(lab);
+
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/out");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(out.join("lab.txt"), report.join("\n") + "\n");
+}
