@@ -179,10 +179,7 @@ mod tests {
         let current = vec![nh(2, 2), group(10, &[(2, 1)])];
         assert_eq!(
             reconcile(&desired, &current),
-            vec![
-                Op::Add(nh(1, 1)),
-                Op::Replace(group(10, &[(1, 1), (2, 1)]))
-            ]
+            vec![Op::Add(nh(1, 1)), Op::Replace(group(10, &[(1, 1), (2, 1)]))]
         );
     }
 }

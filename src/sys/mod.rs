@@ -1,1 +1,8 @@
 //! The shell: everything that touches the operating system.
+
+pub mod dryrun;
+pub mod netlink;
+pub mod nexthop;
+#[cfg(test)]
+pub(crate) mod testns;
+pub mod wire;
