@@ -2,6 +2,8 @@
 
 pub mod dryrun;
 pub mod netlink;
+#[cfg(test)]
+mod netlink_tests;
 pub mod nexthop;
 #[cfg(test)]
 pub(crate) mod testns;

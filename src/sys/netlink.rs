@@ -903,11 +903,13 @@ pub fn describe(op: &Op, links: &[Link], protocol: u8) -> String {
             } else {
                 String::new()
             };
-            format!(
-                "ip {fam}route {verb} {kind}{dst}{target} table {}{metric} proto {}",
-                table_name(r.table),
-                protocol
-            )
+            let table = table_name(r.table);
+            if let RouteTarget::Multipath(_) = r.target {
+                // `ip` wants the nexthop list last.
+                format!("ip {fam}route {verb} {dst} table {table}{metric} proto {protocol}{target}")
+            } else {
+                format!("ip {fam}route {verb} {kind}{dst}{target} table {table}{metric} proto {protocol}")
+            }
         }
         Object::Rule(r) => {
             let sel = match &r.selector {
