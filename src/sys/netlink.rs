@@ -22,7 +22,9 @@
 //!   ...) are ignored.
 //!
 //! IPv6 stores a route added with metric 0 as metric 1024 (`IP6_RT_PRIO_USER`), so
-//! IPv6 routes should be planned with a non-zero metric to dump back equal.
+//! IPv6 routes should be planned with a non-zero metric to dump back equal. A gateway
+//! of the other family (an IPv4 route via an IPv6 gateway) is decoded from `RTA_VIA`
+//! but not written: the kernel refuses it as `RTA_GATEWAY`.
 
 use std::io;
 use std::net::IpAddr;
@@ -87,6 +89,8 @@ const DUMP_ATTEMPTS: usize = 8;
 /// Receive buffer of the request socket; a dump datagram is at most 32 KiB on current
 /// kernels, and a larger one is detected (`MSG_TRUNC`) and the dump redone with room.
 const RECV_BUF: usize = 64 * 1024;
+/// How long a request waits for the kernel's reply before giving up.
+const REPLY_TIMEOUT_S: libc::time_t = 10;
 /// Receive buffer of the event socket, so a burst (a link flap drops many routes) fits.
 const MONITOR_RCVBUF: libc::c_int = 1 << 20;
 
@@ -146,6 +150,9 @@ impl Netlink {
         // Best effort: the kernel's reason for a refusal, and short error replies.
         let _ = socket.set_ext_ack(true);
         let _ = socket.set_cap_ack(true);
+        // The kernel answers every request; a reply that never comes (a lost datagram)
+        // must surface as an error, not hang the daemon.
+        set_timeout(&socket, libc::SO_RCVTIMEO, REPLY_TIMEOUT_S);
         Ok(Netlink {
             socket,
             seq: std::process::id().wrapping_mul(1000),
@@ -956,6 +963,11 @@ fn table_name(table: u32) -> String {
 }
 
 /// Event socket: one datagram in, a few [`kernel::Event`]s out.
+///
+/// Kernel 6.18 deletes a nexthop whose device loses carrier (and drops it from its
+/// groups) without sending any nexthop event; the only trace is the link's
+/// [`kernel::Event::Link`] with `carrier: false`, so a carrier change must trigger a
+/// dump and reconcile like [`kernel::Event::Changed`] does.
 pub struct Monitor {
     socket: SmolSocket,
     buf: Vec<u8>,
@@ -963,6 +975,11 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn open() -> io::Result<Monitor> {
+        Monitor::with_rcvbuf(MONITOR_RCVBUF)
+    }
+
+    /// With a receive buffer of `size` bytes (tests shrink it to provoke `ENOBUFS`).
+    pub(crate) fn with_rcvbuf(size: libc::c_int) -> io::Result<Monitor> {
         let mut socket = SmolSocket::new(NETLINK_ROUTE)?;
         socket.socket_mut().bind_auto()?;
         for group in [
@@ -977,7 +994,7 @@ impl Monitor {
         ] {
             socket.socket_ref().add_membership(group)?;
         }
-        set_rcvbuf(socket.socket_ref(), MONITOR_RCVBUF);
+        set_rcvbuf(socket.socket_ref(), size);
         Ok(Monitor {
             socket,
             buf: Vec::with_capacity(RECV_BUF),
@@ -1006,6 +1023,30 @@ impl Monitor {
                 }
             }
         }
+    }
+}
+
+fn set_timeout(socket: &Socket, opt: libc::c_int, seconds: libc::time_t) {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: seconds,
+        tv_usec: 0,
+    };
+    // SAFETY: a valid fd and a timeval option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!(
+            "netlink: cannot set a reply timeout: {}",
+            io::Error::last_os_error()
+        );
     }
 }
 
@@ -1077,4 +1118,21 @@ pub fn read_sysctl(path: &str) -> io::Result<String> {
 /// Writes a sysctl value.
 pub fn write_sysctl(path: &str, value: &str) -> io::Result<()> {
     std::fs::write(path, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_helpers_read_trimmed_and_write() {
+        let path = std::env::temp_dir().join(format!("uplinkd-sysctl-{}", std::process::id()));
+        let path = path.to_str().unwrap();
+        std::fs::write(path, "0\n").unwrap();
+        assert_eq!(read_sysctl(path).unwrap(), "0");
+        write_sysctl(path, "1").unwrap();
+        assert_eq!(read_sysctl(path).unwrap(), "1");
+        std::fs::remove_file(path).unwrap();
+        assert!(read_sysctl(path).is_err());
+    }
 }

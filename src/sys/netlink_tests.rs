@@ -435,8 +435,14 @@ fn monitor_reports_carrier_loss_and_changes() {
         let snap = nl.snapshot(&own()).unwrap();
         let wan1 = ifindex(&snap, "wan1");
 
-        nl.apply(&Op::Add(via_nh(1101, Family::V4, wan1, Some("10.20.1.1"))))
-            .unwrap();
+        let wan2 = ifindex(&snap, "wan2");
+        for nh in [
+            via_nh(1101, Family::V4, wan1, Some("10.20.1.1")),
+            via_nh(1102, Family::V4, wan2, None),
+            group(1199, Family::V4, &[(1101, 1), (1102, 1)]),
+        ] {
+            nl.apply(&Op::Add(nh)).unwrap();
+        }
         assert_eq!(
             wait_for(&mut monitor, |e| *e == Event::Changed),
             Some(Event::Changed)
@@ -463,11 +469,21 @@ fn monitor_reports_carrier_loss_and_changes() {
             }))
         );
 
-        // Observed on 6.18 (and documented since the nexthop code of 5.3 flushes nexthops
-        // on NETDEV_CHANGE without IFF_RUNNING/LOWER_UP): a nexthop whose device loses
-        // carrier is deleted by the kernel, so reconcile must recreate it later.
+        // Observed on kernel 6.18: a nexthop whose device loses carrier is deleted by the
+        // kernel (its netdev notifier flushes a device's nexthops on a state change that
+        // leaves the device without carrier) and dropped from the groups that name it,
+        // WITHOUT any RTM_DELNEXTHOP / RTM_NEWNEXTHOP event (`ip monitor all` shows only
+        // the link change). So the daemon must resync on a Link event with carrier
+        // loss; reconcile recreates the nexthop once the carrier is back.
         let snap = nl.snapshot(&own()).unwrap();
-        assert_eq!(snap.owned, vec![], "nexthop survived carrier loss");
+        assert_eq!(
+            snap.owned,
+            vec![
+                via_nh(1102, Family::V4, wan2, None),
+                group(1199, Family::V4, &[(1102, 1)]),
+            ],
+            "nexthop survived carrier loss"
+        );
 
         // A deleted link is reported as gone.
         let ok = std::process::Command::new("ip")
@@ -590,4 +606,28 @@ fn describe_spells_ip_commands() {
         d(Op::Add(via_nh(1102, Family::V4, 9, None))),
         "ip nexthop add id 1102 dev if9 proto 212"
     );
+}
+
+#[test]
+fn monitor_overflow_is_an_overrun() {
+    let ns = lab();
+    ns.run(|| {
+        // The smallest buffer the kernel allows, then many changes nobody reads.
+        let mut monitor = Monitor::with_rcvbuf(1).unwrap();
+        let mut nl = Netlink::open(own()).unwrap();
+        for t in 0..200 {
+            nl.apply(&Op::Add(route(
+                Family::V4,
+                1100 + t,
+                "",
+                0,
+                RouteTarget::Blackhole,
+            )))
+            .unwrap();
+        }
+        assert_eq!(
+            wait_for(&mut monitor, |e| *e == Event::Overrun),
+            Some(Event::Overrun)
+        );
+    });
 }
