@@ -1,0 +1,200 @@
+//! The dry-run backend (netifd's `system-dummy.c`): reads the real kernel, writes
+//! nothing, prints the `ip` command of every operation instead.
+//!
+//! It keeps an overlay of our objects as they would be after the printed commands, and
+//! reports that overlay as [`Snapshot::owned`], so the next reconcile sees its own
+//! "writes" and converges instead of printing the same commands on every pass.
+
+use std::io::Write;
+
+use super::netlink::describe;
+use crate::kernel::{Error, Kernel, Link, Object, Ownership, Snapshot};
+use crate::reconcile::Op;
+
+pub struct DryRun<K: Kernel> {
+    inner: K,
+    /// Our objects as the dry run has "applied" them; `None` until the first snapshot.
+    overlay: Option<Vec<Object>>,
+    links: Vec<Link>,
+    protocol: u8,
+    out: Box<dyn Write + Send>,
+}
+
+impl<K: Kernel> DryRun<K> {
+    /// Prints to stdout.
+    pub fn new(inner: K) -> DryRun<K> {
+        DryRun::with_output(inner, Box::new(std::io::stdout()))
+    }
+
+    pub fn with_output(inner: K, out: Box<dyn Write + Send>) -> DryRun<K> {
+        DryRun {
+            inner,
+            overlay: None,
+            links: Vec::new(),
+            protocol: 0,
+            out,
+        }
+    }
+
+    pub fn inner(&self) -> &K {
+        &self.inner
+    }
+}
+
+impl<K: Kernel> Kernel for DryRun<K> {
+    fn snapshot(&mut self, own: &Ownership) -> Result<Snapshot, Error> {
+        let mut snap = self.inner.snapshot(own)?;
+        self.protocol = own.protocol;
+        self.links = snap.links.clone();
+        let overlay = self.overlay.get_or_insert_with(|| snap.owned.clone());
+        snap.owned = overlay.clone();
+        Ok(snap)
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), Error> {
+        let line = describe(op, &self.links, self.protocol);
+        // A closed stdout must not stop the daemon; the overlay still advances.
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
+        let overlay = self.overlay.get_or_insert_with(Vec::new);
+        let key = op.object().key();
+        overlay.retain(|o| o.key() != key);
+        if !matches!(op, Op::Delete(_)) {
+            overlay.push(op.object().clone());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::*;
+    use crate::reconcile::reconcile;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::{Arc, Mutex};
+
+    /// A kernel that reports a fixed snapshot and refuses writes.
+    struct Fake {
+        snap: Snapshot,
+    }
+
+    impl Kernel for Fake {
+        fn snapshot(&mut self, _own: &Ownership) -> Result<Snapshot, Error> {
+            Ok(self.snap.clone())
+        }
+        fn apply(&mut self, op: &Op) -> Result<(), Error> {
+            panic!("dry run wrote to the kernel: {op:?}");
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Out(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Out {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Out {
+        fn take(&self) -> String {
+            String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+        }
+    }
+
+    fn own() -> Ownership {
+        Ownership {
+            protocol: 212,
+            tables: 1100..=1199,
+            priorities: 4000..=4199,
+            nexthop_ids: 1100..=1199,
+        }
+    }
+
+    fn nh(id: u32, ifindex: u32) -> Object {
+        Object::Nexthop(Nexthop {
+            id,
+            family: Family::V4,
+            kind: NexthopKind::Via {
+                ifindex,
+                gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 20, ifindex as u8, 1))),
+            },
+        })
+    }
+
+    fn rule(priority: u32, table: u32) -> Object {
+        Object::Rule(Rule {
+            family: Family::V4,
+            priority,
+            selector: Selector::All,
+            table,
+            suppress_prefixlength: None,
+        })
+    }
+
+    #[test]
+    fn prints_and_converges() {
+        let out = Out::default();
+        let fake = Fake {
+            snap: Snapshot {
+                links: vec![Link {
+                    ifindex: 3,
+                    name: "wan1".into(),
+                    up: true,
+                    carrier: true,
+                }],
+                owned: vec![rule(4100, 1100)],
+                nexthops_supported: true,
+                ..Snapshot::default()
+            },
+        };
+        let mut dry = DryRun::with_output(fake, Box::new(out.clone()));
+        let desired = vec![nh(1101, 3), rule(4101, 1101)];
+
+        let snap = dry.snapshot(&own()).unwrap();
+        assert_eq!(snap.owned, vec![rule(4100, 1100)]);
+        for op in reconcile(&desired, &snap.owned) {
+            dry.apply(&op).unwrap();
+        }
+        assert_eq!(
+            out.take(),
+            "ip nexthop add id 1101 via 10.20.3.1 dev wan1 proto 212\n\
+             ip -4 rule add priority 4101 lookup 1101 proto 212\n\
+             ip -4 rule del priority 4100 lookup 1100 proto 212\n"
+        );
+
+        // The next pass sees its own writes: nothing to do, nothing printed.
+        let snap = dry.snapshot(&own()).unwrap();
+        let mut owned = snap.owned.clone();
+        owned.sort();
+        let mut want = desired.clone();
+        want.sort();
+        assert_eq!(owned, want);
+        assert!(reconcile(&desired, &snap.owned).is_empty());
+        assert_eq!(out.take(), "");
+    }
+
+    #[test]
+    fn replace_overwrites_the_overlay_entry() {
+        let out = Out::default();
+        let fake = Fake {
+            snap: Snapshot {
+                owned: vec![nh(1101, 3)],
+                ..Snapshot::default()
+            },
+        };
+        let mut dry = DryRun::with_output(fake, Box::new(out.clone()));
+        dry.snapshot(&own()).unwrap();
+        dry.apply(&Op::Replace(nh(1101, 4))).unwrap();
+        assert_eq!(dry.snapshot(&own()).unwrap().owned, vec![nh(1101, 4)]);
+        assert_eq!(
+            out.take(),
+            "ip nexthop replace id 1101 via 10.20.4.1 dev if4 proto 212\n"
+        );
+    }
+}

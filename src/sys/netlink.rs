@@ -1,0 +1,1138 @@
+//! The netlink backend of [`Kernel`]: dumps and writes over a `NETLINK_ROUTE` socket,
+//! plus the event [`Monitor`] and the `ip`-command rendering of an [`Op`] ([`describe`]).
+//!
+//! Routes and rules go through netlink-packet-route; nexthop objects, which it does not
+//! model, through [`super::nexthop`]; links and addresses are read with a few lines of
+//! our own (only the ifindex, name, flags and address are needed, and the link message
+//! carries dozens of attributes a newer kernel may extend). Every received buffer is
+//! walked with [`super::wire::Messages`], so a message nobody can parse is skipped, never
+//! fatal.
+//!
+//! # Mapping to the model
+//!
+//! Objects that carry our tags are decoded into [`Object`]s exactly, so that what was
+//! applied dumps back equal and a reconcile of a system in sync is empty. An object in
+//! our ranges with our protocol that the model cannot express is still reported, so the
+//! reconciler replaces or deletes it:
+//! - a route of another type (prohibit, throw, ...) or a nexthop that is a blackhole,
+//!   fdb, encap or resilient-group nexthop decodes as `Via { ifindex: 0, gateway: None }`,
+//!   a value the plan never asks for, so it differs from any wanted object with its key;
+//! - a rule with another action (goto, blackhole, ...) decodes with table 0;
+//! - match fields the model lacks (iif, dst, tos, ports, uid range, source of a route,
+//!   ...) are ignored.
+//!
+//! IPv6 stores a route added with metric 0 as metric 1024 (`IP6_RT_PRIO_USER`), so
+//! IPv6 routes should be planned with a non-zero metric to dump back equal. A gateway
+//! of the other family (an IPv4 route via an IPv6 gateway) is decoded from `RTA_VIA`
+//! but not written: the kernel refuses it as `RTA_GATEWAY`.
+
+use std::io;
+use std::net::IpAddr;
+
+use netlink_packet_core::{Emitable, Parseable};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
+    RouteProtocol, RouteScope, RouteType, RouteVia,
+};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::AddressFamily;
+use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SmolSocket, Socket};
+
+use super::nexthop::{self, NexthopMsg, AF_INET, AF_INET6};
+use super::wire::{
+    parse_ack, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+};
+use crate::kernel::{
+    self, Address, Family, ForeignDefault, GroupMember, Kernel, Link, MultipathHop, Nexthop,
+    NexthopKind, Object, Ownership, Route, RouteTarget, Rule, Selector, Snapshot,
+};
+use crate::reconcile::Op;
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTM_GETROUTE: u16 = 26;
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
+const RTM_GETRULE: u16 = 34;
+
+const IFF_UP: u32 = 0x1;
+const IFF_LOWER_UP: u32 = 0x1_0000;
+const IFLA_IFNAME: u16 = 3;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+
+const RT_TABLE_UNSPEC: u32 = 0;
+const RT_TABLE_DEFAULT: u32 = 253;
+const RT_TABLE_MAIN: u32 = 254;
+const RT_TABLE_LOCAL: u32 = 255;
+
+/// Multicast groups of the event socket (`enum rtnetlink_groups`).
+const RTNLGRP_LINK: u32 = 1;
+const RTNLGRP_IPV4_IFADDR: u32 = 5;
+const RTNLGRP_IPV4_ROUTE: u32 = 7;
+const RTNLGRP_IPV4_RULE: u32 = 8;
+const RTNLGRP_IPV6_IFADDR: u32 = 9;
+const RTNLGRP_IPV6_ROUTE: u32 = 11;
+const RTNLGRP_IPV6_RULE: u32 = 19;
+const RTNLGRP_NEXTHOP: u32 = 32;
+
+/// A dump that the kernel keeps interrupting (`NLM_F_DUMP_INTR`) is retried this often.
+const DUMP_ATTEMPTS: usize = 8;
+/// Receive buffer of the request socket; a dump datagram is at most 32 KiB on current
+/// kernels, and a larger one is detected (`MSG_TRUNC`) and the dump redone with room.
+const RECV_BUF: usize = 64 * 1024;
+/// How long a request waits for the kernel's reply before giving up.
+const REPLY_TIMEOUT_S: libc::time_t = 10;
+/// Receive buffer of the event socket, so a burst (a link flap drops many routes) fits.
+const MONITOR_RCVBUF: libc::c_int = 1 << 20;
+
+/// Why a request failed.
+enum Failure {
+    Io(io::Error),
+    Kernel(Ack),
+    /// A dump was interrupted or did not fit: redo it.
+    Retry,
+}
+
+impl Failure {
+    fn errno(&self) -> Option<i32> {
+        match self {
+            Failure::Io(e) => e.raw_os_error(),
+            Failure::Kernel(a) => Some(a.errno),
+            Failure::Retry => Some(libc::EINTR),
+        }
+    }
+
+    fn into_error(self, context: String) -> kernel::Error {
+        let errno = self.errno();
+        let context = match self {
+            Failure::Kernel(Ack {
+                reason: Some(r), ..
+            }) => format!("{context} ({r})"),
+            _ => context,
+        };
+        kernel::Error { context, errno }
+    }
+}
+
+/// One message of a dump, copied out of the receive buffer.
+struct Reply {
+    kind: u16,
+    payload: Vec<u8>,
+}
+
+/// The request/ack socket. Every write carries `NLM_F_ACK` and is waited for, so a
+/// failure is reported against the operation that caused it.
+pub struct Netlink {
+    socket: Socket,
+    seq: u32,
+    own: Ownership,
+    /// Links of the last snapshot, to name devices in error messages.
+    links: Vec<Link>,
+    buf: Vec<u8>,
+}
+
+impl Netlink {
+    /// Opens the socket. `own` supplies the protocol stamped on every object written
+    /// (a later [`Kernel::snapshot`] with other tags replaces it).
+    pub fn open(own: Ownership) -> io::Result<Netlink> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
+        // Best effort: the kernel's reason for a refusal, and short error replies.
+        let _ = socket.set_ext_ack(true);
+        let _ = socket.set_cap_ack(true);
+        // The kernel answers every request; a reply that never comes (a lost datagram)
+        // must surface as an error, not hang the daemon.
+        set_timeout(&socket, libc::SO_RCVTIMEO, REPLY_TIMEOUT_S);
+        Ok(Netlink {
+            socket,
+            seq: std::process::id().wrapping_mul(1000),
+            own,
+            links: Vec::new(),
+            buf: Vec::with_capacity(RECV_BUF),
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Receives one datagram into `self.buf`; `Retry` if it did not fit.
+    fn recv(&mut self) -> Result<(), Failure> {
+        loop {
+            self.buf.clear();
+            match self.socket.recv(&mut self.buf, libc::MSG_TRUNC) {
+                Ok(n) if n > self.buf.capacity() => {
+                    self.buf.reserve(n);
+                    return Err(Failure::Retry);
+                }
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Failure::Io(e)),
+            }
+        }
+    }
+
+    /// Sends `req` with `NLM_F_ACK` and waits for the kernel's answer to it.
+    fn request(&mut self, req: &Request) -> Result<(), Failure> {
+        let seq = self.next_seq();
+        self.socket.send(&req.finish(seq), 0).map_err(Failure::Io)?;
+        loop {
+            match self.recv() {
+                Ok(()) => {}
+                // An oversized reply to a write is not ours to redo; keep reading.
+                Err(Failure::Retry) => continue,
+                Err(e) => return Err(e),
+            }
+            for m in Messages::new(&self.buf) {
+                if m.seq != seq || m.kind != NLMSG_ERROR {
+                    continue;
+                }
+                return match parse_ack(m.flags, m.payload) {
+                    Some(Ack { errno: 0, .. }) => Ok(()),
+                    Some(ack) => Err(Failure::Kernel(ack)),
+                    None => Err(Failure::Io(io::Error::from_raw_os_error(libc::EBADMSG))),
+                };
+            }
+        }
+    }
+
+    /// Runs a dump to its end, redoing it when the kernel flags it inconsistent.
+    fn dump(&mut self, req: &Request) -> Result<Vec<Reply>, Failure> {
+        let mut last = Failure::Retry;
+        for _ in 0..DUMP_ATTEMPTS {
+            match self.dump_once(req) {
+                Ok(replies) => return Ok(replies),
+                Err(Failure::Retry) => last = Failure::Retry,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn dump_once(&mut self, req: &Request) -> Result<Vec<Reply>, Failure> {
+        let seq = self.next_seq();
+        self.socket.send(&req.finish(seq), 0).map_err(Failure::Io)?;
+        let mut replies = Vec::new();
+        let mut interrupted = false;
+        let mut truncated = false;
+        loop {
+            match self.recv() {
+                Ok(()) => {}
+                // Keep reading to the end of this dump, then redo it.
+                Err(Failure::Retry) => {
+                    truncated = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            for m in Messages::new(&self.buf) {
+                if m.seq != seq {
+                    continue;
+                }
+                interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
+                match m.kind {
+                    NLMSG_DONE => {
+                        // The kernel may put a dump's error into DONE (a negative errno).
+                        let code = u32_at(m.payload, 0).map_or(0, |c| c as i32);
+                        if code < 0 {
+                            return Err(Failure::Kernel(Ack {
+                                errno: code.checked_neg().unwrap_or(i32::MAX),
+                                reason: None,
+                            }));
+                        }
+                        if interrupted || truncated {
+                            return Err(Failure::Retry);
+                        }
+                        return Ok(replies);
+                    }
+                    NLMSG_ERROR => {
+                        return match parse_ack(m.flags, m.payload) {
+                            Some(Ack { errno: 0, .. }) => Ok(replies),
+                            Some(ack) => Err(Failure::Kernel(ack)),
+                            None => Err(Failure::Io(io::Error::from_raw_os_error(libc::EBADMSG))),
+                        };
+                    }
+                    NLMSG_OVERRUN => return Err(Failure::Retry),
+                    kind => replies.push(Reply {
+                        kind,
+                        payload: m.payload.to_vec(),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn dump_all(
+        &mut self,
+        kind: u16,
+        header: &[u8],
+        what: &str,
+    ) -> Result<Vec<Reply>, kernel::Error> {
+        let req = Request::new(kind, NLM_F_DUMP, header);
+        self.dump(&req)
+            .map_err(|f| f.into_error(format!("dump {what}")))
+    }
+}
+
+impl Kernel for Netlink {
+    fn snapshot(&mut self, own: &Ownership) -> Result<Snapshot, kernel::Error> {
+        self.own = own.clone();
+        let mut snap = Snapshot::default();
+
+        for r in self.dump_all(RTM_GETLINK, &[0u8; 16], "links")? {
+            if r.kind == RTM_NEWLINK {
+                snap.links.extend(decode_link(&r.payload));
+            }
+        }
+        self.links = snap.links.clone();
+
+        for r in self.dump_all(RTM_GETADDR, &[0u8; 8], "addresses")? {
+            if r.kind == RTM_NEWADDR {
+                snap.addresses.extend(decode_address(&r.payload));
+            }
+        }
+
+        let mut nexthops = Vec::new();
+        match self.dump(&nexthop::dump_request(NLM_F_DUMP)) {
+            Ok(replies) => {
+                snap.nexthops_supported = true;
+                nexthops.extend(
+                    replies
+                        .iter()
+                        .filter(|r| r.kind == nexthop::RTM_NEWNEXTHOP)
+                        .filter_map(|r| nexthop::decode(&r.payload)),
+                );
+            }
+            // Before 5.3 the message type is unknown to rtnetlink.
+            Err(f)
+                if matches!(
+                    f.errno(),
+                    Some(libc::EINVAL | libc::EOPNOTSUPP | libc::EAFNOSUPPORT)
+                ) =>
+            {
+                snap.nexthops_supported = false;
+            }
+            Err(f) => return Err(f.into_error("dump nexthops".into())),
+        }
+        for nh in &nexthops {
+            if own.owns_nexthop(nh.id, nh.protocol) {
+                snap.owned.push(Object::Nexthop(to_nexthop(nh, &nexthops)));
+            }
+        }
+
+        // rtm_table RT_TABLE_UNSPEC: every table; ids above 255 come in RTA_TABLE.
+        for r in self.dump_all(RTM_GETROUTE, &[0u8; 12], "routes")? {
+            if r.kind != RTM_NEWROUTE {
+                continue;
+            }
+            let Ok(msg) = RouteMessage::parse(&r.payload[..]) else {
+                log::debug!("skipping an undecodable route message");
+                continue;
+            };
+            classify_route(&msg, own, &nexthops, &mut snap);
+        }
+
+        for r in self.dump_all(RTM_GETRULE, &[0u8; 12], "rules")? {
+            if r.kind != RTM_NEWRULE {
+                continue;
+            }
+            let Ok(msg) = RuleMessage::parse(&r.payload[..]) else {
+                log::debug!("skipping an undecodable rule message");
+                continue;
+            };
+            if let Some((rule, protocol)) = to_rule(&msg) {
+                if own.owns_rule(rule.priority, protocol) {
+                    snap.owned.push(Object::Rule(rule));
+                }
+            }
+        }
+        Ok(snap)
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), kernel::Error> {
+        let req = encode(op, self.own.protocol);
+        self.request(&req)
+            .map_err(|f| f.into_error(describe(op, &self.links, self.own.protocol)))
+    }
+}
+
+/// The netlink request for `op`, stamped with `protocol`.
+fn encode(op: &Op, protocol: u8) -> Request {
+    let (flags, delete) = match op {
+        Op::Add(_) => (NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, false),
+        Op::Replace(_) => (NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, false),
+        Op::Delete(_) => (NLM_F_ACK, true),
+    };
+    match op.object() {
+        Object::Nexthop(n) if delete => nexthop::delete(flags, n.id),
+        Object::Nexthop(n) => match &n.kind {
+            NexthopKind::Via { ifindex, gateway } => {
+                nexthop::new_via(flags, n.id, af(n.family), protocol, *ifindex, *gateway)
+            }
+            NexthopKind::Group(members) => {
+                let members: Vec<(u32, u32)> = members
+                    .iter()
+                    .map(|m| (m.id, u32::from(m.weight)))
+                    .collect();
+                nexthop::new_group(flags, n.id, protocol, &members)
+            }
+        },
+        Object::Route(r) => {
+            let msg = route_message(r, protocol, delete);
+            let kind = if delete { RTM_DELROUTE } else { RTM_NEWROUTE };
+            Request::new(kind, flags, &emit(&msg))
+        }
+        Object::Rule(r) => {
+            let msg = rule_message(r, protocol, delete);
+            let kind = if delete { RTM_DELRULE } else { RTM_NEWRULE };
+            // Rules have no NLM_F_REPLACE; a changed rule is another rule (see kernel.rs).
+            let flags = if matches!(op, Op::Replace(_)) {
+                NLM_F_ACK | NLM_F_CREATE
+            } else {
+                flags
+            };
+            Request::new(kind, flags, &emit(&msg))
+        }
+    }
+}
+
+fn emit<T: Emitable>(msg: &T) -> Vec<u8> {
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.emit(&mut buf);
+    buf
+}
+
+fn af(family: Family) -> u8 {
+    match family {
+        Family::V4 => AF_INET,
+        Family::V6 => AF_INET6,
+    }
+}
+
+fn address_family(family: Family) -> AddressFamily {
+    match family {
+        Family::V4 => AddressFamily::Inet,
+        Family::V6 => AddressFamily::Inet6,
+    }
+}
+
+fn family_of(af: AddressFamily) -> Option<Family> {
+    match af {
+        AddressFamily::Inet => Some(Family::V4),
+        AddressFamily::Inet6 => Some(Family::V6),
+        _ => None,
+    }
+}
+
+/// rtm_table / frh.table: the id if it fits in a byte, else UNSPEC (the real id
+/// travels in RTA_TABLE / FRA_TABLE, which we always send).
+fn header_table(table: u32) -> u8 {
+    u8::try_from(table).unwrap_or(RT_TABLE_UNSPEC as u8)
+}
+
+fn route_message(r: &Route, protocol: u8, delete: bool) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = address_family(r.family);
+    m.header.destination_prefix_length = r.dst_len;
+    m.header.table = header_table(r.table);
+    m.header.protocol = RouteProtocol::from(protocol);
+    m.attributes.push(RouteAttribute::Table(r.table));
+    if r.dst_len > 0 {
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
+    }
+    m.attributes.push(RouteAttribute::Priority(r.metric));
+    if delete {
+        // Delete by identity (table, destination, metric, protocol): type and scope
+        // left as wildcards, the target not named, as `ip route del` does.
+        m.header.scope = RouteScope::NoWhere;
+        m.header.kind = RouteType::Unspec;
+        return m;
+    }
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    match &r.target {
+        RouteTarget::Via { ifindex, gateway } => {
+            if let Some(gw) = gateway {
+                m.attributes
+                    .push(RouteAttribute::Gateway(RouteAddress::from(*gw)));
+            } else {
+                // `ip route add <dst> dev X` makes a link-scope route.
+                m.header.scope = RouteScope::Link;
+            }
+            m.attributes.push(RouteAttribute::Oif(*ifindex));
+        }
+        RouteTarget::Nexthop(id) => m.attributes.push(RouteAttribute::NhId(*id)),
+        RouteTarget::Multipath(hops) => {
+            let hops = hops
+                .iter()
+                .map(|h| {
+                    let mut nh = RouteNextHop::default();
+                    nh.interface_index = h.ifindex;
+                    nh.hops = (h.weight.clamp(1, 256) - 1) as u8;
+                    if let Some(gw) = h.gateway {
+                        nh.attributes
+                            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+                    }
+                    nh
+                })
+                .collect();
+            m.attributes.push(RouteAttribute::MultiPath(hops));
+        }
+        RouteTarget::Unreachable => m.header.kind = RouteType::Unreachable,
+        RouteTarget::Blackhole => m.header.kind = RouteType::BlackHole,
+    }
+    m
+}
+
+fn rule_message(r: &Rule, protocol: u8, delete: bool) -> RuleMessage {
+    let mut m = RuleMessage::default();
+    m.header.family = address_family(r.family);
+    m.header.table = header_table(r.table);
+    // Deleting matches on what is given; an unspecified action matches any.
+    m.header.action = if delete {
+        RuleAction::Unspec
+    } else {
+        RuleAction::ToTable
+    };
+    m.attributes.push(RuleAttribute::Priority(r.priority));
+    m.attributes.push(RuleAttribute::Table(r.table));
+    m.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::from(protocol)));
+    match &r.selector {
+        Selector::All => {}
+        Selector::From { addr, len } => {
+            m.header.src_len = *len;
+            m.attributes.push(RuleAttribute::Source(*addr));
+        }
+        Selector::Oif(name) => m.attributes.push(RuleAttribute::Oifname(name.clone())),
+        Selector::Fwmark { mark, mask } => {
+            m.attributes.push(RuleAttribute::FwMark(*mark));
+            m.attributes.push(RuleAttribute::FwMask(*mask));
+        }
+    }
+    if let Some(len) = r.suppress_prefixlength {
+        m.attributes
+            .push(RuleAttribute::SuppressPrefixLen(u32::from(len)));
+    }
+    m
+}
+
+/// `struct ifinfomsg` (16 bytes) + IFLA_IFNAME.
+fn decode_link(payload: &[u8]) -> Option<Link> {
+    let ifindex = u32_at(payload, 4)?;
+    let flags = u32_at(payload, 8)?;
+    let name = Attrs::new(payload.get(16..)?)
+        .find(|(k, _)| *k == IFLA_IFNAME)
+        .map(|(_, v)| {
+            let v = v.split(|&b| b == 0).next().unwrap_or(&[]);
+            String::from_utf8_lossy(v).into_owned()
+        })?;
+    Some(Link {
+        ifindex,
+        name,
+        up: flags & IFF_UP != 0,
+        carrier: flags & IFF_LOWER_UP != 0,
+    })
+}
+
+/// `struct ifaddrmsg` (8 bytes) + IFA_LOCAL / IFA_ADDRESS; global scope only.
+fn decode_address(payload: &[u8]) -> Option<Address> {
+    let hdr = payload.get(..8)?;
+    let (family, prefix_len, scope) = (hdr[0], hdr[1], hdr[3]);
+    if scope != RT_SCOPE_UNIVERSE {
+        return None;
+    }
+    let ifindex = u32_at(hdr, 4)?;
+    let (mut local, mut address) = (None, None);
+    for (kind, value) in Attrs::new(&payload[8..]) {
+        let ip = match (family, value.len()) {
+            (AF_INET, 4) => <[u8; 4]>::try_from(value).ok().map(IpAddr::from),
+            (AF_INET6, 16) => <[u8; 16]>::try_from(value).ok().map(IpAddr::from),
+            _ => None,
+        };
+        match kind {
+            IFA_LOCAL => local = ip,
+            IFA_ADDRESS => address = ip,
+            _ => {}
+        }
+    }
+    // IFA_LOCAL is the address on point-to-point links (IFA_ADDRESS is the peer).
+    let addr = local.or(address)?;
+    if let IpAddr::V6(a) = addr {
+        if a.segments()[0] & 0xffc0 == 0xfe80 {
+            return None;
+        }
+    }
+    Some(Address {
+        ifindex,
+        addr,
+        prefix_len,
+    })
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
+/// A gateway given as RTA_GATEWAY, or as RTA_VIA (an IPv4 route via an IPv6 gateway).
+fn gateway_of(attrs: &[RouteAttribute]) -> Option<IpAddr> {
+    attrs.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(g) => route_addr(g),
+        RouteAttribute::Via(RouteVia::Inet(a)) => Some(IpAddr::V4(*a)),
+        RouteAttribute::Via(RouteVia::Inet6(a)) => Some(IpAddr::V6(*a)),
+        _ => None,
+    })
+}
+
+/// The value for objects the model cannot express: never planned, so never "in sync".
+const INEXPRESSIBLE: RouteTarget = RouteTarget::Via {
+    ifindex: 0,
+    gateway: None,
+};
+
+fn classify_route(
+    msg: &RouteMessage,
+    own: &Ownership,
+    nexthops: &[NexthopMsg],
+    snap: &mut Snapshot,
+) {
+    let h: &RouteHeader = &msg.header;
+    let Some(family) = family_of(h.address_family) else {
+        return;
+    };
+    // Cached clones (PMTU exceptions, redirects) are not routes anyone installed.
+    if h.flags.contains(RouteFlags::Cloned) {
+        return;
+    }
+    let attrs = &msg.attributes;
+    let table = attrs
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(h.table));
+    let protocol = u8::from(h.protocol);
+    let metric = attrs
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Priority(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let oif = attrs.iter().find_map(|a| match a {
+        RouteAttribute::Oif(i) => Some(*i),
+        _ => None,
+    });
+    let nh_id = attrs.iter().find_map(|a| match a {
+        RouteAttribute::NhId(i) => Some(*i),
+        _ => None,
+    });
+    let multipath = attrs.iter().find_map(|a| match a {
+        RouteAttribute::MultiPath(hops) => Some(hops),
+        _ => None,
+    });
+
+    if own.owns_route(table, protocol) {
+        let dst = attrs
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Destination(d) => route_addr(d),
+                _ => None,
+            })
+            .unwrap_or(family.any());
+        let target = match h.kind {
+            RouteType::Unreachable => RouteTarget::Unreachable,
+            RouteType::BlackHole => RouteTarget::Blackhole,
+            RouteType::Unicast => {
+                if let Some(id) = nh_id {
+                    RouteTarget::Nexthop(id)
+                } else if let Some(hops) = multipath {
+                    RouteTarget::Multipath(
+                        hops.iter()
+                            .map(|nh| MultipathHop {
+                                ifindex: nh.interface_index,
+                                gateway: gateway_of(&nh.attributes),
+                                weight: u16::from(nh.hops) + 1,
+                            })
+                            .collect(),
+                    )
+                } else {
+                    RouteTarget::Via {
+                        ifindex: oif.unwrap_or(0),
+                        gateway: gateway_of(attrs),
+                    }
+                }
+            }
+            _ => INEXPRESSIBLE,
+        };
+        snap.owned.push(Object::Route(Route {
+            family,
+            table,
+            dst,
+            dst_len: h.destination_prefix_length,
+            metric,
+            target,
+        }));
+        return;
+    }
+
+    if h.destination_prefix_length != 0 || table == RT_TABLE_LOCAL || h.kind != RouteType::Unicast {
+        return;
+    }
+    let mut push = |ifindex: u32, gateway: Option<IpAddr>| {
+        snap.foreign_defaults.push(ForeignDefault {
+            family,
+            table,
+            ifindex,
+            gateway,
+            metric,
+        })
+    };
+    if let Some(id) = nh_id {
+        // A foreign default through a nexthop object: report what it resolves to.
+        let Some(nh) = nexthops.iter().find(|n| n.id == id) else {
+            return;
+        };
+        let members: Vec<&NexthopMsg> = if nh.group.is_empty() {
+            vec![nh]
+        } else {
+            nh.group
+                .iter()
+                .filter_map(|(m, _)| nexthops.iter().find(|n| n.id == *m))
+                .collect()
+        };
+        for m in members {
+            if let Some(oif) = m.oif {
+                push(oif, m.gateway);
+            }
+        }
+    } else if let Some(hops) = multipath {
+        for nh in hops {
+            push(nh.interface_index, gateway_of(&nh.attributes));
+        }
+    } else if let Some(oif) = oif {
+        push(oif, gateway_of(attrs));
+    }
+}
+
+/// A dumped rule and its protocol; `None` for families other than IPv4/IPv6.
+fn to_rule(msg: &RuleMessage) -> Option<(Rule, u8)> {
+    let family = family_of(msg.header.family)?;
+    let (mut priority, mut table, mut protocol) = (0, u32::from(msg.header.table), 0u8);
+    let (mut src, mut oif, mut mark, mut mask, mut suppress) = (None, None, None, None, None);
+    for a in &msg.attributes {
+        match a {
+            RuleAttribute::Priority(p) => priority = *p,
+            RuleAttribute::Table(t) => table = *t,
+            RuleAttribute::Protocol(p) => protocol = u8::from(*p),
+            RuleAttribute::Source(s) => src = Some(*s),
+            RuleAttribute::Oifname(n) => oif = Some(n.clone()),
+            RuleAttribute::FwMark(m) => mark = Some(*m),
+            RuleAttribute::FwMask(m) => mask = Some(*m),
+            // The kernel reports "unset" as -1 on some versions.
+            RuleAttribute::SuppressPrefixLen(l) => {
+                suppress = u8::try_from(*l).ok().filter(|l| *l <= 128)
+            }
+            _ => {}
+        }
+    }
+    if msg.header.action != RuleAction::ToTable {
+        table = 0;
+    }
+    let selector = match (src, oif) {
+        (Some(addr), _) if msg.header.src_len > 0 => Selector::From {
+            addr,
+            len: msg.header.src_len,
+        },
+        (_, Some(name)) => Selector::Oif(name),
+        _ if mark.is_some() || mask.is_some() => Selector::Fwmark {
+            mark: mark.unwrap_or(0),
+            mask: mask.unwrap_or(u32::MAX),
+        },
+        _ => Selector::All,
+    };
+    Some((
+        Rule {
+            family,
+            priority,
+            selector,
+            table,
+            suppress_prefixlength: suppress,
+        },
+        protocol,
+    ))
+}
+
+fn to_nexthop(nh: &NexthopMsg, all: &[NexthopMsg]) -> Nexthop {
+    let family_of_af = |af: u8| {
+        if af == AF_INET6 {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    };
+    let plain = !nh.blackhole && !nh.fdb && !nh.other;
+    let kind = if !nh.group.is_empty() && plain && nh.group_type == nexthop::GROUP_TYPE_MPATH {
+        NexthopKind::Group(
+            nh.group
+                .iter()
+                .map(|&(id, weight)| GroupMember {
+                    id,
+                    weight: u16::try_from(weight).unwrap_or(u16::MAX),
+                })
+                .collect(),
+        )
+    } else if nh.group.is_empty() && plain {
+        NexthopKind::Via {
+            ifindex: nh.oif.unwrap_or(0),
+            gateway: nh.gateway,
+        }
+    } else {
+        NexthopKind::Via {
+            ifindex: 0,
+            gateway: None,
+        }
+    };
+    // Groups are dumped without a family; they have their members'.
+    let family = match nh.group.first() {
+        Some((first, _)) => all
+            .iter()
+            .find(|n| n.id == *first)
+            .map_or(Family::V4, |n| family_of_af(n.family)),
+        None => family_of_af(nh.family),
+    };
+    Nexthop {
+        id: nh.id,
+        family,
+        kind,
+    }
+}
+
+/// The `ip` command that does what `op` does, with `protocol` as its `proto`; `links`
+/// names the devices (unknown ifindexes print as `if<N>`).
+pub fn describe(op: &Op, links: &[Link], protocol: u8) -> String {
+    let verb = match op {
+        Op::Add(_) => "add",
+        Op::Replace(_) => "replace",
+        Op::Delete(_) => "del",
+    };
+    let dev = |ifindex: u32| {
+        links
+            .iter()
+            .find(|l| l.ifindex == ifindex)
+            .map_or_else(|| format!("if{ifindex}"), |l| l.name.clone())
+    };
+    let via = |ifindex: u32, gateway: &Option<IpAddr>| match gateway {
+        Some(gw) => format!("via {gw} dev {}", dev(ifindex)),
+        None => format!("dev {}", dev(ifindex)),
+    };
+    match op.object() {
+        Object::Nexthop(n) => {
+            let what = match &n.kind {
+                NexthopKind::Via { ifindex, gateway } => via(*ifindex, gateway),
+                NexthopKind::Group(members) => {
+                    let list: Vec<String> = members
+                        .iter()
+                        .map(|m| {
+                            if m.weight == 1 {
+                                m.id.to_string()
+                            } else {
+                                format!("{},{}", m.id, m.weight)
+                            }
+                        })
+                        .collect();
+                    format!("group {}", list.join("/"))
+                }
+            };
+            let fam = match (&n.kind, n.family) {
+                (NexthopKind::Via { gateway: None, .. }, Family::V6) => "-6 ",
+                _ => "",
+            };
+            if matches!(op, Op::Delete(_)) {
+                format!("ip {fam}nexthop del id {}", n.id)
+            } else {
+                format!(
+                    "ip {fam}nexthop {verb} id {} {what} proto {}",
+                    n.id, protocol
+                )
+            }
+        }
+        Object::Route(r) => {
+            let fam = match r.family {
+                Family::V4 => "",
+                Family::V6 => "-6 ",
+            };
+            let dst = if r.dst_len == 0 {
+                "default".to_string()
+            } else {
+                format!("{}/{}", r.dst, r.dst_len)
+            };
+            let (kind, target) = match &r.target {
+                RouteTarget::Via { ifindex, gateway } => {
+                    ("", format!(" {}", via(*ifindex, gateway)))
+                }
+                RouteTarget::Nexthop(id) => ("", format!(" nhid {id}")),
+                RouteTarget::Multipath(hops) => {
+                    let hops: Vec<String> = hops
+                        .iter()
+                        .map(|h| {
+                            format!(
+                                " nexthop {} weight {}",
+                                via(h.ifindex, &h.gateway),
+                                h.weight
+                            )
+                        })
+                        .collect();
+                    ("", hops.concat())
+                }
+                RouteTarget::Unreachable => ("unreachable ", String::new()),
+                RouteTarget::Blackhole => ("blackhole ", String::new()),
+            };
+            let metric = if r.metric != 0 {
+                format!(" metric {}", r.metric)
+            } else {
+                String::new()
+            };
+            let table = table_name(r.table);
+            if let RouteTarget::Multipath(_) = r.target {
+                // `ip` wants the nexthop list last.
+                format!("ip {fam}route {verb} {dst} table {table}{metric} proto {protocol}{target}")
+            } else {
+                format!("ip {fam}route {verb} {kind}{dst}{target} table {table}{metric} proto {protocol}")
+            }
+        }
+        Object::Rule(r) => {
+            let sel = match &r.selector {
+                Selector::All => String::new(),
+                Selector::From { addr, len } => {
+                    let full = if addr.is_ipv4() { 32 } else { 128 };
+                    if *len == full {
+                        format!(" from {addr}")
+                    } else {
+                        format!(" from {addr}/{len}")
+                    }
+                }
+                Selector::Oif(name) => format!(" oif {name}"),
+                Selector::Fwmark { mark, mask } => {
+                    if *mask == u32::MAX {
+                        format!(" fwmark {mark:#x}")
+                    } else {
+                        format!(" fwmark {mark:#x}/{mask:#x}")
+                    }
+                }
+            };
+            let suppress = r
+                .suppress_prefixlength
+                .map(|l| format!(" suppress_prefixlength {l}"))
+                .unwrap_or_default();
+            format!(
+                "ip {} rule {verb} priority {}{sel} lookup {}{suppress} proto {}",
+                r.family.ip_flag(),
+                r.priority,
+                table_name(r.table),
+                protocol
+            )
+        }
+    }
+}
+
+fn table_name(table: u32) -> String {
+    match table {
+        RT_TABLE_MAIN => "main".into(),
+        RT_TABLE_LOCAL => "local".into(),
+        RT_TABLE_DEFAULT => "default".into(),
+        t => t.to_string(),
+    }
+}
+
+/// Event socket: one datagram in, a few [`kernel::Event`]s out.
+///
+/// Kernel 6.18 deletes a nexthop whose device loses carrier (and drops it from its
+/// groups) without sending any nexthop event; the only trace is the link's
+/// [`kernel::Event::Link`] with `carrier: false`, so a carrier change must trigger a
+/// dump and reconcile like [`kernel::Event::Changed`] does.
+pub struct Monitor {
+    socket: SmolSocket,
+    buf: Vec<u8>,
+}
+
+impl Monitor {
+    pub fn open() -> io::Result<Monitor> {
+        Monitor::with_rcvbuf(MONITOR_RCVBUF)
+    }
+
+    /// With a receive buffer of `size` bytes (tests shrink it to provoke `ENOBUFS`).
+    pub(crate) fn with_rcvbuf(size: libc::c_int) -> io::Result<Monitor> {
+        let mut socket = SmolSocket::new(NETLINK_ROUTE)?;
+        socket.socket_mut().bind_auto()?;
+        for group in [
+            RTNLGRP_LINK,
+            RTNLGRP_IPV4_IFADDR,
+            RTNLGRP_IPV6_IFADDR,
+            RTNLGRP_IPV4_ROUTE,
+            RTNLGRP_IPV6_ROUTE,
+            RTNLGRP_IPV4_RULE,
+            RTNLGRP_IPV6_RULE,
+            RTNLGRP_NEXTHOP,
+        ] {
+            socket.socket_ref().add_membership(group)?;
+        }
+        set_rcvbuf(socket.socket_ref(), size);
+        Ok(Monitor {
+            socket,
+            buf: Vec::with_capacity(RECV_BUF),
+        })
+    }
+
+    /// Waits for the next datagram and decodes it. An overflowed socket (`ENOBUFS`)
+    /// yields [`kernel::Event::Overrun`]; so does any other receive error, since a
+    /// resync is always a safe answer.
+    pub async fn next(&mut self) -> Vec<kernel::Event> {
+        loop {
+            self.buf.clear();
+            match self.socket.recv(&mut self.buf).await {
+                Ok(()) => {
+                    let events = decode_events(&self.buf);
+                    if !events.is_empty() {
+                        return events;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if e.raw_os_error() != Some(libc::ENOBUFS) {
+                        log::warn!("netlink event socket: {e}");
+                    }
+                    return vec![kernel::Event::Overrun];
+                }
+            }
+        }
+    }
+}
+
+fn set_timeout(socket: &Socket, opt: libc::c_int, seconds: libc::time_t) {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: seconds,
+        tv_usec: 0,
+    };
+    // SAFETY: a valid fd and a timeval option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!(
+            "netlink: cannot set a reply timeout: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// SO_RCVBUFFORCE (ignores rmem_max, needs CAP_NET_ADMIN), else SO_RCVBUF.
+fn set_rcvbuf(socket: &Socket, size: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid fd and a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+}
+
+/// The events in one datagram of the event socket. Link messages become `Link` /
+/// `LinkGone`; address, route, rule and nexthop messages one `Changed`; a cut-off
+/// datagram an `Overrun`. Undecodable messages are skipped.
+pub fn decode_events(buf: &[u8]) -> Vec<kernel::Event> {
+    let mut events = Vec::new();
+    let mut changed = false;
+    let mut msgs = Messages::new(buf);
+    for m in &mut msgs {
+        match m.kind {
+            RTM_NEWLINK => {
+                if let Some(link) = decode_link(m.payload) {
+                    events.push(kernel::Event::Link(link));
+                }
+            }
+            RTM_DELLINK => {
+                if let Some(ifindex) = u32_at(m.payload, 4) {
+                    events.push(kernel::Event::LinkGone { ifindex });
+                }
+            }
+            RTM_NEWADDR
+            | RTM_DELADDR
+            | RTM_NEWROUTE
+            | RTM_DELROUTE
+            | RTM_NEWRULE
+            | RTM_DELRULE
+            | nexthop::RTM_NEWNEXTHOP
+            | nexthop::RTM_DELNEXTHOP => changed = true,
+            NLMSG_OVERRUN => events.push(kernel::Event::Overrun),
+            _ => {}
+        }
+    }
+    if msgs.truncated() {
+        events.push(kernel::Event::Overrun);
+    }
+    if changed {
+        events.push(kernel::Event::Changed);
+    }
+    events
+}
+
+/// Reads a sysctl such as `/proc/sys/net/ipv4/fib_multipath_hash_policy`, trimmed.
+pub fn read_sysctl(path: &str) -> io::Result<String> {
+    Ok(std::fs::read_to_string(path)?.trim().to_string())
+}
+
+/// Writes a sysctl value.
+pub fn write_sysctl(path: &str, value: &str) -> io::Result<()> {
+    std::fs::write(path, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_helpers_read_trimmed_and_write() {
+        let path = std::env::temp_dir().join(format!("uplinkd-sysctl-{}", std::process::id()));
+        let path = path.to_str().unwrap();
+        std::fs::write(path, "0\n").unwrap();
+        assert_eq!(read_sysctl(path).unwrap(), "0");
+        write_sysctl(path, "1").unwrap();
+        assert_eq!(read_sysctl(path).unwrap(), "1");
+        std::fs::remove_file(path).unwrap();
+        assert!(read_sysctl(path).is_err());
+    }
+}

@@ -1,0 +1,633 @@
+//! Tests of the netlink backend against the real kernel, each in a throwaway namespace.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::netlink::{decode_events, describe, Monitor, Netlink};
+use super::testns::Netns;
+use crate::kernel::*;
+use crate::reconcile::{reconcile, Op};
+
+const PROTO: u8 = 212;
+
+fn own() -> Ownership {
+    Ownership {
+        protocol: PROTO,
+        tables: 1100..=1399,
+        priorities: 4000..=4199,
+        nexthop_ids: 1100..=1199,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Two veth pairs with addresses and the default routes a netifd would install.
+/// wan1p, wan1, wan2p, wan2 get ifindex 2, 3, 4, 5.
+fn lab() -> Netns {
+    let ns = Netns::new();
+    ns.ip("link add wan1 type veth peer name wan1p");
+    ns.ip("link add wan2 type veth peer name wan2p");
+    for l in ["wan1", "wan1p", "wan2", "wan2p"] {
+        ns.ip(&format!("link set {l} up"));
+    }
+    ns.ip("addr add 10.20.1.2/24 dev wan1");
+    ns.ip("addr add 10.20.2.2/24 dev wan2");
+    ns.ip("addr add fd00:1::2/64 dev wan1 nodad");
+    ns.ip("route add default via 10.20.1.1 dev wan1 metric 10 proto static");
+    ns.ip("route add default via 10.20.2.1 dev wan2 metric 20 proto static");
+    ns
+}
+
+fn ifindex(snap: &Snapshot, name: &str) -> u32 {
+    snap.link_by_name(name).expect("link").ifindex
+}
+
+fn via_nh(id: u32, family: Family, ifindex: u32, gateway: Option<&str>) -> Object {
+    Object::Nexthop(Nexthop {
+        id,
+        family,
+        kind: NexthopKind::Via {
+            ifindex,
+            gateway: gateway.map(ip),
+        },
+    })
+}
+
+fn group(id: u32, family: Family, members: &[(u32, u16)]) -> Object {
+    Object::Nexthop(Nexthop {
+        id,
+        family,
+        kind: NexthopKind::Group(
+            members
+                .iter()
+                .map(|&(id, weight)| GroupMember { id, weight })
+                .collect(),
+        ),
+    })
+}
+
+fn route(family: Family, table: u32, dst: &str, metric: u32, target: RouteTarget) -> Object {
+    let (addr, len) = match dst.split_once('/') {
+        Some((a, l)) => (ip(a), l.parse().unwrap()),
+        None => (family.any(), 0),
+    };
+    Object::Route(Route {
+        family,
+        table,
+        dst: addr,
+        dst_len: len,
+        metric,
+        target,
+    })
+}
+
+fn rule(
+    family: Family,
+    priority: u32,
+    selector: Selector,
+    table: u32,
+    suppress: Option<u8>,
+) -> Object {
+    Object::Rule(Rule {
+        family,
+        priority,
+        selector,
+        table,
+        suppress_prefixlength: suppress,
+    })
+}
+
+/// One object of every kind and shape the model has.
+fn everything(wan1: u32, wan2: u32) -> Vec<Object> {
+    use Family::*;
+    vec![
+        via_nh(1101, V4, wan1, Some("10.20.1.1")),
+        via_nh(1102, V4, wan2, None),
+        via_nh(1103, V6, wan1, Some("fd00:1::1")),
+        via_nh(1104, V6, wan1, None),
+        group(1199, V4, &[(1101, 3), (1102, 1)]),
+        group(1198, V6, &[(1103, 256), (1104, 1)]),
+        route(V4, 1101, "", 0, RouteTarget::Nexthop(1199)),
+        route(
+            V4,
+            1102,
+            "",
+            5,
+            RouteTarget::Via {
+                ifindex: wan1,
+                gateway: Some(ip("10.20.1.1")),
+            },
+        ),
+        route(
+            V4,
+            1103,
+            "10.99.0.0/16",
+            0,
+            RouteTarget::Via {
+                ifindex: wan2,
+                gateway: None,
+            },
+        ),
+        route(V4, 1104, "", u32::MAX, RouteTarget::Unreachable),
+        route(V4, 1105, "", 7, RouteTarget::Blackhole),
+        route(
+            V4,
+            1106,
+            "",
+            0,
+            RouteTarget::Multipath(vec![
+                MultipathHop {
+                    ifindex: wan1,
+                    gateway: Some(ip("10.20.1.1")),
+                    weight: 2,
+                },
+                MultipathHop {
+                    ifindex: wan2,
+                    gateway: Some(ip("10.20.2.1")),
+                    weight: 1,
+                },
+            ]),
+        ),
+        route(V6, 1301, "", 1, RouteTarget::Nexthop(1198)),
+        route(
+            V6,
+            1107,
+            "",
+            100,
+            RouteTarget::Via {
+                ifindex: wan1,
+                gateway: Some(ip("fd00:1::1")),
+            },
+        ),
+        route(V6, 1108, "", 2000, RouteTarget::Unreachable),
+        rule(V4, 4000, Selector::All, 254, Some(0)),
+        rule(V4, 4101, Selector::Oif("wan1".into()), 1101, None),
+        rule(
+            V4,
+            4001,
+            Selector::From {
+                addr: ip("10.20.1.2"),
+                len: 32,
+            },
+            1101,
+            None,
+        ),
+        rule(
+            V4,
+            4002,
+            Selector::Fwmark {
+                mark: 0x100,
+                mask: 0xff00,
+            },
+            1102,
+            None,
+        ),
+        rule(
+            V4,
+            4003,
+            Selector::Fwmark {
+                mark: 0x200,
+                mask: u32::MAX,
+            },
+            1103,
+            None,
+        ),
+        rule(
+            V6,
+            4010,
+            Selector::From {
+                addr: ip("fd00:1::"),
+                len: 64,
+            },
+            1107,
+            Some(0),
+        ),
+    ]
+}
+
+fn sorted(mut v: Vec<Object>) -> Vec<Object> {
+    v.sort();
+    v
+}
+
+fn apply_all(nl: &mut Netlink, ops: &[Op]) {
+    for op in ops {
+        if let Err(e) = nl.apply(op) {
+            panic!("{e}");
+        }
+    }
+}
+
+#[test]
+fn every_object_kind_round_trips() {
+    let ns = lab();
+    ns.run(|| {
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own()).unwrap();
+        assert!(snap.nexthops_supported);
+        assert!(snap.owned.is_empty(), "{:?}", snap.owned);
+        let desired = everything(ifindex(&snap, "wan1"), ifindex(&snap, "wan2"));
+        let ops = reconcile(&desired, &snap.owned);
+        assert_eq!(ops.len(), desired.len());
+        apply_all(&mut nl, &ops);
+
+        let snap = nl.snapshot(&own()).unwrap();
+        assert_eq!(sorted(snap.owned.clone()), sorted(desired.clone()));
+        assert_eq!(reconcile(&desired, &snap.owned), vec![]);
+
+        // Changing a group's weights replaces just the group, atomically.
+        let mut changed = desired.clone();
+        let at = changed
+            .iter()
+            .position(|o| matches!(o, Object::Nexthop(n) if n.id == 1199))
+            .unwrap();
+        changed[at] = group(1199, Family::V4, &[(1101, 1), (1102, 5)]);
+        let ops = reconcile(&changed, &snap.owned);
+        assert_eq!(ops, vec![Op::Replace(changed[at].clone())]);
+        apply_all(&mut nl, &ops);
+        let snap = nl.snapshot(&own()).unwrap();
+        assert_eq!(sorted(snap.owned.clone()), sorted(changed.clone()));
+
+        // Deleting everything leaves nothing of ours, and nobody else's was touched.
+        let ops = reconcile(&[], &snap.owned);
+        apply_all(&mut nl, &ops);
+        let snap = nl.snapshot(&own()).unwrap();
+        assert_eq!(snap.owned, vec![]);
+        assert_eq!(snap.foreign_defaults.len(), 2);
+    });
+}
+
+#[test]
+fn describe_matches_what_apply_does() {
+    // Apply through netlink in one namespace, feed describe() to `ip` in another set up
+    // the same way, and compare what the two kernels dump.
+    let a = lab();
+    let b = lab();
+    let (desired, links) = a.run(|| {
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own()).unwrap();
+        let desired = everything(ifindex(&snap, "wan1"), ifindex(&snap, "wan2"));
+        apply_all(&mut nl, &reconcile(&desired, &[]));
+        (desired, snap.links)
+    });
+    for op in reconcile(&desired, &[]) {
+        let line = describe(&op, &links, PROTO);
+        let args = line.strip_prefix("ip ").unwrap();
+        if let Err(e) = b.try_ip(args) {
+            panic!("`{line}` failed: {e}");
+        }
+    }
+    let dumped = b.run(|| {
+        let mut nl = Netlink::open(own()).unwrap();
+        nl.snapshot(&own()).unwrap().owned
+    });
+    assert_eq!(sorted(dumped), sorted(desired.clone()));
+
+    // Deletions as described also work.
+    for op in reconcile(&[], &desired) {
+        let line = describe(&op, &links, PROTO);
+        if let Err(e) = b.try_ip(line.strip_prefix("ip ").unwrap()) {
+            panic!("`{line}` failed: {e}");
+        }
+    }
+    let dumped = b.run(|| {
+        Netlink::open(own())
+            .unwrap()
+            .snapshot(&own())
+            .unwrap()
+            .owned
+    });
+    assert_eq!(dumped, vec![]);
+}
+
+#[test]
+fn alien_objects_are_never_owned() {
+    let ns = lab();
+    // A route in main with our protocol; a non-default route in our table, another protocol.
+    ns.ip("route add 10.50.0.0/16 via 10.20.1.1 proto 212");
+    ns.ip("route add 10.60.0.0/16 via 10.20.1.1 table 1101 proto static");
+    // Rules outside our priorities, or without our protocol.
+    ns.ip("rule add priority 5000 lookup 1101 proto 212");
+    ns.ip("rule add priority 4050 lookup 1101");
+    ns.ip("rule add priority 4051 lookup 1101 proto static");
+    // Nexthops with another protocol, or outside our ids.
+    ns.ip("nexthop add id 1150 via 10.20.1.1 dev wan1");
+    ns.ip("nexthop add id 2000 via 10.20.1.1 dev wan1 proto 212");
+    ns.run(|| {
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own()).unwrap();
+        assert_eq!(snap.owned, vec![]);
+    });
+}
+
+#[test]
+fn finds_foreign_default_routes() {
+    let ns = lab();
+    ns.ip("-6 route add default via fd00:1::1 dev wan1 metric 30 proto static");
+    ns.ip("route add default via 10.20.2.1 dev wan2 table 77 proto static");
+    ns.ip("route add default dev wan2 table 78 metric 3");
+    // Not gateways: reject routes, and our own default.
+    ns.ip("route add unreachable default table 50 metric 99");
+    ns.ip("route add blackhole default table 51");
+    ns.ip("route add prohibit default table 52");
+    ns.ip("route add default via 10.20.1.1 dev wan1 table 1101 proto 212");
+    ns.run(|| {
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own()).unwrap();
+        let (wan1, wan2) = (ifindex(&snap, "wan1"), ifindex(&snap, "wan2"));
+        let fd = |family, table, ifindex, gateway: Option<&str>, metric| ForeignDefault {
+            family,
+            table,
+            ifindex,
+            gateway: gateway.map(ip),
+            metric,
+        };
+        let mut got = snap.foreign_defaults.clone();
+        got.sort_by_key(|f| (f.table, f.metric));
+        assert_eq!(
+            got,
+            vec![
+                fd(Family::V4, 77, wan2, Some("10.20.2.1"), 0),
+                fd(Family::V4, 78, wan2, None, 3),
+                fd(Family::V4, 254, wan1, Some("10.20.1.1"), 10),
+                fd(Family::V4, 254, wan2, Some("10.20.2.1"), 20),
+                fd(Family::V6, 254, wan1, Some("fd00:1::1"), 30),
+            ]
+        );
+        assert_eq!(snap.owned.len(), 1);
+        // Links and global addresses; the IPv6 link-local one is left out.
+        let wan1_link = snap.link_by_name("wan1").unwrap();
+        assert!(wan1_link.up && wan1_link.carrier);
+        let mut addrs: Vec<(u32, IpAddr, u8)> = snap
+            .addresses
+            .iter()
+            .map(|a| (a.ifindex, a.addr, a.prefix_len))
+            .collect();
+        addrs.sort();
+        assert_eq!(
+            addrs,
+            vec![
+                (wan1, ip("10.20.1.2"), 24),
+                (wan1, ip("fd00:1::2"), 64),
+                (wan2, ip("10.20.2.2"), 24),
+            ]
+        );
+    });
+}
+
+#[test]
+fn errors_name_the_operation() {
+    let ns = lab();
+    ns.run(|| {
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own()).unwrap();
+        let op = Op::Add(via_nh(
+            1101,
+            Family::V4,
+            ifindex(&snap, "wan1"),
+            Some("10.20.1.1"),
+        ));
+        nl.apply(&op).unwrap();
+        let err = nl.apply(&op).unwrap_err();
+        assert_eq!(err.errno, Some(libc::EEXIST));
+        assert!(
+            err.context
+                .starts_with("ip nexthop add id 1101 via 10.20.1.1 dev wan1 proto 212"),
+            "{err}"
+        );
+        // A group naming a missing member: the kernel refuses, the socket stays usable.
+        let err = nl
+            .apply(&Op::Add(group(1199, Family::V4, &[(1150, 1)])))
+            .unwrap_err();
+        assert_eq!(err.errno, Some(libc::EINVAL), "{err}");
+        assert_eq!(nl.snapshot(&own()).unwrap().owned.len(), 1);
+    });
+}
+
+/// Waits (boundedly) for the first event that `want` accepts.
+fn wait_for(monitor: &mut Monitor, want: impl Fn(&Event) -> bool) -> Option<Event> {
+    smol::block_on(smol::future::or(
+        async {
+            loop {
+                for e in monitor.next().await {
+                    if want(&e) {
+                        return Some(e);
+                    }
+                }
+            }
+        },
+        async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+            None
+        },
+    ))
+}
+
+#[test]
+fn monitor_reports_carrier_loss_and_changes() {
+    let ns = lab();
+    let name = ns.name.clone();
+    ns.run(move || {
+        let mut monitor = Monitor::open().unwrap();
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own()).unwrap();
+        let wan1 = ifindex(&snap, "wan1");
+
+        let wan2 = ifindex(&snap, "wan2");
+        for nh in [
+            via_nh(1101, Family::V4, wan1, Some("10.20.1.1")),
+            via_nh(1102, Family::V4, wan2, None),
+            group(1199, Family::V4, &[(1101, 1), (1102, 1)]),
+        ] {
+            nl.apply(&Op::Add(nh)).unwrap();
+        }
+        assert_eq!(
+            wait_for(&mut monitor, |e| *e == Event::Changed),
+            Some(Event::Changed)
+        );
+
+        // The peer going down takes wan1's carrier.
+        let ok = std::process::Command::new("ip")
+            .args(["-n", &name, "link", "set", "wan1p", "down"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let ev = wait_for(
+            &mut monitor,
+            |e| matches!(e, Event::Link(l) if l.name == "wan1" && !l.carrier),
+        );
+        assert_eq!(
+            ev,
+            Some(Event::Link(Link {
+                ifindex: wan1,
+                name: "wan1".into(),
+                up: true,
+                carrier: false,
+            }))
+        );
+
+        // Observed on kernel 6.18: a nexthop whose device loses carrier is deleted by the
+        // kernel (its netdev notifier flushes a device's nexthops on a state change that
+        // leaves the device without carrier) and dropped from the groups that name it,
+        // WITHOUT any RTM_DELNEXTHOP / RTM_NEWNEXTHOP event (`ip monitor all` shows only
+        // the link change). So the daemon must resync on a Link event with carrier
+        // loss; reconcile recreates the nexthop once the carrier is back.
+        let snap = nl.snapshot(&own()).unwrap();
+        assert_eq!(
+            snap.owned,
+            vec![
+                via_nh(1102, Family::V4, wan2, None),
+                group(1199, Family::V4, &[(1102, 1)]),
+            ],
+            "nexthop survived carrier loss"
+        );
+
+        // A deleted link is reported as gone.
+        let ok = std::process::Command::new("ip")
+            .args(["-n", &name, "link", "del", "wan2"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let ev = wait_for(&mut monitor, |e| matches!(e, Event::LinkGone { .. }));
+        assert!(matches!(ev, Some(Event::LinkGone { .. })), "{ev:?}");
+    });
+}
+
+#[test]
+fn decodes_event_datagrams() {
+    use super::wire::Request;
+    // Two route messages and an address message make one Changed; a link message its Link.
+    let mut buf = Request::new(24, 0, &[0u8; 12]).finish(0);
+    buf.extend(Request::new(25, 0, &[0u8; 12]).finish(0));
+    buf.extend(Request::new(20, 0, &[0u8; 8]).finish(0));
+    let mut link = Request::new(16, 0, &{
+        let mut h = [0u8; 16];
+        h[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        h[8..12].copy_from_slice(&0x1u32.to_ne_bytes());
+        h
+    });
+    link.attr(3, b"wan9\0");
+    buf.extend(link.finish(0));
+    assert_eq!(
+        decode_events(&buf),
+        vec![
+            Event::Link(Link {
+                ifindex: 7,
+                name: "wan9".into(),
+                up: true,
+                carrier: false
+            }),
+            Event::Changed
+        ]
+    );
+    // A cut-off datagram means lost events.
+    let cut = &buf[..buf.len() - 3];
+    assert_eq!(decode_events(cut), vec![Event::Overrun, Event::Changed]);
+    // Unknown and undecodable messages are skipped.
+    assert_eq!(
+        decode_events(&Request::new(16, 0, &[1, 2]).finish(0)),
+        vec![]
+    );
+    assert_eq!(decode_events(&Request::new(999, 0, &[]).finish(0)), vec![]);
+}
+
+#[test]
+fn describe_spells_ip_commands() {
+    let links = vec![Link {
+        ifindex: 3,
+        name: "wan1".into(),
+        up: true,
+        carrier: true,
+    }];
+    let d = |op: Op| describe(&op, &links, PROTO);
+    assert_eq!(
+        d(Op::Add(via_nh(1101, Family::V4, 3, Some("10.20.1.1")))),
+        "ip nexthop add id 1101 via 10.20.1.1 dev wan1 proto 212"
+    );
+    assert_eq!(
+        d(Op::Replace(group(
+            1199,
+            Family::V4,
+            &[(1101, 3), (1102, 1)]
+        ))),
+        "ip nexthop replace id 1199 group 1101,3/1102 proto 212"
+    );
+    assert_eq!(
+        d(Op::Add(route(
+            Family::V4,
+            1199,
+            "",
+            0,
+            RouteTarget::Nexthop(1199)
+        ))),
+        "ip route add default nhid 1199 table 1199 proto 212"
+    );
+    assert_eq!(
+        d(Op::Add(route(
+            Family::V4,
+            1101,
+            "",
+            u32::MAX,
+            RouteTarget::Unreachable
+        ))),
+        "ip route add unreachable default table 1101 metric 4294967295 proto 212"
+    );
+    assert_eq!(
+        d(Op::Add(rule(Family::V4, 4000, Selector::All, 254, Some(0)))),
+        "ip -4 rule add priority 4000 lookup main suppress_prefixlength 0 proto 212"
+    );
+    assert_eq!(
+        d(Op::Add(rule(
+            Family::V4,
+            4101,
+            Selector::Oif("wan1".into()),
+            1101,
+            None
+        ))),
+        "ip -4 rule add priority 4101 oif wan1 lookup 1101 proto 212"
+    );
+    let from = Selector::From {
+        addr: ip("10.20.1.2"),
+        len: 32,
+    };
+    assert_eq!(
+        d(Op::Delete(rule(Family::V4, 4001, from, 1101, None))),
+        "ip -4 rule del priority 4001 from 10.20.1.2 lookup 1101 proto 212"
+    );
+    assert_eq!(
+        d(Op::Delete(via_nh(1102, Family::V4, 9, None))),
+        "ip nexthop del id 1102"
+    );
+    assert_eq!(
+        d(Op::Add(via_nh(1102, Family::V4, 9, None))),
+        "ip nexthop add id 1102 dev if9 proto 212"
+    );
+}
+
+#[test]
+fn monitor_overflow_is_an_overrun() {
+    let ns = lab();
+    ns.run(|| {
+        // The smallest buffer the kernel allows, then many changes nobody reads.
+        let mut monitor = Monitor::with_rcvbuf(1).unwrap();
+        let mut nl = Netlink::open(own()).unwrap();
+        for t in 0..200 {
+            nl.apply(&Op::Add(route(
+                Family::V4,
+                1100 + t,
+                "",
+                0,
+                RouteTarget::Blackhole,
+            )))
+            .unwrap();
+        }
+        assert_eq!(
+            wait_for(&mut monitor, |e| *e == Event::Overrun),
+            Some(Event::Overrun)
+        );
+    });
+}
