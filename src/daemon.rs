@@ -82,9 +82,9 @@ struct ProbeSocket {
 
 /// Run until SIGTERM/SIGINT. Returns the process exit code.
 pub fn run(opts: Options, cfg: Config) -> i32 {
-    let ex = LocalExecutor::new();
+    let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
-        match Daemon::start(&ex, opts, cfg) {
+        match Daemon::start(ex.clone(), opts, cfg) {
             Ok(d) => d.run().await,
             Err(e) => {
                 log::error!("{e}");
@@ -94,8 +94,8 @@ pub fn run(opts: Options, cfg: Config) -> i32 {
     }))
 }
 
-struct Daemon<'ex> {
-    ex: &'ex LocalExecutor<'ex>,
+struct Daemon {
+    ex: Rc<LocalExecutor<'static>>,
     opts: Options,
     clock: Clock,
     kernel: Box<dyn Kernel>,
@@ -117,8 +117,8 @@ struct Daemon<'ex> {
     writes: u64,
 }
 
-impl<'ex> Daemon<'ex> {
-    fn start(ex: &'ex LocalExecutor<'ex>, opts: Options, cfg: Config) -> Result<Self, String> {
+impl Daemon {
+    fn start(ex: Rc<LocalExecutor<'static>>, opts: Options, cfg: Config) -> Result<Self, String> {
         let clock = Clock(std::time::Instant::now());
         let own = plan::ownership(&cfg);
         let netlink =
@@ -534,7 +534,7 @@ impl<'ex> Daemon<'ex> {
                 Ok(()) => {
                     self.writes += 1;
                     if !self.opts.dry_run {
-                        log::info!("kernel: {}", describe(op, &snap.links));
+                        log::info!("kernel: {}", describe(op, &snap.links, self.own.protocol));
                     }
                 }
                 // Already gone: the kernel removes nexthops with their link, and routes
