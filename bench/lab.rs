@@ -86,7 +86,10 @@ fn main() {
         println!("{line}");
         report.push(line);
     };
-    say(format!("uplinkd lab benchmark, {runs} runs per measurement, binary {}", bin.display()));
+    say(format!(
+        "uplinkd lab benchmark, {runs} runs per measurement, binary {}",
+        bin.display()
+    ));
 
     // --- carrier loss -----------------------------------------------------------
     let lab = Lab::new(3);
@@ -103,7 +106,9 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(300));
         let writes = kernel_writes(&d.log()) - before;
-        say(format!("carrier loss: {writes} kernel writes by the daemon"));
+        say(format!(
+            "carrier loss: {writes} kernel writes by the daemon"
+        ));
         lab.restore(3);
         lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));
     }
@@ -111,7 +116,10 @@ fn main() {
         "carrier loss -> out of the group: median {:.1} ms over {} runs {:?}",
         median(&mut carrier.clone()),
         carrier.len(),
-        carrier.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>()
+        carrier
+            .iter()
+            .map(|v| format!("{v:.1}"))
+            .collect::<Vec<_>>()
     ));
 
     // --- blackhole ----------------------------------------------------------------
@@ -124,13 +132,17 @@ fn main() {
             blackhole.push(ms(start.elapsed().max(t)));
         }
         let writes = kernel_writes(&d.log()) - before;
-        say(format!("blackhole: {writes} kernel writes for the transition"));
+        say(format!(
+            "blackhole: {writes} kernel writes for the transition"
+        ));
         let before = kernel_writes(&d.log());
         lab.restore(2);
         lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));
         std::thread::sleep(Duration::from_millis(200));
         let writes = kernel_writes(&d.log()) - before;
-        say(format!("recovery: {writes} kernel writes for the transition"));
+        say(format!(
+            "recovery: {writes} kernel writes for the transition"
+        ));
     }
     say(format!(
         "blackhole -> out of the group: median {:.0} ms, max {:.0} ms over {} runs (bound I+T+(D-1)F = 1000+1000+2000 = 4000 ms)",

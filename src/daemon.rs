@@ -181,7 +181,8 @@ impl Daemon {
     }
 
     fn spawn_monitor(&self) -> Result<(), String> {
-        let mut monitor = Monitor::open().map_err(|e| format!("cannot open netlink events: {e}"))?;
+        let mut monitor =
+            Monitor::open().map_err(|e| format!("cannot open netlink events: {e}"))?;
         let tx = self.tx.clone();
         self.ex
             .spawn(async move {
@@ -472,7 +473,11 @@ impl Daemon {
                                         }
                                     }
                                     Err(e) => {
-                                        note_once(&errors, &wan, format!("{wan}: probe socket: {e}"));
+                                        note_once(
+                                            &errors,
+                                            &wan,
+                                            format!("{wan}: probe socket: {e}"),
+                                        );
                                         Timer::after(Duration::from_millis(200)).await;
                                     }
                                 }

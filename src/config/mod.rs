@@ -652,8 +652,8 @@ mod tests {
                 "option 'enabled' takes a single value: use 'option', not 'list'",
             ),
             (
-                "option track_method 'tc\np'",
-                "must be ping or tcp, not 'tc\\np'",
+                "option track_method 'tc\tp'",
+                "must be ping or tcp, not 'tc\\tp'",
             ),
             (
                 "option bogus 1",

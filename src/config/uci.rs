@@ -7,7 +7,9 @@
 //!   `"double quoted"` text, glued together when adjacent: `'a'"b"c` is `abc`.
 //! - A backslash, unquoted or inside double quotes, takes the next character literally
 //!   (libuci does not decode `\n` or `\t` either); a backslash at the end of a line joins
-//!   the next line. Quoted text may span lines, the newline being part of the value.
+//!   the next line. Unlike libuci, quoted text ends on its line: a quote left open at the
+//!   end of a line is an error reported on that line (values with newlines have no use
+//!   here, and a forgotten quote would otherwise swallow the rest of the file).
 //! - `#` outside quotes starts a comment that runs to the end of the line.
 //! - Section and option names are `[A-Za-z0-9_]+`; types are printable ASCII.
 //! - `option x ''` removes `x`, as setting an empty value does in uci. `list` lines add to
@@ -346,6 +348,11 @@ impl Lexer<'_> {
                         if quote == '"' && self.continuation() {
                             continue;
                         }
+                        // A quote still open at the end of its line is reported there,
+                        // not wherever the next quote in the file happens to close it.
+                        if self.peek() == Some('\n') {
+                            return Err((start, format!("unterminated {quote} quote")));
+                        }
                         match self.bump() {
                             None => return Err((start, format!("unterminated {quote} quote"))),
                             Some(c) if c == quote => break,
@@ -439,12 +446,16 @@ mod tests {
 
     #[test]
     fn continuation_and_multiline_quotes() {
-        let s = ok("config t\noption a 'one\ntwo'\noption b \"x\\\ny\"\noption \\\n c z\r\noption d ab\\\ncd\n");
-        assert_eq!(single(&s[0], "a"), "one\ntwo");
+        assert_eq!(
+            err("config t\noption a 'one\ntwo'\noption c 'z'\n")[0],
+            "t:2: section '@t[0]' unterminated ' quote"
+        );
+        let s = ok("config t\noption a 'one two'\noption b \"x\\\ny\"\noption \\\n c z\r\noption d ab\\\ncd\n");
+        assert_eq!(single(&s[0], "a"), "one two");
         assert_eq!(single(&s[0], "b"), "xy");
         assert_eq!(single(&s[0], "c"), "z");
         assert_eq!(single(&s[0], "d"), "abcd");
-        assert_eq!(s[0].get("d").map(|o| o.line), Some(8));
+        assert_eq!(s[0].get("d").map(|o| o.line), Some(7));
     }
 
     #[test]
@@ -508,8 +519,8 @@ mod tests {
             err("\u{feff}config t\n")[0],
             "t:1: unknown command '\\u{feff}config' (expected config, option or list)"
         );
-        assert_eq!(err("c t\no a 'x\ny' z\n")[0], "t:2: section '@t[0]' option 'a' unexpected 'z' after the value (quote values that contain spaces)");
-        assert_eq!(err("c t\no a x 'y\nz'\n")[0], "t:2: section '@t[0]' option 'a' unexpected 'y\\nz' after the value (quote values that contain spaces)");
+        assert_eq!(err("c t\no a 'x\ty' z\n")[0], "t:2: section '@t[0]' option 'a' unexpected 'z' after the value (quote values that contain spaces)");
+        assert_eq!(err("c t\no a x 'y\tz'\n")[0], "t:2: section '@t[0]' option 'a' unexpected 'y\\tz' after the value (quote values that contain spaces)");
     }
 
     #[test]

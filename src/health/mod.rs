@@ -382,6 +382,13 @@ impl Health {
         if first {
             return self.update(now, Reason::Start);
         }
+        if !carrier {
+            // Every carrier loss is a flap, even of a WAN the probes had not let back in
+            // yet: a link that keeps bouncing is held down once it calms.
+            if let Some(d) = &mut self.damper {
+                d.fall(now);
+            }
+        }
         let reason = if carrier {
             self.verdict = Verdict {
                 level: if self.targets.is_empty() {
@@ -422,17 +429,13 @@ impl Health {
         if self.carrier == Some(false) {
             return State::NoCarrier;
         }
-        let probed = match self.verdict.level {
+        if let Some(until) = self.damper.as_ref().and_then(|d| d.held_until(now)) {
+            return State::Held { until };
+        }
+        match self.verdict.level {
             Level::Up => State::Up,
             Level::Degraded => State::Degraded,
             Level::Down => State::Down,
-        };
-        match (&self.damper, probed) {
-            (Some(d), State::Up | State::Degraded) => match d.held_until(now) {
-                Some(until) => State::Held { until },
-                None => probed,
-            },
-            _ => probed,
         }
     }
 
@@ -440,28 +443,26 @@ impl Health {
     fn update(&mut self, now: Instant, reason: Reason) -> Option<Event> {
         let from = self.state;
         let usable = |s: &State| s.usability() != Usability::None;
-        let to = self.compute(now);
-        let mut reason = reason;
-        // A fall from usable to unusable is a flap for the damper (RFC 2439 "withdrawal").
-        let counts = !matches!(to, State::Disabled) && reason != Reason::Start;
-        if usable(&from) && !usable(&to) && counts {
+        // A fall the probes decided (usable -> unusable) is a flap for the damper, like
+        // a withdrawal in RFC 2439. Carrier losses are counted where they arrive.
+        let probed_fall = matches!(reason, Reason::Rounds { .. } | Reason::Quality { .. });
+        if probed_fall && usable(&from) && !usable(&self.compute(now)) {
             if let Some(d) = &mut self.damper {
                 d.fall(now);
             }
         }
-        // A rise that the damper vetoes reports the hold instead.
-        if let State::Held { .. } = to {
-            if !matches!(from, State::Held { .. }) {
-                if let Some(d) = &self.damper {
-                    reason = Reason::Damped {
-                        penalty: d.penalty(now),
-                    };
-                }
-            }
-        }
+        let to = self.compute(now);
         if from == to {
             return None;
         }
+        let reason = match (from, to, &self.damper) {
+            // Entering a hold: say why, whatever the input was.
+            (State::Held { .. }, _, _) | (_, _, None) => reason,
+            (_, State::Held { .. }, Some(d)) => Reason::Damped {
+                penalty: d.penalty(now),
+            },
+            _ => reason,
+        };
         // A hold whose deadline moved is not a new edge.
         if let (State::Held { .. }, State::Held { .. }) = (from, to) {
             self.state = to;
