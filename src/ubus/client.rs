@@ -36,9 +36,9 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::lock::{Mutex, MutexGuard};
 use smol::{future, Async, Timer};
 
-use super::blob::Writer;
-use super::blobmsg::{self, DecodeError, Type};
-use super::msg::{FrameDecoder, Message, MsgAttr, MsgType, EVENT_OBJECT, MAX_MSGLEN};
+use super::blobmsg::{self, DecodeError};
+use super::msg::{FrameDecoder, Message, MsgType, MAX_MSGLEN};
+use super::proto::{self, Method};
 use super::Status;
 
 /// Object ids are assigned by ubusd (random, at least 1024 for client objects).
@@ -98,55 +98,6 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// Argument types advertised in an object's signature (what `ubus -v list` shows).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ArgType {
-    /// "Boolean" in `ubus -v list`.
-    Bool,
-    /// "Integer" (int32).
-    Int32,
-    Int64,
-    Int16,
-    Double,
-    String,
-    Array,
-    Table,
-    /// Any type.
-    Unspec,
-}
-
-impl ArgType {
-    fn blobmsg_type(self) -> Type {
-        match self {
-            ArgType::Bool => Type::BOOL,
-            ArgType::Int32 => Type::Int32,
-            ArgType::Int64 => Type::Int64,
-            ArgType::Int16 => Type::Int16,
-            ArgType::Double => Type::Double,
-            ArgType::String => Type::String,
-            ArgType::Array => Type::Array,
-            ArgType::Table => Type::Table,
-            ArgType::Unspec => Type::Unspec,
-        }
-    }
-}
-
-/// A method of a published object, with the arguments it documents.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Method {
-    pub name: String,
-    pub args: Vec<(String, ArgType)>,
-}
-
-impl Method {
-    pub fn new(name: &str, args: &[(&str, ArgType)]) -> Method {
-        Method {
-            name: name.to_owned(),
-            args: args.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect(),
-        }
-    }
-}
 
 /// One object found by [`Client::lookup`].
 #[derive(Clone, Debug, PartialEq)]
@@ -330,12 +281,8 @@ impl Client {
     /// Looks up objects by path; a path ending in `*` matches by prefix, an empty path
     /// lists every object. An unknown path gives an empty list.
     pub async fn lookup(&self, path: &str) -> Result<Vec<ObjectInfo>, Error> {
-        let mut attrs = Vec::new();
-        if !path.is_empty() {
-            attrs.push(MsgAttr::ObjPath(path.to_owned()));
-        }
         let reply = self
-            .request(MsgType::Lookup, 0, attrs, Some(CONTROL_TIMEOUT))
+            .request(|seq| proto::lookup(seq, path), Some(CONTROL_TIMEOUT))
             .await?;
         match reply.status {
             Status::Ok => {}
@@ -380,14 +327,9 @@ impl Client {
         args: &Value,
         timeout: Duration,
     ) -> Result<(Status, Option<Value>), Error> {
-        let data = blobmsg::encode_table(&table(args)?);
-        let attrs = vec![
-            MsgAttr::ObjId(obj),
-            MsgAttr::Method(method.to_owned()),
-            MsgAttr::Data(data),
-        ];
+        let args = table(args)?;
         let reply = self
-            .request(MsgType::Invoke, obj, attrs, Some(timeout))
+            .request(|seq| proto::invoke(seq, obj, method, &args), Some(timeout))
             .await?;
         let first = reply.data.iter().find_map(|m| m.data());
         let value = match first {
@@ -401,24 +343,9 @@ impl Client {
 
     /// Publishes an object named `name` with `methods`; returns its id.
     pub async fn add_object(&self, name: &str, methods: &[Method]) -> Result<ObjectId, Error> {
-        let mut sig = Writer::new();
-        for m in methods {
-            let mut args = Writer::new();
-            for (arg, ty) in &m.args {
-                blobmsg::put(
-                    &mut args,
-                    Type::Int32,
-                    arg,
-                    &(ty.blobmsg_type() as u32).to_be_bytes(),
-                );
-            }
-            blobmsg::put(&mut sig, Type::Table, &m.name, &args.into_bytes());
-        }
-        let attrs = vec![
-            MsgAttr::ObjPath(name.to_owned()),
-            MsgAttr::Signature(sig.into_bytes()),
-        ];
-        let id = self.add(attrs).await?;
+        let id = self
+            .add(|seq| proto::add_object(seq, name, methods))
+            .await?;
         let methods = methods.iter().map(|m| m.name.clone()).collect();
         self.inner
             .state
@@ -428,10 +355,8 @@ impl Client {
         Ok(id)
     }
 
-    async fn add(&self, attrs: Vec<MsgAttr>) -> Result<ObjectId, Error> {
-        let reply = self
-            .request(MsgType::AddObject, 0, attrs, Some(CONTROL_TIMEOUT))
-            .await?;
+    async fn add(&self, build: impl FnOnce(u16) -> Message) -> Result<ObjectId, Error> {
+        let reply = self.request(build, Some(CONTROL_TIMEOUT)).await?;
         if !reply.status.is_ok() {
             return Err(Error::Status(reply.status));
         }
@@ -444,9 +369,8 @@ impl Client {
 
     /// Withdraws one of our objects.
     pub async fn remove_object(&self, id: ObjectId) -> Result<(), Error> {
-        let attrs = vec![MsgAttr::ObjId(id)];
         let reply = self
-            .request(MsgType::RemoveObject, 0, attrs, Some(CONTROL_TIMEOUT))
+            .request(|seq| proto::remove_object(seq, id), Some(CONTROL_TIMEOUT))
             .await?;
         if !reply.status.is_ok() {
             return Err(Error::Status(reply.status));
@@ -476,17 +400,12 @@ impl Client {
         if request.no_reply {
             return Ok(());
         }
+        let (seq, caller, obj) = (request.seq, request.peer, request.object);
         let mut msgs = Vec::new();
         if let Some(data) = data {
-            let data = blobmsg::encode_table(&table(data)?);
-            msgs.push(Message::new(
-                MsgType::Data,
-                request.seq,
-                request.peer,
-                vec![MsgAttr::ObjId(request.object), MsgAttr::Data(data)],
-            ));
+            msgs.push(proto::reply_data(seq, caller, obj, &table(data)?));
         }
-        msgs.push(status_message(&request, status));
+        msgs.push(proto::reply_status(seq, caller, obj, status));
         for m in &msgs {
             self.inner.queue(m)?;
         }
@@ -496,35 +415,18 @@ impl Client {
     /// Sends a notification of `kind` with `data` to the subscribers of our object
     /// `object`, without waiting for any answer.
     pub async fn notify(&self, object: ObjectId, kind: &str, data: &Value) -> Result<(), Error> {
-        let data = blobmsg::encode_table(&table(data)?);
+        let data = table(data)?;
         let seq = self.inner.next_seq(object);
-        let m = Message::new(
-            MsgType::Notify,
-            seq,
-            object,
-            vec![
-                MsgAttr::ObjId(object),
-                MsgAttr::Method(kind.to_owned()),
-                MsgAttr::Data(data),
-                MsgAttr::NoReply(true),
-            ],
-        );
-        self.inner.queue(&m)?;
+        self.inner.queue(&proto::notify(seq, object, kind, &data))?;
         self.inner.flush().await
     }
 
     /// Broadcasts event `id` with `data` (a JSON object) to every listener whose pattern
     /// matches, except our own. Ids starting with "ubus." are reserved for ubusd.
     pub async fn send_event(&self, id: &str, data: &Value) -> Result<(), Error> {
-        let mut w = Writer::new();
-        blobmsg::write_value(&mut w, "id", &Value::String(id.to_owned()));
-        blobmsg::write_value(&mut w, "data", &Value::Object(table(data)?));
-        let attrs = vec![
-            MsgAttr::ObjId(EVENT_OBJECT),
-            MsgAttr::Method("send".to_owned()),
-            MsgAttr::Data(w.into_bytes()),
-        ];
-        self.control_invoke(attrs).await
+        let data = table(data)?;
+        self.control_invoke(|seq| proto::send_event(seq, id, &data))
+            .await
     }
 
     /// Starts receiving events whose id matches `pattern` (a trailing `*` matches by
@@ -535,30 +437,20 @@ impl Client {
         let listener = match existing {
             Some(id) => id,
             None => {
-                let id = self.add(Vec::new()).await?;
+                let id = self.add(proto::add_anonymous).await?;
                 let mut st = self.inner.state.borrow_mut();
                 st.objects.insert(id, Owned::Listener);
                 st.listener = Some(id);
                 id
             }
         };
-        let mut w = Writer::new();
-        // The object id is a u32 that ubusd reads as int32, whatever its value.
-        blobmsg::put(&mut w, Type::Int32, "object", &listener.to_be_bytes());
-        blobmsg::write_value(&mut w, "pattern", &Value::String(pattern.to_owned()));
-        let attrs = vec![
-            MsgAttr::ObjId(EVENT_OBJECT),
-            MsgAttr::Method("register".to_owned()),
-            MsgAttr::Data(w.into_bytes()),
-        ];
-        self.control_invoke(attrs).await?;
+        self.control_invoke(|seq| proto::register_event(seq, listener, pattern))
+            .await?;
         Ok(listener)
     }
 
-    async fn control_invoke(&self, attrs: Vec<MsgAttr>) -> Result<(), Error> {
-        let reply = self
-            .request(MsgType::Invoke, EVENT_OBJECT, attrs, Some(CONTROL_TIMEOUT))
-            .await?;
+    async fn control_invoke(&self, build: impl FnOnce(u16) -> Message) -> Result<(), Error> {
+        let reply = self.request(build, Some(CONTROL_TIMEOUT)).await?;
         if reply.status.is_ok() {
             Ok(())
         } else {
@@ -571,23 +463,25 @@ impl Client {
     /// object id for calls).
     async fn request(
         &self,
-        kind: MsgType,
-        peer: u32,
-        attrs: Vec<MsgAttr>,
+        build: impl FnOnce(u16) -> Message,
         timeout: Option<Duration>,
     ) -> Result<Reply, Error> {
         let inner = &*self.inner;
         if let Some(why) = inner.state.borrow().closed.clone() {
             return Err(Error::ConnectionLost(why));
         }
+        // Built first, numbered after: the peer tells which numbers are free.
+        let mut msg = build(0);
+        let peer = msg.header.peer;
         let seq = inner.next_seq(peer);
+        msg.header.seq = seq;
         let (tx, rx) = channel::unbounded();
         inner.state.borrow_mut().pending.insert((seq, peer), tx);
         let _guard = PendingGuard {
             inner,
             key: (seq, peer),
         };
-        inner.queue(&Message::new(kind, seq, peer, attrs))?;
+        inner.queue(&msg)?;
         let collect = async {
             inner.flush().await?;
             let mut data = Vec::new();
@@ -615,18 +509,6 @@ impl Client {
             None => collect.await,
         }
     }
-}
-
-fn status_message(request: &RequestToken, status: Status) -> Message {
-    Message::new(
-        MsgType::Status,
-        request.seq,
-        request.peer,
-        vec![
-            MsgAttr::Status(status.as_u32()),
-            MsgAttr::ObjId(request.object),
-        ],
-    )
 }
 
 impl Inner {
@@ -825,7 +707,8 @@ impl Inner {
             }
         };
         if !request.no_reply {
-            let _ = self.queue(&status_message(&request, answer));
+            let (seq, caller, obj) = (request.seq, request.peer, request.object);
+            let _ = self.queue(&proto::reply_status(seq, caller, obj, answer));
         }
     }
 }

@@ -19,11 +19,11 @@ pub mod blob;
 pub mod blobmsg;
 pub mod client;
 pub mod msg;
+pub mod proto;
 
-pub use client::{
-    ArgType, Client, Connection, Error, Incoming, Method, ObjectInfo, RequestToken, Session,
-};
+pub use client::{Client, Connection, Error, Incoming, ObjectInfo, RequestToken, Session};
 pub use msg::{Message, MsgType};
+pub use proto::{ArgType, Method};
 
 /// Result codes of ubus requests (`UBUS_STATUS_*`), as carried in `UBUS_ATTR_STATUS`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
