@@ -131,9 +131,11 @@ impl<'a> Field<'a> {
         if p.len() < hdr_len || p.get(2 + name_len) != Some(&0) {
             return Err(DecodeError::BadName);
         }
-        // Names are identifiers in practice; a non-UTF-8 one is refused rather than
-        // silently renamed, so that a key never changes meaning.
-        let name = std::str::from_utf8(&p[2..2 + name_len]).map_err(|_| DecodeError::BadName)?;
+        // A C reader sees the name up to its first NUL; so do we. Names are identifiers
+        // in practice: a non-UTF-8 one is refused rather than silently renamed.
+        let name = &p[2..2 + name_len];
+        let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
+        let name = std::str::from_utf8(name).map_err(|_| DecodeError::BadName)?;
         Ok(Field {
             type_id: attr.id,
             name,
