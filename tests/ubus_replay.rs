@@ -472,3 +472,98 @@ fn decoders_survive_mangled_captures() {
         }
     }
 }
+
+fn script(frames: Vec<(Dir, Message)>) -> Vec<Frame> {
+    frames
+        .into_iter()
+        .map(|(dir, m)| Frame {
+            dir,
+            conn: "c1".into(),
+            bytes: m.encode(),
+        })
+        .collect()
+}
+
+/// Replies may come back in any order and calls to our own object may arrive while we
+/// wait; a request that times out leaves the connection usable.
+#[test]
+fn interleaved_replies_calls_and_timeouts() {
+    const ME: u32 = 0x0000_0abc;
+    const OURS: u32 = 0x1111_1111;
+    const A: u32 = 0x2222_2222;
+    const B: u32 = 0x3333_3333;
+    const CALLER: u32 = 0x4444_4444;
+    let none = Map::new();
+    let hello = Message::new(MsgType::Hello, 0, ME, vec![]);
+    let added = |seq| {
+        Message::new(
+            MsgType::Data,
+            seq,
+            0,
+            vec![uplinkd::ubus::msg::MsgAttr::ObjId(OURS)],
+        )
+    };
+    let methods = [Method::new("get", &[])];
+    // ubusd forwards a call with the caller's client id as peer.
+    let mut call = proto::invoke(9, OURS, "get", &none);
+    call.header.peer = CALLER;
+    let frames = script(vec![
+        (Dir::ToClient, hello),
+        (Dir::ToUbusd, proto::add_object(1, "mine", &methods)),
+        (Dir::ToClient, added(1)),
+        (Dir::ToClient, proto::reply_status(1, 0, 0, Status::Ok)),
+        (Dir::ToUbusd, proto::invoke(2, A, "a", &none)),
+        (Dir::ToUbusd, proto::invoke(3, B, "b", &none)),
+        // Someone calls us before either reply arrives.
+        (Dir::ToClient, call),
+        // B answers first, then A.
+        (
+            Dir::ToClient,
+            proto::reply_data(3, B, B, &obj(json!({"who": "b"}))),
+        ),
+        (Dir::ToClient, proto::reply_status(3, B, B, Status::Ok)),
+        (
+            Dir::ToClient,
+            proto::reply_status(2, A, A, Status::NotFound),
+        ),
+        // Our answer goes back to the caller, with the call's sequence number.
+        (
+            Dir::ToUbusd,
+            proto::reply_status(9, CALLER, OURS, Status::Ok),
+        ),
+        // A call that is never answered, then one that is.
+        (Dir::ToUbusd, proto::invoke(4, A, "slow", &none)),
+        (Dir::ToUbusd, proto::invoke(5, B, "fast", &none)),
+        (Dir::ToClient, proto::reply_status(5, B, B, Status::Ok)),
+    ]);
+    let (path, server) = fake_ubusd(&frames, "c1");
+    run(async {
+        let c = Client::connect(&path).await.expect("connect");
+        assert_eq!(c.local_id(), ME);
+        assert_eq!(c.add_object("mine", &methods).await.expect("add"), OURS);
+        let t = Duration::from_secs(10);
+        let (ra, rb) = smol::future::zip(
+            c.invoke(A, "a", &Value::Null, t),
+            c.invoke(B, "b", &Value::Null, t),
+        )
+        .await;
+        assert_eq!(ra.expect("a"), (Status::NotFound, None));
+        assert_eq!(rb.expect("b"), (Status::Ok, Some(json!({"who": "b"}))));
+        match c.next_incoming().await.expect("call") {
+            Incoming::Invoke {
+                method, request, ..
+            } => {
+                assert_eq!(method, "get");
+                c.reply(request, Status::Ok, None).await.expect("reply");
+            }
+            other => panic!("{other:?}"),
+        }
+        let slow = c
+            .invoke(A, "slow", &Value::Null, Duration::from_millis(50))
+            .await;
+        assert!(matches!(slow, Err(Error::Timeout)), "{slow:?}");
+        let fast = c.invoke(B, "fast", &Value::Null, t).await;
+        assert_eq!(fast.expect("fast"), (Status::Ok, None));
+    });
+    finish(path, server);
+}
