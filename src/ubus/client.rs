@@ -688,7 +688,7 @@ impl Inner {
                 Status::Ok
             }
             (Some(Owned::Published { methods }), Some(method), args) => {
-                if !methods.iter().any(|n| *n == method) {
+                if !methods.contains(&method) {
                     Status::MethodNotFound
                 } else {
                     match args {
