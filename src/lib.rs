@@ -31,6 +31,7 @@ pub mod probe;
 pub mod reconcile;
 pub mod sys;
 pub mod time;
+pub mod ubus;
 
 #[cfg(test)]
 pub(crate) mod testutil;
