@@ -324,9 +324,15 @@ impl Health {
             Level::Up
         };
         let targets = answers.len() as u8;
-        let Some(rounds) = self.count(points_to, cfg) else {
-            return None;
-        };
+        let before = self.verdict.level;
+        let rounds = self.count(points_to, cfg)?;
+        // A fall the probes decided is a flap for the damper (a withdrawal in RFC 2439),
+        // also while a hold is running: a WAN that keeps failing stays held.
+        if before != Level::Down && self.verdict.level == Level::Down {
+            if let Some(d) = &mut self.damper {
+                d.fall(now);
+            }
+        }
         let reason = if points_to == Level::Degraded
             || (points_to == Level::Up && self.verdict.level == Level::Degraded)
         {
@@ -442,15 +448,6 @@ impl Health {
     /// Recompute the reported state; feed falls to the damper; emit an edge.
     fn update(&mut self, now: Instant, reason: Reason) -> Option<Event> {
         let from = self.state;
-        let usable = |s: &State| s.usability() != Usability::None;
-        // A fall the probes decided (usable -> unusable) is a flap for the damper, like
-        // a withdrawal in RFC 2439. Carrier losses are counted where they arrive.
-        let probed_fall = matches!(reason, Reason::Rounds { .. } | Reason::Quality { .. });
-        if probed_fall && usable(&from) && !usable(&self.compute(now)) {
-            if let Some(d) = &mut self.damper {
-                d.fall(now);
-            }
-        }
         let to = self.compute(now);
         if from == to {
             return None;
