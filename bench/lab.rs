@@ -93,7 +93,9 @@ fn main() {
 
     // --- carrier loss -----------------------------------------------------------
     let lab = Lab::new(3);
-    let mut d = lab.start_daemon(&bin, &lab::config(&[1, 1, 1], ""), &[]);
+    // Damping off: the benchmark breaks the same WAN over and over on purpose.
+    let opts = "option flap_damping '0'";
+    let mut d = lab.start_daemon(&bin, &lab::config(&[1, 1, 1], opts), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(10));
     let mut carrier = Vec::new();
     for _ in 0..runs {
@@ -169,7 +171,7 @@ fn main() {
 
     // --- last resort: the daemon alone reacts ------------------------------------------
     let lab = Lab::new(1);
-    let cfg = lab::config_with(&[1], "", &[""], "option last_resort 'unreachable'");
+    let cfg = lab::config_with(&[1], opts, &[""], "option last_resort 'unreachable'");
     let cfg = cfg.replace(
         "config policy 'balanced'\n",
         "config policy 'balanced'\n\toption last_resort 'unreachable'\n",

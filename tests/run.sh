@@ -4,19 +4,7 @@
 # uses are installed first if they are missing.
 set -u
 
-need=""
-command -v ip >/dev/null 2>&1 || need="$need iproute2"
-command -v nft >/dev/null 2>&1 || need="$need nftables"
-command -v conntrack >/dev/null 2>&1 || need="$need conntrack"
-command -v sysctl >/dev/null 2>&1 || need="$need procps"
-if [ -n "$need" ]; then
-    if command -v apt-get >/dev/null 2>&1; then
-        apt-get update -q && apt-get install -y -q $need || exit 1
-    else
-        echo "missing:$need" >&2
-        exit 1
-    fi
-fi
+. "$(dirname "$0")/lab/deps.sh"
 
 cd "$(dirname "$0")/.." || exit 1
 cargo build --all-targets || exit $?
@@ -29,5 +17,14 @@ status=$?
 grep -E '^(test result:|     Running |test .* FAILED|error)' "$log"
 if [ "$status" -ne 0 ]; then
     sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
+fi
+
+# The README's demo, as a smoke test: without a terminal it runs its scripted tour.
+if cargo run -q --example lab </dev/null >"$log" 2>&1; then
+    echo "demo tour: ok"
+else
+    echo "demo tour: FAILED"
+    tail -n 60 "$log"
+    status=1
 fi
 exit "$status"

@@ -6,9 +6,12 @@
 //! namespace, also when the test panicked.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
+use std::time::Duration;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -29,6 +32,48 @@ impl Netns {
         let ns = Netns { name };
         ns.ip("link set lo up");
         ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `sh -c <script>` inside the namespace; stdout, panics on failure.
+    pub fn sh(&self, script: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn ip netns exec");
+        assert!(
+            out.status.success(),
+            "{script} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Loads an nft ruleset into the namespace (`nft -f -`).
+    pub fn nft(&self, ruleset: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nft");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(ruleset.as_bytes())
+                .expect("write nft ruleset");
+        }
+        let out = child.wait_with_output().expect("wait for nft");
+        assert!(
+            out.status.success(),
+            "nft in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs `ip -n <ns> <args>` and panics with its stderr if it fails.
@@ -55,28 +100,43 @@ impl Netns {
         }
     }
 
-    /// Runs `f` on a new thread inside the namespace and returns its result; a panic in
-    /// `f` is re-raised here (after the thread is gone, so Drop still cleans up).
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    /// Runs `f` on a new thread inside the namespace and returns its result: sockets it
+    /// opens live there, whatever thread uses them afterwards. A panic in `f` is re-raised
+    /// here (after the thread is gone, so Drop still cleans up).
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        start_reactor_here();
         let path = format!("/run/netns/{}", self.name);
-        let handle = std::thread::spawn(move || {
-            let file = File::open(&path).expect("open netns handle");
-            // SAFETY: a valid namespace fd; only this thread changes namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        });
-        match handle.join() {
-            Ok(v) => v,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        std::thread::scope(|s| {
+            let handle = s.spawn(|| {
+                let file = File::open(&path).expect("open netns handle");
+                // SAFETY: a valid namespace fd; only this thread changes namespace.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            });
+            match handle.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     }
+}
+
+/// smol's reactor thread is spawned on first use and inherits the network namespace of
+/// the thread that spawned it; start it from the test's own namespace so it never pins a
+/// throwaway namespace after that is deleted.
+fn start_reactor_here() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        smol::block_on(smol::Timer::after(Duration::from_millis(1)));
+    });
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
             .status();
     }
 }
