@@ -22,6 +22,7 @@
 //! when it next needs to run (`poll_at`), the only reason the loop ever sleeps.
 
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod health;
@@ -29,6 +30,7 @@ pub mod kernel;
 pub mod plan;
 pub mod probe;
 pub mod reconcile;
+pub mod status;
 pub mod sys;
 pub mod time;
 pub mod ubus;
