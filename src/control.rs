@@ -213,6 +213,37 @@ pub fn wan_event(name: &str, event: &crate::health::Event) -> Value {
     })
 }
 
+/// A request from a front end (ubus, control socket) to the event loop, with the
+/// channel to answer on.
+pub struct Call {
+    pub method: String,
+    pub args: Value,
+    pub reply: smol::channel::Sender<Result<Value, Error>>,
+}
+
+impl Call {
+    /// Sends a request to the event loop behind `calls` and waits for its answer.
+    pub async fn send(
+        calls: &smol::channel::Sender<Call>,
+        method: String,
+        args: Value,
+    ) -> Result<Value, Error> {
+        let (reply, answer) = smol::channel::bounded(1);
+        let call = Call {
+            method,
+            args,
+            reply,
+        };
+        if calls.send(call).await.is_err() {
+            return Err(Error::new(Status::UnknownError, "uplinkd is stopping"));
+        }
+        answer
+            .recv()
+            .await
+            .unwrap_or_else(|_| Err(Error::new(Status::UnknownError, "no answer")))
+    }
+}
+
 /// One line of the control socket protocol: `{"method": "...", "args": {...}}`.
 pub fn parse_line(line: &str) -> Result<(String, Value), Error> {
     let v: Value = serde_json::from_str(line)
