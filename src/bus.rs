@@ -166,6 +166,10 @@ impl Task {
                     .spawn(async move {
                         let result = Call::send(&calls, method, args).await;
                         let (status, data) = match result {
+                            // Like netifd, no data message for methods that only act.
+                            Ok(data) if data.as_object().is_some_and(|m| m.is_empty()) => {
+                                (Status::Ok, None)
+                            }
                             Ok(data) => (Status::Ok, Some(data)),
                             Err(e) => {
                                 log::debug!("ubus: call refused: {}", e.message);
