@@ -709,6 +709,68 @@ mod tests {
     }
 
     #[test]
+    fn netifd_supplies_device_gateway_and_up() {
+        let mut cfg = config(&[1, 1], 0);
+        cfg.interfaces[1].device = String::new();
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        let snap = snapshot(&[true, true]);
+        core.on_snapshot(&snap, at(0));
+        // Until netifd speaks: no device, no carrier, no objects at all for wan2.
+        assert_eq!(core.device(1), None);
+        assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
+        let oif_rules = |core: &Engine| {
+            core.desired(true)
+                .objects
+                .iter()
+                .filter(|o| matches!(o, Object::Rule(r) if matches!(r.selector, Selector::Oif(_))))
+                .count()
+        };
+        assert_eq!(oif_rules(&core), 1);
+        let info = Netifd {
+            up: true,
+            device: Some("wan2".into()),
+            gateway: Some(Some(ip("10.20.2.77"))),
+        };
+        let (changed, _) = core.on_netifd(1, Some(info.clone()), at(10));
+        assert!(changed);
+        assert!(
+            !core.on_netifd(1, Some(info.clone()), at(11)).0,
+            "edge-triggered"
+        );
+        core.on_snapshot(&snap, at(20));
+        assert_eq!(core.device(1), Some("wan2"));
+        assert_eq!(core.wans()[1].gateway, Some(Some(ip("10.20.2.77"))));
+        assert_eq!(
+            core.wans()[1].health.state(),
+            State::Up,
+            "untracked: follows carrier"
+        );
+        assert_eq!(group(&core), vec![1100, 1101]);
+        assert_eq!(oif_rules(&core), 2);
+        // netifd takes it down: out at once, without a dump.
+        let down = Netifd {
+            up: false,
+            ..info.clone()
+        };
+        let (_, out) = core.on_netifd(1, Some(down), at(30));
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::NoCarrier)
+        );
+        assert_eq!(group(&core), vec![1100]);
+        // A new device: the next dump finds it (here: one that does not exist).
+        let moved = Netifd {
+            device: Some("ppp0".into()),
+            ..info
+        };
+        core.on_netifd(1, Some(moved), at(40));
+        core.on_snapshot(&snap, at(50));
+        assert_eq!(core.device(1), Some("ppp0"));
+        assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
+        // Device-bound WANs ignore netifd.
+        assert!(!core.on_netifd(0, None, at(60)).0);
+    }
+
+    #[test]
     fn restart_adopts_slots_and_group_membership() {
         let cfg = config(&[1, 1, 1], 1);
         // A previous run: wan2 was down (not in the group).
