@@ -15,12 +15,16 @@ use std::rc::Rc;
 use smol::channel::{Receiver, Sender};
 use smol::{LocalExecutor, Timer};
 
+use crate::bus::{self, Bus, NetifdUpdate};
 use crate::config::{Config, TrackMethod};
+use crate::control::{self, Call, Request};
 use crate::engine::{Engine, Output};
+use crate::hooks::{self, Hooks};
 use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
 use crate::plan::{self, Desired};
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
+use crate::socket;
 use crate::sys::netlink::{describe, Monitor, Netlink};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
@@ -32,6 +36,25 @@ use crate::time::{earliest, Duration, Instant};
 pub struct Options {
     pub config: PathBuf,
     pub dry_run: bool,
+    /// The control socket (`--control-socket`); `None`: none.
+    pub control_socket: Option<PathBuf>,
+    /// ubusd's socket (`--ubus-socket`); `None`: do not use ubus.
+    pub ubus_socket: Option<PathBuf>,
+    /// Where the transition hooks are (`--hooks-dir`, `--user-hook`).
+    pub hooks: hooks::Paths,
+}
+
+impl Options {
+    /// The defaults of the command line, for `config`.
+    pub fn new(config: PathBuf) -> Options {
+        Options {
+            config,
+            dry_run: false,
+            control_socket: Some(PathBuf::from(socket::DEFAULT_PATH)),
+            ubus_socket: Some(PathBuf::from(bus::DEFAULT_SOCKET)),
+            hooks: hooks::Paths::default(),
+        }
+    }
 }
 
 /// The sysctl that makes the kernel hash multipath routes per flow (L4) rather than per
@@ -57,6 +80,10 @@ enum Input {
         result: Result<(), String>,
     },
     Signal(Signal),
+    /// A request from the control socket or ubus.
+    Control(Call),
+    /// What netifd says about a WAN that follows it.
+    Netifd(NetifdUpdate),
 }
 
 /// Monotonic clock → core time.
@@ -115,6 +142,10 @@ struct Daemon {
     old_hash_policy: Option<String>,
     /// Kernel writes since start (reported in the log at exit, used by the benchmarks).
     writes: u64,
+    bus: Option<Bus>,
+    hooks: Option<Hooks>,
+    /// Removes the socket file when dropped.
+    control: Option<socket::Server>,
 }
 
 impl Daemon {
@@ -158,7 +189,11 @@ impl Daemon {
             retry_backoff: FIRST_RETRY,
             old_hash_policy: None,
             writes: 0,
+            bus: None,
+            hooks: None,
+            control: None,
         };
+        d.start_front_ends();
         let outs = d.engine.on_snapshot(&snap, now);
         d.handle(outs);
         if !d.opts.dry_run {
@@ -167,6 +202,42 @@ impl Daemon {
         d.spawn_monitor()?;
         d.spawn_signals()?;
         Ok(d)
+    }
+
+    /// Hooks, the control socket and ubus. None of them is needed for routing: each
+    /// logs why it is missing and the daemon runs on.
+    fn start_front_ends(&mut self) {
+        match Hooks::start(self.opts.hooks.clone()) {
+            Ok(h) => self.hooks = Some(h),
+            Err(e) => log::error!("hooks: cannot start their thread: {e}"),
+        }
+        let (calls, calls_rx) = smol::channel::unbounded::<Call>();
+        forward(&self.ex, calls_rx, self.tx.clone(), Input::Control);
+        if let Some(path) = &self.opts.control_socket {
+            match socket::Server::start(&self.ex, path, calls.clone()) {
+                Ok(s) => self.control = Some(s),
+                Err(e) => log::error!("control socket {}: {e}", path.display()),
+            }
+        }
+        let netifd: Vec<String> = self
+            .engine
+            .netifd_interfaces()
+            .map(str::to_string)
+            .collect();
+        match &self.opts.ubus_socket {
+            Some(path) => {
+                let (netifd_tx, netifd_rx) = smol::channel::unbounded();
+                forward(&self.ex, netifd_rx, self.tx.clone(), Input::Netifd);
+                self.bus = Some(Bus::spawn(&self.ex, path.clone(), calls, netifd_tx, netifd));
+            }
+            None => {
+                for name in netifd {
+                    log::error!(
+                        "{name}: no 'option device' and no ubus: its device can only come from netifd"
+                    );
+                }
+            }
+        }
     }
 
     fn set_hash_policy(&mut self) {
@@ -337,8 +408,24 @@ impl Daemon {
                     }
                 }
             }
-            Input::Signal(Signal::Reload) => self.reload(now),
+            Input::Signal(Signal::Reload) => {
+                let _ = self.reload(now);
+            }
             Input::Signal(Signal::Terminate) => return Some(self.shutdown()),
+            Input::Control(call) => {
+                let result = self.control(&call.method, &call.args, now);
+                let _ = call.reply.try_send(result);
+            }
+            Input::Netifd(update) => {
+                if let Some(i) = self.engine.wan_index(&update.interface) {
+                    log::debug!("{}: netifd says {:?}", update.interface, update.info);
+                    let (changed, outs) = self.engine.on_netifd(i, update.info, now);
+                    self.handle(outs);
+                    if changed {
+                        self.resync_at = Some(now);
+                    }
+                }
+            }
         }
         None
     }
@@ -361,6 +448,20 @@ impl Daemon {
                         event.from.as_str(),
                         event.reason
                     );
+                    if let Some(bus) = &self.bus {
+                        bus.send(bus::Out::Wan(control::wan_event(name, &event)));
+                    }
+                    if let Some(hooks) = &self.hooks {
+                        let w = &self.engine.wans()[wan];
+                        hooks.transition(hooks::Transition {
+                            interface: name.clone(),
+                            device: self.engine.device(wan).map(str::to_string),
+                            gateway: w.gateway.flatten().map(|g| g.to_string()),
+                            state: event.to,
+                            previous: event.from,
+                            reason: event.reason.to_string(),
+                        });
+                    }
                 }
                 Output::Gateway { wan, from, to } => {
                     let name = &self.engine.config().interfaces[wan].name;
@@ -394,7 +495,7 @@ impl Daemon {
                 }
             }
             TrackMethod::Tcp { port } => {
-                let device = iface.device.clone();
+                let device = self.engine.device(wan).unwrap_or_default().to_string();
                 let source = state.address;
                 let timeout = iface.timeout;
                 let tx = self.tx.clone();
@@ -430,11 +531,14 @@ impl Daemon {
     fn sync_sockets(&mut self) {
         let cfg = self.engine.config();
         let mut wanted: HashMap<Rc<str>, (String, Option<IpAddr>)> = HashMap::new();
-        for (iface, wan) in cfg.interfaces.iter().zip(self.engine.wans()) {
+        for (i, (iface, wan)) in cfg.interfaces.iter().zip(self.engine.wans()).enumerate() {
+            let Some(device) = self.engine.device(i) else {
+                continue;
+            };
             if iface.track_method == TrackMethod::Ping && wan.health.probing() {
                 wanted.insert(
                     iface.name.as_str().into(),
-                    (iface.device.clone(), wan.address),
+                    (device.to_string(), wan.address),
                 );
             }
         }
@@ -559,7 +663,35 @@ impl Daemon {
         self.retry_backoff = (self.retry_backoff * 2).min(MAX_RETRY);
     }
 
-    fn reload(&mut self, now: Instant) {
+    /// Carry out one control request (from ubus or the control socket).
+    fn control(
+        &mut self,
+        method: &str,
+        args: &serde_json::Value,
+        now: Instant,
+    ) -> Result<serde_json::Value, control::Error> {
+        let req = Request::parse(method, args)?;
+        if req == Request::Reload {
+            return self
+                .reload(now)
+                .map(|()| serde_json::json!({}))
+                .map_err(|e| control::Error::new(crate::ubus::Status::UnknownError, e));
+        }
+        let plan = self.engine.desired(self.nexthops_supported);
+        let (data, outs) = control::apply(&mut self.engine, Some(&plan), &req, now)?;
+        match &req {
+            Request::SetWeight { interface, weight } => {
+                log::info!("{interface}: weight set to {weight} at run time")
+            }
+            Request::Disable { interface } => log::info!("{interface}: drained at run time"),
+            Request::Enable { interface } => log::info!("{interface}: enabled at run time"),
+            _ => {}
+        }
+        self.handle(outs);
+        Ok(data)
+    }
+
+    fn reload(&mut self, now: Instant) -> Result<(), String> {
         let path = self.opts.config.clone();
         let cfg = match Config::load(&path) {
             Ok(c) => c,
@@ -567,12 +699,14 @@ impl Daemon {
                 for e in &errors {
                     log::error!("{e}");
                 }
-                log::error!(
+                let msg = format!(
                     "reload of {} failed ({} errors): keeping the running configuration",
                     path.display(),
                     errors.len()
                 );
-                return;
+                log::error!("{msg}");
+                let first = errors.first().map(|e| format!(": {e}")).unwrap_or_default();
+                return Err(format!("{msg}{first}"));
             }
         };
         logger::set_level(cfg.globals.log_level);
@@ -591,7 +725,16 @@ impl Daemon {
         let outs = self.engine.reload(cfg, now);
         self.handle(outs);
         self.resync_at = Some(now);
+        if let Some(bus) = &self.bus {
+            *bus.netifd_interfaces.borrow_mut() = self
+                .engine
+                .netifd_interfaces()
+                .map(str::to_string)
+                .collect();
+            bus.send(bus::Out::RefreshNetifd);
+        }
         log::info!("configuration reloaded from {}", path.display());
+        Ok(())
     }
 
     fn shutdown(&mut self) -> i32 {
@@ -614,9 +757,27 @@ impl Daemon {
                 log::warn!("cannot restore {HASH_POLICY} to {old}: {e}");
             }
         }
+        self.control = None;
         log::info!("stopped after {} kernel writes", self.writes);
         code
     }
+}
+
+/// Forwards everything from `rx` into the event loop's channel, wrapped by `wrap`.
+fn forward<T: 'static>(
+    ex: &LocalExecutor<'static>,
+    rx: Receiver<T>,
+    tx: Sender<Input>,
+    wrap: fn(T) -> Input,
+) {
+    ex.spawn(async move {
+        while let Ok(v) = rx.recv().await {
+            if tx.send(wrap(v)).await.is_err() {
+                return;
+            }
+        }
+    })
+    .detach();
 }
 
 /// Log a repeating error only when it changes.

@@ -5,9 +5,10 @@
 //! [`crate::daemon`] hands it inputs with `now`, executes the [`Output`]s, asks it for
 //! the [`Desired`] kernel state, and sleeps until [`Engine::poll_at`].
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::config::{Change, Config, TrackMethod};
+use crate::config::{Change, Config, Interface, TrackMethod};
 use crate::health::{self, Health};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView};
@@ -45,8 +46,25 @@ pub struct Wan {
     pub address: Option<IpAddr>,
     /// ICMP identifier of this WAN's probes.
     pub ident: u16,
-    /// Run-time weight override.
+    /// Run-time weight override (`set_weight`); cleared by a reload.
     pub weight: Option<u16>,
+    /// Drained at run time (`disable`); cleared by a reload.
+    pub admin_disabled: bool,
+    /// What netifd last said about this WAN's logical interface (only for interfaces
+    /// without `option device`, which follow netifd).
+    pub netifd: Option<Netifd>,
+}
+
+/// netifd's view of a logical interface (`network.interface.<name>` `status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Netifd {
+    /// The interface is up (configured, addresses assigned).
+    pub up: bool,
+    /// `l3_device`: the Linux device carrying its traffic (`pppoe-wan`, `wwan0`, ...).
+    pub device: Option<String>,
+    /// The nexthop of its IPv4 default route: `Some(None)` for a point-to-point default
+    /// route without a nexthop, `None` when netifd lists no default route.
+    pub gateway: Option<Option<IpAddr>>,
 }
 
 pub struct Engine {
@@ -126,11 +144,12 @@ impl Engine {
     pub fn on_snapshot(&mut self, snap: &Snapshot, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         for i in 0..self.wans.len() {
-            let link = snap.link_by_name(&self.cfg.interfaces[i].device);
+            let link = self.device(i).and_then(|d| snap.link_by_name(d));
             out.extend(self.set_link(i, link, now));
             let iface = &self.cfg.interfaces[i];
             let ifindex = link.map(|l| l.ifindex);
             let wan = &mut self.wans[i];
+            let from_netifd = wan.netifd.as_ref().and_then(|n| n.gateway);
             wan.address = ifindex.and_then(|ix| {
                 snap.addresses
                     .iter()
@@ -138,9 +157,10 @@ impl Engine {
                     .map(|a| a.addr)
                     .next()
             });
-            let gateway = match iface.gateway {
-                Some(gw) => Some(Some(gw)),
-                None => ifindex.and_then(|ix| discover_gateway(snap, ix)),
+            let gateway = match (iface.gateway, from_netifd) {
+                (Some(gw), _) => Some(Some(gw)),
+                (None, Some(gw)) if ifindex.is_some() => Some(gw),
+                _ => ifindex.and_then(|ix| discover_gateway(snap, ix)),
             };
             if gateway != wan.gateway {
                 out.push(Output::Gateway {
@@ -158,7 +178,7 @@ impl Engine {
     pub fn on_link(&mut self, link: &Link, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         for i in 0..self.wans.len() {
-            if self.cfg.interfaces[i].device == link.name {
+            if self.device(i) == Some(link.name.as_str()) {
                 out.extend(self.set_link(i, Some(link), now));
             }
         }
@@ -177,13 +197,20 @@ impl Engine {
     }
 
     fn set_link(&mut self, i: usize, link: Option<&Link>, now: Instant) -> Option<Output> {
-        let wan = &mut self.wans[i];
-        wan.link = link.map(|l| LinkView {
+        let view = link.map(|l| LinkView {
             ifindex: l.ifindex,
             up: l.up,
             carrier: l.carrier,
         });
-        let carrier = link.is_some_and(|l| l.up && l.carrier);
+        self.set_link_view(i, view, now)
+    }
+
+    fn set_link_view(&mut self, i: usize, link: Option<LinkView>, now: Instant) -> Option<Output> {
+        let wan = &mut self.wans[i];
+        wan.link = link;
+        // A WAN that follows netifd is usable only while netifd calls it up.
+        let netifd_up = wan.netifd.as_ref().map_or(true, |n| n.up);
+        let carrier = netifd_up && link.is_some_and(|l| l.up && l.carrier);
         let event = wan.health.on_carrier(carrier, now)?;
         if !carrier {
             wan.sched.reset();
@@ -300,10 +327,14 @@ impl Engine {
 
     /// The kernel state the current health and links call for.
     pub fn desired(&self, nexthops_supported: bool) -> Desired {
+        let resolved: Vec<Option<Cow<Interface>>> =
+            (0..self.wans.len()).map(|i| self.resolved(i)).collect();
         let views: Vec<plan::Wan> = self
             .wans
             .iter()
-            .zip(&self.cfg.interfaces)
+            .zip(&resolved)
+            // A WAN that follows netifd has no objects until netifd names its device.
+            .filter_map(|(w, cfg)| Some((w, cfg.as_deref()?)))
             .map(|(w, cfg)| plan::Wan {
                 cfg,
                 slot: w.slot,
@@ -344,9 +375,16 @@ impl Engine {
                 .map(|p| old.swap_remove(p));
             let wan = match prev {
                 Some((_, mut w, old_iface)) => match old_iface.change_to(iface) {
-                    Change::Unchanged => w,
-                    Change::Retune => {
-                        if let Some(event) = w.health.retune(iface, now) {
+                    // Run-time changes (set_weight, disable) do not survive a reload.
+                    change @ (Change::Unchanged | Change::Retune) => {
+                        w.weight = None;
+                        w.admin_disabled = false;
+                        let event = if change == Change::Retune {
+                            w.health.retune(iface, now)
+                        } else {
+                            w.health.set_enabled(iface.enabled, now)
+                        };
+                        if let Some(event) = event {
                             out.push(Output::Transition { wan: i, event });
                         }
                         w
@@ -355,7 +393,9 @@ impl Engine {
                         let mut fresh = new_wan(iface, slot, self.ident_base, now);
                         fresh.link = w.link;
                         fresh.address = w.address;
-                        fresh.weight = None;
+                        if iface.follows_netifd() {
+                            fresh.netifd = w.netifd;
+                        }
                         let carrier = w.link.is_some_and(|l| l.up && l.carrier);
                         fresh.health = Health::new(iface, Some(carrier), now);
                         fresh
@@ -385,6 +425,93 @@ impl Engine {
     pub fn wan_index(&self, name: &str) -> Option<usize> {
         self.cfg.interfaces.iter().position(|i| i.name == name)
     }
+
+    /// Drain (`false`) or restore (`true`) a WAN at run time: a drained WAN is reported
+    /// `disabled`, is not probed and takes no new flows. A WAN disabled in the config
+    /// stays disabled. Returns `None` for an unknown WAN, else the transition, if any.
+    pub fn set_admin_enabled(
+        &mut self,
+        wan: usize,
+        enabled: bool,
+        now: Instant,
+    ) -> Option<Vec<Output>> {
+        let configured = self.cfg.interfaces.get(wan)?.enabled;
+        let w = self.wans.get_mut(wan)?;
+        w.admin_disabled = !enabled;
+        let event = w.health.set_enabled(configured && enabled, now);
+        if !w.health.probing() {
+            w.sched.reset();
+        }
+        Some(
+            event
+                .map(|event| Output::Transition { wan, event })
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    /// The Linux device WAN `i` uses now: the configured one, or for a WAN that follows
+    /// netifd the `l3_device` netifd last reported (none until it has).
+    pub fn device(&self, i: usize) -> Option<&str> {
+        let iface = self.cfg.interfaces.get(i)?;
+        if iface.follows_netifd() {
+            self.wans.get(i)?.netifd.as_ref()?.device.as_deref()
+        } else {
+            Some(&iface.device)
+        }
+    }
+
+    /// WAN `i`'s configuration with the device it uses now; `None` while it has none.
+    fn resolved(&self, i: usize) -> Option<Cow<'_, Interface>> {
+        let iface = &self.cfg.interfaces[i];
+        if !iface.follows_netifd() {
+            return Some(Cow::Borrowed(iface));
+        }
+        let device = self.device(i)?;
+        let mut owned = iface.clone();
+        owned.device = device.to_string();
+        Some(Cow::Owned(owned))
+    }
+
+    /// Names of the WANs whose device and gateway come from netifd.
+    pub fn netifd_interfaces(&self) -> impl Iterator<Item = &str> {
+        self.cfg
+            .interfaces
+            .iter()
+            .filter(|i| i.follows_netifd())
+            .map(|i| i.name.as_str())
+    }
+
+    /// What netifd says about WAN `wan` (`None`: it does not know the interface). Takes
+    /// effect at once for up/down; device and gateway at the next dump, which the caller
+    /// should request. Returns whether anything changed.
+    pub fn on_netifd(
+        &mut self,
+        wan: usize,
+        info: Option<Netifd>,
+        now: Instant,
+    ) -> (bool, Vec<Output>) {
+        let Some(w) = self.wans.get_mut(wan) else {
+            return (false, Vec::new());
+        };
+        if !self.cfg.interfaces[wan].follows_netifd() || w.netifd == info {
+            return (false, Vec::new());
+        }
+        let device_changed = w.netifd.as_ref().and_then(|n| n.device.clone())
+            != info.as_ref().and_then(|n| n.device.clone());
+        w.netifd = info;
+        let mut out = Vec::new();
+        if device_changed {
+            // The old link facts belong to the old device.
+            w.link = None;
+            w.address = None;
+            out.extend(self.set_link(wan, None, now));
+        } else {
+            let link = self.wans[wan].link;
+            out.extend(self.set_link_view(wan, link, now));
+        }
+        (true, out)
+    }
 }
 
 fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: Instant) -> Wan {
@@ -399,6 +526,8 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         address: None,
         ident,
         weight: None,
+        admin_disabled: false,
+        netifd: None,
     }
 }
 
@@ -443,38 +572,8 @@ fn discover_gateway(snap: &Snapshot, ifindex: u32) -> Option<Option<IpAddr>> {
 mod tests {
     use super::*;
     use crate::health::State;
-    use crate::kernel::{Address, ForeignDefault};
-    use crate::testutil::{config, ip};
+    use crate::testutil::{config, ip, snapshot};
     use crate::time::Duration;
-
-    fn snapshot(carriers: &[bool]) -> Snapshot {
-        let mut s = Snapshot {
-            nexthops_supported: true,
-            ..Snapshot::default()
-        };
-        for (i, &c) in carriers.iter().enumerate() {
-            let ix = 10 + i as u32;
-            s.links.push(Link {
-                ifindex: ix,
-                name: format!("wan{}", i + 1),
-                up: true,
-                carrier: c,
-            });
-            s.addresses.push(Address {
-                ifindex: ix,
-                addr: ip(&format!("10.20.{}.2", i + 1)),
-                prefix_len: 24,
-            });
-            s.foreign_defaults.push(ForeignDefault {
-                family: Family::V4,
-                table: 254,
-                ifindex: ix,
-                gateway: Some(ip(&format!("10.20.{}.1", i + 1))),
-                metric: 10 * (i as u32 + 1),
-            });
-        }
-        s
-    }
 
     fn at(ms: u64) -> Instant {
         Instant::from_millis(ms)
@@ -607,6 +706,68 @@ mod tests {
                 to: Some(Some(ip("10.20.1.254")))
             }]
         );
+    }
+
+    #[test]
+    fn netifd_supplies_device_gateway_and_up() {
+        let mut cfg = config(&[1, 1], 0);
+        cfg.interfaces[1].device = String::new();
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        let snap = snapshot(&[true, true]);
+        core.on_snapshot(&snap, at(0));
+        // Until netifd speaks: no device, no carrier, no objects at all for wan2.
+        assert_eq!(core.device(1), None);
+        assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
+        let oif_rules = |core: &Engine| {
+            core.desired(true)
+                .objects
+                .iter()
+                .filter(|o| matches!(o, Object::Rule(r) if matches!(r.selector, Selector::Oif(_))))
+                .count()
+        };
+        assert_eq!(oif_rules(&core), 1);
+        let info = Netifd {
+            up: true,
+            device: Some("wan2".into()),
+            gateway: Some(Some(ip("10.20.2.77"))),
+        };
+        let (changed, _) = core.on_netifd(1, Some(info.clone()), at(10));
+        assert!(changed);
+        assert!(
+            !core.on_netifd(1, Some(info.clone()), at(11)).0,
+            "edge-triggered"
+        );
+        core.on_snapshot(&snap, at(20));
+        assert_eq!(core.device(1), Some("wan2"));
+        assert_eq!(core.wans()[1].gateway, Some(Some(ip("10.20.2.77"))));
+        assert_eq!(
+            core.wans()[1].health.state(),
+            State::Up,
+            "untracked: follows carrier"
+        );
+        assert_eq!(group(&core), vec![1100, 1101]);
+        assert_eq!(oif_rules(&core), 2);
+        // netifd takes it down: out at once, without a dump.
+        let down = Netifd {
+            up: false,
+            ..info.clone()
+        };
+        let (_, out) = core.on_netifd(1, Some(down), at(30));
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::NoCarrier)
+        );
+        assert_eq!(group(&core), vec![1100]);
+        // A new device: the next dump finds it (here: one that does not exist).
+        let moved = Netifd {
+            device: Some("ppp0".into()),
+            ..info
+        };
+        core.on_netifd(1, Some(moved), at(40));
+        core.on_snapshot(&snap, at(50));
+        assert_eq!(core.device(1), Some("ppp0"));
+        assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
+        // Device-bound WANs ignore netifd.
+        assert!(!core.on_netifd(0, None, at(60)).0);
     }
 
     #[test]

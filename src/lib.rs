@@ -21,14 +21,20 @@
 //! against a fresh dump and the shell applies only the difference. The core also says
 //! when it next needs to run (`poll_at`), the only reason the loop ever sleeps.
 
+pub mod bus;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod health;
+pub mod hooks;
 pub mod kernel;
 pub mod plan;
 pub mod probe;
 pub mod reconcile;
+pub mod socket;
+pub mod status;
 pub mod sys;
 pub mod time;
 pub mod ubus;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use uplinkd::cli;
 use uplinkd::config::Config;
 use uplinkd::daemon::{self, Options};
 use uplinkd::sys::{logger, signals};
@@ -13,11 +14,19 @@ const USAGE: &str = "\
 usage: uplinkd [-c FILE] [--stderr] [--dry-run]   run the daemon in the foreground
        uplinkd check [-c FILE]                    validate a configuration
        uplinkd --version
-
-  -c, --config FILE  configuration in UCI format (default /etc/config/uplinkd)
-      --stderr       log to stderr instead of syslog
-      --dry-run      print the ip commands for every change instead of applying them
+{CLI}
+  -c, --config FILE       configuration in UCI format (default /etc/config/uplinkd)
+      --stderr            log to stderr instead of syslog
+      --dry-run           print the ip commands for every change instead of applying them
+      --control-socket P  control socket (default /var/run/uplinkd.sock; 'none': off)
+      --ubus-socket P     ubusd's socket (default /var/run/ubus/ubus.sock; 'none': off)
+      --hooks-dir DIR     transition hooks (default /etc/uplinkd.d)
+      --user-hook FILE    user hook run after them (default /etc/uplinkd.user)
 ";
+
+fn usage() -> String {
+    USAGE.replace("{CLI}", cli::USAGE)
+}
 
 enum Command {
     Run,
@@ -29,6 +38,14 @@ struct Args {
     config: PathBuf,
     stderr: bool,
     dry_run: bool,
+    /// Options of the running daemon: sockets and hooks.
+    daemon: Options,
+}
+
+/// `none` turns a socket off.
+fn socket_path(arg: &str, value: Option<std::ffi::OsString>) -> Result<Option<PathBuf>, String> {
+    let v = value.ok_or_else(|| format!("{arg} needs a path"))?;
+    Ok((v != "none").then(|| PathBuf::from(v)))
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -37,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         config: PathBuf::from(DEFAULT_CONFIG),
         stderr: false,
         dry_run: false,
+        daemon: Options::new(PathBuf::from(DEFAULT_CONFIG)),
     };
     let mut it = std::env::args_os().skip(1);
     let mut first = true;
@@ -46,6 +64,24 @@ fn parse_args() -> Result<Args, String> {
             .map_err(|a| format!("argument is not valid UTF-8: {a:?}"))?;
         match arg.as_str() {
             "check" if first => args.command = Command::Check,
+            name if first && cli::is_command(name) => {
+                let rest: Vec<String> = it.map(|a| a.to_string_lossy().into_owned()).collect();
+                std::process::exit(i32::from(cli::run(name, &rest)));
+            }
+            "--control-socket" => args.daemon.control_socket = socket_path(&arg, it.next())?,
+            "--ubus-socket" => args.daemon.ubus_socket = socket_path(&arg, it.next())?,
+            "--hooks-dir" => {
+                args.daemon.hooks.dir = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--hooks-dir needs a path")?
+            }
+            "--user-hook" => {
+                args.daemon.hooks.user = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--user-hook needs a path")?
+            }
             "-c" | "--config" => {
                 args.config = it
                     .next()
@@ -59,7 +95,7 @@ fn parse_args() -> Result<Args, String> {
                 std::process::exit(0);
             }
             "-h" | "--help" => {
-                print!("{USAGE}");
+                print!("{}", usage());
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument '{other}'")),
@@ -73,7 +109,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("uplinkd: {e}\n{USAGE}");
+            eprintln!("uplinkd: {e}\n{}", usage());
             return ExitCode::from(2);
         }
     };
@@ -118,6 +154,7 @@ fn main() -> ExitCode {
             let opts = Options {
                 config: args.config,
                 dry_run: args.dry_run,
+                ..args.daemon
             };
             ExitCode::from(daemon::run(opts, cfg) as u8)
         }

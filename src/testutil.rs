@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use crate::config::*;
+use crate::kernel::{Address, ForeignDefault, Link, Snapshot};
 use crate::time::Duration;
 
 pub fn ip(s: &str) -> IpAddr {
@@ -74,4 +75,35 @@ pub fn config(weights: &[u16], targets: usize) -> Config {
             last_resort: LastResort::Default,
         }],
     }
+}
+
+/// A kernel dump with links `wan1..wanN` (ifindex 10..), each with address 10.20.k.2/24
+/// and a main-table default route via 10.20.k.1; `carriers[k-1]` is wan k's carrier.
+pub fn snapshot(carriers: &[bool]) -> Snapshot {
+    let mut s = Snapshot {
+        nexthops_supported: true,
+        ..Snapshot::default()
+    };
+    for (i, &c) in carriers.iter().enumerate() {
+        let ix = 10 + i as u32;
+        s.links.push(Link {
+            ifindex: ix,
+            name: format!("wan{}", i + 1),
+            up: true,
+            carrier: c,
+        });
+        s.addresses.push(Address {
+            ifindex: ix,
+            addr: ip(&format!("10.20.{}.2", i + 1)),
+            prefix_len: 24,
+        });
+        s.foreign_defaults.push(ForeignDefault {
+            family: crate::kernel::Family::V4,
+            table: 254,
+            ifindex: ix,
+            gateway: Some(ip(&format!("10.20.{}.1", i + 1))),
+            metric: 10 * (i as u32 + 1),
+        });
+    }
+    s
 }

@@ -338,7 +338,8 @@ impl<'s> Reader<'_, '_, 's> {
     fn interface(mut self) -> Option<Interface> {
         let name = self.name();
         let enabled = self.or("enabled", true, parse_bool);
-        let device = self.required("device", parse_device);
+        // Without a device the WAN follows the netifd interface of the same name.
+        let device = Some(self.get("device", parse_device).unwrap_or_default());
         let family = self.or("family", Family::Ipv4, parse_family);
         let gateway = self.get("gateway", parse_ip);
         if let Some(gw) = gateway.filter(|gw| !family_matches(family, gw)) {

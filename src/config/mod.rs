@@ -106,7 +106,9 @@ pub const MAX_TARGETS: usize = 8;
 pub struct Interface {
     pub name: String,
     pub enabled: bool,
-    /// Linux device name (`eth1`, `pppoe-wan`, `wwan0`).
+    /// Linux device name (`eth1`, `pppoe-wan`, `wwan0`). Empty when the section has no
+    /// `option device`: the WAN then follows the netifd interface of the same name, which
+    /// supplies device, gateway and up/down over ubus (see [`Interface::follows_netifd`]).
     pub device: String,
     /// Fixed gateway; `None` means "discover from the kernel's routes on the device".
     pub gateway: Option<IpAddr>,
@@ -244,10 +246,18 @@ impl Config {
         self.interfaces.iter().map(|i| self.describe(i)).collect()
     }
 
+    fn device_text(&self, i: &Interface) -> String {
+        if i.follows_netifd() {
+            format!("from netifd interface {}", i.name)
+        } else {
+            i.device.clone()
+        }
+    }
+
     fn describe(&self, i: &Interface) -> String {
         use check::fmt_duration as d;
         if !i.enabled {
-            return format!("{}: disabled (device {})", i.name, i.device);
+            return format!("{}: disabled (device {})", i.name, self.device_text(i));
         }
         let gateway = i.gateway.map_or("auto".to_string(), |g| g.to_string());
         let n = i.track_ip.len();
@@ -298,7 +308,7 @@ impl Config {
             "{}: device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}), timeout {}, \
              down {}, up {}, {quality}, damping {damping}; member of {policies}",
             i.name,
-            i.device,
+            self.device_text(i),
             d(i.interval),
             d(i.failure_interval),
             d(i.recovery_interval),
@@ -327,6 +337,12 @@ impl Config {
 }
 
 impl Interface {
+    /// Whether device and gateway come from netifd (`network.interface.<name>`) rather
+    /// than from `option device`.
+    pub fn follows_netifd(&self) -> bool {
+        self.device.is_empty()
+    }
+
     /// How going from `self` to `new` affects this WAN's running state.
     pub fn change_to(&self, new: &Interface) -> Change {
         if self == new {
@@ -465,6 +481,13 @@ mod tests {
             "wan1: device wan1, gateway auto, ping 3 targets (reliability 2, count 1), interval 1s (failure 1s, \
              recovery 1s), timeout 1s, down 3, up 3, quality off, damping on; member of balanced (metric 1, weight 3)"
         );
+    }
+
+    #[test]
+    fn interface_without_device_follows_netifd() {
+        let c = ok("config interface wanb\nlist track_ip 192.0.2.1\nconfig policy p\n");
+        assert!(c.interfaces[0].follows_netifd());
+        assert!(c.summary()[0].starts_with("wanb: device from netifd interface wanb, "));
     }
 
     #[test]

@@ -578,9 +578,12 @@ impl Lab {
     // ---- the daemon -----------------------------------------------------------------
 
     /// Write `config` to a file and run `<bin> -c FILE --stderr EXTRA..` in the router.
+    /// The control socket defaults to one in the lab directory and ubus is off, so that
+    /// nothing lands in the host's /var/run; `extra` may override both.
     pub fn start_daemon(&self, bin: &Path, config: &str, extra: &[&str]) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let conf = self.dir.join(format!("uplinkd-{n}.conf"));
+        let control = self.dir.join(format!("uplinkd-{n}.sock"));
         let log = self.dir.join(format!("uplinkd-{n}.log"));
         fs::write(&conf, config).expect("write config");
         let logf = fs::File::create(&log).expect("create log");
@@ -590,6 +593,9 @@ impl Lab {
             .arg("-c")
             .arg(&conf)
             .arg("--stderr")
+            .arg("--control-socket")
+            .arg(&control)
+            .args(["--ubus-socket", "none"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(logf.try_clone().expect("dup log"))

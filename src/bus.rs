@@ -1,0 +1,313 @@
+//! uplinkd on ubus: the `uplinkd` object, `uplinkd.wan` events, and netifd.
+//!
+//! One task owns the ubus connection. It connects with backoff (the daemon runs on
+//! without ubusd and never waits for it), publishes the `uplinkd` object with the
+//! methods of [`crate::control`], listens to `network.interface` events, and after every
+//! (re)connect re-creates all of that. Method calls are handed to the event loop as
+//! [`Call`]s and answered with what the loop replies, so ubus and the control socket
+//! share one dispatch. Transitions come back the other way as [`Out::Wan`] and go out as
+//! an `uplinkd.wan` event and as a notification of the same name to the object's
+//! subscribers.
+//!
+//! netifd: for every WAN that follows netifd (no `option device`), the task asks
+//! `network.interface.<name>` for its `status` at connect and whenever a
+//! `network.interface` event names it, and passes the result ([`parse_netifd`]) to the
+//! event loop.
+
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use smol::channel::{self, Receiver, Sender};
+use smol::LocalExecutor;
+
+use crate::control::{self, Call};
+use crate::engine::Netifd;
+use crate::ubus::{Client, Incoming, Session, Status};
+
+/// The default ubusd socket.
+pub const DEFAULT_SOCKET: &str = "/var/run/ubus/ubus.sock";
+/// Our object's name.
+pub const OBJECT: &str = "uplinkd";
+/// The event (and notification type) sent on every transition.
+pub const WAN_EVENT: &str = "uplinkd.wan";
+/// How long a netifd status query may take.
+const NETIFD_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the event loop sends to the bus task.
+#[derive(Debug)]
+pub enum Out {
+    /// A transition, as [`control::wan_event`] shapes it.
+    Wan(Value),
+    /// Ask netifd again about every WAN that follows it (after a reload).
+    RefreshNetifd,
+}
+
+/// An update from netifd for the WAN named `interface` (`None`: netifd does not know it).
+#[derive(Debug)]
+pub struct NetifdUpdate {
+    pub interface: String,
+    pub info: Option<Netifd>,
+}
+
+/// The event loop's handle on the bus task.
+pub struct Bus {
+    out: Sender<Out>,
+    /// Names of the WANs that follow netifd; the loop updates them on reload.
+    pub netifd_interfaces: Rc<RefCell<Vec<String>>>,
+}
+
+impl Bus {
+    /// Starts the bus task on `ex`. Calls go to `calls`, netifd facts to `netifd`.
+    pub fn spawn(
+        ex: &Rc<LocalExecutor<'static>>,
+        socket: PathBuf,
+        calls: Sender<Call>,
+        netifd: Sender<NetifdUpdate>,
+        netifd_interfaces: Vec<String>,
+    ) -> Bus {
+        let (out, out_rx) = channel::bounded(256);
+        let names = Rc::new(RefCell::new(netifd_interfaces));
+        let task = Task {
+            ex: ex.clone(),
+            socket,
+            calls,
+            netifd,
+            names: names.clone(),
+        };
+        ex.spawn(task.run(out_rx)).detach();
+        Bus {
+            out,
+            netifd_interfaces: names,
+        }
+    }
+
+    /// Queues a message for the bus; dropped when the bus is far behind.
+    pub fn send(&self, m: Out) {
+        if self.out.try_send(m).is_err() {
+            log::debug!("ubus: outgoing queue full, message dropped");
+        }
+    }
+}
+
+struct Task {
+    ex: Rc<LocalExecutor<'static>>,
+    socket: PathBuf,
+    calls: Sender<Call>,
+    netifd: Sender<NetifdUpdate>,
+    names: Rc<RefCell<Vec<String>>>,
+}
+
+enum Step {
+    In(Result<Incoming, crate::ubus::Error>),
+    Out(Option<Out>),
+}
+
+impl Task {
+    async fn run(self, out_rx: Receiver<Out>) {
+        let mut session = Session::new(&self.socket);
+        session
+            .object(OBJECT, control::methods())
+            .listen("network.interface");
+        loop {
+            let conn = session.connect_with_backoff().await;
+            log::info!(
+                "ubus: object {OBJECT} registered on {}",
+                self.socket.display()
+            );
+            // Transitions from while we were away are stale; status tells the present.
+            while out_rx.try_recv().is_ok() {}
+            let client = conn.client.clone();
+            let object = conn.object_id(OBJECT);
+            self.refresh_all(&client);
+            loop {
+                let step =
+                    smol::future::or(async { Step::In(client.next_incoming().await) }, async {
+                        Step::Out(out_rx.recv().await.ok())
+                    })
+                    .await;
+                match step {
+                    Step::In(Ok(incoming)) => self.incoming(&client, incoming),
+                    Step::In(Err(e)) => {
+                        log::warn!("ubus: {e}; reconnecting");
+                        break;
+                    }
+                    Step::Out(None) => return,
+                    Step::Out(Some(Out::RefreshNetifd)) => self.refresh_all(&client),
+                    Step::Out(Some(Out::Wan(data))) => {
+                        if let Err(e) = client.send_event(WAN_EVENT, &data).await {
+                            log::debug!("ubus: cannot send {WAN_EVENT}: {e}");
+                        }
+                        if let Some(id) = object {
+                            if let Err(e) = client.notify(id, WAN_EVENT, &data).await {
+                                log::debug!("ubus: cannot notify subscribers: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn incoming(&self, client: &Client, incoming: Incoming) {
+        match incoming {
+            Incoming::Invoke {
+                method,
+                args,
+                request,
+                ..
+            } => {
+                let calls = self.calls.clone();
+                let client = client.clone();
+                self.ex
+                    .spawn(async move {
+                        let result = Call::send(&calls, method, args).await;
+                        let (status, data) = match result {
+                            // Like netifd, no data message for methods that only act.
+                            Ok(data) if data.as_object().is_some_and(|m| m.is_empty()) => {
+                                (Status::Ok, None)
+                            }
+                            Ok(data) => (Status::Ok, Some(data)),
+                            Err(e) => {
+                                log::debug!("ubus: call refused: {}", e.message);
+                                (e.status, None)
+                            }
+                        };
+                        if let Err(e) = client.reply(request, status, data.as_ref()).await {
+                            log::debug!("ubus: cannot answer a call: {e}");
+                        }
+                    })
+                    .detach();
+            }
+            Incoming::Event { id, data } if id == "network.interface" => {
+                let Some(name) = data.get("interface").and_then(Value::as_str) else {
+                    return;
+                };
+                if self.names.borrow().iter().any(|n| n == name) {
+                    log::debug!("ubus: netifd event for {name}: {data}");
+                    self.refresh(client, name.to_string());
+                }
+            }
+            Incoming::Event { .. } | Incoming::Subscribers { .. } => {}
+        }
+    }
+
+    fn refresh_all(&self, client: &Client) {
+        let names = self.names.borrow().clone();
+        for name in names {
+            self.refresh(client, name);
+        }
+    }
+
+    /// Asks netifd for `network.interface.<name>` status, in a task of its own.
+    fn refresh(&self, client: &Client, name: String) {
+        let client = client.clone();
+        let tx = self.netifd.clone();
+        self.ex
+            .spawn(async move {
+                let path = format!("network.interface.{name}");
+                let info = match client.lookup_id(&path).await {
+                    Ok(Some(id)) => {
+                        match client
+                            .invoke(id, "status", &json!({}), NETIFD_TIMEOUT)
+                            .await
+                        {
+                            Ok((Status::Ok, Some(v))) => Some(parse_netifd(&v)),
+                            Ok((status, _)) => {
+                                log::warn!("ubus: {path} status: {status}");
+                                None
+                            }
+                            Err(e) => {
+                                log::warn!("ubus: {path} status: {e}");
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        log::warn!("ubus: lookup of {path}: {e}");
+                        return;
+                    }
+                };
+                let _ = tx
+                    .send(NetifdUpdate {
+                        interface: name,
+                        info,
+                    })
+                    .await;
+            })
+            .detach();
+    }
+}
+
+/// The part of netifd's `network.interface.<name>` `status` reply uplinkd uses: `up`,
+/// `l3_device` (else `device`), and the IPv4 default route in `route` (target `0.0.0.0`,
+/// mask 0): its `nexthop` is the gateway, `0.0.0.0` means a point-to-point route.
+/// Anything missing or malformed counts as unknown, never as an error.
+pub fn parse_netifd(v: &Value) -> Netifd {
+    let up = v.get("up").and_then(Value::as_bool).unwrap_or(false);
+    let device = ["l3_device", "device"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    let gateway = v
+        .get("route")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|r| {
+            r.get("target").and_then(Value::as_str) == Some("0.0.0.0")
+                && r.get("mask").and_then(Value::as_u64) == Some(0)
+        })
+        .map(|r| {
+            r.get("nexthop")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .filter(|ip| *ip != IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        });
+    Netifd {
+        up,
+        device,
+        gateway,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netifd_status_fields() {
+        // Shaped like netifd's reply for a DHCP WAN (trimmed).
+        let v = json!({
+            "up": true, "pending": false, "available": true, "proto": "dhcp",
+            "device": "eth1", "l3_device": "eth1",
+            "ipv4-address": [{"address": "10.20.2.2", "mask": 24}],
+            "route": [
+                {"target": "10.99.0.0", "mask": 16, "nexthop": "10.20.2.9", "source": "0.0.0.0/0"},
+                {"target": "0.0.0.0", "mask": 0, "nexthop": "10.20.2.1", "source": "10.20.2.2/32"}
+            ]
+        });
+        assert_eq!(
+            parse_netifd(&v),
+            Netifd {
+                up: true,
+                device: Some("eth1".into()),
+                gateway: Some(Some("10.20.2.1".parse().unwrap())),
+            }
+        );
+        // PPP: the L3 device differs, the default route has no nexthop.
+        let v = json!({"up": true, "device": "eth0.2", "l3_device": "pppoe-wan",
+            "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "0.0.0.0"}]});
+        let n = parse_netifd(&v);
+        assert_eq!(n.device.as_deref(), Some("pppoe-wan"));
+        assert_eq!(n.gateway, Some(None));
+        // Down, no route, junk types: unknown, not an error.
+        let v = json!({"up": "yes", "l3_device": 7, "route": {"target": 1}});
+        assert_eq!(parse_netifd(&v), Netifd::default());
+    }
+}
