@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod dataplane;
 pub mod engine;
 pub mod health;
 pub mod kernel;

@@ -3,6 +3,7 @@
 pub mod dryrun;
 pub mod logger;
 pub mod netlink;
+pub mod nft;
 pub mod nexthop;
 pub mod probe;
 pub mod signals;
