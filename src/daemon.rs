@@ -21,7 +21,11 @@ use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snaps
 use crate::plan::{self, Desired};
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
+use crate::dataplane::{self, Ruleset, WanInfo};
+use crate::health::State;
+use crate::plan::Marks;
 use crate::sys::netlink::{describe, Monitor, Netlink};
+use crate::sys::nft::{self, Netfilter};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::{dryrun::DryRun, logger};
@@ -42,6 +46,8 @@ const RESYNC_DELAY: Duration = Duration::from_millis(20);
 /// First retry after a failed kernel write; doubles up to `MAX_RETRY`.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// How often the daemon checks that its nft table still exists (`nft flush ruleset`).
+const NFT_CHECK: Duration = Duration::from_secs(2);
 
 enum Input {
     Kernel(Vec<KernelEvent>),
@@ -76,6 +82,7 @@ impl Clock {
 struct ProbeSocket {
     device: String,
     source: Option<IpAddr>,
+    mark: Option<u32>,
     socket: Rc<IcmpSocket>,
     _reader: smol::Task<()>,
 }
@@ -115,6 +122,13 @@ struct Daemon {
     old_hash_policy: Option<String>,
     /// Kernel writes since start (reported in the log at exit, used by the benchmarks).
     writes: u64,
+    /// Netfilter netlink (table check, conntrack flush); `None` if unavailable.
+    nf: Option<Netfilter>,
+    /// The nft table as last loaded; `None` forces a load.
+    nft_applied: Option<Ruleset>,
+    nft_check_at: Instant,
+    /// Marks of WANs whose pinned connections must be flushed after the next sync.
+    pending_flush: Vec<(String, u32)>,
 }
 
 impl Daemon {
@@ -158,7 +172,19 @@ impl Daemon {
             retry_backoff: FIRST_RETRY,
             old_hash_policy: None,
             writes: 0,
+            nf: None,
+            nft_applied: None,
+            nft_check_at: now,
+            pending_flush: Vec::new(),
         };
+        if !d.opts.dry_run {
+            match Netfilter::open() {
+                Ok(nf) => d.nf = Some(nf),
+                Err(e) => log::error!(
+                    "cannot open netfilter netlink ({e}): connections are not pinned to their WAN"
+                ),
+            }
+        }
         let outs = d.engine.on_snapshot(&snap, now);
         d.handle(outs);
         if !d.opts.dry_run {
@@ -225,6 +251,7 @@ impl Daemon {
             let outs = self.engine.poll(now);
             self.handle(outs);
             self.sync_sockets();
+            self.check_nft(now);
             if self.sync_due(now) {
                 self.sync_kernel(now);
             }
@@ -233,6 +260,7 @@ impl Daemon {
                 self.resync_at,
                 self.retry_at,
                 Some(self.periodic_at),
+                self.nf.is_some().then_some(self.nft_check_at),
             ]
             .into_iter()
             .fold(None, earliest);
@@ -272,6 +300,8 @@ impl Daemon {
             Some(a) => *a != self.engine.desired(self.nexthops_supported),
         };
         changed
+            || self.nft_applied.is_none()
+            || !self.pending_flush.is_empty()
             || self.resync_at.is_some_and(|t| t <= now)
             || self.retry_at.is_some_and(|t| t <= now)
             || self.periodic_at <= now
@@ -354,13 +384,23 @@ impl Daemon {
                     seq,
                 } => self.send_probe(wan, target, target_index, seq),
                 Output::Transition { wan, event } => {
-                    let name = &self.engine.config().interfaces[wan].name;
+                    let iface = &self.engine.config().interfaces[wan];
                     log::info!(
-                        "{name} {} (was {}): {}",
+                        "{} {} (was {}): {}",
+                        iface.name,
                         describe_state(&event.to, &self.clock),
                         event.from.as_str(),
                         event.reason
                     );
+                    let out = |s: &State| {
+                        matches!(s, State::Down | State::NoCarrier | State::Held { .. })
+                    };
+                    let flush = (out(&event.to) && !out(&event.from) && iface.flush.on_down)
+                        || (event.to == State::Up && iface.flush.on_up);
+                    let mark = self.wan_mark(wan);
+                    if let (true, Some(mark)) = (flush, mark) {
+                        self.pending_flush.push((iface.name.clone(), mark));
+                    }
                 }
                 Output::Gateway { wan, from, to } => {
                     let name = &self.engine.config().interfaces[wan].name;
@@ -396,13 +436,14 @@ impl Daemon {
             TrackMethod::Tcp { port } => {
                 let device = iface.device.clone();
                 let source = state.address;
+                let mark = self.wan_mark(wan);
                 let timeout = iface.timeout;
                 let tx = self.tx.clone();
                 let wan: Rc<str> = iface.name.as_str().into();
                 self.ex
                     .spawn(async move {
                         let connect = async {
-                            tcp_connect(&device, source, SocketAddr::new(target, port))
+                            tcp_connect(&device, source, mark, SocketAddr::new(target, port))
                                 .await
                                 .map_err(|e| e.to_string())
                         };
@@ -429,21 +470,22 @@ impl Daemon {
     /// Open, re-open or close the per-WAN ICMP sockets to match device and address.
     fn sync_sockets(&mut self) {
         let cfg = self.engine.config();
-        let mut wanted: HashMap<Rc<str>, (String, Option<IpAddr>)> = HashMap::new();
+        let marks = Marks::new(cfg.globals.fwmark_mask);
+        let mut wanted: HashMap<Rc<str>, (String, Option<IpAddr>, Option<u32>)> = HashMap::new();
         for (iface, wan) in cfg.interfaces.iter().zip(self.engine.wans()) {
             if iface.track_method == TrackMethod::Ping && wan.health.probing() {
                 wanted.insert(
                     iface.name.as_str().into(),
-                    (iface.device.clone(), wan.address),
+                    (iface.device.clone(), wan.address, marks.wan(wan.slot)),
                 );
             }
         }
         self.sockets.retain(|name, s| {
             wanted
                 .get(name)
-                .is_some_and(|(dev, src)| *dev == s.device && *src == s.source)
+                .is_some_and(|(dev, src, mark)| *dev == s.device && *src == s.source && *mark == s.mark)
         });
-        for (name, (device, source)) in wanted {
+        for (name, (device, source, mark)) in wanted {
             if self.sockets.contains_key(&name) {
                 continue;
             }
@@ -451,7 +493,13 @@ impl Daemon {
                 Some(IpAddr::V6(_)) => kernel::Family::V6,
                 _ => kernel::Family::V4,
             };
-            match IcmpSocket::open(&device, source, family) {
+            let opened = IcmpSocket::open(&device, source, family).and_then(|sock| {
+                if let Some(m) = mark {
+                    sock.set_mark(m)?;
+                }
+                Ok(sock)
+            });
+            match opened {
                 Ok(sock) => {
                     self.socket_errors.borrow_mut().remove(&name);
                     let socket = Rc::new(sock);
@@ -489,6 +537,7 @@ impl Daemon {
                         ProbeSocket {
                             device,
                             source,
+                            mark,
                             socket,
                             _reader: reader,
                         },
@@ -521,7 +570,9 @@ impl Daemon {
             }
         }
         let ops = reconcile(&desired.objects, &snap.owned);
-        let failed = self.apply(&ops, &snap);
+        let mut failed = self.apply(&ops, &snap);
+        failed |= !self.sync_nft(&desired);
+        self.flush_pinned();
         self.applied = Some(desired);
         if failed {
             self.schedule_retry(now);
@@ -552,6 +603,89 @@ impl Daemon {
             }
         }
         failed
+    }
+
+    fn wan_mark(&self, wan: usize) -> Option<u32> {
+        let marks = Marks::new(self.engine.config().globals.fwmark_mask);
+        marks.wan(self.engine.wans().get(wan)?.slot)
+    }
+
+    /// Load the nft table if the plan changed it or it went missing. False on failure.
+    fn sync_nft(&mut self, desired: &Desired) -> bool {
+        let cfg = self.engine.config();
+        let wans: Vec<WanInfo> = cfg
+            .interfaces
+            .iter()
+            .zip(self.engine.wans())
+            .map(|(i, w)| WanInfo {
+                slot: w.slot,
+                device: i.device.clone(),
+            })
+            .collect();
+        let ruleset = dataplane::ruleset(cfg, &desired.policies, &wans);
+        if self.nft_applied.as_ref() == Some(&ruleset) {
+            return true;
+        }
+        if self.opts.dry_run {
+            print!("{}", ruleset.script(&dataplane::Existing::default()));
+            self.nft_applied = Some(ruleset);
+            return true;
+        }
+        if self.nf.is_none() {
+            return true;
+        }
+        let result = nft::existing().and_then(|ex| nft::load(&ruleset.script(&ex)));
+        match result {
+            Ok(()) => {
+                self.writes += 1;
+                log::info!("nft: table inet {} loaded", dataplane::TABLE);
+                self.nft_applied = Some(ruleset);
+                true
+            }
+            Err(e) => {
+                log::warn!("nft: loading table inet {} failed: {e}", dataplane::TABLE);
+                false
+            }
+        }
+    }
+
+    /// Delete the conntrack entries pinned to WANs that just went out of service.
+    fn flush_pinned(&mut self) {
+        let mask = self.engine.config().globals.fwmark_mask;
+        for (name, mark) in std::mem::take(&mut self.pending_flush) {
+            if self.opts.dry_run {
+                println!("conntrack -D -f ipv4 --mark {mark:#x}/{mask:#x}");
+                continue;
+            }
+            let Some(nf) = self.nf.as_mut() else {
+                continue;
+            };
+            match nf.flush_conntrack(mark, mask) {
+                Ok(()) => log::info!("{name}: deleted the connections pinned to it (mark {mark:#x})"),
+                Err(e) => log::warn!("{name}: conntrack flush failed: {e}"),
+            }
+        }
+    }
+
+    /// Every `NFT_CHECK`: is our table still there? (`nft flush ruleset` removes it.)
+    fn check_nft(&mut self, now: Instant) {
+        if now < self.nft_check_at {
+            return;
+        }
+        self.nft_check_at = now + NFT_CHECK;
+        let Some(nf) = self.nf.as_mut() else {
+            return;
+        };
+        match nf.table_exists() {
+            Ok(true) => {}
+            Ok(false) => {
+                if self.nft_applied.is_some() {
+                    log::warn!("nft: table inet {} disappeared: restoring it", dataplane::TABLE);
+                }
+                self.nft_applied = None;
+            }
+            Err(e) => log::debug!("nft: table check failed: {e}"),
+        }
     }
 
     fn schedule_retry(&mut self, now: Instant) {
@@ -607,6 +741,14 @@ impl Daemon {
             Err(e) => {
                 log::error!("kernel dump failed, objects may remain: {e}");
                 code = 1;
+            }
+        }
+        if let Some(nf) = self.nf.as_mut() {
+            if nf.table_exists().unwrap_or(true) {
+                if let Err(e) = nft::load(&dataplane::delete_script()) {
+                    log::error!("nft: cannot delete table inet {}: {e}", dataplane::TABLE);
+                    code = 1;
+                }
             }
         }
         if let Some(old) = self.old_hash_policy.take() {
