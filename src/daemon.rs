@@ -16,14 +16,14 @@ use smol::channel::{Receiver, Sender};
 use smol::{LocalExecutor, Timer};
 
 use crate::config::{Config, TrackMethod};
+use crate::dataplane::{self, Ruleset, WanInfo};
 use crate::engine::{Engine, Output};
+use crate::health::State;
 use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
+use crate::plan::Marks;
 use crate::plan::{self, Desired};
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
-use crate::dataplane::{self, Ruleset, WanInfo};
-use crate::health::State;
-use crate::plan::Marks;
 use crate::sys::netlink::{describe, Monitor, Netlink};
 use crate::sys::nft::{self, Netfilter};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
@@ -481,9 +481,9 @@ impl Daemon {
             }
         }
         self.sockets.retain(|name, s| {
-            wanted
-                .get(name)
-                .is_some_and(|(dev, src, mark)| *dev == s.device && *src == s.source && *mark == s.mark)
+            wanted.get(name).is_some_and(|(dev, src, mark)| {
+                *dev == s.device && *src == s.source && *mark == s.mark
+            })
         });
         for (name, (device, source, mark)) in wanted {
             if self.sockets.contains_key(&name) {
@@ -661,7 +661,9 @@ impl Daemon {
                 continue;
             };
             match nf.flush_conntrack(mark, mask) {
-                Ok(()) => log::info!("{name}: deleted the connections pinned to it (mark {mark:#x})"),
+                Ok(()) => {
+                    log::info!("{name}: deleted the connections pinned to it (mark {mark:#x})")
+                }
                 Err(e) => log::warn!("{name}: conntrack flush failed: {e}"),
             }
         }
@@ -680,7 +682,10 @@ impl Daemon {
             Ok(true) => {}
             Ok(false) => {
                 if self.nft_applied.is_some() {
-                    log::warn!("nft: table inet {} disappeared: restoring it", dataplane::TABLE);
+                    log::warn!(
+                        "nft: table inet {} disappeared: restoring it",
+                        dataplane::TABLE
+                    );
                 }
                 self.nft_applied = None;
             }

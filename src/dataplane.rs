@@ -104,7 +104,10 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
             .iter()
             .map(|(w, m)| format!("{m:#x} : goto restore_{}", w.slot))
             .collect();
-        head.push(format!("ct mark and {mask:#x} vmap {{ {} }}", map.join(", ")));
+        head.push(format!(
+            "ct mark and {mask:#x} vmap {{ {} }}",
+            map.join(", ")
+        ));
     }
     head.push("ct state != new return".into());
 
@@ -223,7 +226,9 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
                         }
                         sets.push(Set {
                             name: set_name(*slot),
-                            spec: format!("type ipv4_addr; flags dynamic,timeout; timeout {secs}s;"),
+                            spec: format!(
+                                "type ipv4_addr; flags dynamic,timeout; timeout {secs}s;"
+                            ),
                             owned: true,
                         });
                     }
@@ -237,9 +242,16 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
             }
         };
         let m = matchers.join(" ");
-        select.push(if m.is_empty() { target } else { format!("{m} {target}") });
+        select.push(if m.is_empty() {
+            target
+        } else {
+            format!("{m} {target}")
+        });
     }
-    if let Some(j) = policies.iter().position(|p| p.name == cfg.globals.default_policy) {
+    if let Some(j) = policies
+        .iter()
+        .position(|p| p.name == cfg.globals.default_policy)
+    {
         select.push(format!("goto policy_{j}"));
     }
     chains.push(Chain {
@@ -419,7 +431,11 @@ mod tests {
     #[test]
     fn weighted_choice_pins_and_restores() {
         let cfg = config(&[3, 1, 1], 1);
-        let r = ruleset(&cfg, &[policy("balanced", &[(0, 3), (1, 1), (2, 1)])], &wans(3));
+        let r = ruleset(
+            &cfg,
+            &[policy("balanced", &[(0, 3), (1, 1), (2, 1)])],
+            &wans(3),
+        );
         assert_eq!(
             chain(&r, "policy_0"),
             ["numgen random mod 5 vmap { 0-2 : goto pin_0, 3 : goto pin_1, 4 : goto pin_2 }"]
@@ -430,7 +446,10 @@ mod tests {
         );
         let pre = chain(&r, "prerouting");
         assert!(pre.contains(&"ct mark and 0x3f00 vmap { 0x100 : goto restore_0, 0x200 : goto restore_1, 0x300 : goto restore_2 }".to_string()));
-        assert!(pre.contains(&"iifname vmap { \"wan1\" : goto pin_0, \"wan2\" : goto pin_1, \"wan3\" : goto pin_2 }".to_string()));
+        assert!(pre.contains(
+            &"iifname vmap { \"wan1\" : goto pin_0, \"wan2\" : goto pin_1, \"wan3\" : goto pin_2 }"
+                .to_string()
+        ));
         assert_eq!(chain(&r, "select"), ["goto policy_0"]);
         assert!(chain(&r, "output").contains(&"meta mark and 0x3f00 != 0 return".to_string()));
     }
@@ -474,13 +493,19 @@ mod tests {
         cfg.rules = vec![
             Rule {
                 proto: Proto::Tcp,
-                dest_port: vec![PortRange { first: 443, last: 443 }],
+                dest_port: vec![PortRange {
+                    first: 443,
+                    last: 443,
+                }],
                 sticky: true,
                 use_policy: UsePolicy::Policy("balanced".into()),
                 ..base.clone()
             },
             Rule {
-                src_ip: vec![Prefix { addr: ip("192.168.77.0"), len: 25 }],
+                src_ip: vec![Prefix {
+                    addr: ip("192.168.77.0"),
+                    len: 25,
+                }],
                 ..base.clone()
             },
             Rule {
@@ -489,7 +514,10 @@ mod tests {
                 ..base.clone()
             },
         ];
-        let policies = [policy("balanced", &[(0, 1), (1, 1)]), policy("only2", &[(1, 1)])];
+        let policies = [
+            policy("balanced", &[(0, 1), (1, 1)]),
+            policy("only2", &[(1, 1)]),
+        ];
         let r = ruleset(&cfg, &policies, &wans(2));
         assert_eq!(
             chain(&r, "select"),

@@ -118,7 +118,11 @@ impl Marks {
         let shift = mask.trailing_zeros().min(31);
         // The usable values are the contiguous run of ones starting at the lowest bit.
         let run = (mask >> shift).trailing_ones();
-        let max = if run >= 32 { u32::MAX } else { (1u32 << run) - 1 };
+        let max = if run >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << run) - 1
+        };
         Marks { mask, shift, max }
     }
 
@@ -603,10 +607,25 @@ mod tests {
         assert_eq!(group(&d), Some(vec![(1100, 1)]));
         assert_eq!(d.policies[0].slots, vec![(0, 1)]);
         // Pinned connections of the drained WAN still find their way out.
-        assert!(d.objects.iter().any(|o| matches!(o,
-            Object::Rule(Rule { selector: Selector::Fwmark { mark: 0x200, mask: 0x3f00 }, table: 1101, .. }))));
-        assert!(d.objects.iter().any(|o| matches!(o,
-            Object::Route(Route { table: 1101, target: RouteTarget::Via { .. }, .. }))));
+        assert!(d.objects.iter().any(|o| matches!(
+            o,
+            Object::Rule(Rule {
+                selector: Selector::Fwmark {
+                    mark: 0x200,
+                    mask: 0x3f00
+                },
+                table: 1101,
+                ..
+            })
+        )));
+        assert!(d.objects.iter().any(|o| matches!(
+            o,
+            Object::Route(Route {
+                table: 1101,
+                target: RouteTarget::Via { .. },
+                ..
+            })
+        )));
     }
 
     #[test]

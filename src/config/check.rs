@@ -464,7 +464,9 @@ impl<'s> Reader<'_, '_, 's> {
                 "never" | "none" => {}
                 other => self.error(
                     "flush_conntrack",
-                    format!("must be ifdown, disconnected, ifup, connected or never, not '{other}'"),
+                    format!(
+                        "must be ifdown, disconnected, ifup, connected or never, not '{other}'"
+                    ),
                 ),
             }
         }
@@ -590,7 +592,10 @@ impl Reader<'_, '_, '_> {
                 }
                 match parse_prefix(v) {
                     Ok(p) if family_matches(family, &p.addr) => out.push(p),
-                    Ok(_) => r.error(option, format!("'{v}' does not match family {}", family_name(family))),
+                    Ok(_) => r.error(
+                        option,
+                        format!("'{v}' does not match family {}", family_name(family)),
+                    ),
                     Err(e) => r.error(option, e),
                 }
             }
@@ -616,7 +621,11 @@ impl Reader<'_, '_, '_> {
         if (!src_port.is_empty() || !dest_port.is_empty())
             && !matches!(proto, Proto::All | Proto::Tcp | Proto::Udp)
         {
-            let option = if src_port.is_empty() { "dest_port" } else { "src_port" };
+            let option = if src_port.is_empty() {
+                "dest_port"
+            } else {
+                "src_port"
+            };
             self.error(option, "needs proto tcp, udp or all (tcp and udp)".into());
         }
         let src_iface = self.get("src_iface", parse_device);
@@ -624,7 +633,9 @@ impl Reader<'_, '_, '_> {
             if is_name(s) && s.len() <= 64 {
                 Ok(s.to_string())
             } else {
-                Err(format!("must be an nft set name (letters, digits, _), not '{s}'"))
+                Err(format!(
+                    "must be an nft set name (letters, digits, _), not '{s}'"
+                ))
             }
         });
         let sticky = self.or("sticky", false, parse_bool);
@@ -660,7 +671,11 @@ fn parse_proto(s: &str) -> Result<Proto, String> {
             Ok(17) => Proto::Udp,
             Ok(1) => Proto::Icmp,
             Ok(n) => Proto::Number(n),
-            Err(_) => return Err(format!("must be all, tcp, udp, icmp or a protocol number, not '{s}'")),
+            Err(_) => {
+                return Err(format!(
+                    "must be all, tcp, udp, icmp or a protocol number, not '{s}'"
+                ))
+            }
         },
     })
 }

@@ -3,8 +3,8 @@
 pub mod dryrun;
 pub mod logger;
 pub mod netlink;
-pub mod nft;
 pub mod nexthop;
+pub mod nft;
 pub mod probe;
 pub mod signals;
 pub mod wire;

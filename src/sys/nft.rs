@@ -246,7 +246,10 @@ mod tests {
             load(&r2.script(&ex)).expect("second load");
             let ex2 = existing().expect("list");
             assert!(!ex2.chains.contains(&"sticky_0".to_string()), "{ex2:?}");
-            assert!(!ex2.sets.iter().any(|s| s.starts_with("sticky_")), "{ex2:?}");
+            assert!(
+                !ex2.sets.iter().any(|s| s.starts_with("sticky_")),
+                "{ex2:?}"
+            );
             assert!(ex2.sets.contains(&"users".to_string()));
             // Same again: loads cleanly.
             load(&r2.script(&ex2)).expect("idempotent load");
