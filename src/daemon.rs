@@ -570,8 +570,9 @@ impl Daemon {
             }
         }
         let ops = reconcile(&desired.objects, &snap.owned);
-        let mut failed = self.apply(&ops, &snap);
-        failed |= !self.sync_nft(&desired);
+        // The data plane first: when the routes appear, new flows are already pinned.
+        let mut failed = !self.sync_nft(&desired);
+        failed |= self.apply(&ops, &snap);
         self.flush_pinned();
         self.applied = Some(desired);
         if failed {

@@ -214,7 +214,12 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
                     let set_name = |slot: u32| format!("{STICKY}{r}_{slot}_{secs}");
                     let mut rules = Vec::new();
                     for (slot, _) in &policies[j].slots {
-                        rules.push(format!("ip saddr @{} goto pin_{slot}", set_name(*slot)));
+                        // A hit refreshes the entry: the timeout runs from the last
+                        // new connection, not the first.
+                        let set = set_name(*slot);
+                        rules.push(format!(
+                            "ip saddr @{set} update @{set} {{ ip saddr }} goto pin_{slot}"
+                        ));
                     }
                     rules.push(format!("jump policy_{j}"));
                     for slot in &members {
@@ -531,8 +536,8 @@ mod tests {
         assert_eq!(
             chain(&r, "sticky_0"),
             [
-                "ip saddr @sticky_0_0_600 goto pin_0",
-                "ip saddr @sticky_0_1_600 goto pin_1",
+                "ip saddr @sticky_0_0_600 update @sticky_0_0_600 { ip saddr } goto pin_0",
+                "ip saddr @sticky_0_1_600 update @sticky_0_1_600 { ip saddr } goto pin_1",
                 "jump policy_0",
                 "meta mark and 0x3f00 == 0x100 update @sticky_0_0_600 { ip saddr }",
                 "meta mark and 0x3f00 == 0x200 update @sticky_0_1_600 { ip saddr }"
