@@ -18,14 +18,18 @@ use smol::{LocalExecutor, Timer};
 use crate::bus::{self, Bus, NetifdUpdate};
 use crate::config::{Config, TrackMethod};
 use crate::control::{self, Call, Request};
+use crate::dataplane::{self, Ruleset, WanInfo};
 use crate::engine::{Engine, Output};
+use crate::health::State;
 use crate::hooks::{self, Hooks};
 use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
+use crate::plan::Marks;
 use crate::plan::{self, Desired};
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
 use crate::socket;
 use crate::sys::netlink::{describe, Monitor, Netlink};
+use crate::sys::nft::{self, Netfilter};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::{dryrun::DryRun, logger};
@@ -65,6 +69,8 @@ const RESYNC_DELAY: Duration = Duration::from_millis(20);
 /// First retry after a failed kernel write; doubles up to `MAX_RETRY`.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// How often the daemon checks that its nft table still exists (`nft flush ruleset`).
+const NFT_CHECK: Duration = Duration::from_secs(2);
 
 enum Input {
     Kernel(Vec<KernelEvent>),
@@ -103,6 +109,7 @@ impl Clock {
 struct ProbeSocket {
     device: String,
     source: Option<IpAddr>,
+    mark: Option<u32>,
     socket: Rc<IcmpSocket>,
     _reader: smol::Task<()>,
 }
@@ -146,6 +153,13 @@ struct Daemon {
     hooks: Option<Hooks>,
     /// Removes the socket file when dropped.
     control: Option<socket::Server>,
+    /// Netfilter netlink (table check, conntrack flush); `None` if unavailable.
+    nf: Option<Netfilter>,
+    /// The nft table as last loaded; `None` forces a load.
+    nft_applied: Option<Ruleset>,
+    nft_check_at: Instant,
+    /// Marks of WANs whose pinned connections must be flushed after the next sync.
+    pending_flush: Vec<(String, u32)>,
 }
 
 impl Daemon {
@@ -192,8 +206,20 @@ impl Daemon {
             bus: None,
             hooks: None,
             control: None,
+            nf: None,
+            nft_applied: None,
+            nft_check_at: now,
+            pending_flush: Vec::new(),
         };
         d.start_front_ends();
+        if !d.opts.dry_run {
+            match Netfilter::open() {
+                Ok(nf) => d.nf = Some(nf),
+                Err(e) => log::error!(
+                    "cannot open netfilter netlink ({e}): connections are not pinned to their WAN"
+                ),
+            }
+        }
         let outs = d.engine.on_snapshot(&snap, now);
         d.handle(outs);
         if !d.opts.dry_run {
@@ -296,6 +322,7 @@ impl Daemon {
             let outs = self.engine.poll(now);
             self.handle(outs);
             self.sync_sockets();
+            self.check_nft(now);
             if self.sync_due(now) {
                 self.sync_kernel(now);
             }
@@ -304,6 +331,7 @@ impl Daemon {
                 self.resync_at,
                 self.retry_at,
                 Some(self.periodic_at),
+                self.nf.is_some().then_some(self.nft_check_at),
             ]
             .into_iter()
             .fold(None, earliest);
@@ -343,6 +371,8 @@ impl Daemon {
             Some(a) => *a != self.engine.desired(self.nexthops_supported),
         };
         changed
+            || self.nft_applied.is_none()
+            || !self.pending_flush.is_empty()
             || self.resync_at.is_some_and(|t| t <= now)
             || self.retry_at.is_some_and(|t| t <= now)
             || self.periodic_at <= now
@@ -441,15 +471,18 @@ impl Daemon {
                     seq,
                 } => self.send_probe(wan, target, target_index, seq),
                 Output::Transition { wan, event } => {
-                    let name = &self.engine.config().interfaces[wan].name;
+                    let iface = &self.engine.config().interfaces[wan];
+                    let name = iface.name.clone();
+                    let flush_cfg = iface.flush;
                     log::info!(
-                        "{name} {} (was {}): {}",
+                        "{} {} (was {}): {}",
+                        iface.name,
                         describe_state(&event.to, &self.clock),
                         event.from.as_str(),
                         event.reason
                     );
                     if let Some(bus) = &self.bus {
-                        bus.send(bus::Out::Wan(control::wan_event(name, &event)));
+                        bus.send(bus::Out::Wan(control::wan_event(&name, &event)));
                     }
                     if let Some(hooks) = &self.hooks {
                         let w = &self.engine.wans()[wan];
@@ -461,6 +494,15 @@ impl Daemon {
                             previous: event.from,
                             reason: event.reason.to_string(),
                         });
+                    }
+                    let out = |s: &State| {
+                        matches!(s, State::Down | State::NoCarrier | State::Held { .. })
+                    };
+                    let flush = (out(&event.to) && !out(&event.from) && flush_cfg.on_down)
+                        || (event.to == State::Up && flush_cfg.on_up);
+                    let mark = self.wan_mark(wan);
+                    if let (true, Some(mark)) = (flush, mark) {
+                        self.pending_flush.push((name, mark));
                     }
                 }
                 Output::Gateway { wan, from, to } => {
@@ -497,13 +539,14 @@ impl Daemon {
             TrackMethod::Tcp { port } => {
                 let device = self.engine.device(wan).unwrap_or_default().to_string();
                 let source = state.address;
+                let mark = self.wan_mark(wan);
                 let timeout = iface.timeout;
                 let tx = self.tx.clone();
                 let wan: Rc<str> = iface.name.as_str().into();
                 self.ex
                     .spawn(async move {
                         let connect = async {
-                            tcp_connect(&device, source, SocketAddr::new(target, port))
+                            tcp_connect(&device, source, mark, SocketAddr::new(target, port))
                                 .await
                                 .map_err(|e| e.to_string())
                         };
@@ -530,7 +573,8 @@ impl Daemon {
     /// Open, re-open or close the per-WAN ICMP sockets to match device and address.
     fn sync_sockets(&mut self) {
         let cfg = self.engine.config();
-        let mut wanted: HashMap<Rc<str>, (String, Option<IpAddr>)> = HashMap::new();
+        let marks = Marks::new(cfg.globals.fwmark_mask);
+        let mut wanted: HashMap<Rc<str>, (String, Option<IpAddr>, Option<u32>)> = HashMap::new();
         for (i, (iface, wan)) in cfg.interfaces.iter().zip(self.engine.wans()).enumerate() {
             let Some(device) = self.engine.device(i) else {
                 continue;
@@ -538,16 +582,16 @@ impl Daemon {
             if iface.track_method == TrackMethod::Ping && wan.health.probing() {
                 wanted.insert(
                     iface.name.as_str().into(),
-                    (device.to_string(), wan.address),
+                    (device.to_string(), wan.address, marks.wan(wan.slot)),
                 );
             }
         }
         self.sockets.retain(|name, s| {
-            wanted
-                .get(name)
-                .is_some_and(|(dev, src)| *dev == s.device && *src == s.source)
+            wanted.get(name).is_some_and(|(dev, src, mark)| {
+                *dev == s.device && *src == s.source && *mark == s.mark
+            })
         });
-        for (name, (device, source)) in wanted {
+        for (name, (device, source, mark)) in wanted {
             if self.sockets.contains_key(&name) {
                 continue;
             }
@@ -555,7 +599,13 @@ impl Daemon {
                 Some(IpAddr::V6(_)) => kernel::Family::V6,
                 _ => kernel::Family::V4,
             };
-            match IcmpSocket::open(&device, source, family) {
+            let opened = IcmpSocket::open(&device, source, family).and_then(|sock| {
+                if let Some(m) = mark {
+                    sock.set_mark(m)?;
+                }
+                Ok(sock)
+            });
+            match opened {
                 Ok(sock) => {
                     self.socket_errors.borrow_mut().remove(&name);
                     let socket = Rc::new(sock);
@@ -593,6 +643,7 @@ impl Daemon {
                         ProbeSocket {
                             device,
                             source,
+                            mark,
                             socket,
                             _reader: reader,
                         },
@@ -625,7 +676,10 @@ impl Daemon {
             }
         }
         let ops = reconcile(&desired.objects, &snap.owned);
-        let failed = self.apply(&ops, &snap);
+        // The data plane first: when the routes appear, new flows are already pinned.
+        let mut failed = !self.sync_nft(&desired);
+        failed |= self.apply(&ops, &snap);
+        self.flush_pinned();
         self.applied = Some(desired);
         if failed {
             self.schedule_retry(now);
@@ -656,6 +710,92 @@ impl Daemon {
             }
         }
         failed
+    }
+
+    fn wan_mark(&self, wan: usize) -> Option<u32> {
+        let marks = Marks::new(self.engine.config().globals.fwmark_mask);
+        marks.wan(self.engine.wans().get(wan)?.slot)
+    }
+
+    /// Load the nft table if the plan changed it or it went missing. False on failure.
+    fn sync_nft(&mut self, desired: &Desired) -> bool {
+        let cfg = self.engine.config();
+        let wans: Vec<WanInfo> = (0..cfg.interfaces.len())
+            .zip(self.engine.wans())
+            .map(|(i, w)| WanInfo {
+                slot: w.slot,
+                device: self.engine.device(i).map(str::to_string),
+            })
+            .collect();
+        let ruleset = dataplane::ruleset(cfg, &desired.policies, &wans);
+        if self.nft_applied.as_ref() == Some(&ruleset) {
+            return true;
+        }
+        if self.opts.dry_run {
+            print!("{}", ruleset.script(&dataplane::Existing::default()));
+            self.nft_applied = Some(ruleset);
+            return true;
+        }
+        if self.nf.is_none() {
+            return true;
+        }
+        let result = nft::existing().and_then(|ex| nft::load(&ruleset.script(&ex)));
+        match result {
+            Ok(()) => {
+                self.writes += 1;
+                log::info!("nft: table inet {} loaded", dataplane::TABLE);
+                self.nft_applied = Some(ruleset);
+                true
+            }
+            Err(e) => {
+                log::warn!("nft: loading table inet {} failed: {e}", dataplane::TABLE);
+                false
+            }
+        }
+    }
+
+    /// Delete the conntrack entries pinned to WANs that just went out of service.
+    fn flush_pinned(&mut self) {
+        let mask = self.engine.config().globals.fwmark_mask;
+        for (name, mark) in std::mem::take(&mut self.pending_flush) {
+            if self.opts.dry_run {
+                println!("conntrack -D -f ipv4 --mark {mark:#x}/{mask:#x}");
+                continue;
+            }
+            let Some(nf) = self.nf.as_mut() else {
+                continue;
+            };
+            match nf.flush_conntrack(mark, mask) {
+                Ok(()) => {
+                    log::info!("{name}: deleted the connections pinned to it (mark {mark:#x})")
+                }
+                Err(e) => log::warn!("{name}: conntrack flush failed: {e}"),
+            }
+        }
+    }
+
+    /// Every `NFT_CHECK`: is our table still there? (`nft flush ruleset` removes it.)
+    fn check_nft(&mut self, now: Instant) {
+        if now < self.nft_check_at {
+            return;
+        }
+        self.nft_check_at = now + NFT_CHECK;
+        let Some(nf) = self.nf.as_mut() else {
+            return;
+        };
+        match nf.table_exists() {
+            Ok(true) => {}
+            Ok(false) => {
+                if self.nft_applied.is_some() {
+                    log::warn!(
+                        "nft: table inet {} disappeared: restoring it",
+                        dataplane::TABLE
+                    );
+                }
+                self.nft_applied = None;
+            }
+            Err(e) => log::debug!("nft: table check failed: {e}"),
+        }
     }
 
     fn schedule_retry(&mut self, now: Instant) {
@@ -750,6 +890,14 @@ impl Daemon {
             Err(e) => {
                 log::error!("kernel dump failed, objects may remain: {e}");
                 code = 1;
+            }
+        }
+        if let Some(nf) = self.nf.as_mut() {
+            if nf.table_exists().unwrap_or(true) {
+                if let Err(e) = nft::load(&dataplane::delete_script()) {
+                    log::error!("nft: cannot delete table inet {}: {e}", dataplane::TABLE);
+                    code = 1;
+                }
             }
         }
         if let Some(old) = self.old_hash_policy.take() {

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dataplane;
 pub mod engine;
 pub mod health;
 pub mod hooks;

@@ -35,6 +35,8 @@ use crate::kernel::{
 pub const PRIO_MAIN: u32 = 0;
 pub const PRIO_FROM: u32 = 100;
 pub const PRIO_OIF: u32 = 200;
+pub const PRIO_FWMARK: u32 = 300;
+pub const PRIO_POLICY_MARK: u32 = 600;
 pub const PRIO_POLICY: u32 = 900;
 /// Most WAN slots (rule priority offsets per WAN are 100 apart).
 pub const MAX_WANS: u32 = 100;
@@ -67,12 +69,16 @@ pub struct LinkView {
     pub carrier: bool,
 }
 
-/// A policy's resolved members, for logs and status.
+/// A policy's resolved members, for logs, status and the nft data plane.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyPlan {
     pub name: String,
     /// (interface name, kernel weight) of the members carrying new traffic.
     pub active: Vec<(String, u16)>,
+    /// The same members as (slot, configured weight), for new-flow selection.
+    pub slots: Vec<(u32, u16)>,
+    /// The mark that routes into this policy's table (last resort), if it has one.
+    pub mark: Option<u32>,
     /// Whether the members in use are only degraded ones.
     pub degraded_only: bool,
     /// Set when no member is usable and the last resort applies.
@@ -95,6 +101,41 @@ pub fn ownership(cfg: &Config) -> Ownership {
         tables: g.table_first..=g.table_last,
         priorities: g.rule_priority..=g.rule_priority + RULE_PRIORITY_SPAN - 1,
         nexthop_ids: g.table_first..=g.table_last,
+    }
+}
+
+/// Connection-pinning marks: values inside `fwmark_mask`. WAN slot `s` gets value
+/// `s + 1`; policy `j` gets `max - j` (used for its last resort only); 0 is "not pinned".
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Marks {
+    pub mask: u32,
+    shift: u32,
+    max: u32,
+}
+
+impl Marks {
+    pub fn new(mask: u32) -> Marks {
+        let shift = mask.trailing_zeros().min(31);
+        // The usable values are the contiguous run of ones starting at the lowest bit.
+        let run = (mask >> shift).trailing_ones();
+        let max = if run >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << run) - 1
+        };
+        Marks { mask, shift, max }
+    }
+
+    /// The mark of WAN slot `slot`, if the mask has room for it.
+    pub fn wan(&self, slot: u32) -> Option<u32> {
+        let v = slot.checked_add(1)?;
+        (v <= self.max / 2).then(|| v << self.shift)
+    }
+
+    /// The mark of policy `index`, if the mask has room for it.
+    pub fn policy(&self, index: usize) -> Option<u32> {
+        let v = self.max.checked_sub(u32::try_from(index).ok()?)?;
+        (v > self.max / 2).then(|| v << self.shift)
     }
 }
 
@@ -153,8 +194,18 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
 
     objects.push(rule(PRIO_MAIN, Selector::All, 254, Some(0)));
 
-    for wan in wans.iter().filter(|w| w.cfg.enabled && w.carries_v4()) {
+    let marks = Marks::new(g.fwmark_mask);
+    // Disabled WANs keep their table and rules: disabling drains (no new flows), and the
+    // connections already pinned to the WAN keep running until they end.
+    for wan in wans.iter().filter(|w| w.carries_v4()) {
         let table = wan_table(cfg, wan.slot);
+        if let Some(mark) = marks.wan(wan.slot) {
+            let sel = Selector::Fwmark {
+                mark,
+                mask: marks.mask,
+            };
+            objects.push(rule(PRIO_FWMARK + wan.slot, sel, table, None));
+        }
         objects.push(default_route(
             table,
             TERMINAL_METRIC,
@@ -185,23 +236,33 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
     let mut policies = Vec::new();
     for (index, policy) in cfg.policies.iter().enumerate() {
         let is_default = policy.name == g.default_policy;
-        if !is_default {
-            // Policies chosen by rules arrive with connection pinning.
-            continue;
-        }
         let table = policy_table(cfg, index);
         let chosen = choose_members(cfg, policy, wans);
+        let slots: Vec<(u32, u16)> = chosen.members.iter().map(|(w, wt)| (w.slot, *wt)).collect();
         let mut members: Vec<(&Wan, u16)> = chosen.members;
         scale_weights(&mut members);
+        let mark = marks.policy(index);
         let plan = PolicyPlan {
             name: policy.name.clone(),
             active: members
                 .iter()
                 .map(|(w, weight)| (w.cfg.name.clone(), *weight))
                 .collect(),
+            slots,
+            mark,
             degraded_only: chosen.degraded_only,
             last_resort: members.is_empty().then_some(policy.last_resort),
         };
+        // Every policy's table holds its last resort while no member is usable, reached
+        // by the policy's mark. The default policy's table also carries all unmarked
+        // traffic through its group.
+        if let Some(mark) = mark {
+            let sel = Selector::Fwmark {
+                mark,
+                mask: marks.mask,
+            };
+            objects.push(rule(PRIO_POLICY_MARK + index as u32, sel, table, None));
+        }
         match (members.is_empty(), nexthops_supported) {
             (true, _) => match policy.last_resort {
                 LastResort::Unreachable => {
@@ -212,6 +273,7 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
                 }
                 LastResort::Default => {}
             },
+            (false, _) if !is_default => {}
             (false, true) => {
                 let group = members
                     .iter()
@@ -251,7 +313,9 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
                 objects.push(default_route(table, 0, target));
             }
         }
-        objects.push(rule(PRIO_POLICY, Selector::All, table, None));
+        if is_default {
+            objects.push(rule(PRIO_POLICY, Selector::All, table, None));
+        }
         policies.push(plan);
     }
 
@@ -396,6 +460,10 @@ mod tests {
                 (4200, 1100),
                 (4201, 1101),
                 (4202, 1102),
+                (4300, 1100),
+                (4301, 1101),
+                (4302, 1102),
+                (4600, 1199),
                 (4900, 1199)
             ]
         );
@@ -532,14 +600,45 @@ mod tests {
     }
 
     #[test]
-    fn disabled_interface_owns_nothing() {
+    fn disabled_interface_drains_but_keeps_its_table() {
         let mut cfg = config(&[1, 1], 1);
         cfg.interfaces[1].enabled = false;
         let d = plan(&cfg, &wans(&cfg, &[State::Up, State::Disabled]), true);
-        assert!(!d.objects.iter().any(|o| match o {
-            Object::Route(r) => r.table == 1101,
-            Object::Rule(r) => r.table == 1101,
-            Object::Nexthop(n) => n.id == 1101,
-        }));
+        assert_eq!(group(&d), Some(vec![(1100, 1)]));
+        assert_eq!(d.policies[0].slots, vec![(0, 1)]);
+        // Pinned connections of the drained WAN still find their way out.
+        assert!(d.objects.iter().any(|o| matches!(
+            o,
+            Object::Rule(Rule {
+                selector: Selector::Fwmark {
+                    mark: 0x200,
+                    mask: 0x3f00
+                },
+                table: 1101,
+                ..
+            })
+        )));
+        assert!(d.objects.iter().any(|o| matches!(
+            o,
+            Object::Route(Route {
+                table: 1101,
+                target: RouteTarget::Via { .. },
+                ..
+            })
+        )));
+    }
+
+    #[test]
+    fn marks_fit_the_mask() {
+        let m = Marks::new(0x3f00);
+        assert_eq!(m.wan(0), Some(0x100));
+        assert_eq!(m.wan(30), Some(0x1f00));
+        assert_eq!(m.wan(31), None);
+        assert_eq!(m.policy(0), Some(0x3f00));
+        assert_eq!(m.policy(30), Some(0x2100));
+        assert_eq!(m.policy(31), Some(0x2000));
+        assert_eq!(m.policy(32), None);
+        let m = Marks::new(0xff);
+        assert_eq!((m.wan(0), m.policy(0)), (Some(1), Some(0xff)));
     }
 }

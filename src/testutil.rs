@@ -30,6 +30,10 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
         initial_state: InitialState::Online,
         quality: None,
         damping: None,
+        flush: Flush {
+            on_down: true,
+            on_up: false,
+        },
     }
 }
 
@@ -74,6 +78,7 @@ pub fn config(weights: &[u16], targets: usize) -> Config {
             use_member: (1..=weights.len()).map(|i| format!("m{i}")).collect(),
             last_resort: LastResort::Default,
         }],
+        rules: Vec::new(),
     }
 }
 

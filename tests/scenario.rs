@@ -147,7 +147,7 @@ fn run(duration: Duration, seed: u64, loss: impl Fn(usize, Instant) -> u64) -> R
     let step = Duration::from_millis(10);
     let mut now = Instant::ZERO;
     let end = Instant::ZERO + duration;
-    let mut sync = |engine: &mut Engine, kernel: &mut Vec<Object>, now: Instant| -> usize {
+    let sync = |engine: &mut Engine, kernel: &mut Vec<Object>, now: Instant| -> usize {
         engine.on_snapshot(&snapshot(kernel), now);
         let desired = engine.desired(true);
         let ops = reconcile(&desired.objects, kernel);
@@ -242,8 +242,8 @@ fn outages_are_detected_in_bounded_time_and_cost_one_write_each() {
         assert!(into <= 4000, "detected {into} ms into the outage");
     }
     assert!(r.transitions.iter().all(|(_, w, _)| *w == 1));
-    // Initial layout (19 objects), then one group replace per transition.
-    assert_eq!(r.writes, 19 + 24, "writes");
+    // Initial layout (23 objects), then one group replace per transition.
+    assert_eq!(r.writes, 23 + 24, "writes");
     assert_eq!(group(&r.kernel), vec![1100, 1101, 1102]);
 }
 

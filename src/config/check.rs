@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use super::uci::{Section, Value};
+use super::uci::{is_name, Section, Value};
 use super::*;
 
 const MS: u64 = 1;
@@ -93,6 +93,7 @@ impl Check<'_> {
         let globals = self.globals(first_globals, &names, end_line);
 
         let (mut interfaces, mut members, mut policies) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rules = Vec::new();
         for s in sections {
             let r = Reader {
                 check: self,
@@ -102,8 +103,7 @@ impl Check<'_> {
             };
             match s.ty.as_str() {
                 "globals" => continue,
-                // Routing rules arrive with the next milestone; accepted and ignored until then.
-                "rule" => continue,
+                "rule" => rules.extend(r.rule(&names)),
                 "interface" => interfaces.extend(r.interface()),
                 "member" => members.extend(r.member(&names)),
                 "policy" => policies.extend(r.policy(&names, globals.last_resort)),
@@ -139,6 +139,7 @@ impl Check<'_> {
             interfaces,
             members,
             policies,
+            rules,
         }
     }
 
@@ -422,13 +423,8 @@ impl<'s> Reader<'_, '_, 's> {
         });
         let quality = self.quality();
         let damping = self.damping();
-        self.finish(&[
-            "size",
-            "max_ttl",
-            "keep_failure_interval",
-            "flush_conntrack",
-            "httping_ssl",
-        ]);
+        let flush = self.flush();
+        self.finish(&["size", "max_ttl", "keep_failure_interval", "httping_ssl"]);
         Some(Interface {
             name: name?,
             enabled,
@@ -448,7 +444,34 @@ impl<'s> Reader<'_, '_, 's> {
             initial_state,
             quality,
             damping,
+            flush,
         })
+    }
+
+    /// mwan3's `flush_conntrack` events, applied to this WAN's pinned connections only.
+    fn flush(&mut self) -> Flush {
+        if self.sec.get("flush_conntrack").is_none() {
+            self.read.push("flush_conntrack");
+            return Flush {
+                on_down: true,
+                on_up: false,
+            };
+        }
+        let mut flush = Flush::default();
+        for v in self.list("flush_conntrack") {
+            match v {
+                "ifdown" | "disconnected" => flush.on_down = true,
+                "ifup" | "connected" => flush.on_up = true,
+                "never" | "none" => {}
+                other => self.error(
+                    "flush_conntrack",
+                    format!(
+                        "must be ifdown, disconnected, ifup, connected or never, not '{other}'"
+                    ),
+                ),
+            }
+        }
+        flush
     }
 
     fn quality(&mut self) -> Option<Quality> {
@@ -550,6 +573,142 @@ impl<'s> Reader<'_, '_, 's> {
             last_resort,
         })
     }
+}
+
+impl Reader<'_, '_, '_> {
+    fn rule(mut self, names: &Names) -> Option<Rule> {
+        let name = self.label.clone();
+        let use_policy = self.required("use_policy", |s| match s {
+            "default" => Ok(UsePolicy::Default),
+            p if names.policies.contains(&p) => Ok(UsePolicy::Policy(p.to_string())),
+            p => Err(format!("names no policy section: '{p}' (or use 'default')")),
+        });
+        let family = self.or("family", Family::Any, parse_family);
+        let proto = self.or("proto", Proto::All, parse_proto);
+        let prefixes = |r: &mut Self, option: &'static str| -> Vec<Prefix> {
+            let mut out = Vec::new();
+            for v in r.list(option).into_iter().flat_map(|v| v.split([',', ' '])) {
+                if v.is_empty() {
+                    continue;
+                }
+                match parse_prefix(v) {
+                    Ok(p) if family_matches(family, &p.addr) => out.push(p),
+                    Ok(_) => r.error(
+                        option,
+                        format!("'{v}' does not match family {}", family_name(family)),
+                    ),
+                    Err(e) => r.error(option, e),
+                }
+            }
+            out
+        };
+        let src_ip = prefixes(&mut self, "src_ip");
+        let dest_ip = prefixes(&mut self, "dest_ip");
+        let ports = |r: &mut Self, option: &'static str| -> Vec<PortRange> {
+            let mut out = Vec::new();
+            for v in r.list(option).into_iter().flat_map(|v| v.split([',', ' '])) {
+                if v.is_empty() {
+                    continue;
+                }
+                match parse_ports(v) {
+                    Ok(p) => out.push(p),
+                    Err(e) => r.error(option, e),
+                }
+            }
+            out
+        };
+        let src_port = ports(&mut self, "src_port");
+        let dest_port = ports(&mut self, "dest_port");
+        if (!src_port.is_empty() || !dest_port.is_empty())
+            && !matches!(proto, Proto::All | Proto::Tcp | Proto::Udp)
+        {
+            let option = if src_port.is_empty() {
+                "dest_port"
+            } else {
+                "src_port"
+            };
+            self.error(option, "needs proto tcp, udp or all (tcp and udp)".into());
+        }
+        let src_iface = self.get("src_iface", parse_device);
+        let ipset = self.get("ipset", |s| {
+            if is_name(s) && s.len() <= 64 {
+                Ok(s.to_string())
+            } else {
+                Err(format!(
+                    "must be an nft set name (letters, digits, _), not '{s}'"
+                ))
+            }
+        });
+        let sticky = self.or("sticky", false, parse_bool);
+        let timeout = self.or("timeout", Duration::from_secs(600), |s| {
+            duration(s, SEC, SEC, 24 * HOUR)
+        });
+        self.finish(&["logging"]);
+        Some(Rule {
+            name,
+            family,
+            proto,
+            src_ip,
+            dest_ip,
+            src_port,
+            dest_port,
+            src_iface,
+            ipset,
+            sticky,
+            timeout,
+            use_policy: use_policy?,
+        })
+    }
+}
+
+fn parse_proto(s: &str) -> Result<Proto, String> {
+    Ok(match s {
+        "all" => Proto::All,
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        "icmp" => Proto::Icmp,
+        n => match n.parse::<u8>() {
+            Ok(6) => Proto::Tcp,
+            Ok(17) => Proto::Udp,
+            Ok(1) => Proto::Icmp,
+            Ok(n) => Proto::Number(n),
+            Err(_) => {
+                return Err(format!(
+                    "must be all, tcp, udp, icmp or a protocol number, not '{s}'"
+                ))
+            }
+        },
+    })
+}
+
+/// `192.0.2.1`, `192.0.2.0/24`, `2001:db8::/32`.
+fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    let err = || format!("must be an address or network such as 192.0.2.0/24, not '{s}'");
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| err())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(err)?,
+        None => max,
+    };
+    Ok(Prefix { addr, len })
+}
+
+/// `443`, `8000-8100` or mwan3's `8000:8100`.
+fn parse_ports(s: &str) -> Result<PortRange, String> {
+    let err = || format!("must be a port or range such as 443 or 8000-8100, not '{s}'");
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(err);
+    let (first, last) = match s.split_once(['-', ':']) {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(s)?, port(s)?),
+    };
+    if first > last {
+        return Err(err());
+    }
+    Ok(PortRange { first, last })
 }
 
 fn number<T: TryFrom<u64>>(s: &str, lo: u64, hi: u64) -> Result<T, String> {

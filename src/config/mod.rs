@@ -130,6 +130,8 @@ pub struct Interface {
     pub initial_state: InitialState,
     pub quality: Option<Quality>,
     pub damping: Option<Damping>,
+    /// `flush_conntrack`: which of this WAN's pinned connections to delete when.
+    pub flush: Flush,
 }
 
 /// `config member`.
@@ -150,6 +152,72 @@ pub struct Policy {
     pub last_resort: LastResort,
 }
 
+/// An address or network in a `rule` (`src_ip`, `dest_ip`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+/// A port or an inclusive port range.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// Transport protocol a `rule` matches.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    All,
+    Tcp,
+    Udp,
+    Icmp,
+    /// Any other IP protocol number.
+    Number(u8),
+}
+
+/// Where a `rule` sends matching new connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UsePolicy {
+    /// A `config policy` by name.
+    Policy(String),
+    /// `default`: uplinkd leaves the connection to the main routing table.
+    Default,
+}
+
+/// `config rule`: first match wins, matched against the first packet of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Section name, or `@rule[i]` for anonymous ones.
+    pub name: String,
+    pub family: Family,
+    pub proto: Proto,
+    pub src_ip: Vec<Prefix>,
+    pub dest_ip: Vec<Prefix>,
+    pub src_port: Vec<PortRange>,
+    pub dest_port: Vec<PortRange>,
+    /// Incoming device (a LAN bridge, a VLAN).
+    pub src_iface: Option<String>,
+    /// An nft set in uplinkd's own table (`inet uplinkd`), filled by dnsmasq's `nftset=`
+    /// or by hand: the rule matches destinations in it.
+    pub ipset: Option<String>,
+    /// Keep every connection of one source address on the same WAN for `timeout`.
+    pub sticky: bool,
+    pub timeout: Duration,
+    pub use_policy: UsePolicy,
+}
+
+/// When a WAN's pinned connections are deleted from conntrack (so their next packet is
+/// routed, and NATed, afresh). Only the connections pinned to that WAN, never all.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Flush {
+    /// When the WAN stops carrying traffic (down, no carrier, held). Default on.
+    pub on_down: bool,
+    /// When it comes back (mwan3's `connected`): pinned flows are none, by construction.
+    pub on_up: bool,
+}
+
 /// A whole, validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -158,6 +226,8 @@ pub struct Config {
     pub interfaces: Vec<Interface>,
     pub members: Vec<Member>,
     pub policies: Vec<Policy>,
+    /// In file order: first match wins.
+    pub rules: Vec<Rule>,
 }
 
 /// Where in the file something is wrong.

@@ -4,6 +4,7 @@ pub mod dryrun;
 pub mod logger;
 pub mod netlink;
 pub mod nexthop;
+pub mod nft;
 pub mod probe;
 pub mod signals;
 pub mod wire;

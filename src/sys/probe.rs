@@ -66,6 +66,13 @@ pub struct IcmpSocket {
 }
 
 impl IcmpSocket {
+    /// Stamp every probe with `mark` (`SO_MARK`): uplinkd's fwmark rule for this WAN
+    /// routes it into the WAN's table, and uplinkd's nft output chain leaves it alone.
+    pub fn set_mark(&self, mark: u32) -> io::Result<()> {
+        setsockopt(self.io.get_ref(), libc::SOL_SOCKET, libc::SO_MARK, &mark)
+            .map_err(|e| with_device(e, "ICMP socket", &self.device))
+    }
+
     /// Opens a raw echo socket bound to `device` and, if given, to `source` (which must
     /// be of `family`). Errors name the device.
     pub fn open(device: &str, source: Option<IpAddr>, family: Family) -> io::Result<IcmpSocket> {
@@ -195,6 +202,7 @@ impl IcmpSocket {
 pub async fn tcp_connect(
     device: &str,
     source: Option<IpAddr>,
+    mark: Option<u32>,
     target: SocketAddr,
 ) -> io::Result<()> {
     let on_device = |e: io::Error| with_device(e, "TCP probe socket", device);
@@ -212,6 +220,9 @@ pub async fn tcp_connect(
     };
     let fd = socket(domain, libc::SOCK_STREAM, 0).map_err(on_device)?;
     bind_to_device(&fd, device).map_err(on_device)?;
+    if let Some(mark) = mark {
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_MARK, &mark).map_err(on_device)?;
+    }
     if let Some(src) = source {
         bind(&fd, SocketAddr::new(src, 0)).map_err(on_device)?;
     }

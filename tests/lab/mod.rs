@@ -563,6 +563,32 @@ impl Lab {
         (alive, broken)
     }
 
+    /// One TCP connection from the router itself: which ISP carried it.
+    pub fn router_connect(&self) -> io::Result<usize> {
+        in_netns(&self.ns("rtr"), || open_conn(IO_TIMEOUT).map(|c| c.isp))?
+    }
+
+    /// A UDP "flow" with a fixed 5-tuple, opened in the LAN client: `UdpFlow::ask`
+    /// sends from the same local port every time.
+    pub fn udp_flow(&self) -> io::Result<UdpFlow> {
+        in_netns(&self.ns("lan"), || {
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            s.set_read_timeout(Some(Duration::from_millis(300)))?;
+            Ok(UdpFlow { socket: s })
+        })?
+    }
+
+    /// The lab firewall's masquerade (like fw4's), e.g. to put it back after someone
+    /// flushed the ruleset.
+    pub fn install_masquerade(&self) {
+        self.nft(
+            "rtr",
+            "table inet labfw {\n\
+             \tchain nat_out { type nat hook postrouting priority 100; oifname \"wan*\" masquerade; }\n\
+             }\n",
+        );
+    }
+
     /// One UDP round trip to the echo server: which ISP carried it.
     pub fn udp_once(&self) -> io::Result<usize> {
         in_netns(&self.ns("lan"), || {
@@ -983,6 +1009,21 @@ impl Tally {
 }
 
 /// An open connection to the server and the ISP that carries it.
+/// A UDP socket whose 5-tuple never changes.
+pub struct UdpFlow {
+    socket: UdpSocket,
+}
+
+impl UdpFlow {
+    /// One round trip: which ISP carried it, or an error (lost: timed out).
+    pub fn ask(&self) -> io::Result<usize> {
+        self.socket.send_to(b"who", (SERVER, UDP_PORT))?;
+        let mut buf = [0u8; 64];
+        let (len, _) = self.socket.recv_from(&mut buf)?;
+        parse_peer(&buf[..len])
+    }
+}
+
 pub struct LongConn {
     pub stream: TcpStream,
     pub isp: usize,

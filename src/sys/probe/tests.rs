@@ -240,10 +240,10 @@ fn tcp_connect_outcomes() {
     let (open, closed, dropped, other_wan) = lab.a.run(|| {
         let to = |port| SocketAddr::new(v4(GW_A), port);
         (
-            within(ANSWER, tcp_connect("wanA", Some(v4(SRC_A)), to(7001))),
-            within(ANSWER, tcp_connect("wanA", None, to(7002))),
-            within(SILENCE, tcp_connect("wanA", None, to(7003))),
-            within(SILENCE, tcp_connect("wanB", None, to(7001))),
+            within(ANSWER, tcp_connect("wanA", Some(v4(SRC_A)), None, to(7001))),
+            within(ANSWER, tcp_connect("wanA", None, None, to(7002))),
+            within(SILENCE, tcp_connect("wanA", None, None, to(7003))),
+            within(SILENCE, tcp_connect("wanB", None, None, to(7001))),
         )
     });
     open.expect("handshake timed out").expect("handshake");
@@ -267,7 +267,7 @@ fn open_errors_name_the_device() {
     let err = ns
         .run(|| {
             let addr = SocketAddr::new(v4(GW_A), 80);
-            within(ANSWER, tcp_connect("nosuchwan0", None, addr))
+            within(ANSWER, tcp_connect("nosuchwan0", None, None, addr))
         })
         .expect("failed at once")
         .unwrap_err();
@@ -304,7 +304,7 @@ fn ping_v6_bound_to_wan() {
         let reply = within(ANSWER, sock.recv());
         let tcp = within(
             ANSWER,
-            tcp_connect("wan6", None, SocketAddr::new(IpAddr::V6(gw), 7002)),
+            tcp_connect("wan6", None, None, SocketAddr::new(IpAddr::V6(gw), 7002)),
         );
         (reply, tcp)
     });
