@@ -228,3 +228,63 @@ fn firewall_rebuilds_and_ruleset_flushes_do_not_lose_pinning() {
     let t = lab.connect_many(60);
     assert_eq!(t.failed, 0, "{t:?}");
 }
+
+/// With a software flowtable (fw4's `flow_offloading`), offloaded flows stay on their
+/// pinned WAN and a failed WAN's flows still move once their conntrack entries go.
+#[test]
+fn software_flow_offloading_keeps_pinning_and_failover() {
+    let lab = Lab::new(3);
+    // Kernels built without CONFIG_NF_FLOW_TABLE cannot run this test: say so loudly.
+    let probe = lab.exec(
+        "rtr",
+        &["nft", "add table inet ftprobe; add flowtable inet ftprobe ft { hook ingress priority 0; devices = { lan }; }"],
+    );
+    if !probe.status.success() {
+        eprintln!(
+            "SKIPPED: this kernel has no flowtable support (CONFIG_NF_FLOW_TABLE): {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        );
+        return;
+    }
+    lab.exec("rtr", &["nft", "delete", "table", "inet", "ftprobe"]);
+    lab.nft(
+        "rtr",
+        "table inet labft {\n\
+         \tflowtable ft { hook ingress priority 0; devices = { lan, wan1, wan2, wan3 }; }\n\
+         \tchain forwarding { type filter hook forward priority 0; policy accept; meta l4proto { tcp, udp } ct state established flow add @ft; }\n\
+         }\n",
+    );
+    let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], OPTS), &[]);
+    lab.wait_group(&mut d, &[1, 2, 3], STARTUP);
+    let conns = lab.open_long_lived(60);
+    assert_eq!(assert_alive_on(&lab, &conns, &[1, 2, 3], "offloaded"), 60);
+    let offloaded = lab.exec("rtr", &["conntrack", "-L", "-p", "tcp"]);
+    let text = String::from_utf8_lossy(&offloaded.stdout);
+    assert!(
+        text.contains("OFFLOAD"),
+        "flows were not offloaded:\n{text}"
+    );
+    // A UDP flow on ISP2, exchanging often enough to be offloaded.
+    let udp = (0..60)
+        .filter_map(|_| lab.udp_flow().ok())
+        .find(|f| matches!(f.ask(), Ok(2)))
+        .expect("a UDP flow on ISP2");
+    for _ in 0..5 {
+        assert_eq!(udp.ask().expect("answer"), 2);
+    }
+    lab.break_isp(2, Break::Blackhole);
+    lab.wait_group(&mut d, &[1, 3], Duration::from_secs(6));
+    assert_alive_on(&lab, &conns, &[1, 3], "offloaded, ISP2 blackholed");
+    let moved = wait_until(
+        Duration::from_secs(3),
+        Duration::from_millis(50),
+        || matches!(udp.ask(), Ok(k) if k != 2),
+    );
+    assert!(
+        moved.is_ok(),
+        "offloaded UDP flow stuck on ISP2; log:\n{}",
+        d.log()
+    );
+    let t = lab.connect_many(60);
+    assert_eq!((t.failed, t.count(2)), (0, 0), "{t:?}");
+}
