@@ -19,6 +19,14 @@ if [ "$status" -ne 0 ]; then
     sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
 fi
 
+# The decoders of untrusted bytes, fuzzed for a bounded time.
+if ./tests/fuzz.sh >"$log" 2>&1; then
+    grep -E '^(fuzz|Done)' "$log"
+else
+    tail -n 60 "$log"
+    status=1
+fi
+
 # The README's demo, as a smoke test: without a terminal it runs its scripted tour.
 if cargo run -q --example lab </dev/null >"$log" 2>&1; then
     echo "demo tour: ok"

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Run every fuzz target (decoders of untrusted bytes: UCI text, ICMP, ubus frames) for a
+# bounded time. cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets the stable
+# toolchain build them. FUZZ_SECONDS per target (default 20).
+set -eu
+cd "$(dirname "$0")/../fuzz"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+export RUSTC_BOOTSTRAP=1
+seconds=${FUZZ_SECONDS:-20}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for target in $(cargo fuzz list); do
+    echo "fuzz $target: ${seconds}s"
+    cargo fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=0 >"$log" 2>&1 || {
+        tail -n 40 "$log"
+        echo "fuzz $target: FAILED"
+        exit 1
+    }
+    grep -E '^Done [0-9]+ runs' "$log" || true
+done
