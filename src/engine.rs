@@ -580,16 +580,9 @@ mod tests {
     }
 
     fn group(core: &Engine) -> Vec<u32> {
-        core.desired(true)
-            .objects
-            .iter()
-            .find_map(|o| match o {
-                Object::Nexthop(n) if n.id == 1199 => match &n.kind {
-                    NexthopKind::Group(m) => Some(m.iter().map(|m| m.id).collect()),
-                    _ => None,
-                },
-                _ => None,
-            })
+        let d = core.desired(true);
+        crate::kernel::group_members(&d.objects, 1199)
+            .map(|m| m.iter().map(|m| m.id).collect())
             .unwrap_or_default()
     }
 

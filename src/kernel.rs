@@ -247,6 +247,18 @@ impl Object {
     }
 }
 
+/// The members of nexthop group `id` among `objects`, if it is there.
+pub fn group_members(objects: &[Object], id: u32) -> Option<&[GroupMember]> {
+    objects.iter().find_map(|o| match o {
+        Object::Nexthop(Nexthop {
+            id: i,
+            kind: NexthopKind::Group(m),
+            ..
+        }) if *i == id => Some(m.as_slice()),
+        _ => None,
+    })
+}
+
 /// What one dump of the kernel reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {

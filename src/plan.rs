@@ -417,14 +417,8 @@ mod tests {
     }
 
     fn group(d: &Desired) -> Option<Vec<(u32, u16)>> {
-        d.objects.iter().find_map(|o| match o {
-            Object::Nexthop(Nexthop {
-                id: 1199,
-                kind: NexthopKind::Group(m),
-                ..
-            }) => Some(m.iter().map(|m| (m.id, m.weight)).collect()),
-            _ => None,
-        })
+        crate::kernel::group_members(&d.objects, 1199)
+            .map(|m| m.iter().map(|m| (m.id, m.weight)).collect())
     }
 
     fn balance_route(d: &Desired) -> Option<RouteTarget> {

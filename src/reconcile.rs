@@ -63,22 +63,7 @@ pub fn reconcile(desired: &[Object], current: &[Object]) -> Vec<Op> {
 mod tests {
     use super::*;
     use crate::kernel::*;
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn gw(n: u8) -> Option<IpAddr> {
-        Some(IpAddr::V4(Ipv4Addr::new(10, 0, n, 1)))
-    }
-
-    fn nh(id: u32, ifindex: u32) -> Object {
-        Object::Nexthop(Nexthop {
-            id,
-            family: Family::V4,
-            kind: NexthopKind::Via {
-                ifindex,
-                gateway: gw(ifindex as u8),
-            },
-        })
-    }
+    use crate::testutil::{nh, rule};
 
     fn group(id: u32, members: &[(u32, u16)]) -> Object {
         Object::Nexthop(Nexthop {
@@ -101,16 +86,6 @@ mod tests {
             dst_len: 0,
             metric: 0,
             target,
-        })
-    }
-
-    fn rule(priority: u32, table: u32) -> Object {
-        Object::Rule(Rule {
-            family: Family::V4,
-            priority,
-            selector: Selector::All,
-            table,
-            suppress_prefixlength: None,
         })
     }
 

@@ -112,3 +112,28 @@ pub fn snapshot(carriers: &[bool]) -> Snapshot {
     }
     s
 }
+
+/// `ip nexthop add id <id> via 10.20.<ifindex>.1 dev <ifindex>`.
+pub fn nh(id: u32, ifindex: u32) -> crate::kernel::Object {
+    use crate::kernel::*;
+    Object::Nexthop(Nexthop {
+        id,
+        family: Family::V4,
+        kind: NexthopKind::Via {
+            ifindex,
+            gateway: Some(ip(&format!("10.20.{ifindex}.1"))),
+        },
+    })
+}
+
+/// `ip -4 rule add priority <priority> lookup <table>`.
+pub fn rule(priority: u32, table: u32) -> crate::kernel::Object {
+    use crate::kernel::*;
+    Object::Rule(Rule {
+        family: Family::V4,
+        priority,
+        selector: Selector::All,
+        table,
+        suppress_prefixlength: None,
+    })
+}

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use uplinkd::config::Config;
 use uplinkd::engine::{Engine, Output};
 use uplinkd::health::State;
-use uplinkd::kernel::{Address, Family, ForeignDefault, Link, NexthopKind, Object, Snapshot};
+use uplinkd::kernel::{group_members, Address, Family, ForeignDefault, Link, Object, Snapshot};
 use uplinkd::reconcile::{reconcile, Op};
 use uplinkd::time::{Duration, Instant};
 
@@ -113,15 +113,8 @@ fn apply(kernel: &mut Vec<Object>, ops: &[Op]) {
 }
 
 fn group(kernel: &[Object]) -> Vec<u32> {
-    kernel
-        .iter()
-        .find_map(|o| match o {
-            Object::Nexthop(n) if n.id == 1199 => match &n.kind {
-                NexthopKind::Group(m) => Some(m.iter().map(|m| m.id).collect()),
-                _ => None,
-            },
-            _ => None,
-        })
+    group_members(kernel, 1199)
+        .map(|m| m.iter().map(|m| m.id).collect())
         .unwrap_or_default()
 }
 

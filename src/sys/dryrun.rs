@@ -71,7 +71,7 @@ mod tests {
     use super::*;
     use crate::kernel::*;
     use crate::reconcile::reconcile;
-    use std::net::{IpAddr, Ipv4Addr};
+    use crate::testutil::{nh, rule};
     use std::sync::{Arc, Mutex};
 
     /// A kernel that reports a fixed snapshot and refuses writes.
@@ -114,27 +114,6 @@ mod tests {
             priorities: 4000..=4199,
             nexthop_ids: 1100..=1199,
         }
-    }
-
-    fn nh(id: u32, ifindex: u32) -> Object {
-        Object::Nexthop(Nexthop {
-            id,
-            family: Family::V4,
-            kind: NexthopKind::Via {
-                ifindex,
-                gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 20, ifindex as u8, 1))),
-            },
-        })
-    }
-
-    fn rule(priority: u32, table: u32) -> Object {
-        Object::Rule(Rule {
-            family: Family::V4,
-            priority,
-            selector: Selector::All,
-            table,
-            suppress_prefixlength: None,
-        })
     }
 
     #[test]
