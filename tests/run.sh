@@ -30,4 +30,16 @@ grep -E '^(test result:|     Running |test .* FAILED|error)' "$log"
 if [ "$status" -ne 0 ]; then
     sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
 fi
+
+# Router builds: the init script against stub procd, the mips (big-endian) and armv7
+# binaries under qemu-user, the size budget on mipsel, and the package structure. The
+# first run installs zig, qemu-user and rust-src and builds std per target (minutes);
+# later runs reuse the caches. UPLINKD_SKIP_CROSS=1 skips the builds and qemu runs.
+sh tests/initscript.sh || status=1
+if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
+    ./packaging/build.sh mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf >/dev/null 2>&1 ||
+        { echo "cross build failed: run packaging/build.sh to see why" >&2; status=1; }
+    UPLINKD_SKIP_BUILD=1 sh tests/cross.sh || status=1
+    UPLINKD_SKIP_BUILD=1 sh bench/size.sh mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf || status=1
+fi
 exit "$status"
