@@ -37,8 +37,16 @@
 #   strip): `panic = immediate-abort` drops the panic machinery and messages (nothing
 #   in uplinkd is meant to panic; if something does, procd/systemd restarts it), and
 #   `-Zlocation-detail=none` drops file/line strings of would-be panics.
+#   `-C force-unwind-tables=no`: nothing unwinds with immediate-abort, so the
+#   .eh_frame tables would be dead weight.
+#   `-Zbuild-std-features=optimize_for_size` picks std's smaller variants of
+#   sorting, formatting and collections code (it also replaces std's default
+#   features, backtrace and unwinding, which immediate-abort makes useless anyway).
 #   `-Zfmt-debug=none` is NOT used: it blanks every `{:?}`, including in messages
 #   users read.
+# - MIPS objects carry a .pdr section (procedure descriptors for old debuggers,
+#   ~15% of the binary) that no strip flag of the linker removes; binutils-multiarch's
+#   objcopy, which reads every architecture, drops it.
 # - qemu-user is installed so that tests/cross.sh can run the results.
 set -eu
 
@@ -68,6 +76,7 @@ if [ "$install" = 1 ]; then
     command -v python3 >/dev/null 2>&1 || need="$need python3"
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
     command -v qemu-mips >/dev/null 2>&1 || need="$need qemu-user"
+    dpkg -s binutils-multiarch >/dev/null 2>&1 || need="$need binutils-multiarch"
     if [ -n "$need" ]; then
         if command -v apt-get >/dev/null 2>&1; then
             apt-get update -q
@@ -102,10 +111,17 @@ for t in $targets; do
     # (RUSTFLAGS would replace them).
     env RUSTC_BOOTSTRAP=1 \
         CARGO_PROFILE_ROUTER_PANIC=immediate-abort \
-        "$var=-C link-self-contained=no -Zlocation-detail=none" \
+        "$var=-C link-self-contained=no -C force-unwind-tables=no -Zlocation-detail=none" \
         cargo zigbuild --locked --profile router --target "$t" --bin uplinkd \
-        -Zbuild-std=std,panic_abort -Zpanic-immediate-abort
+        -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+        -Zpanic-immediate-abort
     mkdir -p "$dist/$t"
     cp "$target_dir/$t/router/uplinkd" "$dist/$t/uplinkd"
+    case "$t" in
+        mips*)
+            objcopy -R .pdr "$dist/$t/uplinkd" 2>/dev/null ||
+                echo "build.sh: objcopy cannot read MIPS (install binutils-multiarch): .pdr kept" >&2
+            ;;
+    esac
     ls -l "$dist/$t/uplinkd"
 done

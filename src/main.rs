@@ -188,8 +188,10 @@ fn import_mwan3(args: Vec<std::ffi::OsString>) -> ExitCode {
     }
     let written = match &output {
         Some(path) => std::fs::write(path, &import.text).map_err(|e| (path.display(), e)),
+        // A closed stdout (`| head`) is not worth a crash.
         None => {
-            print!("{}", import.text);
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(import.text.as_bytes());
             Ok(())
         }
     };
