@@ -3,9 +3,10 @@
 //! Pure text to text. Interfaces, members and policies keep their names and values; what
 //! differs is written out so that the result means what the mwan3 file meant:
 //!
-//! - mwan3's probe timing defaults (`timeout 4`, `interval 10`, `down 5`, `up 5`) and its
-//!   policy default `last_resort unreachable` are written explicitly, since uplinkd's
-//!   defaults differ (faster failover, fall through to the main table).
+//! - mwan3's defaults that differ from uplinkd's are written explicitly: interfaces are
+//!   disabled unless `enabled 1`; probe timing `timeout 4`, `interval 10`, `down 5`,
+//!   `up 5` (uplinkd fails over faster); policies `last_resort unreachable` (uplinkd
+//!   falls through to the main table).
 //! - mwan3 names netifd interfaces and asks netifd for the device; uplinkd wants the Linux
 //!   device. It is taken from the network configuration when given (`device`, or the
 //!   older `ifname`; `@alias` followed; `pppoe-<name>` and the like for PPP protocols),
@@ -29,7 +30,8 @@ pub struct Import {
 }
 
 /// mwan3's defaults for options whose uplinkd default differs.
-const INTERFACE_DEFAULTS: [(&str, &str); 4] = [
+const INTERFACE_DEFAULTS: [(&str, &str); 5] = [
+    ("enabled", "0"),
     ("timeout", "4"),
     ("interval", "10"),
     ("down", "5"),

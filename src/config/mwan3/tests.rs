@@ -355,7 +355,7 @@ fn assert_same_meaning(mwan3: &str, cfg: &Config, import: &Import) {
         let name = s.name.as_deref().unwrap();
         let i = cfg.interface(name).unwrap();
         let get = |o: &str, default: &'static str| single(s, o).unwrap_or(default).to_string();
-        assert_eq!(i.enabled, get("enabled", "1") == "1", "{name}");
+        assert_eq!(i.enabled, get("enabled", "0") == "1", "{name}");
         let v6 = get("family", "ipv4") == "ipv6";
         assert_eq!(i.family, if v6 { Family::Ipv6 } else { Family::Ipv4 });
         let targets: Vec<std::net::IpAddr> = list(s, "track_ip")
@@ -488,6 +488,8 @@ fn without_network_config_or_catch_all_rule() {
         ["1.1.1.1".parse::<std::net::IpAddr>().unwrap()]
     );
     assert_eq!(cfg.interfaces[0].reliability, 1);
+    // mwan3 leaves interfaces without 'enabled' disabled.
+    assert!(!cfg.interfaces[0].enabled);
     assert_eq!(cfg.globals.default_policy, "p");
     let w = import.warnings.join("\n");
     for expected in [
