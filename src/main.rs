@@ -13,6 +13,7 @@ const DEFAULT_CONFIG: &str = "/etc/config/uplinkd";
 const USAGE: &str = "\
 usage: uplinkd [-c FILE] [--stderr] [--dry-run]   run the daemon in the foreground
        uplinkd check [-c FILE]                    validate a configuration
+       uplinkd import-mwan3 [-c FILE] [-o FILE]   convert an mwan3 configuration
        uplinkd --version
 {CLI}
   -c, --config FILE       configuration in UCI format (default /etc/config/uplinkd)
@@ -106,6 +107,12 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "import-mwan3")
+    {
+        return import_mwan3(std::env::args_os().skip(2).collect());
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -113,6 +120,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "import-mwan3")
+    {
+        return import_mwan3(std::env::args_os().skip(2).collect());
+    }
     let loaded = Config::load(&args.config);
     match args.command {
         Command::Check => match loaded {
@@ -157,6 +170,80 @@ fn main() -> ExitCode {
                 ..args.daemon
             };
             ExitCode::from(daemon::run(opts, cfg) as u8)
+        }
+    }
+}
+
+/// `uplinkd import-mwan3 [-c /etc/config/mwan3] [-n /etc/config/network] [-o FILE]`:
+/// prints warnings on stderr; exit 1 if the result does not pass `check`.
+fn import_mwan3(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let (mut input, mut network, mut output) = (
+        PathBuf::from("/etc/config/mwan3"),
+        PathBuf::from("/etc/config/network"),
+        None,
+    );
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let slot = match arg.to_str() {
+            Some("-c" | "--config") => &mut input,
+            Some("-n" | "--network") => &mut network,
+            Some("-o" | "--output") => output.insert(PathBuf::new()),
+            _ => {
+                eprintln!("uplinkd: unknown argument {arg:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        match it.next() {
+            Some(v) => *slot = PathBuf::from(v),
+            None => {
+                eprintln!("uplinkd: {arg:?} needs a file name");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let name = input.display().to_string();
+    let text = match std::fs::read(&input) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            eprintln!("uplinkd: cannot read {name}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let network = std::fs::read(&network).ok();
+    let network = network.as_deref().map(String::from_utf8_lossy);
+    let import = match uplinkd::config::mwan3::convert(&name, &text, network.as_deref()) {
+        Ok(i) => i,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    for w in &import.warnings {
+        eprintln!("warning: {w}");
+    }
+    let written = match &output {
+        Some(path) => std::fs::write(path, &import.text).map_err(|e| (path.display(), e)),
+        // A closed stdout (`| head`) is not worth a crash.
+        None => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(import.text.as_bytes());
+            Ok(())
+        }
+    };
+    if let Err((path, e)) = written {
+        eprintln!("uplinkd: cannot write {path}: {e}");
+        return ExitCode::from(1);
+    }
+    match Config::parse("converted", &import.text) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("uplinkd: the converted configuration needs fixing before use");
+            ExitCode::from(1)
         }
     }
 }

@@ -35,4 +35,27 @@ else
     tail -n 60 "$log"
     status=1
 fi
+
+# Router builds: the init script against stub procd, the mips (big-endian) and armv7
+# binaries under qemu-user, the size budget on mipsel, and the package structure. The
+# first run installs zig, qemu-user and rust-src and builds std per target (minutes);
+# later runs reuse the caches. UPLINKD_SKIP_CROSS=1 skips the builds and qemu runs.
+sh tests/initscript.sh || status=1
+if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
+    ./packaging/build.sh mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf >/dev/null 2>&1 ||
+        { echo "cross build failed: run packaging/build.sh to see why" >&2; status=1; }
+    UPLINKD_SKIP_BUILD=1 sh tests/cross.sh || status=1
+    UPLINKD_SKIP_BUILD=1 sh bench/size.sh mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf || status=1
+    # Packages of the targets built above (aarch64 is left out of CI to save a std build).
+    pkgdir=$(mktemp -d)
+    for t in mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf; do
+        mkdir -p "$pkgdir/$t" && cp "dist/$t/uplinkd" "$pkgdir/$t/" || status=1
+    done
+    if DIST=$pkgdir ./packaging/package.sh >/dev/null; then
+        DIST=$pkgdir sh tests/packages.sh || status=1
+    else
+        status=1
+    fi
+    rm -rf "$pkgdir"
+fi
 exit "$status"

@@ -5,6 +5,7 @@
 //! Defaults do not: they are tuned for fast, honest failover (see DESIGN.md, "Defaults").
 
 mod check;
+pub mod mwan3;
 pub mod uci;
 
 use check::Check;

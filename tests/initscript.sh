@@ -1,0 +1,82 @@
+#!/bin/sh
+# Checks the OpenWrt init script: sh -n, shellcheck (when installed), and the procd
+# service definition it produces, by sourcing it against stub procd/uci functions that
+# record their calls.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+script=openwrt-package/uplinkd/files/etc/init.d/uplinkd
+fail=0
+bad() { echo "initscript: FAIL: $*" >&2; fail=1; }
+
+sh -n "$script" || bad "sh -n"
+sh -n uci-defaults/99-uplinkd || bad "sh -n uci-defaults"
+if command -v shellcheck >/dev/null 2>&1; then
+    shellcheck "$script" uci-defaults/99-uplinkd || bad shellcheck
+else
+    echo "initscript: shellcheck not installed, skipped" >&2
+fi
+
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+calls=$tmp/calls
+
+# Run one init script function in a subshell with stubs; its calls go to $calls.
+run() {
+    (
+        log() { echo "$*" >>"$calls"; }
+        procd_open_instance() { log "open_instance $*"; }
+        procd_close_instance() { log "close_instance"; }
+        procd_set_param() { log "set_param $*"; }
+        procd_add_reload_trigger() { log "reload_trigger $*"; }
+        procd_add_validation() { log "validation $*"; "$@"; }
+        procd_send_signal() { log "send_signal $*"; }
+        uci_validate_section() { log "validate $1 $2 ${3:-}"; return "${STUB_INVALID:-0}"; }
+        config_load() { log "config_load $*"; }
+        # Two sections of each type.
+        config_foreach() {
+            fn=$1 type=$2
+            shift 2
+            "$fn" "${type}_a" "$@"
+            "$fn" "${type}_b" "$@"
+        }
+        logger() { cat >/dev/null; }
+        # shellcheck disable=SC1090
+        . "./$script"
+        PROG=$tmp/uplinkd
+        "$@"
+    )
+}
+
+# A stand-in for the daemon's 'check': exit status from STUB_CHECK.
+printf '#!/bin/sh\nexit "${STUB_CHECK:-0}"\n' >"$tmp/uplinkd"
+chmod +x "$tmp/uplinkd"
+
+: >"$calls"
+run start_service 2>/dev/null || bad "start_service failed"
+grep -qx "set_param command $tmp/uplinkd -c /etc/config/uplinkd" "$calls" ||
+    bad "command line: $(grep command "$calls")"
+grep -qx "set_param respawn 3600 5 5" "$calls" || bad "respawn"
+grep -qx "open_instance " "$calls" && grep -qx "close_instance" "$calls" || bad "instance"
+for t in globals interface member policy; do
+    grep -qx "validate uplinkd $t ${t}_a" "$calls" || bad "validates no $t section"
+done
+
+: >"$calls"
+STUB_INVALID=1 run start_service 2>/dev/null && bad "started with invalid options"
+grep -q "open_instance" "$calls" && bad "opened an instance with invalid options"
+: >"$calls"
+STUB_CHECK=1 run start_service 2>/dev/null && bad "started although uplinkd check failed"
+grep -q "open_instance" "$calls" && bad "opened an instance although uplinkd check failed"
+
+: >"$calls"
+run service_triggers || bad "service_triggers failed"
+grep -qx "reload_trigger uplinkd" "$calls" || bad "reload trigger"
+grep -qx "validation validate_uplinkd" "$calls" || bad "validation"
+
+: >"$calls"
+run reload_service 2>/dev/null
+grep -qx "send_signal uplinkd \* HUP" "$calls" || bad "reload does not send SIGHUP"
+grep -q "open_instance\|stop" "$calls" && bad "reload restarts the instance"
+
+[ "$fail" = 0 ] && echo "initscript: ok"
+exit "$fail"
