@@ -98,12 +98,10 @@ pub fn run(command: &str, rest: &[String]) -> u8 {
         Ok(data) => {
             if p.method == "status" {
                 if p.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&data).unwrap_or_default()
-                    );
+                    let json = serde_json::to_string_pretty(&data).unwrap_or_default();
+                    crate::sys::print(&format!("{json}\n"));
                 } else {
-                    print!("{}", status::table(&data));
+                    crate::sys::print(&status::table(&data));
                 }
             }
             0

@@ -732,7 +732,7 @@ impl Daemon {
             return true;
         }
         if self.opts.dry_run {
-            print!("{}", ruleset.script(&dataplane::Existing::default()));
+            crate::sys::print(&ruleset.script(&dataplane::Existing::default()));
             self.nft_applied = Some(ruleset);
             return true;
         }
@@ -759,7 +759,9 @@ impl Daemon {
         let mask = self.engine.config().globals.fwmark_mask;
         for (name, mark) in std::mem::take(&mut self.pending_flush) {
             if self.opts.dry_run {
-                println!("conntrack -D -f ipv4 --mark {mark:#x}/{mask:#x}");
+                crate::sys::print(&format!(
+                    "conntrack -D -f ipv4 --mark {mark:#x}/{mask:#x}\n"
+                ));
                 continue;
             }
             let Some(nf) = self.nf.as_mut() else {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use uplinkd::cli;
 use uplinkd::config::Config;
 use uplinkd::daemon::{self, Options};
-use uplinkd::sys::{logger, signals};
+use uplinkd::sys::{self, logger, signals};
 
 const DEFAULT_CONFIG: &str = "/etc/config/uplinkd";
 
@@ -92,11 +92,11 @@ fn parse_args() -> Result<Args, String> {
             "--stderr" => args.stderr = true,
             "--dry-run" => args.dry_run = true,
             "-V" | "--version" => {
-                println!("uplinkd {}", env!("CARGO_PKG_VERSION"));
+                sys::print(&format!("uplinkd {}\n", env!("CARGO_PKG_VERSION")));
                 std::process::exit(0);
             }
             "-h" | "--help" => {
-                print!("{}", usage());
+                sys::print(&usage());
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument '{other}'")),
@@ -131,15 +131,19 @@ fn main() -> ExitCode {
         Command::Check => match loaded {
             Ok(cfg) => {
                 for line in cfg.summary() {
-                    println!("{line}");
+                    sys::print(&format!("{line}\n"));
                 }
                 ExitCode::SUCCESS
             }
             Err(errors) => {
                 for e in &errors {
-                    println!("{e}");
+                    sys::print(&format!("{e}\n"));
                 }
-                println!("{}: {} errors", args.config.display(), errors.len());
+                sys::print(&format!(
+                    "{}: {} errors\n",
+                    args.config.display(),
+                    errors.len()
+                ));
                 ExitCode::from(1)
             }
         },

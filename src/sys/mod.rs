@@ -1,5 +1,12 @@
 //! The shell: everything that touches the operating system.
 
+/// Write `text` to stdout, ignoring errors: output piped into `head`, or a closed pipe
+/// under a service manager, must never abort the process (`println!` panics there).
+pub fn print(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 pub mod dryrun;
 pub mod logger;
 pub mod netlink;
