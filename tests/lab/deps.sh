@@ -5,6 +5,7 @@ command -v nft >/dev/null 2>&1 || need="$need nftables"
 command -v conntrack >/dev/null 2>&1 || need="$need conntrack"
 command -v sysctl >/dev/null 2>&1 || need="$need procps"
 command -v ping >/dev/null 2>&1 || need="$need iputils-ping"
+command -v shellcheck >/dev/null 2>&1 || need="$need shellcheck"
 if [ -n "$need" ]; then
     if command -v apt-get >/dev/null 2>&1; then
         apt-get update -q && apt-get install -y -q $need || exit 1
