@@ -91,6 +91,23 @@ for spec in arm64:1:183 armhf:1:40; do
     grep -qx 'ExecStart=/usr/sbin/uplinkd --stderr -c /etc/uplinkd/uplinkd' "$unit" || bad "$arch: ExecStart"
     grep -qx 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' "$unit" || bad "$arch: capabilities"
     grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || bad "$arch: ExecReload"
+    # Install it for real with dpkg into an empty root of its own (a container-less
+    # chroot: the host's own package database is never touched), then purge it.
+    root=$tmp/root-$arch
+    mkdir -p "$root/var/lib/dpkg/updates" "$root/var/lib/dpkg/info"
+    : >"$root/var/lib/dpkg/status"
+    if dpkg --root="$root" --force-architecture --force-script-chrootless --force-depends \
+        -i "$f" >/dev/null 2>&1; then
+        for p in /usr/sbin/uplinkd /lib/systemd/system/uplinkd.service /etc/uplinkd/uplinkd; do
+            [ -f "$root$p" ] || bad "$arch: dpkg -i did not place $p"
+        done
+        dpkg --root="$root" --force-script-chrootless --purge uplinkd >/dev/null 2>&1 ||
+            bad "$arch: dpkg --purge failed"
+        [ ! -e "$root/usr/sbin/uplinkd" ] && [ ! -e "$root/etc/uplinkd/uplinkd" ] ||
+            bad "$arch: purge left files behind"
+    else
+        bad "$arch: dpkg -i into an empty root failed"
+    fi
     if command -v systemd-analyze >/dev/null 2>&1; then
         # Verify a copy whose binary path points into the unpacked package (the host
         # cannot install a foreign-architecture package); verify only checks that it
