@@ -31,6 +31,7 @@ pub mod engine;
 pub mod health;
 pub mod hooks;
 pub mod kernel;
+pub mod metrics;
 pub mod plan;
 pub mod probe;
 pub mod reconcile;

@@ -27,6 +27,14 @@ else
     status=1
 fi
 
+# The Prometheus output, parsed by a real exposition-format parser.
+if ./tests/metrics.sh >"$log" 2>&1; then
+    grep -E '^metrics' "$log"
+else
+    tail -n 40 "$log"
+    status=1
+fi
+
 # The README's demo, as a smoke test: without a terminal it runs its scripted tour.
 if cargo run -q --example lab </dev/null >"$log" 2>&1; then
     echo "demo tour: ok"

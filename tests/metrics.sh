@@ -1,0 +1,21 @@
+#!/bin/sh
+# Check the Prometheus output with a real exposition-format parser: prometheus_client
+# from PyPI, in a virtualenv kept in the cargo target directory between runs.
+# Usage: tests/metrics.sh            render samples from the unit tests and parse them
+#        tests/metrics.sh FILE...    parse these files (extra args go to metrics_check.py)
+set -u
+cd "$(dirname "$0")/.." || exit 1
+target=${CARGO_TARGET_DIR:-target}
+venv="$target/metrics-venv"
+if ! "$venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+    python3 -m venv "$venv" || exit 1
+    "$venv/bin/pip" install -q prometheus_client || exit 1
+fi
+if [ "$#" -gt 0 ]; then
+    exec "$venv/bin/python" tests/metrics_check.py "$@"
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+UPLINKD_METRICS_SAMPLES="$dir" cargo test -q --lib metrics::tests::renders_the_real_report \
+    >"$dir/log" 2>&1 || { cat "$dir/log"; exit 1; }
+"$venv/bin/python" tests/metrics_check.py "$dir/report.prom" "$dir/tricky.prom"
