@@ -30,6 +30,7 @@ pub mod dataplane;
 pub mod engine;
 pub mod health;
 pub mod hooks;
+pub mod http;
 pub mod kernel;
 pub mod metrics;
 pub mod plan;
