@@ -32,6 +32,11 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The response must be taken within this time.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// After answering, input still arriving is read and dropped up to this much, for up to
+/// this long, so that the close does not reset the connection before the client reads.
+const DRAIN_MAX: usize = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
 /// The status page: the view model shared with the LuCI app, and the page around it.
 const MODEL_JS: &str = include_str!(
     "../openwrt-package/luci-app-uplinkd/htdocs/luci-static/resources/uplinkd/model.js"
@@ -245,8 +250,24 @@ async fn serve(mut stream: TcpStream, calls: &Sender<Call>, page: &str) -> io::R
     .await?;
     if written.is_some() {
         let _ = stream.flush().await;
-        // Let the client read everything before the close (no reset on unread input).
+        // Let the client read everything before the close: closing with unread input
+        // (a refused oversized request) would reset the connection and lose the
+        // answer. Discard what is still coming, within bounds.
         let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut left = DRAIN_MAX;
+        let mut chunk = [0u8; 2048];
+        let drain = async {
+            while left > 0 {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        future::or(drain, async {
+            Timer::after(DRAIN_TIME).await;
+        })
+        .await;
     }
     Ok(())
 }
