@@ -35,6 +35,14 @@ else
     status=1
 fi
 
+# The LuCI app: syntax checks and the view logic under node's test runner.
+if ./tests/luci.sh >"$log" 2>&1; then
+    grep -E '^luci' "$log"
+else
+    tail -n 60 "$log"
+    status=1
+fi
+
 # The README's demo, as a smoke test: without a terminal it runs its scripted tour.
 if cargo run -q --example lab </dev/null >"$log" 2>&1; then
     echo "demo tour: ok"

@@ -191,6 +191,83 @@ function summary(status) {
 	});
 }
 
+/*
+ * Option checks with the daemon's ranges (src/config/check.rs): each returns true or the
+ * message to show, as LuCI's `option.validate` expects. Empty means "use the default".
+ */
+function wholeNumber(lo, hi) {
+	return function(v) {
+		if (v == null || v === '') return true;
+		if (!/^[0-9]+$/.test(String(v)) || +v < lo || +v > hi)
+			return 'must be a whole number from ' + lo + ' to ' + hi;
+		return true;
+	};
+}
+
+function seconds(lo, hi) {
+	return function(v) {
+		if (v == null || v === '') return true;
+		var m = /^([0-9]*)(\.[0-9]+)?(ms|s|m)?$/.exec(String(v));
+		if (!m || (m[1] === '' && !m[2])) return 'must be a duration such as 500ms, 2s or 1m';
+		var unit = { ms: 0.001, s: 1, m: 60 }[m[3] || 's'];
+		var x = parseFloat((m[1] || '0') + (m[2] || '')) * unit;
+		if (x < lo || x > hi)
+			return 'must be from ' + lo + ' s to ' + hi + ' s';
+		return true;
+	};
+}
+
+function ipv4or6(v) {
+	if (v == null || v === '') return true;
+	v = String(v);
+	var m = /^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(v);
+	if (m) {
+		for (var i = 1; i <= 4; i++)
+			if (+m[i] > 255) return 'not an IP address';
+		return true;
+	}
+	if (/^[0-9a-fA-F:]+$/.test(v) && v.indexOf(':') >= 0 && (v.match(/::/g) || []).length <= 1)
+		return true;
+	return 'not an IP address';
+}
+
+function listen(v) {
+	if (v == null || v === '') return true;
+	v = String(v);
+	var port = /^[0-9]+$/.test(v) ? v : null;
+	var m = /^(?:\[([0-9a-fA-F:]+)\]|([0-9.]+)):([0-9]+)$/.exec(v);
+	if (m) {
+		if (ipv4or6(m[1] || m[2]) !== true) return 'not an address:port';
+		port = m[3];
+	}
+	if (port == null || +port < 1 || +port > 65535)
+		return 'must be a port or an address:port, e.g. 9110 or 0.0.0.0:9110';
+	return true;
+}
+
+/* Sections that name others must name existing ones: `names` is a list of section names. */
+function reference(names, what) {
+	return function(v) {
+		if (v == null || v === '') return true;
+		return names.indexOf(String(v)) >= 0 ? true : 'names no ' + what + " section: '" + v + "'";
+	};
+}
+
+var validate = {
+	weight: wholeNumber(1, 1000),
+	metric: wholeNumber(1, 256),
+	reliability: wholeNumber(1, 8),
+	count: wholeNumber(1, 10),
+	upDown: wholeNumber(1, 100),
+	lossPercent: wholeNumber(0, 100),
+	port: wholeNumber(1, 65535),
+	timeout: seconds(0.1, 60),
+	interval: seconds(0.1, 3600),
+	ip: ipv4or6,
+	listen: listen,
+	reference: reference
+};
+
 var Model = {
 	STATES: STATES,
 	stateInfo: stateInfo,
@@ -203,7 +280,8 @@ var Model = {
 	chartSvg: chartSvg,
 	cardHtml: cardHtml,
 	cardsHtml: cardsHtml,
-	summary: summary
+	summary: summary,
+	validate: validate
 };
 
 if (typeof module === 'object' && module && module.exports)
