@@ -18,4 +18,20 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 UPLINKD_METRICS_SAMPLES="$dir" cargo test -q --lib metrics::tests::renders_the_real_report \
     >"$dir/log" 2>&1 || { cat "$dir/log"; exit 1; }
-"$venv/bin/python" tests/metrics_check.py "$dir/report.prom" "$dir/tricky.prom"
+"$venv/bin/python" tests/metrics_check.py "$dir/report.prom" "$dir/tricky.prom" || exit 1
+
+# The OpenWrt collector (prometheus-node-exporter-lua) on the same fixtures, when a Lua
+# 5.1 interpreter is there: it must parse and agree with the status it was given.
+lua=$(command -v lua5.1 || command -v lua || true)
+if [ -z "$lua" ]; then
+    echo "metrics: no lua interpreter, collector not checked"
+    exit 0
+fi
+collector=openwrt-package/prometheus-node-exporter-lua-uplinkd/files/usr/lib/lua/prometheus-collectors/uplinkd.lua
+for fixture in tests/luci/fixtures/*.json; do
+    name=$(basename "$fixture" .json)
+    python3 tests/json_to_lua.py <"$fixture" >"$dir/$name.lua" || exit 1
+    "$lua" tests/lua/collector_run.lua "$dir/$name.lua" "$collector" >"$dir/lua-$name.prom" || exit 1
+    "$venv/bin/python" tests/metrics_check.py "$dir/lua-$name.prom" --no-help \
+        --expect-json "$fixture" || exit 1
+done

@@ -1,6 +1,6 @@
 """Parse Prometheus text files with prometheus_client's parser and check them.
 
-usage: metrics_check.py FILE [FILE...] [--expect-json STATUS.json]
+usage: metrics_check.py FILE [FILE...] [--expect-json STATUS.json] [--no-help]
 Each FILE must parse, every family must have HELP and a type, no value may be NaN or
 infinite, ratios stay in 0..1. With --expect-json, the values are compared to a status
 report (the JSON of `uplinkd status --json`) taken at the same moment.
@@ -26,7 +26,7 @@ EXPECTED = {
 STATES = ["up", "degraded", "down", "held", "no-carrier", "disabled"]
 
 
-def parse(path):
+def parse(path, need_help=True):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -34,7 +34,7 @@ def parse(path):
         assert name in families, f"{path}: no family {name}"
         fam = families[name]
         assert fam.type == kind, f"{path}: {name} is {fam.type}, not {kind}"
-        assert fam.documentation, f"{path}: {name} has no HELP"
+        assert fam.documentation or not need_help, f"{path}: {name} has no HELP"
     samples = {}
     for fam in families.values():
         for s in fam.samples:
@@ -87,13 +87,15 @@ def compare(samples, status):
 
 def main(argv):
     expect = None
+    need_help = "--no-help" not in argv
+    argv = [a for a in argv if a != "--no-help"]
     if "--expect-json" in argv:
         i = argv.index("--expect-json")
         with open(argv[i + 1], encoding="utf-8") as f:
             expect = json.load(f)
         argv = argv[:i] + argv[i + 2:]
     for path in argv:
-        samples = parse(path)
+        samples = parse(path, need_help)
         print(f"metrics: {path.rsplit('/', 1)[-1]}: {len(samples)} series parse")
         if expect is not None:
             n = compare(samples, expect)
