@@ -20,6 +20,16 @@ UPLINKD_METRICS_SAMPLES="$dir" cargo test -q --lib metrics::tests::renders_the_r
     >"$dir/log" 2>&1 || { cat "$dir/log"; exit 1; }
 "$venv/bin/python" tests/metrics_check.py "$dir/report.prom" "$dir/tricky.prom" || exit 1
 
+# The Grafana dashboard uses only metrics that exist.
+for name in $(grep -o 'uplinkd_[a-z_]*' contrib/grafana-uplinkd.json | sort -u); do
+    grep -q "^# TYPE $name " "$dir/report.prom" || {
+        echo "metrics: contrib/grafana-uplinkd.json uses unknown metric $name"
+        exit 1
+    }
+done
+python3 -m json.tool contrib/grafana-uplinkd.json >/dev/null || exit 1
+echo "metrics: the Grafana dashboard uses known metrics only"
+
 # The OpenWrt collector (prometheus-node-exporter-lua) on the same fixtures, when a Lua
 # 5.1 interpreter is there: it must parse and agree with the status it was given.
 lua=$(command -v lua5.1 || command -v lua || true)
