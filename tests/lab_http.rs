@@ -198,6 +198,31 @@ fn http_listener_serves_metrics_status_and_page_and_refuses_the_rest() {
     let (code, _) = http(&lab, big);
     assert_eq!(code, 431, "oversized head");
 
+    // A client that never finishes its head is answered 408 and dropped (after the
+    // read timeout); meanwhile others are served.
+    let ns = lab.ns("rtr");
+    let slow = std::thread::spawn(move || {
+        lab::in_netns(&ns, || -> std::io::Result<String> {
+            let mut s = TcpStream::connect(LISTEN)?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })
+    });
+    assert_eq!(
+        get(&lab, "/metrics").0,
+        200,
+        "served while a slow client waits"
+    );
+    let answer = slow
+        .join()
+        .expect("slow client")
+        .expect("netns")
+        .expect("slow read");
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+
     // The daemon is still fine and still routing.
     assert!(d.wait_exit(Duration::ZERO).is_none(), "the daemon died");
     assert_eq!(status(&lab)["interfaces"]["wan1"]["state"], "up");

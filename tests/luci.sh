@@ -11,6 +11,18 @@ done
 for f in $(find "$app" tests/luci -name '*.json' | sort); do
     python3 -m json.tool "$f" >/dev/null || { echo "luci: bad JSON in $f"; status=1; }
 done
+# The daemon's status page inlines the same model: its script must parse too.
+page=$(mktemp --suffix=.js)
+python3 - "$page" <<'PY' || status=1
+import re, sys
+model = open("openwrt-package/luci-app-uplinkd/htdocs/luci-static/resources/uplinkd/model.js").read()
+html = open("src/http_page.html").read().replace("/*MODEL*/", model)
+scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+assert len(scripts) == 1, "one inline script"
+open(sys.argv[1], "w").write(scripts[0])
+PY
+node --check "$page" || { echo "luci: the status page's script does not parse"; status=1; }
+rm -f "$page"
 [ "$status" -eq 0 ] && echo "luci: JS and JSON syntax ok"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
