@@ -53,6 +53,11 @@ return view.extend({
 			dom.content(container, E('p', _('No WAN interfaces are configured, or uplinkd is not running.')));
 			return;
 		}
+		/* Drop a previous message; keep the cards. */
+		Array.prototype.slice.call(container.childNodes).forEach(function(c) {
+			if (!(c.getAttribute && c.getAttribute('data-wan') != null))
+				container.removeChild(c);
+		});
 		var seen = {};
 		views.forEach(function(v) {
 			seen[v.name] = true;
@@ -92,7 +97,7 @@ return view.extend({
 			});
 		}, this), 5);
 
-		return E([], [
+		return E('div', {}, [
 			E('h2', _('uplinkd')),
 			E('div', { 'class': 'cbi-map-descr' },
 				_('What each uplink is doing, since when and why. The chart shows the mean round-trip time of the last probe rounds (line) and their loss (bars).')),
