@@ -22,6 +22,7 @@ use crate::dataplane::{self, Ruleset, WanInfo};
 use crate::engine::{Engine, Output};
 use crate::health::State;
 use crate::hooks::{self, Hooks};
+use crate::http;
 use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
 use crate::plan::Marks;
 use crate::plan::{self, Desired};
@@ -153,6 +154,9 @@ struct Daemon {
     hooks: Option<Hooks>,
     /// Removes the socket file when dropped.
     control: Option<socket::Server>,
+    /// The HTTP listener (`http_listen`), and the channel its requests come in on.
+    http: Option<http::Server>,
+    calls: Option<Sender<Call>>,
     /// Netfilter netlink (table check, conntrack flush); `None` if unavailable.
     nf: Option<Netfilter>,
     /// The nft table as last loaded; `None` forces a load.
@@ -206,6 +210,8 @@ impl Daemon {
             bus: None,
             hooks: None,
             control: None,
+            http: None,
+            calls: None,
             nf: None,
             nft_applied: None,
             nft_check_at: now,
@@ -245,6 +251,8 @@ impl Daemon {
                 Err(e) => log::error!("control socket {}: {e}", path.display()),
             }
         }
+        self.calls = Some(calls.clone());
+        self.sync_http();
         let netifd: Vec<String> = self
             .engine
             .netifd_interfaces()
@@ -263,6 +271,25 @@ impl Daemon {
                     );
                 }
             }
+        }
+    }
+
+    /// Start, move or stop the HTTP listener as `http_listen` says.
+    fn sync_http(&mut self) {
+        let want = self.engine.config().globals.http_listen;
+        if self.http.as_ref().map(|h| h.addr) == want {
+            return;
+        }
+        self.http = None;
+        let (Some(addr), Some(calls)) = (want, &self.calls) else {
+            return;
+        };
+        match http::Server::start(&self.ex, addr, calls.clone()) {
+            Ok(h) => {
+                log::info!("http: serving /metrics, /status.json and / on {}", h.addr);
+                self.http = Some(h);
+            }
+            Err(e) => log::error!("http: cannot listen on {addr}: {e}"),
         }
     }
 
@@ -866,6 +893,7 @@ impl Daemon {
         }
         let outs = self.engine.reload(cfg, now);
         self.handle(outs);
+        self.sync_http();
         self.resync_at = Some(now);
         if let Some(bus) = &self.bus {
             *bus.netifd_interfaces.borrow_mut() = self

@@ -131,6 +131,26 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
         })
         .collect();
     o.insert("targets".into(), targets.into());
+    let mut transitions = Map::new();
+    for (name, n) in State::NAMES.iter().zip(health.transitions()) {
+        transitions.insert((*name).into(), (*n).into());
+    }
+    o.insert("transitions".into(), transitions.into());
+    let history: Vec<Value> = health
+        .history()
+        .map(|r| {
+            let mut m = Map::new();
+            if let Some(us) = r.rtt_us {
+                m.insert(
+                    "rtt_ms".into(),
+                    millis(Duration::from_micros(u64::from(us))),
+                );
+            }
+            m.insert("loss_percent".into(), r.loss_percent().into());
+            Value::Object(m)
+        })
+        .collect();
+    o.insert("history".into(), history.into());
     (iface.name.clone(), Value::Object(o))
 }
 
@@ -455,6 +475,13 @@ mod tests {
         let w = &v["interfaces"]["wan2"];
         assert_eq!(w["state"], "down");
         assert_eq!(w["reason"], "3 consecutive rounds, 0/2 targets answering");
+        assert_eq!(w["transitions"]["down"], 1);
+        assert_eq!(w["transitions"]["up"], 0);
+        let h = w["history"].as_array().unwrap();
+        let last = h.last().unwrap();
+        assert_eq!(last, &json!({"loss_percent": 100}), "no RTT when all lost");
+        assert_eq!(h[0], json!({"rtt_ms": 12.3, "loss_percent": 0}));
+        assert!(h.len() <= crate::health::HISTORY_LEN);
         assert_eq!(w["share"], json!({}));
         let t = &w["targets"][0];
         assert_eq!(t["last_rtt_ms"], 12.3, "last answered probe");

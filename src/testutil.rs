@@ -39,6 +39,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
 
 pub fn globals() -> Globals {
     Globals {
+        http_listen: None,
         table_first: 1100,
         table_last: 1199,
         rule_priority: 4000,

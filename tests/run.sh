@@ -27,6 +27,22 @@ else
     status=1
 fi
 
+# The Prometheus output, parsed by a real exposition-format parser.
+if ./tests/metrics.sh >"$log" 2>&1; then
+    grep -E '^metrics' "$log"
+else
+    tail -n 40 "$log"
+    status=1
+fi
+
+# The LuCI app: syntax checks and the view logic under node's test runner.
+if ./tests/luci.sh >"$log" 2>&1; then
+    grep -E '^luci' "$log"
+else
+    tail -n 60 "$log"
+    status=1
+fi
+
 # The README's demo, as a smoke test: without a terminal it runs its scripted tour.
 if cargo run -q --example lab </dev/null >"$log" 2>&1; then
     echo "demo tour: ok"

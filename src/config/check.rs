@@ -206,6 +206,7 @@ impl Check<'_> {
         let reconcile_interval = r.or("reconcile_interval", Duration::from_secs(30), |s| {
             duration(s, SEC, SEC, HOUR)
         });
+        let http_listen = r.or("http_listen", None, |s| parse_listen(s).map(Some));
         r.finish(&[
             "fwmark_mask",
             "mmx_mask",
@@ -225,8 +226,22 @@ impl Check<'_> {
             last_resort,
             default_policy,
             reconcile_interval,
+            http_listen,
         }
     }
+}
+
+/// `http_listen`: `ADDR:PORT`, `[V6]:PORT`, or a bare port (on 127.0.0.1).
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let err = || format!("must be a port or an address:port, not '{s}'");
+    let addr = match s.parse::<u16>() {
+        Ok(port) => std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Err(_) => s.parse().map_err(|_| err())?,
+    };
+    if addr.port() == 0 {
+        return Err(err());
+    }
+    Ok(addr)
 }
 
 /// Reads the options of one section, remembering which were read to flag the others.

@@ -94,6 +94,9 @@ pub struct Globals {
     pub default_policy: String,
     /// How often the kernel is re-dumped and reconciled even without events.
     pub reconcile_interval: Duration,
+    /// Address of the optional HTTP listener (`/metrics`, `/status.json`, `/`); `None`:
+    /// off. A bare port means 127.0.0.1.
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 /// Number of rule priorities uplinkd owns, starting at `Globals::rule_priority`.
@@ -813,6 +816,12 @@ mod tests {
             ),
             ("option reconcile_interval 0", "option 'reconcile_interval'"),
             (
+                "option http_listen 0",
+                "option 'http_listen' must be a port",
+            ),
+            ("option http_listen localhost:80", "option 'http_listen'"),
+            ("option http_listen 1.2.3.4", "option 'http_listen'"),
+            (
                 "option bogus 1",
                 "section 'globals' option 'bogus' is not a known globals option",
             ),
@@ -821,6 +830,15 @@ mod tests {
         }
         ok(&globals("option table_first 256\noption table_last 257"));
         ok(&globals("option table_first 1\noption table_last 252"));
+        let listen = |v: &str| {
+            ok(&globals(&format!("option http_listen '{v}'")))
+                .globals
+                .http_listen
+        };
+        assert_eq!(listen("9110"), "127.0.0.1:9110".parse().ok());
+        assert_eq!(listen("0.0.0.0:80"), "0.0.0.0:80".parse().ok());
+        assert_eq!(listen("[::1]:9110"), "[::1]:9110".parse().ok());
+        assert_eq!(ok(MIN).globals.http_listen, None);
         error(
             &format!("{MIN}config globals g1\nconfig globals g2\n"),
             "t:5: section 'g2' only one 'globals' section is allowed (the first is at line 4)",

@@ -72,6 +72,23 @@ pub enum State {
 }
 
 impl State {
+    /// Number of distinct states, and their names in [`State::index`] order.
+    pub const COUNT: usize = 6;
+    pub const NAMES: [&'static str; State::COUNT] =
+        ["up", "degraded", "down", "held", "no-carrier", "disabled"];
+
+    /// Position of this state in [`State::NAMES`].
+    pub fn index(&self) -> usize {
+        match self {
+            State::Up => 0,
+            State::Degraded => 1,
+            State::Down => 2,
+            State::Held { .. } => 3,
+            State::NoCarrier => 4,
+            State::Disabled => 5,
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             State::Up => "up",
@@ -186,6 +203,33 @@ pub struct Health {
     state: State,
     since: Instant,
     reason: Reason,
+    /// Edges into each state since start, indexed by [`State::index`].
+    transitions: [u64; State::COUNT],
+    /// The last [`HISTORY_LEN`] probe rounds, oldest first.
+    history: heapless::Deque<Round, HISTORY_LEN>,
+}
+
+/// Probe rounds kept per WAN for charts.
+pub const HISTORY_LEN: usize = 120;
+
+/// One finished probe round, summarised for the history.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Round {
+    /// Mean RTT of the targets that answered, in microseconds; `None` if none did.
+    pub rtt_us: Option<u32>,
+    pub answered: u8,
+    pub targets: u8,
+}
+
+impl Round {
+    /// Share of targets that did not answer, in percent.
+    pub fn loss_percent(&self) -> u8 {
+        if self.targets == 0 {
+            return 0;
+        }
+        let lost = u32::from(self.targets.saturating_sub(self.answered));
+        (lost * 100 / u32::from(self.targets)) as u8
+    }
 }
 
 impl Health {
@@ -208,6 +252,8 @@ impl Health {
             state: State::Down,
             since: now,
             reason: Reason::Start,
+            transitions: [0; State::COUNT],
+            history: heapless::Deque::new(),
         };
         h.resize_targets(cfg.track_ip.len());
         h.state = h.compute(now);
@@ -260,6 +306,16 @@ impl Health {
 
     pub fn targets(&self) -> &[TargetStats] {
         &self.targets
+    }
+
+    /// Edges into each state since start, indexed by [`State::index`].
+    pub fn transitions(&self) -> &[u64; State::COUNT] {
+        &self.transitions
+    }
+
+    /// The last probe rounds, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &Round> {
+        self.history.iter()
     }
 
     pub fn damper(&self) -> Option<&Damper> {
@@ -324,6 +380,19 @@ impl Health {
             Level::Up
         };
         let targets = answers.len() as u8;
+        let mut sum_us = 0u64;
+        for rtt in answers.iter().flatten() {
+            sum_us += rtt.as_micros().min(u128::from(u32::MAX)) as u64;
+        }
+        let rtt_us = (answered > 0).then(|| (sum_us / u64::from(answered)) as u32);
+        if self.history.is_full() {
+            self.history.pop_front();
+        }
+        let _ = self.history.push_back(Round {
+            rtt_us,
+            answered,
+            targets,
+        });
         let before = self.verdict.level;
         let rounds = self.count(points_to, cfg)?;
         // A fall the probes decided is a flap for the damper (a withdrawal in RFC 2439),
@@ -468,6 +537,8 @@ impl Health {
         self.state = to;
         self.since = now;
         self.reason = reason.clone();
+        let n = &mut self.transitions[to.index()];
+        *n = n.saturating_add(1);
         Some(Event { from, to, reason })
     }
 }

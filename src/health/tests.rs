@@ -232,3 +232,38 @@ fn first_carrier_report_keeps_the_initial_state() {
     let ev = h.on_carrier(false, at(1)).expect("edge");
     assert_eq!((ev.to, ev.reason), (State::NoCarrier, Reason::Start));
 }
+
+#[test]
+fn history_is_bounded_and_transitions_are_counted() {
+    let cfg = three();
+    let mut h = Health::new(&cfg, Some(true), at(0));
+    assert_eq!(h.history().count(), 0);
+    for i in 0..(HISTORY_LEN as u64 + 10) {
+        h.on_round(
+            &cfg,
+            &[OK, LOST, Some(Duration::from_millis(40))],
+            at(i * 1000),
+        );
+    }
+    assert_eq!(h.history().count(), HISTORY_LEN);
+    let r = *h.history().last().unwrap();
+    assert_eq!(r.rtt_us, Some(30_000));
+    assert_eq!(r.loss_percent(), 33);
+    let t = at(200_000);
+    for _ in 0..3 {
+        h.on_round(&cfg, &[LOST, LOST, LOST], t);
+    }
+    assert_eq!(h.state(), State::Down);
+    assert_eq!(h.history().last().unwrap().rtt_us, None);
+    assert_eq!(h.transitions()[State::Down.index()], 1);
+    assert_eq!(State::NAMES[State::NoCarrier.index()], "no-carrier");
+    assert_eq!(
+        Round {
+            rtt_us: None,
+            answered: 0,
+            targets: 0
+        }
+        .loss_percent(),
+        0
+    );
+}

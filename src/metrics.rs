@@ -1,0 +1,379 @@
+//! The status report as Prometheus metrics (text exposition format 0.0.4).
+//!
+//! Pure: works on the JSON of [`crate::status::report`], so the HTTP listener and anything
+//! else holding a status reply render the same thing. Every value is printed from the
+//! report's integers and one-decimal figures with integer arithmetic: never `NaN`, never
+//! an infinity; a figure the report leaves out is left out here too.
+
+use std::fmt::Write;
+
+use serde_json::{Map, Value};
+
+use crate::health::State;
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Vec<String>,
+}
+
+impl Family {
+    fn new(name: &'static str, kind: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, labels: &[(&str, &str)], value: String) {
+        let mut line = String::from(self.name);
+        if !labels.is_empty() {
+            line.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                let _ = write!(line, "{k}=\"{}\"", escape_label(v));
+            }
+            line.push('}');
+        }
+        line.push(' ');
+        line.push_str(&value);
+        self.samples.push(line);
+    }
+}
+
+/// Render a status report. Unknown or malformed parts of `status` are skipped.
+pub fn render(status: &Value) -> String {
+    let mut up = Family::new(
+        "uplinkd_wan_up",
+        "gauge",
+        "1 when the WAN may carry new flows (state up or degraded), else 0.",
+    );
+    let mut state = Family::new(
+        "uplinkd_wan_state",
+        "gauge",
+        "1 for the WAN's current state, 0 for every other state.",
+    );
+    let mut since = Family::new(
+        "uplinkd_wan_state_age_seconds",
+        "gauge",
+        "Seconds since the WAN entered its current state.",
+    );
+    let mut weight = Family::new(
+        "uplinkd_wan_weight",
+        "gauge",
+        "Weight in effect for the WAN (run-time override, else configured).",
+    );
+    let mut share = Family::new(
+        "uplinkd_flow_share",
+        "gauge",
+        "Share of new flows of a policy that the WAN receives, 0 to 1.",
+    );
+    let mut transitions = Family::new(
+        "uplinkd_transitions_total",
+        "counter",
+        "Times the WAN entered a state since the daemon started.",
+    );
+    let mut rtt = Family::new(
+        "uplinkd_probe_rtt_seconds",
+        "gauge",
+        "Mean round-trip time of a probe target over its recent rounds.",
+    );
+    let mut loss = Family::new(
+        "uplinkd_probe_loss_ratio",
+        "gauge",
+        "Share of a probe target's recent rounds without an answer, 0 to 1.",
+    );
+    let mut sent = Family::new(
+        "uplinkd_probes_sent_total",
+        "counter",
+        "Probe rounds sent to a target since the WAN (re)started.",
+    );
+    let mut lost = Family::new(
+        "uplinkd_probes_lost_total",
+        "counter",
+        "Probe rounds to a target that got no answer since the WAN (re)started.",
+    );
+
+    let empty = Map::new();
+    let interfaces = status
+        .get("interfaces")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    for (wan, w) in interfaces {
+        let wan = wan.as_str();
+        let current = w.get("state").and_then(Value::as_str);
+        if let Some(current) = current {
+            let usable = matches!(current, "up" | "degraded");
+            up.add(&[("wan", wan)], flag(usable));
+            for name in State::NAMES {
+                state.add(&[("wan", wan), ("state", name)], flag(name == current));
+            }
+        }
+        if let Some(s) = w.get("since").and_then(Value::as_u64) {
+            since.add(&[("wan", wan)], s.to_string());
+        }
+        if let Some(v) = w.get("weight").and_then(Value::as_u64) {
+            weight.add(&[("wan", wan)], v.to_string());
+        }
+        for (policy, pct) in w.get("share").and_then(Value::as_object).unwrap_or(&empty) {
+            if let Some(t) = tenths(pct) {
+                // percent with one decimal → ratio: tenths of a percent / 1000.
+                share.add(&[("wan", wan), ("policy", policy)], fixed(t, 3));
+            }
+        }
+        for (to, n) in w
+            .get("transitions")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty)
+        {
+            if let Some(n) = n.as_u64() {
+                transitions.add(&[("wan", wan), ("to", to)], n.to_string());
+            }
+        }
+        let targets = w.get("targets").and_then(Value::as_array);
+        for t in targets.map_or(&[][..], |t| &t[..]) {
+            let Some(ip) = t.get("ip").and_then(Value::as_str) else {
+                continue;
+            };
+            let labels = [("wan", wan), ("target", ip)];
+            if let Some(ms) = t.get("mean_rtt_ms").and_then(tenths) {
+                // tenths of a millisecond → seconds: / 10_000.
+                rtt.add(&labels, fixed(ms, 4));
+            }
+            if let Some(pct) = t.get("loss_percent").and_then(tenths) {
+                loss.add(&labels, fixed(pct, 3));
+            }
+            if let Some(n) = t.get("sent").and_then(Value::as_u64) {
+                sent.add(&labels, n.to_string());
+            }
+            if let Some(n) = t.get("lost").and_then(Value::as_u64) {
+                lost.add(&labels, n.to_string());
+            }
+        }
+    }
+
+    let mut out = String::new();
+    for f in [
+        up,
+        state,
+        since,
+        weight,
+        share,
+        transitions,
+        rtt,
+        loss,
+        sent,
+        lost,
+    ] {
+        let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(f.help));
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        for s in f.samples {
+            out.push_str(&s);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn flag(b: bool) -> String {
+    if b { "1" } else { "0" }.to_string()
+}
+
+/// A non-negative report number with at most one decimal, in tenths; `None` for anything
+/// else (negative, not finite, not a number).
+fn tenths(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return n.checked_mul(10);
+    }
+    let f = v.as_f64()?;
+    if !f.is_finite() || f < 0.0 || f > 1e15 {
+        return None;
+    }
+    Some((f * 10.0).round() as u64)
+}
+
+/// `n / 10^digits` as an exact decimal, without trailing zeros.
+fn fixed(n: u64, digits: u32) -> String {
+    let scale = 10u64.pow(digits);
+    let (int, frac) = (n / scale, n % scale);
+    if frac == 0 {
+        return int.to_string();
+    }
+    let frac = format!("{frac:0width$}", width = digits as usize);
+    format!("{int}.{}", frac.trim_end_matches('0'))
+}
+
+/// A label value: backslash, double quote and line feed escaped.
+fn escape_label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A HELP text: backslash and line feed escaped.
+fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({
+            "interfaces": {
+                "wan": {
+                    "state": "up", "since": 312, "weight": 3,
+                    "share": {"balanced": 75, "thirds": 33.3},
+                    "transitions": {"up": 2, "down": 1},
+                    "targets": [
+                        {"ip": "1.1.1.1", "last_rtt_ms": 12.3, "mean_rtt_ms": 11.8,
+                         "loss_percent": 6, "sent": 312, "lost": 1},
+                        {"ip": "9.9.9.9", "sent": 0, "lost": 0}
+                    ],
+                    "history": []
+                },
+                "we\"ird\\wan\n": {"state": "no-carrier", "targets": []}
+            },
+            "policies": {}
+        })
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().collect()
+    }
+
+    #[test]
+    fn renders_every_family_with_help_and_type() {
+        let text = render(&sample());
+        let l = lines(&text);
+        for name in [
+            "uplinkd_wan_up",
+            "uplinkd_wan_state",
+            "uplinkd_probe_rtt_seconds",
+            "uplinkd_probe_loss_ratio",
+            "uplinkd_probes_sent_total",
+            "uplinkd_probes_lost_total",
+            "uplinkd_transitions_total",
+            "uplinkd_flow_share",
+            "uplinkd_wan_weight",
+        ] {
+            assert!(l.iter().any(|x| x.starts_with(&format!("# HELP {name} "))));
+            assert!(l.iter().any(|x| x.starts_with(&format!("# TYPE {name} "))));
+        }
+        assert!(l.contains(&"uplinkd_wan_up{wan=\"wan\"} 1"));
+        assert!(l.contains(&"uplinkd_wan_state{wan=\"wan\",state=\"up\"} 1"));
+        assert!(l.contains(&"uplinkd_wan_state{wan=\"wan\",state=\"held\"} 0"));
+        assert!(l.contains(&"uplinkd_wan_state_age_seconds{wan=\"wan\"} 312"));
+        assert!(l.contains(&"uplinkd_wan_weight{wan=\"wan\"} 3"));
+        assert!(l.contains(&"uplinkd_flow_share{wan=\"wan\",policy=\"balanced\"} 0.75"));
+        assert!(l.contains(&"uplinkd_flow_share{wan=\"wan\",policy=\"thirds\"} 0.333"));
+        assert!(l.contains(&"uplinkd_transitions_total{wan=\"wan\",to=\"down\"} 1"));
+        assert!(
+            l.contains(&"uplinkd_probe_rtt_seconds{wan=\"wan\",target=\"1.1.1.1\"} 0.0118"),
+            "{text}"
+        );
+        assert!(l.contains(&"uplinkd_probe_loss_ratio{wan=\"wan\",target=\"1.1.1.1\"} 0.06"));
+        assert!(l.contains(&"uplinkd_probes_sent_total{wan=\"wan\",target=\"1.1.1.1\"} 312"));
+        assert!(l.contains(&"uplinkd_probes_lost_total{wan=\"wan\",target=\"9.9.9.9\"} 0"));
+        // Unknown figures are left out, not invented.
+        assert!(
+            !text.contains("target=\"9.9.9.9\"} 0.")
+                && !text.contains("rtt_seconds{wan=\"wan\",target=\"9.9.9.9\"")
+        );
+        assert!(!text.contains("NaN") && !text.contains("Inf"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let text = render(&sample());
+        assert!(
+            text.contains("uplinkd_wan_up{wan=\"we\\\"ird\\\\wan\\n\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("uplinkd_wan_state{wan=\"we\\\"ird\\\\wan\\n\",state=\"no-carrier\"} 1")
+        );
+        // One sample per line: the raw newline never reaches the output.
+        for l in text.lines() {
+            assert!(l.starts_with('#') || l.starts_with("uplinkd_"), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_in_renders_headers_only() {
+        for v in [
+            json!(null),
+            json!([]),
+            json!({"interfaces": 5}),
+            json!({"interfaces": {"w": {"state": 1, "share": {"p": -1}, "weight": "x",
+                "targets": [{"ip": 3}, {"ip": "a", "mean_rtt_ms": -2.0, "sent": -1}]}}}),
+        ] {
+            let text = render(&v);
+            assert!(text.lines().all(|l| l.starts_with('#')), "{text}");
+        }
+    }
+
+    #[test]
+    fn huge_and_fractional_numbers_stay_exact() {
+        assert_eq!(fixed(0, 4), "0");
+        assert_eq!(fixed(5, 4), "0.0005");
+        assert_eq!(fixed(123_456, 4), "12.3456");
+        assert_eq!(fixed(u64::MAX, 3), "18446744073709551.615");
+        assert_eq!(tenths(&json!(u64::MAX)), None);
+        assert_eq!(tenths(&json!(12.3)), Some(123));
+        assert_eq!(tenths(&json!(1e300)), None);
+        let v = json!({"interfaces": {"w": {"state": "up", "transitions": {"up": u64::MAX},
+            "targets": [{"ip": "a", "sent": u64::MAX, "lost": u64::MAX}]}}});
+        let text = render(&v);
+        assert!(
+            text.contains("uplinkd_probes_sent_total{wan=\"w\",target=\"a\"} 18446744073709551615")
+        );
+    }
+
+    #[test]
+    fn renders_the_real_report() {
+        use crate::engine::Engine;
+        use crate::testutil::{config, snapshot};
+        use crate::time::Instant;
+        let mut e = Engine::new(config(&[3, 1], 2), None, 1, Instant::from_millis(0));
+        e.on_snapshot(&snapshot(&[true, false]), Instant::from_millis(0));
+        let plan = e.desired(true);
+        let text = render(&crate::status::report(
+            &e,
+            Some(&plan),
+            Instant::from_millis(0),
+        ));
+        assert!(
+            text.contains("uplinkd_wan_state{wan=\"wan2\",state=\"no-carrier\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("uplinkd_flow_share{wan=\"wan1\",policy=\"balanced\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("uplinkd_probes_sent_total{wan=\"wan1\",target=\"203.0.113.1\"} 0"));
+        // tests/metrics.sh feeds these to a real exposition-format parser.
+        if let Some(dir) = std::env::var_os("UPLINKD_METRICS_SAMPLES") {
+            let dir = std::path::PathBuf::from(dir);
+            std::fs::write(dir.join("report.prom"), &text).unwrap();
+            std::fs::write(dir.join("tricky.prom"), render(&sample())).unwrap();
+        }
+    }
+}
