@@ -4,7 +4,7 @@
 # uses are installed first if they are missing.
 set -u
 
-. "$(dirname "$0")/lab/deps.sh"
+TEST_DEPS=1 . "$(dirname "$0")/lab/deps.sh"
 
 cd "$(dirname "$0")/.." || exit 1
 cargo build --all-targets || exit $?
