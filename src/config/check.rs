@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use super::uci::{is_name, Section, Value};
+use super::uci::{Section, Value};
 use super::*;
 
 const MS: u64 = 1;
@@ -646,11 +646,17 @@ impl Reader<'_, '_, '_> {
         }
         let src_iface = self.get("src_iface", parse_device);
         let ipset = self.get("ipset", |s| {
-            if is_name(s) && s.len() <= 64 {
+            // nft identifiers: a letter or _, then letters, digits, _ - . /
+            let mut chars = s.chars();
+            let first = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            let rest = chars.all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+            if first && rest && s.len() <= 64 {
                 Ok(s.to_string())
             } else {
                 Err(format!(
-                    "must be an nft set name (letters, digits, _), not '{s}'"
+                    "must be an nft set name (a letter, then letters, digits, _ - . /), not '{s}'"
                 ))
             }
         });
