@@ -8,7 +8,6 @@
 //! so a flood of requests costs the loop one status report per request and nothing else.
 //! The parsing and routing are pure functions, tested without sockets.
 
-use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -25,8 +24,8 @@ use crate::metrics;
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// Connections served at once; more are closed at once.
-pub const MAX_CLIENTS: usize = 32;
+/// Connections served at once (the shared accept loop of the local front ends).
+pub use crate::socket::MAX_CLIENTS;
 /// The whole request head must arrive within this time (slow clients are dropped).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The response must be taken within this time.
@@ -163,35 +162,20 @@ impl Server {
         let addr = std_listener.local_addr()?;
         let listener = TcpListener::try_from(std_listener)?;
         let page: Rc<str> = page().into();
-        let clients = Rc::new(Cell::new(0usize));
-        let ex2 = ex.clone();
-        let task = ex.spawn(async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        log::warn!("http: accept: {e}");
-                        Timer::after(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                if clients.get() >= MAX_CLIENTS {
-                    log::debug!("http: more than {MAX_CLIENTS} connections, closing one");
-                    continue;
-                }
-                clients.set(clients.get() + 1);
+        let listener = Rc::new(listener);
+        let task = crate::socket::accept_loop(
+            ex,
+            "http",
+            move || {
+                let l = listener.clone();
+                async move { l.accept().await.map(|(s, _)| s) }
+            },
+            move |stream| {
                 let calls = calls.clone();
-                let clients = clients.clone();
                 let page = page.clone();
-                ex2.spawn(async move {
-                    if let Err(e) = serve(stream, &calls, &page).await {
-                        log::debug!("http: client: {e}");
-                    }
-                    clients.set(clients.get() - 1);
-                })
-                .detach();
-            }
-        });
+                async move { serve(stream, &calls, &page).await }
+            },
+        );
         Ok(Server { addr, _task: task })
     }
 }

@@ -77,40 +77,71 @@ impl Server {
         // others under the usual umask, so nobody else can connect before this.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let ino = std::fs::metadata(path)?.ino();
-        let clients = Rc::new(Cell::new(0usize));
-        let ex2 = ex.clone();
-        let task = ex.spawn(async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        log::warn!("control socket: accept: {e}");
-                        Timer::after(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                if clients.get() >= MAX_CLIENTS {
-                    log::warn!("control socket: more than {MAX_CLIENTS} clients, refusing one");
-                    continue;
-                }
-                clients.set(clients.get() + 1);
+        let listener = Rc::new(listener);
+        let task = accept_loop(
+            ex,
+            "control socket",
+            move || {
+                let l = listener.clone();
+                async move { l.accept().await.map(|(s, _)| s) }
+            },
+            move |stream| {
                 let calls = calls.clone();
-                let clients = clients.clone();
-                ex2.spawn(async move {
-                    if let Err(e) = serve(stream, &calls).await {
-                        log::debug!("control socket: client: {e}");
-                    }
-                    clients.set(clients.get() - 1);
-                })
-                .detach();
-            }
-        });
+                async move { serve(stream, &calls).await }
+            },
+        );
         Ok(Server {
             path: path.to_path_buf(),
             ino,
             _task: task,
         })
     }
+}
+
+/// The accept loop shared by the local front ends (control socket, HTTP): serve every
+/// connection in its own task on `ex`, at most `MAX_CLIENTS` at once; a failing accept is
+/// logged and retried, never fatal. Ends when the returned task is dropped.
+pub(crate) fn accept_loop<S, A, AF, H, HF>(
+    ex: &Rc<LocalExecutor<'static>>,
+    label: &'static str,
+    mut accept: A,
+    handle: H,
+) -> smol::Task<()>
+where
+    S: 'static,
+    A: FnMut() -> AF + 'static,
+    AF: std::future::Future<Output = io::Result<S>>,
+    H: Fn(S) -> HF + 'static,
+    HF: std::future::Future<Output = io::Result<()>> + 'static,
+{
+    let clients = Rc::new(Cell::new(0usize));
+    let ex2 = ex.clone();
+    ex.spawn(async move {
+        loop {
+            let stream = match accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("{label}: accept: {e}");
+                    Timer::after(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if clients.get() >= MAX_CLIENTS {
+                log::debug!("{label}: more than {MAX_CLIENTS} connections, closing one");
+                continue;
+            }
+            clients.set(clients.get() + 1);
+            let clients = clients.clone();
+            let served = handle(stream);
+            ex2.spawn(async move {
+                if let Err(e) = served.await {
+                    log::debug!("{label}: client: {e}");
+                }
+                clients.set(clients.get() - 1);
+            })
+            .detach();
+        }
+    })
 }
 
 /// One connection: lines in, lines out, until EOF, an oversized line or idleness.
