@@ -163,8 +163,12 @@ fn main() {
     let cpu = (t1 - t0) as f64 / hz / wall.elapsed().as_secs_f64() * 100.0;
     let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
     let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    // Anonymous memory is the daemon's own; file-backed pages are the binary and shared
+    // libraries, shared with every other process that maps them.
+    let anon = proc_field(pid, "status", "RssAnon:").unwrap_or(0);
+    let file = proc_field(pid, "status", "RssFile:").unwrap_or(0);
     say(format!(
-        "3 WANs x 3 targets, 1 s interval: RSS {rss} kB (peak {hwm} kB), CPU {cpu:.2} % of a core over 30 s"
+        "3 WANs x 3 targets, 1 s interval: RSS {rss} kB (peak {hwm} kB; anonymous {anon} kB, file-backed {file} kB), CPU {cpu:.2} % of a core over 30 s"
     ));
     d.terminate();
     drop(lab);
