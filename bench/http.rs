@@ -13,7 +13,6 @@ mod lab;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -24,17 +23,6 @@ use serde_json::Value;
 
 const LISTEN: &str = "127.0.0.1:9110";
 const THREADS: u64 = 8;
-
-fn uplinkd() -> PathBuf {
-    if let Some(p) = std::env::args().nth(1) {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("uplinkd"))
-        .expect("binary path")
-}
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
@@ -51,17 +39,7 @@ struct Sample {
 }
 
 fn sample(lab: &Lab, pid: u32) -> Sample {
-    let sock = lab.dir().join("uplinkd.sock");
-    let out = lab.run_uplinkd(
-        &uplinkd(),
-        &[
-            "status",
-            "--json",
-            "--control-socket",
-            sock.to_str().unwrap(),
-        ],
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let v: Value = lab.status(&lab::uplinkd_for_bench());
     let mut sent = Vec::new();
     let mut rtt_ms = Vec::new();
     for k in 1..=2 {
@@ -119,23 +97,13 @@ fn main() {
     let rate = arg(2, 1000);
     let secs = arg(3, 20);
     let lab = Lab::new(2);
-    let sock = lab.dir().join("uplinkd.sock");
     let cfg = lab::config_with(
         &[1, 1],
         "option interval '0.5'\noption timeout '1'",
         &["", ""],
         &format!("option http_listen '{LISTEN}'"),
     );
-    let mut d = lab.start_daemon(
-        &uplinkd(),
-        &cfg,
-        &[
-            "--control-socket",
-            sock.to_str().unwrap(),
-            "--ubus-socket",
-            "none",
-        ],
-    );
+    let mut d = lab.start_daemon(&lab::uplinkd_for_bench(), &cfg, &[]);
     lab.wait_group(&mut d, &[1, 2], Duration::from_secs(15));
     thread::sleep(Duration::from_secs(3));
     let pid = d.pid();

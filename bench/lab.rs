@@ -17,18 +17,6 @@ use std::time::{Duration, Instant};
 
 use lab::{Break, Lab};
 
-fn uplinkd() -> PathBuf {
-    if let Some(p) = std::env::args().nth(1) {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/examples/bench-lab -> target/<profile>/uplinkd
-    exe.parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("uplinkd"))
-        .expect("binary path")
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     if v.is_empty() {
@@ -76,7 +64,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 fn main() {
-    let bin = uplinkd();
+    let bin = lab::uplinkd_for_bench();
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -6,7 +6,7 @@
 mod lab;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -19,22 +19,12 @@ fn bin() -> &'static Path {
 
 const STARTUP: Duration = Duration::from_secs(15);
 
-fn sock(lab: &Lab) -> PathBuf {
-    lab.dir().join("uplinkd.sock")
-}
-
-/// `uplinkd ARGS --control-socket SOCK` in the router.
 fn ctl(lab: &Lab, args: &[&str]) -> Output {
-    let sock = sock(lab);
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend_from_slice(&["--control-socket", sock.to_str().unwrap_or("")]);
-    lab.run_uplinkd(bin(), &all)
+    lab.control(bin(), args)
 }
 
 fn status(lab: &Lab) -> Value {
-    let out = ctl(lab, &["status", "--json"]);
-    assert!(out.status.success(), "status failed: {out:?}");
-    serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    lab.status(bin())
 }
 
 fn state(lab: &Lab, wan: &str) -> String {
@@ -51,17 +41,8 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn control_socket_status_drain_weight_and_errors() {
     let lab = Lab::new(3);
-    let s = sock(&lab);
-    let mut d = lab.start_daemon(
-        bin(),
-        &lab::config(&[1, 1, 1], lab::FAST),
-        &[
-            "--control-socket",
-            s.to_str().unwrap(),
-            "--ubus-socket",
-            "none",
-        ],
-    );
+    let s = lab.control_socket();
+    let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], lab::FAST), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);
     let mode = std::fs::metadata(&s)
         .expect("socket exists")
@@ -149,7 +130,7 @@ fn control_socket_status_drain_weight_and_errors() {
     // namespace); the connection stays usable after each.
     {
         use std::io::{BufRead, BufReader, Write};
-        let mut c = std::os::unix::net::UnixStream::connect(sock(&lab)).expect("connect");
+        let mut c = std::os::unix::net::UnixStream::connect(lab.control_socket()).expect("connect");
         c.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         c.write_all(
@@ -214,15 +195,10 @@ fn hooks_run_in_order_and_never_delay_failover() {
         ),
     );
 
-    let s = sock(&lab);
     let mut d = lab.start_daemon(
         bin(),
         &lab::config(&[1, 1], lab::FAST),
         &[
-            "--control-socket",
-            s.to_str().unwrap(),
-            "--ubus-socket",
-            "none",
             "--hooks-dir",
             hooks.to_str().unwrap(),
             "--user-hook",

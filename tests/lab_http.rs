@@ -52,18 +52,7 @@ fn get(lab: &Lab, path: &str) -> (u16, String) {
 }
 
 fn status(lab: &Lab) -> Value {
-    let sock = lab.dir().join("uplinkd.sock");
-    let out = lab.run_uplinkd(
-        bin(),
-        &[
-            "status",
-            "--json",
-            "--control-socket",
-            sock.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "status failed: {out:?}");
-    serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    lab.status(bin())
 }
 
 /// Metrics without the one series that moves with the clock.
@@ -111,23 +100,13 @@ fn check_metrics_match_status(lab: &Lab) {
 #[test]
 fn http_listener_serves_metrics_status_and_page_and_refuses_the_rest() {
     let lab = Lab::new(2);
-    let sock = lab.dir().join("uplinkd.sock");
     let cfg = lab::config_with(
         &[1, 1],
         lab::FAST,
         &["", ""],
         &format!("option http_listen '{LISTEN}'"),
     );
-    let mut d = lab.start_daemon(
-        bin(),
-        &cfg,
-        &[
-            "--control-socket",
-            sock.to_str().unwrap(),
-            "--ubus-socket",
-            "none",
-        ],
-    );
+    let mut d = lab.start_daemon(bin(), &cfg, &[]);
     lab.wait_group(&mut d, &[1, 2], Duration::from_secs(15));
     // Targets have answered: RTT series exist.
     wait_until(Duration::from_secs(10), Duration::from_millis(200), || {

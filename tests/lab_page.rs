@@ -93,17 +93,7 @@ fn cards(dom: &str) -> Vec<(String, String, String)> {
 }
 
 fn status(lab: &Lab) -> Value {
-    let sock = lab.dir().join("uplinkd.sock");
-    let out = lab.run_uplinkd(
-        bin(),
-        &[
-            "status",
-            "--json",
-            "--control-socket",
-            sock.to_str().unwrap(),
-        ],
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    lab.status(bin())
 }
 
 fn check_page(lab: &Lab, chrome: &Path, name: &str, want: &[(&str, &str, &str)]) {
@@ -129,23 +119,13 @@ fn status_page_shows_every_wan_state_in_chromium() {
         return;
     };
     let lab = Lab::new(3);
-    let sock = lab.dir().join("uplinkd.sock");
     let cfg = lab::config_with(
         &[1, 1, 1],
         lab::FAST,
         &["", "", ""],
         "option http_listen '127.0.0.1:9110'",
     );
-    let mut d = lab.start_daemon(
-        bin(),
-        &cfg,
-        &[
-            "--control-socket",
-            sock.to_str().unwrap(),
-            "--ubus-socket",
-            "none",
-        ],
-    );
+    let mut d = lab.start_daemon(bin(), &cfg, &[]);
     lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));
     check_page(
         &lab,

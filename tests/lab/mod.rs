@@ -78,6 +78,19 @@ pub struct Lab {
     stop: Arc<AtomicBool>,
 }
 
+/// The daemon a benchmark drives: the path in its first argument, else the `uplinkd`
+/// binary of the same build (`target/<profile>/examples/<bench>` → `target/<profile>/`).
+pub fn uplinkd_for_bench() -> PathBuf {
+    if let Some(p) = std::env::args().nth(1) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("uplinkd"))
+        .expect("binary path")
+}
+
 /// WAN k (1-based) → its nexthop id / table.
 pub fn wan_id(k: usize) -> u32 {
     TABLE_FIRST + k as u32 - 1
@@ -609,7 +622,7 @@ impl Lab {
     pub fn start_daemon(&self, bin: &Path, config: &str, extra: &[&str]) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let conf = self.dir.join(format!("uplinkd-{n}.conf"));
-        let control = self.dir.join(format!("uplinkd-{n}.sock"));
+        let control = self.control_socket();
         let log = self.dir.join(format!("uplinkd-{n}.log"));
         fs::write(&conf, config).expect("write config");
         let logf = fs::File::create(&log).expect("create log");
@@ -634,6 +647,26 @@ impl Lab {
             conf,
             log,
         }
+    }
+
+    /// The control socket every daemon of this lab listens on (`start_daemon` passes it).
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.join("uplinkd.sock")
+    }
+
+    /// `<bin> ARGS --control-socket <the lab's>` in the router: a control command.
+    pub fn control(&self, bin: &Path, args: &[&str]) -> Output {
+        let sock = self.control_socket();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(&["--control-socket", sock.to_str().unwrap_or("")]);
+        self.run_uplinkd(bin, &all)
+    }
+
+    /// The running daemon's `status --json`.
+    pub fn status(&self, bin: &Path) -> Value {
+        let out = self.control(bin, &["status", "--json"]);
+        assert!(out.status.success(), "status failed: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
     }
 
     /// Run `<bin> ARGS` once in the router (e.g. `check -c FILE`).
