@@ -15,7 +15,7 @@
 //! event loop.
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -25,6 +25,7 @@ use smol::channel::{self, Receiver, Sender};
 use smol::LocalExecutor;
 
 use crate::control::{self, Call};
+use crate::config::Prefix;
 use crate::engine::Netifd;
 use crate::ubus::{Client, Incoming, Session, Status};
 
@@ -244,8 +245,9 @@ impl Task {
 }
 
 /// The part of netifd's `network.interface.<name>` `status` reply uplinkd uses: `up`,
-/// `l3_device` (else `device`), and the IPv4 default route in `route` (target `0.0.0.0`,
-/// mask 0): its `nexthop` is the gateway, `0.0.0.0` means a point-to-point route.
+/// `l3_device` (else `device`), the default routes in `route` (target `0.0.0.0` or `::`,
+/// mask 0): their `nexthop` is the gateway, the unspecified address means a
+/// point-to-point route; and the delegated prefixes in `ipv6-prefix`.
 /// Anything missing or malformed counts as unknown, never as an error.
 pub fn parse_netifd(v: &Value) -> Netifd {
     let up = v.get("up").and_then(Value::as_bool).unwrap_or(false);
@@ -254,25 +256,42 @@ pub fn parse_netifd(v: &Value) -> Netifd {
         .find_map(|k| v.get(*k).and_then(Value::as_str))
         .filter(|d| !d.is_empty())
         .map(str::to_string);
-    let gateway = v
-        .get("route")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|r| {
-            r.get("target").and_then(Value::as_str) == Some("0.0.0.0")
-                && r.get("mask").and_then(Value::as_u64) == Some(0)
+    let list = |key: &str| {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map_or(&[][..], |a| a.as_slice())
+    };
+    let default_via = |any: IpAddr| {
+        list("route")
+            .iter()
+            .find(|r| {
+                r.get("target")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                    == Some(any)
+                    && r.get("mask").and_then(Value::as_u64) == Some(0)
+            })
+            .map(|r| {
+                r.get("nexthop")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                    .filter(|ip| !ip.is_unspecified())
+            })
+    };
+    let prefixes6 = list("ipv6-prefix")
+        .iter()
+        .filter_map(|p| {
+            let addr: IpAddr = p.get("address")?.as_str()?.parse().ok()?;
+            let len = u8::try_from(p.get("mask")?.as_u64()?).ok()?;
+            (addr.is_ipv6() && len <= 128).then_some(Prefix { addr, len })
         })
-        .map(|r| {
-            r.get("nexthop")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<IpAddr>().ok())
-                .filter(|ip| *ip != IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-        });
+        .collect();
     Netifd {
         up,
         device,
-        gateway,
+        gateway: default_via(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        gateway6: default_via(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        prefixes6,
     }
 }
 
@@ -298,7 +317,24 @@ mod tests {
                 up: true,
                 device: Some("eth1".into()),
                 gateway: Some(Some("10.20.2.1".parse().unwrap())),
+                gateway6: None,
+                prefixes6: Vec::new(),
             }
+        );
+        // DHCPv6 with a delegated prefix (wan6).
+        let v = json!({"up": true, "l3_device": "eth1",
+            "route": [{"target": "::", "mask": 0, "nexthop": "fe80::1", "source": "2001:db8:1::/48"}],
+            "ipv6-prefix": [{"address": "2001:db8:1::", "mask": 48, "class": "wan6"},
+                            {"address": "10.0.0.0", "mask": 8}, {"address": "2001:db8:2::", "mask": 200}]});
+        let n = parse_netifd(&v);
+        assert_eq!(n.gateway, None);
+        assert_eq!(n.gateway6, Some(Some("fe80::1".parse().unwrap())));
+        assert_eq!(
+            n.prefixes6,
+            vec![Prefix {
+                addr: "2001:db8:1::".parse().unwrap(),
+                len: 48
+            }]
         );
         // PPP: the L3 device differs, the default route has no nexthop.
         let v = json!({"up": true, "device": "eth0.2", "l3_device": "pppoe-wan",

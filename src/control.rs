@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(r, Ok(json!({})));
         assert_eq!(e.wans()[1].health.state(), State::Disabled);
         let plan = e.desired(true);
-        assert_eq!(plan.policies[0].active, vec![("wan1".to_string(), 3)]);
+        assert_eq!(plan.policies[0].v4.active, vec![("wan1".to_string(), 3)]);
         let s = status_of(&e, "wan2", at(3000));
         assert_eq!(s["state"], "disabled");
         assert_eq!(s["enabled"], false);
@@ -376,7 +376,7 @@ mod tests {
         assert!(
             matches!(&outs[..], [Output::Transition { wan: 1, event }] if event.to == State::Up)
         );
-        assert_eq!(e.desired(true).policies[0].active.len(), 2);
+        assert_eq!(e.desired(true).policies[0].v4.active.len(), 2);
     }
 
     #[test]

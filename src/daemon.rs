@@ -138,7 +138,8 @@ struct Daemon {
     engine: Engine,
     tx: Sender<Input>,
     rx: Receiver<Input>,
-    sockets: HashMap<Rc<str>, ProbeSocket>,
+    /// Per WAN and family.
+    sockets: HashMap<(Rc<str>, kernel::Family), ProbeSocket>,
     socket_errors: Rc<RefCell<HashMap<Rc<str>, String>>>,
     /// What was last reconciled, to notice when the plan changes.
     applied: Option<Desired>,
@@ -516,7 +517,8 @@ impl Daemon {
                         hooks.transition(hooks::Transition {
                             interface: name.clone(),
                             device: self.engine.device(wan).map(str::to_string),
-                            gateway: w.gateway.flatten().map(|g| g.to_string()),
+                            gateway: w.v4.gateway.flatten().map(|g| g.to_string()),
+                            gateway6: w.v6.gateway.flatten().map(|g| g.to_string()),
                             state: event.to,
                             previous: event.from,
                             reason: event.reason.to_string(),
@@ -532,10 +534,16 @@ impl Daemon {
                         self.pending_flush.push((name, mark));
                     }
                 }
-                Output::Gateway { wan, from, to } => {
+                Output::Gateway {
+                    wan,
+                    family,
+                    from,
+                    to,
+                } => {
                     let name = &self.engine.config().interfaces[wan].name;
+                    let v = if family == kernel::Family::V6 { "6" } else { "" };
                     log::info!(
-                        "{name} gateway {} -> {}",
+                        "{name} gateway{v} {} -> {}",
                         describe_gateway(from),
                         describe_gateway(to)
                     );
@@ -551,7 +559,8 @@ impl Daemon {
             TrackMethod::Ping => {
                 let ident = state.ident;
                 let name: Rc<str> = iface.name.as_str().into();
-                let result = match self.sockets.get(&name) {
+                let key = (name.clone(), kernel::Family::of(&target));
+                let result = match self.sockets.get(&key) {
                     Some(s) => s.socket.send(target, ident, seq),
                     None => Err(std::io::Error::other("no probe socket")),
                 };
@@ -565,7 +574,7 @@ impl Daemon {
             }
             TrackMethod::Tcp { port } => {
                 let device = self.engine.device(wan).unwrap_or_default().to_string();
-                let source = state.address;
+                let source = state.source_for(&target);
                 let mark = self.wan_mark(wan);
                 let timeout = iface.timeout;
                 let tx = self.tx.clone();
@@ -597,35 +606,42 @@ impl Daemon {
         }
     }
 
-    /// Open, re-open or close the per-WAN ICMP sockets to match device and address.
+    /// Open, re-open or close the per-WAN ICMP sockets (one per family the WAN's
+    /// targets use) to match device and address.
     fn sync_sockets(&mut self) {
         let cfg = self.engine.config();
         let marks = Marks::new(cfg.globals.fwmark_mask);
-        let mut wanted: HashMap<Rc<str>, (String, Option<IpAddr>, Option<u32>)> = HashMap::new();
+        type Wanted = (String, Option<IpAddr>, Option<u32>);
+        let mut wanted: HashMap<(Rc<str>, kernel::Family), Wanted> = HashMap::new();
         for (i, (iface, wan)) in cfg.interfaces.iter().zip(self.engine.wans()).enumerate() {
             let Some(device) = self.engine.device(i) else {
                 continue;
             };
-            if iface.track_method == TrackMethod::Ping && wan.health.probing() {
+            if iface.track_method != TrackMethod::Ping || !wan.health.probing() {
+                continue;
+            }
+            for target in &iface.track_ip {
+                let family = kernel::Family::of(target);
                 wanted.insert(
-                    iface.name.as_str().into(),
-                    (device.to_string(), wan.address, marks.wan(wan.slot)),
+                    (iface.name.as_str().into(), family),
+                    (
+                        device.to_string(),
+                        wan.source_for(target),
+                        marks.wan(wan.slot),
+                    ),
                 );
             }
         }
-        self.sockets.retain(|name, s| {
-            wanted.get(name).is_some_and(|(dev, src, mark)| {
+        self.sockets.retain(|key, s| {
+            wanted.get(key).is_some_and(|(dev, src, mark)| {
                 *dev == s.device && *src == s.source && *mark == s.mark
             })
         });
-        for (name, (device, source, mark)) in wanted {
-            if self.sockets.contains_key(&name) {
+        for (key, (device, source, mark)) in wanted {
+            if self.sockets.contains_key(&key) {
                 continue;
             }
-            let family = match source {
-                Some(IpAddr::V6(_)) => kernel::Family::V6,
-                _ => kernel::Family::V4,
-            };
+            let (name, family) = key.clone();
             let opened = IcmpSocket::open(&device, source, family).and_then(|sock| {
                 if let Some(m) = mark {
                     sock.set_mark(m)?;
@@ -666,7 +682,7 @@ impl Daemon {
                         })
                     };
                     self.sockets.insert(
-                        name,
+                        key,
                         ProbeSocket {
                             device,
                             source,
@@ -749,9 +765,15 @@ impl Daemon {
         let cfg = self.engine.config();
         let wans: Vec<WanInfo> = (0..cfg.interfaces.len())
             .zip(self.engine.wans())
-            .map(|(i, w)| WanInfo {
-                slot: w.slot,
-                device: self.engine.device(i).map(str::to_string),
+            .map(|(i, w)| {
+                let family = cfg.interfaces[i].family;
+                WanInfo {
+                    slot: w.slot,
+                    device: self.engine.device(i).map(str::to_string),
+                    v4: family.carries(kernel::Family::V4),
+                    v6: family.carries(kernel::Family::V6),
+                    prefixes6: w.v6.prefixes.clone(),
+                }
             })
             .collect();
         let ruleset = dataplane::ruleset(cfg, &desired.policies, &wans);
@@ -989,19 +1011,24 @@ fn describe_policy(p: &plan::PolicyPlan) -> String {
     if let Some(lr) = p.last_resort {
         return format!("no usable member, last resort {lr:?}").to_lowercase();
     }
-    let total: u32 = p.active.iter().map(|(_, w)| u32::from(*w)).sum();
-    let members: Vec<String> = p
-        .active
-        .iter()
-        .map(|(n, w)| format!("{n} {}%", u32::from(*w) * 100 / total.max(1)))
-        .collect();
-    format!(
-        "{}{}",
-        members.join(", "),
-        if p.degraded_only {
+    let describe = |m: &plan::Members| {
+        let total: u32 = m.active.iter().map(|(_, w)| u32::from(*w)).sum();
+        let members: Vec<String> = m
+            .active
+            .iter()
+            .map(|(n, w)| format!("{n} {}%", u32::from(*w) * 100 / total.max(1)))
+            .collect();
+        let degraded = if m.degraded_only {
             " (degraded members only)"
         } else {
             ""
-        }
-    )
+        };
+        format!("{}{degraded}", members.join(", "))
+    };
+    match (p.v4.active.is_empty(), p.v6.active.is_empty()) {
+        (false, true) => describe(&p.v4),
+        (true, false) => format!("IPv6 {}", describe(&p.v6)),
+        _ if p.v4 == p.v6 => describe(&p.v4),
+        _ => format!("IPv4 {}; IPv6 {}", describe(&p.v4), describe(&p.v6)),
+    }
 }

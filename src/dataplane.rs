@@ -23,7 +23,8 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, Family, PortRange, Prefix, Proto, UsePolicy};
+use crate::config::{Config, Family, LastResort, PortRange, Prefix, Proto, UsePolicy};
+use crate::kernel::Family as KFamily;
 use crate::plan::{Marks, PolicyPlan};
 
 pub const TABLE: &str = "uplinkd";
@@ -35,6 +36,20 @@ pub struct WanInfo {
     pub slot: u32,
     /// `None` while a netifd-followed WAN has no device yet.
     pub device: Option<String>,
+    /// The families the WAN carries.
+    pub v4: bool,
+    pub v6: bool,
+    /// Delegated IPv6 prefixes: connections from them are pinned to this WAN.
+    pub prefixes6: Vec<Prefix>,
+}
+
+impl WanInfo {
+    fn carries(&self, f: KFamily) -> bool {
+        match f {
+            KFamily::V4 => self.v4,
+            KFamily::V6 => self.v6,
+        }
+    }
 }
 
 /// A chain: its name, its hook line for base chains, and its rules.
@@ -71,6 +86,41 @@ fn set_mark(what: &str, mask: u32, value: u32) -> String {
     format!("{what} set {what} and {:#x} or {value:#x}", !mask)
 }
 
+/// `ip` / `ip6`, as nft spells an address family's header.
+fn ip(f: KFamily) -> &'static str {
+    match f {
+        KFamily::V4 => "ip",
+        KFamily::V6 => "ip6",
+    }
+}
+
+fn nfproto(f: KFamily) -> &'static str {
+    match f {
+        KFamily::V4 => "ipv4",
+        KFamily::V6 => "ipv6",
+    }
+}
+
+const FAMILIES: [KFamily; 2] = [KFamily::V4, KFamily::V6];
+
+/// The rule lines for what `render` makes of each carried family: one line when only
+/// one family is carried or both render alike, else one per family, restricted to it.
+fn per_family(carried: [bool; 2], render: impl Fn(KFamily) -> Option<String>) -> Vec<String> {
+    let texts: Vec<(KFamily, Option<String>)> = FAMILIES
+        .into_iter()
+        .filter(|f| carried[*f as usize])
+        .map(|f| (f, render(f)))
+        .collect();
+    match texts.as_slice() {
+        [(_, t)] => t.iter().cloned().collect(),
+        [(_, Some(a)), (_, Some(b))] if a == b => vec![a.clone()],
+        _ => texts
+            .into_iter()
+            .filter_map(|(f, t)| Some(format!("meta nfproto {} {}", nfproto(f), t?)))
+            .collect(),
+    }
+}
+
 /// Render the table for the current plan.
 pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Ruleset {
     let marks = Marks::new(cfg.globals.fwmark_mask);
@@ -81,6 +131,7 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
         .iter()
         .filter_map(|w| Some((w, marks.wan(w.slot)?)))
         .collect();
+    let carried = FAMILIES.map(|f| wans.iter().any(|w| w.carries(f)));
 
     for (w, mark) in &pinned {
         chains.push(Chain {
@@ -99,8 +150,12 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
         });
     }
 
-    // The head shared by prerouting and output.
-    let mut head = vec!["meta nfproto != ipv4 return".to_string()];
+    // The head shared by prerouting and output. A family no WAN carries is left alone.
+    let mut head: Vec<String> = FAMILIES
+        .into_iter()
+        .filter(|f| !carried[*f as usize])
+        .map(|f| format!("meta nfproto {} return", nfproto(f)))
+        .collect();
     if !pinned.is_empty() {
         let map: Vec<String> = pinned
             .iter()
@@ -114,15 +169,15 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
     head.push("ct state != new return".into());
 
     let mut pre = head.clone();
-    if !pinned.is_empty() {
+    // Inbound connections (port forwards, servers on the router) stay on their WAN.
+    pre.extend(per_family(carried, |f| {
         let map: Vec<String> = pinned
             .iter()
+            .filter(|(w, _)| w.carries(f))
             .filter_map(|(w, _)| Some(format!("\"{}\" : goto pin_{}", w.device.as_ref()?, w.slot)))
             .collect();
-        if !map.is_empty() {
-            pre.push(format!("iifname vmap {{ {} }}", map.join(", ")));
-        }
-    }
+        (!map.is_empty()).then(|| format!("iifname vmap {{ {} }}", map.join(", ")))
+    }));
     pre.push("fib daddr type { local, broadcast, multicast } return".into());
     pre.push("jump select".into());
     chains.push(Chain {
@@ -144,40 +199,45 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
 
     // Policies.
     for (j, p) in policies.iter().enumerate() {
-        let mut rules = Vec::new();
-        let total: u32 = p.slots.iter().map(|(_, w)| u32::from(*w).max(1)).sum();
-        match p.slots.as_slice() {
-            [] => {
-                if let (Some(mark), Some(lr)) = (p.mark, p.last_resort) {
-                    if lr != crate::config::LastResort::Default {
-                        // Not saved in conntrack: the connection is retried when a
-                        // member comes back.
-                        rules.push(set_mark("meta mark", mask, mark));
+        let rules = per_family(carried, |f| {
+            let slots = &p.members(f).slots;
+            let total: u32 = slots.iter().map(|(_, w)| u32::from(*w).max(1)).sum();
+            match slots.as_slice() {
+                // No member of this family: its policy table holds the last resort,
+                // reached by the policy's mark. Not saved in conntrack: the connection
+                // is retried when a member comes back.
+                [] => {
+                    let lr = cfg.policy(&p.name).map(|c| c.last_resort);
+                    match (p.mark, lr) {
+                        (Some(mark), Some(lr)) if lr != LastResort::Default => {
+                            Some(set_mark("meta mark", mask, mark))
+                        }
+                        _ => None,
                     }
                 }
+                [(slot, _)] => Some(format!("goto pin_{slot}")),
+                slots => {
+                    let mut at = 0u32;
+                    let map: Vec<String> = slots
+                        .iter()
+                        .map(|(slot, w)| {
+                            let w = u32::from(*w).max(1);
+                            let range = if w == 1 {
+                                format!("{at}")
+                            } else {
+                                format!("{at}-{}", at + w - 1)
+                            };
+                            at += w;
+                            format!("{range} : goto pin_{slot}")
+                        })
+                        .collect();
+                    Some(format!(
+                        "numgen random mod {total} vmap {{ {} }}",
+                        map.join(", ")
+                    ))
+                }
             }
-            [(slot, _)] => rules.push(format!("goto pin_{slot}")),
-            slots => {
-                let mut at = 0u32;
-                let map: Vec<String> = slots
-                    .iter()
-                    .map(|(slot, w)| {
-                        let w = u32::from(*w).max(1);
-                        let range = if w == 1 {
-                            format!("{at}")
-                        } else {
-                            format!("{at}-{}", at + w - 1)
-                        };
-                        at += w;
-                        format!("{range} : goto pin_{slot}")
-                    })
-                    .collect();
-                rules.push(format!(
-                    "numgen random mod {total} vmap {{ {} }}",
-                    map.join(", ")
-                ));
-            }
-        }
+        });
         chains.push(Chain {
             name: format!("policy_{j}"),
             hook: None,
@@ -185,20 +245,34 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
         });
     }
 
-    // Rules, first match wins.
     let mut select = Vec::new();
-    for (r, rule) in cfg.rules.iter().enumerate() {
-        if rule.family == Family::Ipv6 {
-            continue;
+    // A delegated IPv6 prefix belongs to its WAN: its ISP routes it back only there.
+    for w in wans.iter().filter(|w| w.v6 && !w.prefixes6.is_empty()) {
+        if marks.wan(w.slot).is_some() {
+            let list: Vec<String> = w
+                .prefixes6
+                .iter()
+                .map(|p| format!("{}/{}", p.addr, p.len))
+                .collect();
+            select.push(format!(
+                "ip6 saddr {{ {} }} goto pin_{}",
+                list.join(", "),
+                w.slot
+            ));
         }
-        let Some(matchers) = matchers(rule) else {
-            continue;
-        };
+    }
+    // Rules, first match wins.
+    for (r, rule) in cfg.rules.iter().enumerate() {
         if let Some(set) = &rule.ipset {
-            if !sets.iter().any(|s: &Set| &s.name == set) {
+            let f = if rule.family == Family::Ipv6 {
+                KFamily::V6
+            } else {
+                KFamily::V4
+            };
+            if carried[f as usize] && !sets.iter().any(|s: &Set| &s.name == set) {
                 sets.push(Set {
                     name: set.clone(),
-                    spec: "type ipv4_addr; flags interval;".into(),
+                    spec: format!("type {}_addr; flags interval;", nfproto(f)),
                     owned: false,
                 });
             }
@@ -215,31 +289,51 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
                     let chain = format!("sticky_{r}");
                     let secs = rule.timeout.as_secs().max(1);
                     let members = policy_slots(cfg, name, wans);
-                    let set_name = |slot: u32| format!("{STICKY}{r}_{slot}_{secs}");
+                    let set_name = |slot: u32, f: KFamily| match f {
+                        KFamily::V4 => format!("{STICKY}{r}_{slot}_{secs}"),
+                        KFamily::V6 => format!("{STICKY}{r}_{slot}_{secs}_6"),
+                    };
+                    let families: Vec<KFamily> = FAMILIES
+                        .into_iter()
+                        .filter(|f| carried[*f as usize] && rule.family.carries(*f))
+                        .collect();
                     let mut rules = Vec::new();
-                    for (slot, _) in &policies[j].slots {
-                        // A hit refreshes the entry: the timeout runs from the last
-                        // new connection, not the first.
-                        let set = set_name(*slot);
-                        rules.push(format!(
-                            "ip saddr @{set} update @{set} {{ ip saddr }} goto pin_{slot}"
-                        ));
-                    }
-                    rules.push(format!("jump policy_{j}"));
-                    for slot in &members {
-                        if let Some(mark) = marks.wan(*slot) {
+                    for f in &families {
+                        for (slot, _) in &policies[j].members(*f).slots {
+                            // A hit refreshes the entry: the timeout runs from the last
+                            // new connection, not the first.
+                            let set = set_name(*slot, *f);
+                            let a = ip(*f);
                             rules.push(format!(
-                                "meta mark and {mask:#x} == {mark:#x} update @{} {{ ip saddr }}",
-                                set_name(*slot)
+                                "{a} saddr @{set} update @{set} {{ {a} saddr }} goto pin_{slot}"
                             ));
                         }
-                        sets.push(Set {
-                            name: set_name(*slot),
-                            spec: format!(
-                                "type ipv4_addr; flags dynamic,timeout; timeout {secs}s;"
-                            ),
-                            owned: true,
-                        });
+                    }
+                    rules.push(format!("jump policy_{j}"));
+                    for f in &families {
+                        for slot in &members {
+                            let Some(mark) = marks.wan(*slot) else {
+                                continue;
+                            };
+                            let only = if families.len() > 1 {
+                                format!("meta nfproto {} ", nfproto(*f))
+                            } else {
+                                String::new()
+                            };
+                            rules.push(format!(
+                                "{only}meta mark and {mask:#x} == {mark:#x} update @{} {{ {} saddr }}",
+                                set_name(*slot, *f),
+                                ip(*f)
+                            ));
+                            sets.push(Set {
+                                name: set_name(*slot, *f),
+                                spec: format!(
+                                    "type {}_addr; flags dynamic,timeout; timeout {secs}s;",
+                                    nfproto(*f)
+                                ),
+                                owned: true,
+                            });
+                        }
                     }
                     chains.push(Chain {
                         name: chain.clone(),
@@ -250,12 +344,14 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
                 }
             }
         };
-        let m = matchers.join(" ");
-        select.push(if m.is_empty() {
-            target
-        } else {
-            format!("{m} {target}")
-        });
+        select.extend(per_family(carried, |f| {
+            let m = matchers(rule, f)?.join(" ");
+            Some(if m.is_empty() {
+                target.clone()
+            } else {
+                format!("{m} {target}")
+            })
+        }));
     }
     if let Some(j) = policies
         .iter()
@@ -290,13 +386,14 @@ fn policy_slots(cfg: &Config, policy: &str, wans: &[WanInfo]) -> Vec<u32> {
     slots
 }
 
-fn prefixes(list: &[Prefix]) -> Option<String> {
-    let v4: Vec<String> = list
+/// The set of `list`'s prefixes of family `f`: `None` if the list has none of them.
+fn prefixes(list: &[Prefix], f: KFamily) -> Option<String> {
+    let of: Vec<String> = list
         .iter()
-        .filter(|p| p.addr.is_ipv4())
+        .filter(|p| KFamily::of(&p.addr) == f)
         .map(|p| format!("{}/{}", p.addr, p.len))
         .collect();
-    (!v4.is_empty()).then(|| format!("{{ {} }}", v4.join(", ")))
+    (!of.is_empty()).then(|| format!("{{ {} }}", of.join(", ")))
 }
 
 fn ports(list: &[PortRange]) -> String {
@@ -313,19 +410,32 @@ fn ports(list: &[PortRange]) -> String {
     format!("{{ {} }}", v.join(", "))
 }
 
-/// The match expressions of a rule; `None` if it can never match IPv4 (IPv6-only lists).
-fn matchers(rule: &crate::config::Rule) -> Option<Vec<String>> {
+/// The match expressions of a rule for family `f`; `None` if it can never match that
+/// family (another `family`, address lists of the other family only). A rule's `ipset`
+/// is of the rule's family: IPv4 unless `family ipv6`.
+fn matchers(rule: &crate::config::Rule, f: KFamily) -> Option<Vec<String>> {
+    if !rule.family.carries(f) {
+        return None;
+    }
     let mut m = Vec::new();
     if let Some(dev) = &rule.src_iface {
         m.push(format!("iifname \"{dev}\""));
     }
     for (list, dir) in [(&rule.src_ip, "saddr"), (&rule.dest_ip, "daddr")] {
         if !list.is_empty() {
-            m.push(format!("ip {dir} {}", prefixes(list)?));
+            m.push(format!("{} {dir} {}", ip(f), prefixes(list, f)?));
         }
     }
     if let Some(set) = &rule.ipset {
-        m.push(format!("ip daddr @{set}"));
+        let set_family = if rule.family == Family::Ipv6 {
+            KFamily::V6
+        } else {
+            KFamily::V4
+        };
+        if set_family != f {
+            return None;
+        }
+        m.push(format!("{} daddr @{set}", ip(f)));
     }
     let has_ports = !rule.src_port.is_empty() || !rule.dest_port.is_empty();
     match rule.proto {
@@ -333,6 +443,7 @@ fn matchers(rule: &crate::config::Rule) -> Option<Vec<String>> {
         Proto::All => {}
         Proto::Tcp => m.push("meta l4proto tcp".into()),
         Proto::Udp => m.push("meta l4proto udp".into()),
+        Proto::Icmp if f == KFamily::V6 => m.push("meta l4proto ipv6-icmp".into()),
         Proto::Icmp => m.push("meta l4proto icmp".into()),
         Proto::Number(n) => m.push(format!("meta l4proto {n}")),
     }
@@ -413,6 +524,9 @@ mod tests {
             .map(|slot| WanInfo {
                 slot,
                 device: Some(format!("wan{}", slot + 1)),
+                v4: true,
+                v6: false,
+                prefixes6: Vec::new(),
             })
             .collect()
     }
@@ -420,10 +534,13 @@ mod tests {
     fn policy(name: &str, slots: &[(u32, u16)]) -> PolicyPlan {
         PolicyPlan {
             name: name.into(),
-            active: Vec::new(),
-            slots: slots.to_vec(),
+            v4: crate::plan::Members {
+                active: Vec::new(),
+                slots: slots.to_vec(),
+                degraded_only: false,
+            },
+            v6: Default::default(),
             mark: Some(0x3f00),
-            degraded_only: false,
             last_resort: slots.is_empty().then_some(LastResort::Unreachable),
         }
     }
@@ -464,16 +581,152 @@ mod tests {
 
     #[test]
     fn no_member_means_last_resort_mark_or_nothing() {
-        let cfg = config(&[1], 1);
+        let mut cfg = config(&[1], 1);
+        cfg.policies[0].last_resort = LastResort::Unreachable;
         let r = ruleset(&cfg, &[policy("balanced", &[])], &wans(1));
         assert_eq!(
             chain(&r, "policy_0"),
             ["meta mark set meta mark and 0xffffc0ff or 0x3f00"]
         );
-        let mut p = policy("balanced", &[]);
-        p.last_resort = Some(LastResort::Default);
-        let r = ruleset(&cfg, &[p], &wans(1));
+        cfg.policies[0].last_resort = LastResort::Default;
+        let r = ruleset(&cfg, &[policy("balanced", &[])], &wans(1));
         assert!(chain(&r, "policy_0").is_empty());
+    }
+
+    #[test]
+    fn dual_stack_chooses_per_family_and_binds_delegated_prefixes() {
+        // wan1 carries both families, wan2 IPv4 only, wan3 IPv6 only (mwan3's wan6 style).
+        let mut cfg = config(&[1, 1, 1], 1);
+        cfg.policies[0].last_resort = LastResort::Unreachable;
+        let mut w = wans(3);
+        w[0].v6 = true;
+        (w[2].v4, w[2].v6) = (false, true);
+        w[2].prefixes6 = vec![Prefix {
+            addr: ip("2001:db8:30::"),
+            len: 48,
+        }];
+        let mut p = policy("balanced", &[(0, 1), (1, 1)]);
+        p.v6.slots = vec![(0, 1), (2, 3)];
+        let r = ruleset(&cfg, &[p.clone()], &w);
+        assert_eq!(
+            chain(&r, "policy_0"),
+            [
+                "meta nfproto ipv4 numgen random mod 2 vmap { 0 : goto pin_0, 1 : goto pin_1 }",
+                "meta nfproto ipv6 numgen random mod 4 vmap { 0 : goto pin_0, 1-3 : goto pin_2 }"
+            ]
+        );
+        let pre = chain(&r, "prerouting");
+        assert!(!pre.iter().any(|l| l.contains("nfproto ipv6 return")));
+        assert!(pre.contains(
+            &"meta nfproto ipv4 iifname vmap { \"wan1\" : goto pin_0, \"wan2\" : goto pin_1 }"
+                .to_string()
+        ));
+        assert!(pre.contains(
+            &"meta nfproto ipv6 iifname vmap { \"wan1\" : goto pin_0, \"wan3\" : goto pin_2 }"
+                .to_string()
+        ));
+        assert_eq!(
+            chain(&r, "select"),
+            ["ip6 saddr { 2001:db8:30::/48 } goto pin_2", "goto policy_0"]
+        );
+        // No IPv6 member usable: IPv6 takes the last resort, IPv4 is still balanced.
+        p.v6.slots.clear();
+        let r = ruleset(&cfg, &[p], &w);
+        assert_eq!(
+            chain(&r, "policy_0")[1],
+            "meta nfproto ipv6 meta mark set meta mark and 0xffffc0ff or 0x3f00"
+        );
+        // Same members in both families: one line for both.
+        let mut p = policy("balanced", &[(0, 1)]);
+        p.v6.slots = vec![(0, 1)];
+        let r = ruleset(&cfg, &[p], &w);
+        assert_eq!(chain(&r, "policy_0"), ["goto pin_0"]);
+        // Without any IPv6 WAN, IPv6 is left alone.
+        let r = ruleset(&cfg, &[policy("balanced", &[(0, 1)])], &wans(1));
+        assert_eq!(chain(&r, "prerouting")[0], "meta nfproto ipv6 return");
+    }
+
+    #[test]
+    fn dual_stack_rules_render_per_family() {
+        let mut cfg = config(&[1], 1);
+        let base = Rule {
+            name: "r".into(),
+            family: Family::Any,
+            proto: Proto::Icmp,
+            src_ip: vec![
+                Prefix {
+                    addr: ip("192.168.1.0"),
+                    len: 24,
+                },
+                Prefix {
+                    addr: ip("fd00:1::"),
+                    len: 64,
+                },
+            ],
+            dest_ip: Vec::new(),
+            src_port: Vec::new(),
+            dest_port: Vec::new(),
+            src_iface: None,
+            ipset: None,
+            sticky: true,
+            timeout: Duration::from_secs(60),
+            use_policy: UsePolicy::Policy("balanced".into()),
+        };
+        cfg.rules = vec![
+            base.clone(),
+            Rule {
+                family: Family::Ipv6,
+                proto: Proto::All,
+                src_ip: Vec::new(),
+                sticky: false,
+                ipset: Some("v6sites".into()),
+                ..base.clone()
+            },
+            Rule {
+                proto: Proto::Tcp,
+                src_ip: Vec::new(),
+                sticky: false,
+                ..base
+            },
+        ];
+        let mut w = wans(1);
+        w[0].v6 = true;
+        let mut p = policy("balanced", &[(0, 1)]);
+        p.v6.slots = vec![(0, 1)];
+        let r = ruleset(&cfg, &[p], &w);
+        assert_eq!(
+            chain(&r, "select"),
+            [
+                "meta nfproto ipv4 ip saddr { 192.168.1.0/24 } meta l4proto icmp goto sticky_0",
+                "meta nfproto ipv6 ip6 saddr { fd00:1::/64 } meta l4proto ipv6-icmp goto sticky_0",
+                "meta nfproto ipv6 ip6 daddr @v6sites goto policy_0",
+                "meta l4proto tcp goto policy_0",
+                "goto policy_0"
+            ]
+        );
+        assert_eq!(
+            chain(&r, "sticky_0"),
+            [
+                "ip saddr @sticky_0_0_60 update @sticky_0_0_60 { ip saddr } goto pin_0",
+                "ip6 saddr @sticky_0_0_60_6 update @sticky_0_0_60_6 { ip6 saddr } goto pin_0",
+                "jump policy_0",
+                "meta nfproto ipv4 meta mark and 0x3f00 == 0x100 update @sticky_0_0_60 { ip saddr }",
+                "meta nfproto ipv6 meta mark and 0x3f00 == 0x100 update @sticky_0_0_60_6 { ip6 saddr }"
+            ]
+        );
+        let specs: Vec<(&str, &str)> = r
+            .sets
+            .iter()
+            .map(|s| (s.name.as_str(), s.spec.as_str()))
+            .collect();
+        assert_eq!(
+            specs,
+            [
+                ("sticky_0_0_60", "type ipv4_addr; flags dynamic,timeout; timeout 60s;"),
+                ("sticky_0_0_60_6", "type ipv6_addr; flags dynamic,timeout; timeout 60s;"),
+                ("v6sites", "type ipv6_addr; flags interval;")
+            ]
+        );
     }
 
     #[test]

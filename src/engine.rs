@@ -8,10 +8,10 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::config::{Change, Config, Interface, TrackMethod};
+use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
 use crate::health::{self, Health};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
-use crate::plan::{self, Desired, LinkView};
+use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Scheduler};
 use crate::time::{earliest, Instant};
 
@@ -27,9 +27,10 @@ pub enum Output {
     },
     /// A WAN's reported state changed.
     Transition { wan: usize, event: health::Event },
-    /// A WAN's gateway (configured or discovered) changed.
+    /// A WAN's gateway of one family (configured or discovered) changed.
     Gateway {
         wan: usize,
+        family: Family,
         from: Option<Option<IpAddr>>,
         to: Option<Option<IpAddr>>,
     },
@@ -42,8 +43,9 @@ pub struct Wan {
     pub health: Health,
     sched: Scheduler,
     pub link: Option<LinkView>,
-    pub gateway: Option<Option<IpAddr>>,
-    pub address: Option<IpAddr>,
+    /// Gateway, addresses and delegated prefixes, per family.
+    pub v4: Path,
+    pub v6: Path,
     /// ICMP identifier of this WAN's probes.
     pub ident: u16,
     /// Run-time weight override (`set_weight`); cleared by a reload.
@@ -65,6 +67,31 @@ pub struct Netifd {
     /// The nexthop of its IPv4 default route: `Some(None)` for a point-to-point default
     /// route without a nexthop, `None` when netifd lists no default route.
     pub gateway: Option<Option<IpAddr>>,
+    /// The same for its IPv6 default route.
+    pub gateway6: Option<Option<IpAddr>>,
+    /// IPv6 prefixes delegated to it (`ipv6-prefix`).
+    pub prefixes6: Vec<Prefix>,
+}
+
+impl Wan {
+    pub fn path(&self, f: Family) -> &Path {
+        match f {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+
+    fn path_mut(&mut self, f: Family) -> &mut Path {
+        match f {
+            Family::V4 => &mut self.v4,
+            Family::V6 => &mut self.v6,
+        }
+    }
+
+    /// The source address of probes to `target`: the WAN's first address of its family.
+    pub fn source_for(&self, target: &IpAddr) -> Option<IpAddr> {
+        self.path(Family::of(target)).addresses.first().copied()
+    }
 }
 
 pub struct Engine {
@@ -89,7 +116,7 @@ impl Engine {
             .cfg
             .interfaces
             .iter()
-            .map(|i| adopted_slot(&adopted, &own, &i.device, core.cfg.globals.table_first))
+            .map(|i| adopted_slot(&adopted, &own, i, core.cfg.globals.table_first))
             .collect();
         assign_free_slots(&mut slots);
         for (i, iface) in core.cfg.interfaces.iter().enumerate() {
@@ -127,17 +154,21 @@ impl Engine {
         else {
             return Vec::new();
         };
-        let gid = plan::policy_table(&self.cfg, index);
-        owned
-            .iter()
-            .find_map(|o| match o {
-                Object::Nexthop(n) if n.id == gid => match &n.kind {
-                    NexthopKind::Group(m) => Some(m.iter().map(|m| m.id).collect()),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .unwrap_or_default()
+        // Members of either family's group, as IPv4 ids (= tables).
+        let table = plan::policy_table(&self.cfg, index);
+        let mut ids = Vec::new();
+        for f in [Family::V4, Family::V6] {
+            let gid = plan::nexthop_id(&self.cfg, f, table);
+            let shift = gid - table;
+            for o in owned {
+                if let Object::Nexthop(n) = o {
+                    if let (true, NexthopKind::Group(m)) = (n.id == gid, &n.kind) {
+                        ids.extend(m.iter().map(|m| m.id - shift.min(m.id)));
+                    }
+                }
+            }
+        }
+        ids
     }
 
     /// Take in a fresh dump: links (carrier), addresses and discovered gateways.
@@ -149,26 +180,45 @@ impl Engine {
             let iface = &self.cfg.interfaces[i];
             let ifindex = link.map(|l| l.ifindex);
             let wan = &mut self.wans[i];
-            let from_netifd = wan.netifd.as_ref().and_then(|n| n.gateway);
-            wan.address = ifindex.and_then(|ix| {
-                snap.addresses
-                    .iter()
-                    .filter(|a| a.ifindex == ix && a.addr.is_ipv4())
-                    .map(|a| a.addr)
-                    .next()
-            });
-            let gateway = match (iface.gateway, from_netifd) {
-                (Some(gw), _) => Some(Some(gw)),
-                (None, Some(gw)) if ifindex.is_some() => Some(gw),
-                _ => ifindex.and_then(|ix| discover_gateway(snap, ix)),
-            };
-            if gateway != wan.gateway {
-                out.push(Output::Gateway {
-                    wan: i,
-                    from: wan.gateway,
-                    to: gateway,
+            for f in [Family::V4, Family::V6] {
+                let from_netifd = wan.netifd.as_ref().and_then(|n| match f {
+                    Family::V4 => n.gateway,
+                    Family::V6 => n.gateway6,
                 });
-                wan.gateway = gateway;
+                let mut prefixes = iface.ip6prefix.clone();
+                if f == Family::V6 {
+                    if let Some(n) = &wan.netifd {
+                        prefixes.extend(n.prefixes6.iter().copied());
+                    }
+                    if let Some(ix) = ifindex {
+                        prefixes.extend(source_prefixes(snap, ix));
+                    }
+                    prefixes.sort();
+                    prefixes.dedup();
+                }
+                let gateway = match (iface.gateway_of(f), from_netifd) {
+                    (Some(gw), _) => Some(Some(gw)),
+                    (None, Some(gw)) if ifindex.is_some() => Some(gw),
+                    _ => ifindex.and_then(|ix| discover_gateway(snap, ix, f)),
+                };
+                let path = wan.path_mut(f);
+                path.addresses = ifindex.map_or(Vec::new(), |ix| {
+                    snap.addresses
+                        .iter()
+                        .filter(|a| a.ifindex == ix && Family::of(&a.addr) == f)
+                        .map(|a| a.addr)
+                        .collect()
+                });
+                path.prefixes = prefixes;
+                if gateway != path.gateway {
+                    out.push(Output::Gateway {
+                        wan: i,
+                        family: f,
+                        from: path.gateway,
+                        to: gateway,
+                    });
+                    path.gateway = gateway;
+                }
             }
         }
         out
@@ -294,20 +344,21 @@ impl Engine {
             // Without a route out of this WAN a probe has failed before it is sent. (For
             // IPv4 a device-bound socket would otherwise ARP for the target on the link,
             // the kernel's "assume on-link" fallback, and proxy ARP could answer.)
-            let routed = wan.gateway.is_some() && wan.link.is_some_and(|l| l.up && l.carrier);
+            let link_up = wan.link.is_some_and(|l| l.up && l.carrier);
             for p in wan.sched.start(now, &params) {
-                if !routed {
+                let Some(&target) = iface.track_ip.get(usize::from(p.target)) else {
+                    continue;
+                };
+                if !link_up || wan.path(Family::of(&target)).gateway.is_none() {
                     wan.sched.on_error(p.seq, p.target);
                     continue;
                 }
-                if let Some(&target) = iface.track_ip.get(usize::from(p.target)) {
-                    out.push(Output::Probe {
-                        wan: i,
-                        target,
-                        target_index: p.target,
-                        seq: p.seq,
-                    });
-                }
+                out.push(Output::Probe {
+                    wan: i,
+                    target,
+                    target_index: p.target,
+                    seq: p.seq,
+                });
             }
         }
         out
@@ -339,8 +390,8 @@ impl Engine {
                 cfg,
                 slot: w.slot,
                 link: w.link,
-                gateway: w.gateway,
-                address: w.address,
+                v4: w.v4.clone(),
+                v6: w.v6.clone(),
                 state: w.health.state(),
                 weight: w.weight,
             })
@@ -392,7 +443,8 @@ impl Engine {
                     Change::Restart => {
                         let mut fresh = new_wan(iface, slot, self.ident_base, now);
                         fresh.link = w.link;
-                        fresh.address = w.address;
+                        fresh.v4.addresses = w.v4.addresses.clone();
+                        fresh.v6.addresses = w.v6.addresses.clone();
                         if iface.follows_netifd() {
                             fresh.netifd = w.netifd;
                         }
@@ -504,7 +556,8 @@ impl Engine {
         if device_changed {
             // The old link facts belong to the old device.
             w.link = None;
-            w.address = None;
+            w.v4 = Path::default();
+            w.v6 = Path::default();
             out.extend(self.set_link(wan, None, now));
         } else {
             let link = self.wans[wan].link;
@@ -522,8 +575,14 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         // Spread sequence numbers per WAN and per start.
         sched: Scheduler::new(ident.rotate_left(8)),
         link: None,
-        gateway: iface.gateway.map(Some),
-        address: None,
+        v4: Path {
+            gateway: iface.gateway.map(Some),
+            ..Path::default()
+        },
+        v6: Path {
+            gateway: iface.gateway6.map(Some),
+            ..Path::default()
+        },
         ident,
         weight: None,
         admin_disabled: false,
@@ -531,10 +590,17 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
     }
 }
 
-/// The slot a previous run used for `device`, read from its `oif` rule.
-fn adopted_slot(owned: &[&Object], own: &Ownership, device: &str, table_first: u32) -> Option<u32> {
+/// The slot a previous run used for `iface`, read from its `oif` rule of a family it
+/// carries (two sections may share a device, one per family, as in mwan3).
+fn adopted_slot(
+    owned: &[&Object],
+    own: &Ownership,
+    iface: &Interface,
+    table_first: u32,
+) -> Option<u32> {
+    let oif = Selector::Oif(iface.device.clone());
     owned.iter().find_map(|o| match o {
-        Object::Rule(r) if r.selector == Selector::Oif(device.to_string()) => {
+        Object::Rule(r) if r.selector == oif && iface.family.carries(r.family) => {
             own.tables.contains(&r.table).then(|| r.table - table_first)
         }
         _ => None,
@@ -560,12 +626,24 @@ fn assign_free_slots(slots: &mut [Option<u32>]) {
 
 /// The gateway of the best foreign default route on `ifindex` (lowest metric, main
 /// table first): what netifd, NetworkManager or a DHCP client installed.
-fn discover_gateway(snap: &Snapshot, ifindex: u32) -> Option<Option<IpAddr>> {
+fn discover_gateway(snap: &Snapshot, ifindex: u32, f: Family) -> Option<Option<IpAddr>> {
     snap.foreign_defaults
         .iter()
-        .filter(|d| d.ifindex == ifindex && d.family == Family::V4)
+        .filter(|d| d.ifindex == ifindex && d.family == f)
         .min_by_key(|d| (d.table != 254, d.metric))
         .map(|d| d.gateway)
+}
+
+/// The source prefixes of foreign source-specific IPv6 default routes on `ifindex`
+/// (`default from 2001:db8:1::/48 via fe80::1 dev wan`: netifd's source routing for a
+/// delegated prefix).
+fn source_prefixes(snap: &Snapshot, ifindex: u32) -> impl Iterator<Item = Prefix> + '_ {
+    snap.foreign_defaults
+        .iter()
+        .filter(move |d| d.ifindex == ifindex && d.family == Family::V6)
+        .filter_map(|d| d.src)
+        .filter(|(_, len)| *len > 0)
+        .map(|(addr, len)| Prefix { addr, len })
 }
 
 #[cfg(test)]
@@ -695,6 +773,7 @@ mod tests {
             out,
             vec![Output::Gateway {
                 wan: 0,
+                family: Family::V4,
                 from: Some(Some(ip("10.20.1.1"))),
                 to: Some(Some(ip("10.20.1.254")))
             }]
@@ -723,6 +802,7 @@ mod tests {
             up: true,
             device: Some("wan2".into()),
             gateway: Some(Some(ip("10.20.2.77"))),
+            ..Netifd::default()
         };
         let (changed, _) = core.on_netifd(1, Some(info.clone()), at(10));
         assert!(changed);
@@ -732,7 +812,7 @@ mod tests {
         );
         core.on_snapshot(&snap, at(20));
         assert_eq!(core.device(1), Some("wan2"));
-        assert_eq!(core.wans()[1].gateway, Some(Some(ip("10.20.2.77"))));
+        assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.77"))));
         assert_eq!(
             core.wans()[1].health.state(),
             State::Up,

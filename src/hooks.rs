@@ -54,6 +54,7 @@ pub struct Transition {
     pub interface: String,
     pub device: Option<String>,
     pub gateway: Option<String>,
+    pub gateway6: Option<String>,
     pub state: State,
     pub previous: State,
     pub reason: String,
@@ -76,7 +77,7 @@ pub fn action(state: State) -> &'static str {
     }
 }
 
-/// The environment of a hook: `ACTION`, `INTERFACE`, `DEVICE`, `GATEWAY` (address, or
+/// The environment of a hook: `ACTION`, `INTERFACE`, `DEVICE`, `GATEWAY`, `GATEWAY6` (address, or
 /// empty when unknown or point-to-point), `STATE`, `PREVIOUS`, `REASON`.
 pub fn env(t: &Transition) -> Vec<(&'static str, String)> {
     vec![
@@ -84,6 +85,7 @@ pub fn env(t: &Transition) -> Vec<(&'static str, String)> {
         ("INTERFACE", t.interface.clone()),
         ("DEVICE", t.device.clone().unwrap_or_default()),
         ("GATEWAY", t.gateway.clone().unwrap_or_default()),
+        ("GATEWAY6", t.gateway6.clone().unwrap_or_default()),
         ("STATE", t.state.as_str().to_string()),
         ("PREVIOUS", t.previous.as_str().to_string()),
         ("REASON", t.reason.clone()),
@@ -207,6 +209,7 @@ mod tests {
             interface: "wan2".into(),
             device: Some("eth2".into()),
             gateway: None,
+            gateway6: None,
             state: State::Held {
                 until: crate::time::Instant::ZERO,
             },

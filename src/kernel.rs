@@ -101,6 +101,9 @@ pub struct ForeignDefault {
     /// `None` for point-to-point devices (PPPoE, tun) routed with `dev` only.
     pub gateway: Option<IpAddr>,
     pub metric: u32,
+    /// The source prefix of a source-specific route (`default from <prefix>`), which
+    /// netifd installs for delegated IPv6 prefixes.
+    pub src: Option<(IpAddr, u8)>,
 }
 
 /// One member of a nexthop group, with the kernel's weight (1..=256 on every kernel

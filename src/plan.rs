@@ -1,17 +1,20 @@
 //! The routing plan: (config, per-WAN health and links) → the kernel objects uplinkd
 //! wants. Pure; the result is a value, so "did anything change?" is `==` (STYLE §4).
 //!
-//! Layout (IPv4; `T` = `table_first`, `L` = `table_last`, `P` = `rule_priority`):
+//! Layout, the same for each family a WAN carries (`T` = `table_first`, `L` =
+//! `table_last`, `P` = `rule_priority`, `S` = `L - T + 1`):
 //!
 //! ```text
 //! WAN slot i      table T+i:  default via <gw> dev <wan>          (while the link is up)
 //!                             unreachable default metric 2^32-1    (terminal: never fall
 //!                                                                   through to another WAN)
-//!                 nexthop T+i: via <gw> dev <wan>                  (while it has carrier)
+//!                 nexthop T+i: via <gw> dev <wan>                  (while it has carrier;
+//!                                                                   IPv6: id T+i+S)
 //! policy j        nexthop L-j: group of the usable members of the best tier, by weight
 //!                 table L-j:   default nhid L-j | unreachable | blackhole | nothing
 //! rules           P        lookup main suppress_prefixlength 0   LAN and connected win
 //!                 P+100+i  from <wan address> lookup T+i          router traffic sourced
+//!                          from <delegated prefix> lookup T+i     IPv6 prefixes of the WAN
 //!                 P+200+i  oif <wan> lookup T+i                   probes, bound sockets
 //!                 P+900    lookup L-<default policy>              everything else
 //! ```
@@ -21,10 +24,15 @@
 //! answering a LAN client that addressed its WAN IP, must take the connected route, not
 //! the WAN's default. Probes are unaffected: a socket bound to a WAN device matches only
 //! routes through that device, and the main table's default routes are suppressed.
+//!
+//! IPv6 differs in three details: the kernel keeps nexthop ids in one space for both
+//! families (hence the `S` offset), stores a route metric of 0 as 1024 (so the plan asks
+//! for 1024), and a WAN's delegated prefixes are bound to it: an ISP routes its prefix
+//! back only through its own link, and drops other sources (BCP 38).
 
 use std::net::IpAddr;
 
-use crate::config::{Config, Interface, LastResort, Policy, RULE_PRIORITY_SPAN};
+use crate::config::{Config, Interface, LastResort, Policy, Prefix, RULE_PRIORITY_SPAN};
 use crate::health::{State, Usability};
 use crate::kernel::{
     Family, GroupMember, MultipathHop, Nexthop, NexthopKind, Object, Ownership, Route, RouteTarget,
@@ -52,14 +60,25 @@ pub struct Wan<'a> {
     /// Table / nexthop slot (table = `table_first + slot`).
     pub slot: u32,
     pub link: Option<LinkView>,
-    /// The gateway in use: from the config, else discovered. `Some(None)` is a
-    /// point-to-point link routed by device alone; `None` means no route is known.
-    pub gateway: Option<Option<IpAddr>>,
-    /// The WAN's own (source) address, if it has one.
-    pub address: Option<IpAddr>,
+    /// What the WAN has of each family.
+    pub v4: Path,
+    pub v6: Path,
     pub state: State,
     /// Run-time weight override (`set_weight`), else the member's configured weight.
     pub weight: Option<u16>,
+}
+
+/// One address family of a WAN: how to leave through it and what it owns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Path {
+    /// The gateway in use: from the config, else discovered. `Some(None)` is a
+    /// point-to-point link routed by device alone; `None` means no route is known.
+    pub gateway: Option<Option<IpAddr>>,
+    /// The WAN's own global addresses of this family.
+    pub addresses: Vec<IpAddr>,
+    /// IPv6 prefixes delegated to the WAN (config, netifd, source-specific routes):
+    /// traffic from them always leaves through this WAN.
+    pub prefixes: Vec<Prefix>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,20 +88,37 @@ pub struct LinkView {
     pub carrier: bool,
 }
 
+/// The members of a policy carrying new traffic of one family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// (interface name, kernel weight).
+    pub active: Vec<(String, u16)>,
+    /// The same members as (slot, configured weight), for new-flow selection.
+    pub slots: Vec<(u32, u16)>,
+    /// Whether the members in use are only degraded ones.
+    pub degraded_only: bool,
+}
+
 /// A policy's resolved members, for logs, status and the nft data plane.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyPlan {
     pub name: String,
-    /// (interface name, kernel weight) of the members carrying new traffic.
-    pub active: Vec<(String, u16)>,
-    /// The same members as (slot, configured weight), for new-flow selection.
-    pub slots: Vec<(u32, u16)>,
+    pub v4: Members,
+    pub v6: Members,
     /// The mark that routes into this policy's table (last resort), if it has one.
     pub mark: Option<u32>,
-    /// Whether the members in use are only degraded ones.
-    pub degraded_only: bool,
-    /// Set when no member is usable and the last resort applies.
+    /// Set when no member of a family the policy carries is usable: the last resort
+    /// applies.
     pub last_resort: Option<LastResort>,
+}
+
+impl PolicyPlan {
+    pub fn members(&self, f: Family) -> &Members {
+        match f {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
 }
 
 /// Everything uplinkd wants in the kernel.
@@ -93,14 +129,34 @@ pub struct Desired {
     pub policies: Vec<PolicyPlan>,
 }
 
-/// The tags that make our objects ours, derived from the globals.
+/// The tags that make our objects ours, derived from the globals. IPv6 nexthops take
+/// the ids after the table range (nexthop ids are shared by both families).
 pub fn ownership(cfg: &Config) -> Ownership {
     let g = &cfg.globals;
     Ownership {
         protocol: g.route_proto,
         tables: g.table_first..=g.table_last,
         priorities: g.rule_priority..=g.rule_priority + RULE_PRIORITY_SPAN - 1,
-        nexthop_ids: g.table_first..=g.table_last,
+        nexthop_ids: g.table_first..=g.table_last.saturating_add(g.table_last - g.table_first + 1),
+    }
+}
+
+/// The nexthop (or group) id of `table`'s route in family `f`: the table number for
+/// IPv4, the same number shifted past the table range for IPv6.
+pub fn nexthop_id(cfg: &Config, f: Family, table: u32) -> u32 {
+    let g = &cfg.globals;
+    match f {
+        Family::V4 => table,
+        Family::V6 => table.saturating_add(g.table_last - g.table_first + 1),
+    }
+}
+
+/// The metric of our routes: the kernel stores an IPv6 route's metric 0 as 1024, so
+/// that is what the plan asks for.
+pub fn route_metric(f: Family) -> u32 {
+    match f {
+        Family::V4 => 0,
+        Family::V6 => 1024,
     }
 }
 
@@ -139,42 +195,117 @@ impl Marks {
     }
 }
 
-/// The table (and nexthop id) of WAN slot `slot`.
+/// The table (and IPv4 nexthop id) of WAN slot `slot`.
 pub fn wan_table(cfg: &Config, slot: u32) -> u32 {
     cfg.globals.table_first + slot
 }
 
-/// The table (and nexthop group id) of the policy at `index` in the config.
+/// The table (and IPv4 nexthop group id) of the policy at `index` in the config.
 pub fn policy_table(cfg: &Config, index: usize) -> u32 {
     cfg.globals.table_last - index as u32
 }
 
+fn is_link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 impl Wan<'_> {
-    /// The route out of this WAN, if the link can carry one now.
-    fn via(&self) -> Option<(u32, Option<IpAddr>)> {
+    pub fn path(&self, f: Family) -> &Path {
+        match f {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+
+    /// Whether the WAN is configured for family `f`.
+    pub fn carries(&self, f: Family) -> bool {
+        self.cfg.family.carries(f)
+    }
+
+    /// The route of family `f` out of this WAN, if the link can carry one now.
+    fn via(&self, f: Family) -> Option<(u32, Option<IpAddr>)> {
         let link = self.link?;
-        let gateway = self.gateway?;
-        // A gateway needs a connected route on the device, which comes with its address.
-        if !link.up || (gateway.is_some() && self.address.is_none()) {
+        let path = self.path(f);
+        let gateway = path.gateway?;
+        if !link.up || gateway.is_some_and(|g| Family::of(&g) != f) {
+            return None;
+        }
+        // A gateway needs a connected route on the device, which comes with an address
+        // (an IPv6 link-local gateway, the usual one, is always on the link).
+        if gateway.is_some_and(|g| !is_link_local(&g)) && path.addresses.is_empty() {
             return None;
         }
         Some((link.ifindex, gateway))
-    }
-
-    fn carries_v4(&self) -> bool {
-        self.cfg.family != crate::config::Family::Ipv6
-            && self.gateway.flatten().map_or(true, |g| g.is_ipv4())
     }
 }
 
 /// Compute the desired kernel objects.
 pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
-    let g = &cfg.globals;
-    let v4 = Family::V4;
     let mut objects = Vec::new();
+    let mut members: Vec<[Members; 2]> = Vec::new();
+    for f in [Family::V4, Family::V6] {
+        let chosen = plan_family(cfg, wans, nexthops_supported, f, &mut objects);
+        for (index, m) in chosen.into_iter().enumerate() {
+            if members.len() <= index {
+                members.push(Default::default());
+            }
+            members[index][f as usize] = m;
+        }
+    }
+    let marks = Marks::new(cfg.globals.fwmark_mask);
+    let policies = cfg
+        .policies
+        .iter()
+        .zip(members)
+        .enumerate()
+        .map(|(index, (policy, [v4, v6]))| {
+            // The last resort applies when no family the policy carries has a member.
+            let carried: Vec<Family> = [Family::V4, Family::V6]
+                .into_iter()
+                .filter(|f| policy_carries(cfg, policy, *f))
+                .collect();
+            let empty = |f: &Family| match f {
+                Family::V4 => v4.active.is_empty(),
+                Family::V6 => v6.active.is_empty(),
+            };
+            let none = carried.iter().all(empty);
+            PolicyPlan {
+                name: policy.name.clone(),
+                v4,
+                v6,
+                mark: marks.policy(index),
+                last_resort: none.then_some(policy.last_resort),
+            }
+        })
+        .collect();
+    objects.sort();
+    objects.dedup();
+    Desired { objects, policies }
+}
+
+/// Whether any member of `policy` is configured for family `f`.
+fn policy_carries(cfg: &Config, policy: &Policy, f: Family) -> bool {
+    policy
+        .use_member
+        .iter()
+        .filter_map(|m| cfg.member(m))
+        .filter_map(|m| cfg.interface(&m.interface))
+        .any(|i| i.family.carries(f))
+}
+
+/// The objects of one address family; returns each policy's members in it.
+fn plan_family(
+    cfg: &Config,
+    wans: &[Wan],
+    nexthops_supported: bool,
+    f: Family,
+    objects: &mut Vec<Object>,
+) -> Vec<Members> {
+    let g = &cfg.globals;
+    let metric = route_metric(f);
     let rule = |offset: u32, selector: Selector, table: u32, suppress: Option<u8>| {
         Object::Rule(Rule {
-            family: v4,
+            family: f,
             priority: g.rule_priority + offset,
             selector,
             table,
@@ -183,21 +314,25 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
     };
     let default_route = |table: u32, metric: u32, target: RouteTarget| {
         Object::Route(Route {
-            family: v4,
+            family: f,
             table,
-            dst: v4.any(),
+            dst: f.any(),
             dst_len: 0,
             metric,
             target,
         })
     };
-
+    let carried = wans.iter().any(|w| w.carries(f));
+    if !carried {
+        // Nothing of this family: leave its rules to everyone else entirely.
+        return cfg.policies.iter().map(|_| Default::default()).collect();
+    }
     objects.push(rule(PRIO_MAIN, Selector::All, 254, Some(0)));
 
     let marks = Marks::new(g.fwmark_mask);
     // Disabled WANs keep their table and rules: disabling drains (no new flows), and the
     // connections already pinned to the WAN keep running until they end.
-    for wan in wans.iter().filter(|w| w.carries_v4()) {
+    for wan in wans.iter().filter(|w| w.carries(f)) {
         let table = wan_table(cfg, wan.slot);
         if let Some(mark) = marks.wan(wan.slot) {
             let sel = Selector::Fwmark {
@@ -211,52 +346,51 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
             TERMINAL_METRIC,
             RouteTarget::Unreachable,
         ));
-        if let Some((ifindex, gateway)) = wan.via() {
+        if let Some((ifindex, gateway)) = wan.via(f) {
             objects.push(default_route(
                 table,
-                0,
+                metric,
                 RouteTarget::Via { ifindex, gateway },
             ));
             if nexthops_supported && wan.link.is_some_and(|l| l.carrier) {
                 objects.push(Object::Nexthop(Nexthop {
-                    id: table,
-                    family: v4,
+                    id: nexthop_id(cfg, f, table),
+                    family: f,
                     kind: NexthopKind::Via { ifindex, gateway },
                 }));
             }
         }
-        if let Some(addr @ IpAddr::V4(_)) = wan.address {
-            let from = Selector::From { addr, len: 32 };
+        let path = wan.path(f);
+        let own = path.addresses.iter().map(|a| (*a, host_len(a)));
+        let delegated = path.prefixes.iter().map(|p| (p.addr, p.len));
+        for (addr, len) in own.chain(delegated).filter(|(a, _)| Family::of(a) == f) {
+            let from = Selector::From { addr, len };
             objects.push(rule(PRIO_FROM + wan.slot, from, table, None));
         }
         let oif = Selector::Oif(wan.cfg.device.clone());
         objects.push(rule(PRIO_OIF + wan.slot, oif, table, None));
     }
 
-    let mut policies = Vec::new();
+    let mut out = Vec::new();
     for (index, policy) in cfg.policies.iter().enumerate() {
         let is_default = policy.name == g.default_policy;
         let table = policy_table(cfg, index);
-        let chosen = choose_members(cfg, policy, wans);
+        let chosen = choose_members(cfg, policy, wans, f);
         let slots: Vec<(u32, u16)> = chosen.members.iter().map(|(w, wt)| (w.slot, *wt)).collect();
         let mut members: Vec<(&Wan, u16)> = chosen.members;
         scale_weights(&mut members);
-        let mark = marks.policy(index);
-        let plan = PolicyPlan {
-            name: policy.name.clone(),
+        let plan = Members {
             active: members
                 .iter()
                 .map(|(w, weight)| (w.cfg.name.clone(), *weight))
                 .collect(),
             slots,
-            mark,
             degraded_only: chosen.degraded_only,
-            last_resort: members.is_empty().then_some(policy.last_resort),
         };
         // Every policy's table holds its last resort while no member is usable, reached
         // by the policy's mark. The default policy's table also carries all unmarked
         // traffic through its group.
-        if let Some(mark) = mark {
+        if let Some(mark) = marks.policy(index) {
             let sel = Selector::Fwmark {
                 mark,
                 mask: marks.mask,
@@ -266,10 +400,10 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
         match (members.is_empty(), nexthops_supported) {
             (true, _) => match policy.last_resort {
                 LastResort::Unreachable => {
-                    objects.push(default_route(table, 0, RouteTarget::Unreachable))
+                    objects.push(default_route(table, metric, RouteTarget::Unreachable))
                 }
                 LastResort::Blackhole => {
-                    objects.push(default_route(table, 0, RouteTarget::Blackhole))
+                    objects.push(default_route(table, metric, RouteTarget::Blackhole))
                 }
                 LastResort::Default => {}
             },
@@ -278,22 +412,23 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
                 let group = members
                     .iter()
                     .map(|(w, weight)| GroupMember {
-                        id: wan_table(cfg, w.slot),
+                        id: nexthop_id(cfg, f, wan_table(cfg, w.slot)),
                         weight: *weight,
                     })
                     .collect();
+                let id = nexthop_id(cfg, f, table);
                 objects.push(Object::Nexthop(Nexthop {
-                    id: table,
-                    family: v4,
+                    id,
+                    family: f,
                     kind: NexthopKind::Group(group),
                 }));
-                objects.push(default_route(table, 0, RouteTarget::Nexthop(table)));
+                objects.push(default_route(table, metric, RouteTarget::Nexthop(id)));
             }
             (false, false) => {
                 let mut hops: Vec<MultipathHop> = members
                     .iter()
                     .filter_map(|(w, weight)| {
-                        let (ifindex, gateway) = w.via()?;
+                        let (ifindex, gateway) = w.via(f)?;
                         Some(MultipathHop {
                             ifindex,
                             gateway,
@@ -310,18 +445,23 @@ pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
                 } else {
                     RouteTarget::Multipath(hops)
                 };
-                objects.push(default_route(table, 0, target));
+                objects.push(default_route(table, metric, target));
             }
         }
         if is_default {
             objects.push(rule(PRIO_POLICY, Selector::All, table, None));
         }
-        policies.push(plan);
+        out.push(plan);
     }
+    out
+}
 
-    objects.sort();
-    objects.dedup();
-    Desired { objects, policies }
+fn host_len(a: &IpAddr) -> u8 {
+    if a.is_ipv4() {
+        32
+    } else {
+        128
+    }
 }
 
 struct Chosen<'w, 'a> {
@@ -331,14 +471,19 @@ struct Chosen<'w, 'a> {
 
 /// mwan3's tier rule: the lowest metric with a usable member wins and is balanced by
 /// weight. Degraded members are used only when no member of the policy is fully up.
-fn choose_members<'w, 'a>(cfg: &Config, policy: &Policy, wans: &'w [Wan<'a>]) -> Chosen<'w, 'a> {
+fn choose_members<'w, 'a>(
+    cfg: &Config,
+    policy: &Policy,
+    wans: &'w [Wan<'a>],
+    f: Family,
+) -> Chosen<'w, 'a> {
     let candidates: Vec<(&Wan, u16, u16, Usability)> = policy
         .use_member
         .iter()
         .filter_map(|m| cfg.member(m))
         .filter_map(|m| {
             let wan = wans.iter().find(|w| w.cfg.name == m.interface)?;
-            let routable = wan.cfg.enabled && wan.carries_v4() && wan.via().is_some();
+            let routable = wan.cfg.enabled && wan.carries(f) && wan.via(f).is_some();
             let usability = if routable {
                 wan.state.usability()
             } else {
@@ -408,8 +553,19 @@ mod tests {
                     up: true,
                     carrier: true,
                 }),
-                gateway: Some(Some(ip(&format!("10.20.{}.1", i + 1)))),
-                address: Some(ip(&format!("10.20.{}.2", i + 1))),
+                v4: Path {
+                    gateway: Some(Some(ip(&format!("10.20.{}.1", i + 1)))),
+                    addresses: vec![ip(&format!("10.20.{}.2", i + 1))],
+                    prefixes: Vec::new(),
+                },
+                v6: Path {
+                    gateway: Some(Some(ip("fe80::1"))),
+                    addresses: vec![ip(&format!("2001:db8:{}::2", i + 1))],
+                    prefixes: vec![Prefix {
+                        addr: ip(&format!("2001:db8:{}0::", i + 1)),
+                        len: 48,
+                    }],
+                },
                 state: states[i],
                 weight: None,
             })
@@ -468,7 +624,7 @@ mod tests {
             .filter(|o| matches!(o, Object::Route(r) if r.table == 1101))
             .collect();
         assert_eq!(t1101.len(), 2);
-        assert_eq!(d.policies[0].active.len(), 3);
+        assert_eq!(d.policies[0].v4.active.len(), 3);
         // Pure and deterministic.
         assert_eq!(d, plan(&cfg, &wans(&cfg, &UP3), true));
     }
@@ -510,7 +666,7 @@ mod tests {
             true,
         );
         assert_eq!(group(&d), Some(vec![(1100, 1)]));
-        assert!(d.policies[0].degraded_only);
+        assert!(d.policies[0].v4.degraded_only);
         let d = plan(
             &cfg,
             &wans(&cfg, &[State::Degraded, State::Down, State::Up]),
@@ -558,7 +714,7 @@ mod tests {
             .any(|o| matches!(o, Object::Nexthop(n) if n.id == 1101)));
         // Without a link: only the terminal route and the oif rule remain for wan2.
         w[1].link = None;
-        w[1].address = None;
+        w[1].v4.addresses.clear();
         let d = plan(&cfg, &w, true);
         let t: Vec<&Object> = d
             .objects
@@ -599,7 +755,7 @@ mod tests {
         cfg.interfaces[1].enabled = false;
         let d = plan(&cfg, &wans(&cfg, &[State::Up, State::Disabled]), true);
         assert_eq!(group(&d), Some(vec![(1100, 1)]));
-        assert_eq!(d.policies[0].slots, vec![(0, 1)]);
+        assert_eq!(d.policies[0].v4.slots, vec![(0, 1)]);
         // Pinned connections of the drained WAN still find their way out.
         assert!(d.objects.iter().any(|o| matches!(
             o,
@@ -620,6 +776,79 @@ mod tests {
                 ..
             })
         )));
+    }
+
+    #[test]
+    fn dual_stack_plans_each_family_with_its_own_ids() {
+        let mut cfg = config(&[2, 1], 1);
+        cfg.interfaces[0].family = crate::config::Family::Any;
+        cfg.interfaces[1].family = crate::config::Family::Ipv6;
+        let mut w = wans(&cfg, &[State::Up, State::Up]);
+        // wan1's IPv6 gateway is link-local: usable without a global address.
+        w[0].v6.addresses.clear();
+        let d = plan(&cfg, &w, true);
+        let v6: Vec<&Object> = d
+            .objects
+            .iter()
+            .filter(|o| match o {
+                Object::Nexthop(n) => n.family == Family::V6,
+                Object::Route(r) => r.family == Family::V6,
+                Object::Rule(r) => r.family == Family::V6,
+            })
+            .collect();
+        // IPv6 nexthops after the table range, routes at the kernel's metric 1024.
+        let group6 = crate::kernel::group_members(&d.objects, 1299)
+            .map(|m| m.iter().map(|m| (m.id, m.weight)).collect::<Vec<_>>());
+        assert_eq!(group6, Some(vec![(1200, 2), (1201, 1)]));
+        assert!(v6.iter().any(|o| matches!(o, Object::Route(r)
+            if r.table == 1199 && r.metric == 1024 && r.target == RouteTarget::Nexthop(1299))));
+        // IPv4: only wan1 (wan2 is IPv6-only).
+        assert_eq!(group(&d), Some(vec![(1100, 2)]));
+        assert_eq!(d.policies[0].v4.active, vec![("wan1".to_string(), 2)]);
+        assert_eq!(d.policies[0].v6.slots, vec![(0, 2), (1, 1)]);
+        // Delegated prefixes and own addresses bind sources to their WAN.
+        let from6: Vec<(String, u32)> = v6
+            .iter()
+            .filter_map(|o| match o {
+                Object::Rule(Rule {
+                    selector: Selector::From { addr, len },
+                    table,
+                    ..
+                }) => Some((format!("{addr}/{len}"), *table)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            from6,
+            [
+                ("2001:db8:10::/48".to_string(), 1100),
+                ("2001:db8:2::2/128".to_string(), 1101),
+                ("2001:db8:20::/48".to_string(), 1101)
+            ]
+        );
+        // No IPv4 objects for the IPv6-only WAN.
+        assert!(!d.objects.iter().any(|o| matches!(o,
+            Object::Rule(r) if r.family == Family::V4 && r.table == 1101)));
+        // IPv6 down on every member: IPv6 falls to the last resort, IPv4 keeps wan1.
+        cfg.policies[0].last_resort = LastResort::Unreachable;
+        let mut w = wans(&cfg, &[State::Up, State::Down]);
+        w[0].v6.gateway = None;
+        let d = plan(&cfg, &w, true);
+        assert_eq!(d.policies[0].last_resort, None);
+        assert!(d.objects.iter().any(|o| matches!(o, Object::Route(r)
+            if r.family == Family::V6 && r.table == 1199 && r.target == RouteTarget::Unreachable)));
+        assert_eq!(group(&d), Some(vec![(1100, 2)]));
+    }
+
+    #[test]
+    fn ipv4_only_config_has_no_ipv6_objects() {
+        let cfg = config(&[1, 1], 1);
+        let d = plan(&cfg, &wans(&cfg, &[State::Up, State::Up]), true);
+        assert!(d.objects.iter().all(|o| match o {
+            Object::Nexthop(n) => n.family == Family::V4,
+            Object::Route(r) => r.family == Family::V4,
+            Object::Rule(r) => r.family == Family::V4,
+        }));
     }
 
     #[test]

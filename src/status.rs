@@ -8,10 +8,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, LastResort};
+use crate::config::{self, Config, LastResort};
 use crate::engine::Engine;
 use crate::health::State;
-use crate::plan::{Desired, PolicyPlan};
+use crate::kernel::Family;
+use crate::plan::{Desired, Members, PolicyPlan};
 use crate::time::{Duration, Instant};
 
 /// The whole report: `{"interfaces": {..}, "policies": {..}}`.
@@ -71,17 +72,39 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
     if iface.follows_netifd() {
         o.insert("netifd".into(), wan.netifd.is_some().into());
     }
-    match wan.gateway {
-        Some(Some(gw)) => {
-            o.insert("gateway".into(), gw.to_string().into());
+    // `gateway` and `address` are of IPv4, or of IPv6 on an IPv6-only WAN; a dual-stack
+    // WAN adds `gateway6` and `address6`.
+    let families: &[(Family, &str)] = match iface.family {
+        config::Family::Ipv4 => &[(Family::V4, "")],
+        config::Family::Ipv6 => &[(Family::V6, "")],
+        config::Family::Any => &[(Family::V4, ""), (Family::V6, "6")],
+    };
+    for (f, suffix) in families {
+        let path = wan.path(*f);
+        match path.gateway {
+            Some(Some(gw)) => {
+                o.insert(format!("gateway{suffix}"), gw.to_string().into());
+            }
+            Some(None) => {
+                o.insert(format!("gateway{suffix}"), "point-to-point".into());
+            }
+            None => {}
         }
-        Some(None) => {
-            o.insert("gateway".into(), "point-to-point".into());
+        if let Some(addr) = path.addresses.first() {
+            o.insert(format!("address{suffix}"), addr.to_string().into());
         }
-        None => {}
     }
-    if let Some(addr) = wan.address {
-        o.insert("address".into(), addr.to_string().into());
+    if iface.family != config::Family::Ipv4 {
+        o.insert("family".into(), config::family_name(iface.family).into());
+        if !wan.v6.prefixes.is_empty() {
+            let p: Vec<Value> = wan
+                .v6
+                .prefixes
+                .iter()
+                .map(|p| format!("{}/{}", p.addr, p.len).into())
+                .collect();
+            o.insert("prefixes6".into(), p.into());
+        }
     }
     o.insert(
         "carrier".into(),
@@ -157,26 +180,35 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
 fn policies(cfg: &Config, plan: Option<&Desired>) -> Value {
     let mut out = Map::new();
     for p in plan.map_or(&[][..], |d| &d.policies[..]) {
-        let total = total_weight(p);
-        let members: Vec<Value> = p
-            .active
-            .iter()
-            .map(|(name, w)| {
-                json!({
-                    "interface": name,
-                    "weight": w,
-                    "percent": tenths(u64::from(*w) * 1000, total),
+        let list = |m: &Members| -> Vec<Value> {
+            let total = total_weight(m);
+            m.active
+                .iter()
+                .map(|(name, w)| {
+                    json!({
+                        "interface": name,
+                        "weight": w,
+                        "percent": tenths(u64::from(*w) * 1000, total),
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        };
         let configured = cfg
             .policy(&p.name)
             .map_or(cfg.globals.last_resort, |c| c.last_resort);
         let mut o = Map::new();
-        o.insert("members".into(), members.into());
+        o.insert("members".into(), list(&p.v4).into());
+        if !p.v6.active.is_empty() {
+            o.insert("members6".into(), list(&p.v6).into());
+        }
         o.insert("last_resort".into(), last_resort_name(configured).into());
         o.insert("using_last_resort".into(), p.last_resort.is_some().into());
-        o.insert("degraded_only".into(), p.degraded_only.into());
+        let degraded = if p.v4.active.is_empty() {
+            p.v6.degraded_only
+        } else {
+            p.v4.degraded_only
+        };
+        o.insert("degraded_only".into(), degraded.into());
         o.insert(
             "default".into(),
             (p.name == cfg.globals.default_policy).into(),
@@ -186,14 +218,17 @@ fn policies(cfg: &Config, plan: Option<&Desired>) -> Value {
     Value::Object(out)
 }
 
-fn total_weight(p: &PolicyPlan) -> u64 {
-    p.active.iter().map(|(_, w)| u64::from(*w)).sum()
+fn total_weight(m: &Members) -> u64 {
+    m.active.iter().map(|(_, w)| u64::from(*w)).sum()
 }
 
-/// `name`'s share of new flows in `p`, in percent, if it is an active member.
+/// `name`'s share of new flows in `p` (IPv4 first, else IPv6), in percent, if it is an
+/// active member.
 fn percent_of(p: &PolicyPlan, name: &str) -> Option<Value> {
-    let (_, w) = p.active.iter().find(|(n, _)| n == name)?;
-    Some(tenths(u64::from(*w) * 1000, total_weight(p)))
+    [&p.v4, &p.v6].into_iter().find_map(|m| {
+        let (_, w) = m.active.iter().find(|(n, _)| n == name)?;
+        Some(tenths(u64::from(*w) * 1000, total_weight(m)))
+    })
 }
 
 /// `num / den / 10` rounded to one decimal, as a JSON number (0 when `den` is 0).

@@ -16,7 +16,9 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
         enabled: true,
         device: device.into(),
         gateway: None,
+        gateway6: None,
         family: Family::Ipv4,
+        ip6prefix: Vec::new(),
         track_ip: targets.iter().map(|t| ip(t)).collect(),
         track_method: TrackMethod::Ping,
         reliability: 1,
@@ -109,6 +111,7 @@ pub fn snapshot(carriers: &[bool]) -> Snapshot {
             ifindex: ix,
             gateway: Some(ip(&format!("10.20.{}.1", i + 1))),
             metric: 10 * (i as u32 + 1),
+            src: None,
         });
     }
     s

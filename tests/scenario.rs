@@ -94,6 +94,7 @@ fn snapshot(owned: &[Object]) -> Snapshot {
             ifindex: 10 + k,
             gateway: Some(ip(&format!("10.20.{k}.1"))),
             metric: 10 * k,
+            src: None,
         });
     }
     s

@@ -172,6 +172,14 @@ impl Check<'_> {
                 "table_last",
                 format!("must not be below table_first ({table_first})"),
             );
+        } else if r.errors() == errors
+            && u64::from(table_last) * 2 - u64::from(table_first) + 1 > 0xFFFF_FFFF
+        {
+            // IPv6 nexthops take the ids after the range (see plan::nexthop_id).
+            r.error(
+                "table_last",
+                "leaves no room for IPv6 nexthop ids: the range must end below 2^31".into(),
+            );
         } else if r.errors() == errors && table_first <= 255 && table_last >= 253 {
             r.error(
                 "table_first",
@@ -357,12 +365,33 @@ impl<'s> Reader<'_, '_, 's> {
         // Without a device the WAN follows the netifd interface of the same name.
         let device = Some(self.get("device", parse_device).unwrap_or_default());
         let family = self.or("family", Family::Ipv4, parse_family);
-        let gateway = self.get("gateway", parse_ip);
-        if let Some(gw) = gateway.filter(|gw| !family_matches(family, gw)) {
-            self.error(
-                "gateway",
-                format!("{gw} does not match family {}", family_name(family)),
-            );
+        // One gateway per family: `option gateway`, or `list gateway` for both.
+        let (mut gateway, mut gateway6) = (None, None);
+        for value in self.list("gateway") {
+            match parse_ip(value) {
+                Err(e) => self.error("gateway", e),
+                Ok(gw) if !family_matches(family, &gw) => self.error(
+                    "gateway",
+                    format!("{gw} does not match family {}", family_name(family)),
+                ),
+                Ok(gw) => {
+                    let slot = if gw.is_ipv4() { &mut gateway } else { &mut gateway6 };
+                    if slot.replace(gw).is_some() {
+                        self.error("gateway", "lists two gateways of one family".into());
+                    }
+                }
+            }
+        }
+        let mut ip6prefix = Vec::new();
+        for value in self.list("ip6prefix") {
+            match parse_prefix(value) {
+                Err(e) => self.error("ip6prefix", e),
+                Ok(p) if p.addr.is_ipv4() || family == Family::Ipv4 => self.error(
+                    "ip6prefix",
+                    format!("'{value}' needs an IPv6 interface (family ipv6 or any)"),
+                ),
+                Ok(p) => ip6prefix.push(p),
+            }
         }
 
         let errors = self.errors();
@@ -445,7 +474,9 @@ impl<'s> Reader<'_, '_, 's> {
             enabled,
             device: device?,
             gateway,
+            gateway6,
             family,
+            ip6prefix,
             track_ip,
             track_method,
             reliability,
@@ -799,7 +830,7 @@ fn parse_family(s: &str) -> Result<Family, String> {
     }
 }
 
-fn family_name(f: Family) -> &'static str {
+pub(crate) fn family_name(f: Family) -> &'static str {
     match f {
         Family::Ipv4 => "ipv4",
         Family::Ipv6 => "ipv6",

@@ -9,6 +9,7 @@ pub mod mwan3;
 pub mod uci;
 
 use check::Check;
+pub(crate) use check::family_name;
 
 use core::fmt;
 use std::net::IpAddr;
@@ -114,9 +115,14 @@ pub struct Interface {
     /// `option device`: the WAN then follows the netifd interface of the same name, which
     /// supplies device, gateway and up/down over ubus (see [`Interface::follows_netifd`]).
     pub device: String,
-    /// Fixed gateway; `None` means "discover from the kernel's routes on the device".
+    /// Fixed IPv4 gateway; `None` means "discover from the kernel's routes on the device".
     pub gateway: Option<IpAddr>,
+    /// Fixed IPv6 gateway (often link-local, `fe80::1`); `None`: discover.
+    pub gateway6: Option<IpAddr>,
     pub family: Family,
+    /// IPv6 prefixes delegated to this WAN (`ip6prefix`, netifd's name): connections
+    /// from addresses in them always leave through this WAN, whose ISP routes them back.
+    pub ip6prefix: Vec<Prefix>,
     pub track_ip: Vec<IpAddr>,
     pub track_method: TrackMethod,
     /// Targets that must answer for a round to pass.
@@ -333,7 +339,11 @@ impl Config {
         if !i.enabled {
             return format!("{}: disabled (device {})", i.name, self.device_text(i));
         }
-        let gateway = i.gateway.map_or("auto".to_string(), |g| g.to_string());
+        let gateway = match (i.family, i.gateway, i.gateway6) {
+            (_, None, None) => "auto".to_string(),
+            (_, Some(g), None) | (_, None, Some(g)) => g.to_string(),
+            (_, Some(g4), Some(g6)) => format!("{g4} and {g6}"),
+        };
         let n = i.track_ip.len();
         let tracking = match (n, i.track_method) {
             (0, _) => "no tracking (up while the device has carrier)".to_string(),
@@ -410,7 +420,27 @@ impl Config {
     }
 }
 
+impl Family {
+    /// Whether a WAN of this family carries `f`.
+    pub fn carries(self, f: crate::kernel::Family) -> bool {
+        matches!(
+            (self, f),
+            (Family::Any, _)
+                | (Family::Ipv4, crate::kernel::Family::V4)
+                | (Family::Ipv6, crate::kernel::Family::V6)
+        )
+    }
+}
+
 impl Interface {
+    /// The configured gateway of family `f`.
+    pub fn gateway_of(&self, f: crate::kernel::Family) -> Option<IpAddr> {
+        match f {
+            crate::kernel::Family::V4 => self.gateway,
+            crate::kernel::Family::V6 => self.gateway6,
+        }
+    }
+
     /// Whether device and gateway come from netifd (`network.interface.<name>`) rather
     /// than from `option device`.
     pub fn follows_netifd(&self) -> bool {
@@ -423,14 +453,14 @@ impl Interface {
             Change::Unchanged
         } else if (
             &self.device,
-            self.gateway,
-            self.family,
+            (self.gateway, self.gateway6),
+            (self.family, &self.ip6prefix),
             &self.track_ip,
             self.track_method,
         ) != (
             &new.device,
-            new.gateway,
-            new.family,
+            (new.gateway, new.gateway6),
+            (new.family, &new.ip6prefix),
             &new.track_ip,
             new.track_method,
         ) {

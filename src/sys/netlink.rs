@@ -713,6 +713,15 @@ fn classify_route(
     if h.destination_prefix_length != 0 || table == RT_TABLE_LOCAL || h.kind != RouteType::Unicast {
         return;
     }
+    // A source-specific default (`default from <prefix>`), as netifd installs for
+    // delegated IPv6 prefixes.
+    let src = attrs
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Source(s) => route_addr(s),
+            _ => None,
+        })
+        .map(|s| (s, h.source_prefix_length));
     let mut push = |ifindex: u32, gateway: Option<IpAddr>| {
         snap.foreign_defaults.push(ForeignDefault {
             family,
@@ -720,6 +729,7 @@ fn classify_route(
             ifindex,
             gateway,
             metric,
+            src,
         })
     };
     if let Some(id) = nh_id {

@@ -343,6 +343,7 @@ fn finds_foreign_default_routes() {
             ifindex,
             gateway: gateway.map(ip),
             metric,
+            src: None,
         };
         let mut got = snap.foreign_defaults.clone();
         got.sort_by_key(|f| (f.table, f.metric));

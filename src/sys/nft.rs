@@ -98,24 +98,28 @@ impl Netfilter {
         }
     }
 
-    /// Delete every IPv4 conntrack entry whose mark, within `mask`, is `mark`: exactly
-    /// the connections pinned to one WAN. Their next packet starts a new connection
-    /// that is routed, and NATed, afresh. (ctnetlink flushes with a mark filter when a
-    /// delete names no tuple; Linux >= 5.x.)
+    /// Delete every conntrack entry (IPv4 and IPv6) whose mark, within `mask`, is
+    /// `mark`: exactly the connections pinned to one WAN. Their next packet starts a new
+    /// connection that is routed, and NATed, afresh. (ctnetlink flushes with a mark
+    /// filter when a delete names no tuple; Linux >= 5.x. One request per family: older
+    /// kernels ignore the family of a flush, newer ones filter by it.)
     pub fn flush_conntrack(&mut self, mark: u32, mask: u32) -> io::Result<()> {
-        let mut req = Request::new(
-            SUBSYS_CTNETLINK << 8 | CT_DELETE,
-            NLM_F_ACK,
-            &nfgenmsg(libc::AF_INET as u8),
-        );
-        req.attr(CTA_MARK, &mark.to_be_bytes());
-        req.attr(CTA_MARK_MASK, &mask.to_be_bytes());
-        match self.ack(&req)? {
-            0 => Ok(()),
-            // Nothing matched.
-            e if e == libc::ENOENT => Ok(()),
-            e => Err(io::Error::from_raw_os_error(e)),
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            let mut req = Request::new(
+                SUBSYS_CTNETLINK << 8 | CT_DELETE,
+                NLM_F_ACK,
+                &nfgenmsg(family as u8),
+            );
+            req.attr(CTA_MARK, &mark.to_be_bytes());
+            req.attr(CTA_MARK_MASK, &mask.to_be_bytes());
+            match self.ack(&req)? {
+                // Nothing matched.
+                0 => {}
+                e if e == libc::ENOENT => {}
+                e => return Err(io::Error::from_raw_os_error(e)),
+            }
         }
+        Ok(())
     }
 }
 
@@ -215,18 +219,27 @@ mod tests {
             WanInfo {
                 slot: 0,
                 device: Some("wan1".into()),
+                v4: true,
+                v6: false,
+                prefixes6: Vec::new(),
             },
             WanInfo {
                 slot: 1,
                 device: Some("wan2".into()),
+                v4: true,
+                v6: false,
+                prefixes6: Vec::new(),
             },
         ];
         let policy = |slots: &[(u32, u16)]| PolicyPlan {
             name: "balanced".into(),
-            active: Vec::new(),
-            slots: slots.to_vec(),
+            v4: crate::plan::Members {
+                active: Vec::new(),
+                slots: slots.to_vec(),
+                degraded_only: false,
+            },
+            v6: Default::default(),
             mark: Some(0x3f00),
-            degraded_only: false,
             last_resort: None,
         };
         ns.run(|| {
