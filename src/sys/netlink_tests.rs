@@ -326,6 +326,8 @@ fn alien_objects_are_never_owned() {
 fn finds_foreign_default_routes() {
     let ns = lab();
     ns.ip("-6 route add default via fd00:1::1 dev wan1 metric 30 proto static");
+    // netifd's source routing for a delegated prefix.
+    ns.ip("-6 route add default from 2001:db8:10::/48 via fe80::1 dev wan1 metric 40");
     ns.ip("route add default via 10.20.2.1 dev wan2 table 77 proto static");
     ns.ip("route add default dev wan2 table 78 metric 3");
     // Not gateways: reject routes, and our own default.
@@ -355,6 +357,10 @@ fn finds_foreign_default_routes() {
                 fd(Family::V4, 254, wan1, Some("10.20.1.1"), 10),
                 fd(Family::V4, 254, wan2, Some("10.20.2.1"), 20),
                 fd(Family::V6, 254, wan1, Some("fd00:1::1"), 30),
+                ForeignDefault {
+                    src: Some((ip("2001:db8:10::"), 48)),
+                    ..fd(Family::V6, 254, wan1, Some("fe80::1"), 40)
+                },
             ]
         );
         assert_eq!(snap.owned.len(), 1);

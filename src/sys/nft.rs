@@ -266,6 +266,29 @@ mod tests {
             assert!(ex2.sets.contains(&"users".to_string()));
             // Same again: loads cleanly.
             load(&r2.script(&ex2)).expect("idempotent load");
+            // Dual stack: per-family choice, delegated prefix, IPv6 sticky sets and an
+            // IPv6 rule set are all valid nft.
+            let mut dual = wans.clone();
+            dual[0].v6 = true;
+            (dual[1].v4, dual[1].v6) = (false, true);
+            dual[1].prefixes6 = vec![crate::config::Prefix {
+                addr: "2001:db8:20::".parse().unwrap(),
+                len: 48,
+            }];
+            let mut cfg3 = cfg.clone();
+            cfg3.rules[0].family = crate::config::Family::Any;
+            let mut v6rule = cfg3.rules[0].clone();
+            v6rule.family = crate::config::Family::Ipv6;
+            v6rule.ipset = Some("users6".into());
+            cfg3.rules.push(v6rule);
+            let mut p = policy(&[(0, 3)]);
+            p.v6.slots = vec![(0, 1), (1, 2)];
+            let r3 = ruleset(&cfg3, &[p], &dual);
+            let script = r3.script(&ex2);
+            assert!(script.contains("meta nfproto ipv6 numgen"), "{script}");
+            load(&script).unwrap_or_else(|e| panic!("dual-stack load: {e}\n{script}"));
+            let ex3 = existing().expect("list");
+            assert!(ex3.sets.contains(&"users6".to_string()), "{ex3:?}");
             nf.flush_conntrack(0x100, 0x3f00).expect("conntrack flush");
             load(&crate::dataplane::delete_script()).expect("delete");
             assert!(!nf.table_exists().expect("query"));
