@@ -23,7 +23,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
+};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,10 @@ pub const POLICY_ID: u32 = 1199;
 pub const RULE_FIRST: u32 = 4000;
 pub const RULE_LAST: u32 = 4999;
 pub const OWNED_IDS: std::ops::RangeInclusive<u32> = 1100..=1199;
+/// Nexthop ids uplinkd owns: the tables' for IPv4, the next hundred for IPv6.
+pub const OWNED_NEXTHOP_IDS: std::ops::RangeInclusive<u32> = 1100..=1299;
+/// IPv6 nexthop id of WAN slot `k` - 1, and of the default policy's group.
+pub const NH6_OFFSET: u32 = 100;
 
 /// Bound on any single client operation, so a broken path costs seconds, not minutes.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,6 +80,8 @@ pub enum Break {
 pub struct Lab {
     prefix: String,
     n_isps: usize,
+    /// Dual stack: IPv6 beside IPv4 (see [`Lab::new_dual_stack`]).
+    v6: bool,
     dir: PathBuf,
     stop: Arc<AtomicBool>,
 }
@@ -106,13 +114,71 @@ pub fn isp_public(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(100, 64, k as u8, 2)
 }
 
+/// IPv6 probe targets, on `lo` in `inet` (dual-stack lab).
+pub const TARGETS6: [Ipv6Addr; 3] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 2),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 3),
+];
+
+/// IPv6 server addresses: `[0]` is reached from the client's ULA address, `[k]` from
+/// its address in ISP k's delegated prefix.
+pub const SERVERS6: [Ipv6Addr; 5] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x10),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x11),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x12),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x13),
+    Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0x14),
+];
+
+/// The IPv6 server the client reaches from its ULA address (`None`) or from its
+/// address in ISP k's prefix.
+pub fn server6(k: Option<usize>) -> Ipv6Addr {
+    SERVERS6[k.unwrap_or(0)]
+}
+
+/// The client's IPv6 address: ULA (`None`) or in ISP k's delegated prefix.
+pub fn client6(k: Option<usize>) -> Ipv6Addr {
+    match k {
+        None => Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2),
+        Some(k) => Ipv6Addr::new(0x2001, 0xdb8, 0xd0 + k as u16, 1, 0, 0, 0, 2),
+    }
+}
+
+/// ISP k's /64 on the WAN link.
+pub fn wan_prefix6(k: usize) -> String {
+    format!("2001:db8:20:{k}::/64")
+}
+
+/// The router's address on WAN k (what NAT66 rewrites ULA sources to).
+pub fn wan_address6(k: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0x20, k as u16, 0, 0, 0, 2)
+}
+
+/// The /48 ISP k delegates to the router.
+pub fn delegated6(k: usize) -> String {
+    format!("2001:db8:d{k}::/48")
+}
+
+/// Which ISP a source address the server sees belongs to: an ISP's masquerade address
+/// (IPv4), or an address in an ISP's WAN /64 or delegated /48 (IPv6).
 fn isp_of(addr: IpAddr) -> Option<usize> {
     match addr {
         IpAddr::V4(a) => {
             let o = a.octets();
             (o[0] == 100 && o[1] == 64 && o[3] == 2 && o[2] >= 1).then_some(o[2] as usize)
         }
-        IpAddr::V6(_) => None,
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            if s[0] != 0x2001 || s[1] != 0xdb8 {
+                return None;
+            }
+            match s[2] {
+                0x20 if (1..=4).contains(&s[3]) => Some(s[3] as usize),
+                0xd1..=0xd4 => Some(usize::from(s[2] - 0xd0)),
+                _ => None,
+            }
+        }
     }
 }
 
@@ -120,6 +186,21 @@ impl Lab {
     /// Build the whole topology with `n_isps` (1..=4) ISPs. Panics with the failing
     /// command if the kernel refuses something.
     pub fn new(n_isps: usize) -> Lab {
+        Lab::with(n_isps, false)
+    }
+
+    /// The same lab, dual stack: every ISP also gives the router native IPv6 (a
+    /// /64 on the WAN link with the ISP at `fe80::1`, and a delegated /48 `2001:db8:dK::/48`
+    /// that it routes back through the router), routes only its own prefixes towards
+    /// `inet` and drops other sources (BCP 38). The LAN has a ULA /64 (`fd77::/64`,
+    /// NAT66 on the router, for uplinkd to balance and fail over) and a /64 of each
+    /// delegated prefix (bound to its ISP). The client reaches [`server6`]`(None)`
+    /// from its ULA address and `server6(Some(k))` from its address in ISP k's prefix.
+    pub fn new_dual_stack(n_isps: usize) -> Lab {
+        Lab::with(n_isps, true)
+    }
+
+    fn with(n_isps: usize, v6: bool) -> Lab {
         assert!((1..=4).contains(&n_isps), "1..=4 ISPs");
         cleanup_stale();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
@@ -130,6 +211,7 @@ impl Lab {
         let lab = Lab {
             prefix,
             n_isps,
+            v6,
             dir,
             stop: Arc::new(AtomicBool::new(false)),
         };
@@ -162,9 +244,17 @@ impl Lab {
     fn build(&self) {
         for role in self.roles() {
             run(Command::new("ip").args(["netns", "add", &self.ns(&role)]));
-            // No IPv6: keeps `ip monitor` free of link-local noise.
-            self.sysctl(&role, "net.ipv6.conf.all.disable_ipv6", "1");
-            self.sysctl(&role, "net.ipv6.conf.default.disable_ipv6", "1");
+            if self.v6 {
+                // Addresses are usable at once; nobody autoconfigures.
+                for conf in ["all", "default"] {
+                    self.sysctl(&role, &format!("net.ipv6.conf.{conf}.accept_dad"), "0");
+                    self.sysctl(&role, &format!("net.ipv6.conf.{conf}.accept_ra"), "0");
+                }
+            } else {
+                // No IPv6: keeps `ip monitor` free of link-local noise.
+                self.sysctl(&role, "net.ipv6.conf.all.disable_ipv6", "1");
+                self.sysctl(&role, "net.ipv6.conf.default.disable_ipv6", "1");
+            }
             self.sysctl(&role, "net.ipv4.conf.all.rp_filter", "0");
             self.sysctl(&role, "net.ipv4.conf.default.rp_filter", "0");
             self.ip(&role, &["link", "set", "lo", "up"]);
@@ -230,7 +320,7 @@ impl Lab {
                 &isp,
                 "table inet lab {\n\
                  \tchain transit { type filter hook forward priority 0; policy accept; }\n\
-                 \tchain nat_out { type nat hook postrouting priority 100; oifname \"upstream\" masquerade; }\n\
+                 \tchain nat_out { type nat hook postrouting priority 100; oifname \"upstream\" meta nfproto ipv4 masquerade; }\n\
                  }\n",
             );
         }
@@ -266,12 +356,7 @@ impl Lab {
                 ],
             );
         }
-        self.nft(
-            "rtr",
-            "table inet labfw {\n\
-             \tchain nat_out { type nat hook postrouting priority 100; oifname \"wan*\" masquerade; }\n\
-             }\n",
-        );
+        self.install_masquerade();
         let _ = rtr;
 
         // LAN client.
@@ -281,6 +366,83 @@ impl Lab {
         );
         self.ip("lan", &["link", "set", "eth0", "up"]);
         self.ip("lan", &["route", "add", "default", "via", "192.168.77.1"]);
+        if self.v6 {
+            self.build_v6();
+        }
+    }
+
+    fn build_v6(&self) {
+        for a in TARGETS6.iter().chain(&SERVERS6) {
+            self.ip("inet", &["-6", "addr", "add", &format!("{a}/128"), "dev", "lo"]);
+        }
+        self.sysctl("rtr", "net.ipv6.conf.all.forwarding", "1");
+        let lan = ["-6", "addr", "add", "fd77::1/64", "dev", "lan", "nodad"];
+        self.ip("rtr", &lan);
+        self.ip("lan", &["-6", "addr", "add", "fd77::2/64", "dev", "eth0", "nodad"]);
+        self.ip(
+            "lan",
+            &["-6", "route", "add", "default", "via", "fd77::1", "src", "fd77::2"],
+        );
+        for k in 1..=self.n_isps {
+            let isp = format!("isp{k}");
+            let wan = format!("wan{k}");
+            let (link, delegated) = (wan_prefix6(k), delegated6(k));
+            self.sysctl(&isp, "net.ipv6.conf.all.forwarding", "1");
+            let up_isp = format!("2001:db8:64:{k}::2/64");
+            self.ip(&isp, &["-6", "addr", "add", &up_isp, "dev", "upstream", "nodad"]);
+            let up_inet = format!("2001:db8:64:{k}::1");
+            self.ip(
+                "inet",
+                &["-6", "addr", "add", &format!("{up_inet}/64"), "dev", &isp, "nodad"],
+            );
+            self.ip(&isp, &["-6", "route", "add", "default", "via", &up_inet]);
+            // The internet routes the ISP's prefixes to it, and only those.
+            for p in [&link, &delegated] {
+                self.ip("inet", &["-6", "route", "add", p, "via", &up_isp[..up_isp.len() - 3]]);
+            }
+            // The ISP's side of the WAN link: fe80::1 (its RA address) and the /64.
+            self.ip(&isp, &["-6", "addr", "add", "fe80::1/64", "dev", "rtr", "nodad"]);
+            let isp_link = format!("2001:db8:20:{k}::1/64");
+            self.ip(&isp, &["-6", "addr", "add", &isp_link, "dev", "rtr", "nodad"]);
+            self.ip(
+                &isp,
+                &["-6", "route", "add", &delegated, "via", "fe80::2", "dev", "rtr"],
+            );
+            self.nft(
+                &isp,
+                &format!(
+                    "table inet lab6 {{\n\
+                     \tchain bcp38 {{ type filter hook forward priority -10; policy accept;\n\
+                     \t\tiifname \"rtr\" ip6 saddr != {{ {link}, {delegated} }} counter drop\n\
+                     \t}}\n\
+                     }}\n"
+                ),
+            );
+            // The router's side, and what netifd installs for a DHCPv6-PD uplink: a
+            // default route and a source-specific one for the delegated prefix.
+            self.ip("rtr", &["-6", "addr", "add", "fe80::2/64", "dev", &wan, "nodad"]);
+            let rtr_addr = format!("{}/64", wan_address6(k));
+            self.ip("rtr", &["-6", "addr", "add", &rtr_addr, "dev", &wan, "nodad"]);
+            let metric = (10 * k).to_string();
+            for from in [None, Some(delegated.as_str())] {
+                let mut args = vec!["-6", "route", "add", "default"];
+                if let Some(f) = from {
+                    args.extend(["from", f]);
+                }
+                args.extend(["via", "fe80::1", "dev", &wan, "proto", "static", "metric", &metric]);
+                self.ip("rtr", &args);
+            }
+            let lan_net = format!("2001:db8:d{k}:1::1/64");
+            self.ip("rtr", &["-6", "addr", "add", &lan_net, "dev", "lan", "nodad"]);
+            let client = client6(Some(k)).to_string();
+            let with_len = format!("{client}/64");
+            self.ip("lan", &["-6", "addr", "add", &with_len, "dev", "eth0", "nodad"]);
+            let server = server6(Some(k)).to_string();
+            self.ip(
+                "lan",
+                &["-6", "route", "add", &server, "via", "fd77::1", "src", &client],
+            );
+        }
     }
 
     /// Resolve every neighbour on every path once, so that the first measured
@@ -296,6 +458,15 @@ impl Lab {
             ));
         }
         pings.push(self.spawn_in("lan", &["ping", "-c1", "-W2", "192.168.77.1"]));
+        if self.v6 {
+            let server = server6(None).to_string();
+            for k in 1..=self.n_isps {
+                let wan = format!("wan{k}");
+                let args = ["ping", "-6", "-c1", "-W2", "-I", &wan, &server];
+                pings.push(self.spawn_in("rtr", &args));
+            }
+            pings.push(self.spawn_in("lan", &["ping", "-6", "-c1", "-W2", "fd77::1"]));
+        }
         for mut p in pings {
             let _ = p.wait();
         }
@@ -451,14 +622,25 @@ impl Lab {
     // ---- traffic --------------------------------------------------------------------
 
     fn start_server(&self) {
+        let mut addrs = vec![IpAddr::V4(SERVER)];
+        if self.v6 {
+            addrs.extend(SERVERS6.iter().map(|a| IpAddr::V6(*a)));
+        }
+        for addr in addrs {
+            self.serve_on(addr);
+        }
+    }
+
+    /// The TCP server (says the peer's address, then echoes) and UDP echo on `addr`.
+    fn serve_on(&self, addr: IpAddr) {
         let stop = self.stop.clone();
         let ns = self.ns("inet");
         let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
             let bound = enter_netns(&ns).and_then(|()| {
-                let tcp = TcpListener::bind((SERVER, TCP_PORT))?;
+                let tcp = TcpListener::bind((addr, TCP_PORT))?;
                 tcp.set_nonblocking(true)?;
-                let udp = UdpSocket::bind((SERVER, UDP_PORT))?;
+                let udp = UdpSocket::bind((addr, UDP_PORT))?;
                 udp.set_read_timeout(Some(Duration::from_millis(100)))?;
                 Ok((tcp, udp))
             });
@@ -486,8 +668,8 @@ impl Lab {
         });
         match rx.recv_timeout(Duration::from_secs(5)) {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("lab server: {e}"),
-            Err(_) => panic!("lab server did not start"),
+            Ok(Err(e)) => panic!("lab server on {addr}: {e}"),
+            Err(_) => panic!("lab server on {addr} did not start"),
         }
     }
 
@@ -505,6 +687,12 @@ impl Lab {
 
     /// `n` new TCP connections from the LAN client, four at a time.
     pub fn connect_many(&self, n: usize) -> Tally {
+        self.connect_many_to(IpAddr::V4(SERVER), n)
+    }
+
+    /// `n` new TCP connections from the LAN client to `server` (see [`server6`]).
+    pub fn connect_many_to(&self, server: IpAddr, n: usize) -> Tally {
+        let addr = SocketAddr::new(server, TCP_PORT);
         let ns = self.ns("lan");
         let workers = 4.min(n.max(1));
         let next = Arc::new(AtomicUsize::new(0));
@@ -518,7 +706,7 @@ impl Lab {
                         return;
                     }
                     while next.fetch_add(1, Ordering::SeqCst) < n {
-                        let r = open_conn(IO_TIMEOUT).map(|c| c.isp);
+                        let r = open_conn_to(addr, IO_TIMEOUT).map(|c| c.isp);
                         lock(&tally).record(r);
                     }
                 })
@@ -533,8 +721,16 @@ impl Lab {
 
     /// `n` connections that stay open; see [`Lab::check_alive`].
     pub fn open_long_lived(&self, n: usize) -> Vec<LongConn> {
+        self.open_long_lived_to(IpAddr::V4(SERVER), n)
+    }
+
+    /// `n` connections to `server` that stay open.
+    pub fn open_long_lived_to(&self, server: IpAddr, n: usize) -> Vec<LongConn> {
+        let addr = SocketAddr::new(server, TCP_PORT);
         in_netns(&self.ns("lan"), move || {
-            (0..n).filter_map(|_| open_conn(IO_TIMEOUT).ok()).collect()
+            (0..n)
+                .filter_map(|_| open_conn_to(addr, IO_TIMEOUT).ok())
+                .collect()
         })
         .unwrap_or_default()
     }
@@ -578,27 +774,58 @@ impl Lab {
 
     /// One TCP connection from the router itself: which ISP carried it.
     pub fn router_connect(&self) -> io::Result<usize> {
-        in_netns(&self.ns("rtr"), || open_conn(IO_TIMEOUT).map(|c| c.isp))?
+        self.router_connect_to(IpAddr::V4(SERVER))
+    }
+
+    /// One TCP connection from the router itself to `server`: which ISP carried it.
+    pub fn router_connect_to(&self, server: IpAddr) -> io::Result<usize> {
+        let addr = SocketAddr::new(server, TCP_PORT);
+        in_netns(&self.ns("rtr"), move || {
+            open_conn_to(addr, IO_TIMEOUT).map(|c| c.isp)
+        })?
     }
 
     /// A UDP "flow" with a fixed 5-tuple, opened in the LAN client: `UdpFlow::ask`
     /// sends from the same local port every time.
     pub fn udp_flow(&self) -> io::Result<UdpFlow> {
-        in_netns(&self.ns("lan"), || {
-            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        self.udp_flow_to(IpAddr::V4(SERVER))
+    }
+
+    /// A UDP flow with a fixed 5-tuple to `server`.
+    pub fn udp_flow_to(&self, server: IpAddr) -> io::Result<UdpFlow> {
+        in_netns(&self.ns("lan"), move || {
+            let any: IpAddr = match server {
+                IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+            };
+            let s = UdpSocket::bind((any, 0))?;
             s.set_read_timeout(Some(Duration::from_millis(300)))?;
-            Ok(UdpFlow { socket: s })
+            Ok(UdpFlow {
+                socket: s,
+                server: SocketAddr::new(server, UDP_PORT),
+            })
         })?
     }
 
     /// The lab firewall's masquerade (like fw4's), e.g. to put it back after someone
     /// flushed the ruleset.
+    /// In the dual-stack lab, NAT66 for the ULA LAN too; delegated prefixes pass as
+    /// they are.
     pub fn install_masquerade(&self) {
+        let v6 = if self.v6 {
+            "\t\toifname \"wan*\" ip6 saddr fd00::/8 masquerade\n"
+        } else {
+            ""
+        };
         self.nft(
             "rtr",
-            "table inet labfw {\n\
-             \tchain nat_out { type nat hook postrouting priority 100; oifname \"wan*\" masquerade; }\n\
-             }\n",
+            &format!(
+                "table inet labfw {{\n\
+                 \tchain nat_out {{ type nat hook postrouting priority 100;\n\
+                 \t\toifname \"wan*\" meta nfproto ipv4 masquerade\n{v6}\
+                 \t}}\n\
+                 }}\n"
+            ),
         );
     }
 
@@ -807,7 +1034,7 @@ impl Lab {
         // Not per family: `ip -4 nexthop` leaves out groups (they have no family).
         for r in self.json(&["nexthop", "show"]) {
             let id = r["id"].as_u64().unwrap_or(0) as u32;
-            let dst = if OWNED_IDS.contains(&id) {
+            let dst = if OWNED_NEXTHOP_IDS.contains(&id) {
                 &mut mine
             } else {
                 &mut foreign
@@ -1045,12 +1272,13 @@ impl Tally {
 /// A UDP socket whose 5-tuple never changes.
 pub struct UdpFlow {
     socket: UdpSocket,
+    server: SocketAddr,
 }
 
 impl UdpFlow {
     /// One round trip: which ISP carried it, or an error (lost: timed out).
     pub fn ask(&self) -> io::Result<usize> {
-        self.socket.send_to(b"who", (SERVER, UDP_PORT))?;
+        self.socket.send_to(b"who", self.server)?;
         let mut buf = [0u8; 64];
         let (len, _) = self.socket.recv_from(&mut buf)?;
         parse_peer(&buf[..len])
@@ -1069,7 +1297,10 @@ impl Drop for LongConn {
 }
 
 fn open_conn(timeout: Duration) -> io::Result<LongConn> {
-    let addr = SocketAddr::from((SERVER, TCP_PORT));
+    open_conn_to(SocketAddr::from((SERVER, TCP_PORT)), timeout)
+}
+
+fn open_conn_to(addr: SocketAddr, timeout: Duration) -> io::Result<LongConn> {
     let t0 = Instant::now();
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
     let local = stream.local_addr()?;
