@@ -37,6 +37,8 @@ test('every daemon state renders as itself, in its own colour', () => {
 	assert.equal(held.label, 'Held (42s left)');
 	const disabled = views.find((x) => x.state === 'disabled');
 	assert.equal(disabled.label, 'Disabled, drained');
+	// The LuCI view offers Enable on this flag, not on the label or the state.
+	assert.deepEqual(views.filter((x) => x.drained).map((x) => x.name), ['wan-disabled']);
 	assert.equal(views[0].since, '2m05s');
 });
 
@@ -89,6 +91,13 @@ test('chart: gaps where nothing answered, loss bars, scaled to the largest RTT',
 		const svg = model.chartSvg(junk);
 		assert.ok(!/NaN|Infinity|undefined/.test(svg), svg);
 	}
+});
+
+test('chart caption: a WAN nothing answered on shows no made-up RTT', () => {
+	const svg = model.chartSvg([{ loss_percent: 100 }, { loss_percent: 100 }]);
+	assert.ok(svg.includes('no answer in the last 2 rounds'), svg);
+	assert.ok(!svg.includes('max'), svg);
+	assert.ok(model.chartSvg([{ rtt_ms: 3, loss_percent: 0 }]).includes('RTT (max 3.0 ms) and loss, last 1 rounds'));
 });
 
 test('markup from the daemon is escaped', () => {

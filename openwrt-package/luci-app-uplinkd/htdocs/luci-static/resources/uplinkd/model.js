@@ -74,6 +74,7 @@ function wans(status) {
 			name: name,
 			state: String(w.state == null ? 'unknown' : w.state),
 			label: info.label + held + (w.drained === true ? ', drained' : ''),
+			drained: w.drained === true,
 			color: info.color,
 			textColor: info.text,
 			hint: info.hint,
@@ -150,7 +151,8 @@ function chartSvg(history, width, height) {
 			out += '<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="' + s.join(' ') + '"/>';
 	});
 	var caption = c.points === 0 ? 'no probe rounds yet'
-		: 'RTT (max ' + formatRtt(c.maxRtt) + ') and loss, last ' + c.points + ' rounds';
+		: c.maxRtt > 0 ? 'RTT (max ' + formatRtt(c.maxRtt) + ') and loss, last ' + c.points + ' rounds'
+		: 'no answer in the last ' + c.points + ' rounds';
 	out += '<text x="0" y="' + (c.height + 11) + '" font-size="10" fill="#555">' + escapeHtml(caption) + '</text>';
 	return out + '</svg>';
 }

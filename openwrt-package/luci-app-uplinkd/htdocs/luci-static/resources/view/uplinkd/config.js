@@ -18,6 +18,15 @@ function check(fn) {
 	};
 }
 
+/* A MultiValue's widget hands its validator the choices joined by spaces. */
+function checkWords(fn) {
+	var each = check(fn);
+	return function(section_id, value) {
+		return each(section_id, Array.isArray(value) ? value
+			: String(value == null ? '' : value).split(/\s+/).filter(function(w) { return w !== ''; }));
+	};
+}
+
 function names(type) {
 	return uci.sections('uplinkd', type).map(function(s) { return s['.name']; });
 }
@@ -155,7 +164,7 @@ return view.extend({
 
 		o = s.option(form.MultiValue, 'use_member', _('Members'));
 		names('member').forEach(function(n) { o.value(n); });
-		o.validate = check(v.reference(names('member'), 'member'));
+		o.validate = checkWords(v.reference(names('member'), 'member'));
 
 		o = s.option(form.ListValue, 'last_resort', _('Last resort'));
 		o.value('', _('as in the global settings'));

@@ -12,9 +12,25 @@ var callFull = rpc.declare({
 	reject: true
 });
 
-var callProbe = rpc.declare({ object: 'uplinkd', method: 'probe', params: [ 'interface' ] });
-var callDisable = rpc.declare({ object: 'uplinkd', method: 'disable', params: [ 'interface' ] });
-var callEnable = rpc.declare({ object: 'uplinkd', method: 'enable', params: [ 'interface' ] });
+var callProbe = rpc.declare({ object: 'uplinkd', method: 'probe', params: [ 'interface' ], reject: true });
+var callDisable = rpc.declare({ object: 'uplinkd', method: 'disable', params: [ 'interface' ], reject: true });
+var callEnable = rpc.declare({ object: 'uplinkd', method: 'enable', params: [ 'interface' ], reject: true });
+
+/* The card markup is shared with the daemon's own page; here it takes the theme's colours
+ * where the theme defines them (bootstrap does, also in dark mode). */
+var STYLE = [
+	'.uplinkd-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }',
+	'.uplinkd-wan { border: 1px solid var(--border-color-medium, #ddd); border-radius: 4px; padding: .6em .8em; margin: 0; }',
+	'.uplinkd-head { font-size: 1.1em; margin-bottom: .3em; }',
+	'.uplinkd-state { border-radius: 3px; padding: .1em .5em; margin-left: .3em; font-size: .85em; font-weight: bold; white-space: nowrap; }',
+	'.uplinkd-why { opacity: .8; margin-bottom: .3em; }',
+	'.uplinkd-targets { border-collapse: collapse; margin: .4em 0; }',
+	'.uplinkd-targets th, .uplinkd-targets td { padding: .1em 1.2em .1em 0; text-align: left; white-space: nowrap; }',
+	'.uplinkd-chart { max-width: 100%; }',
+	'.uplinkd-chart > rect:first-of-type { fill: var(--background-color-medium, #f5f5f5); stroke: var(--border-color-medium, #ddd); }',
+	'.uplinkd-chart text { fill: var(--text-color-medium, #555); }',
+	'.uplinkd-actions { margin-top: .5em; }'
+].join('\n');
 
 return view.extend({
 	load: function() {
@@ -26,23 +42,30 @@ return view.extend({
 		return typeof L.hasViewPermission === 'function' && L.hasViewPermission() === true;
 	},
 
+	/* A drained WAN is not probed: it gets Enable only. A WAN switched off in the
+	 * configuration gets nothing (enable does not override the configuration). */
 	buttons: function(v) {
 		if (!this.canWrite())
 			return E('div');
 		var self = this;
 		var act = function(fn, name) {
 			return ui.createHandlerFn(self, function() {
-				return fn(name).then(function() { return poll.start(); })
+				/* Show the outcome now rather than at the next poll. */
+				return fn(name).then(function() { return callFull(); })
+					.then(function(status) { self.update(self.container, status); })
 					.catch(function(e) { ui.addNotification(null, E('p', e.message)); });
 			});
 		};
-		var drained = v.label.indexOf('drained') >= 0 || v.state === 'disabled';
+		if (v.drained)
+			return E('div', { 'class': 'uplinkd-actions' }, [
+				E('button', { 'class': 'btn cbi-button cbi-button-apply', 'click': act(callEnable, v.name) }, _('Enable'))
+			]);
+		if (v.state === 'disabled')
+			return E('div', { 'class': 'uplinkd-actions' }, E('em', _('Disabled in the configuration.')));
 		return E('div', { 'class': 'uplinkd-actions' }, [
 			E('button', { 'class': 'btn cbi-button', 'click': act(callProbe, v.name) }, _('Probe now')),
 			' ',
-			drained
-				? E('button', { 'class': 'btn cbi-button cbi-button-apply', 'click': act(callEnable, v.name) }, _('Enable'))
-				: E('button', { 'class': 'btn cbi-button cbi-button-reset', 'click': act(callDisable, v.name) }, _('Drain'))
+			E('button', { 'class': 'btn cbi-button cbi-button-reset', 'click': act(callDisable, v.name) }, _('Drain'))
 		]);
 	},
 
@@ -63,7 +86,7 @@ return view.extend({
 			seen[v.name] = true;
 			var card = container.querySelector('[data-wan="' + CSS.escape(v.name) + '"]');
 			if (!card) {
-				card = E('div', { 'class': 'cbi-section', 'data-wan': v.name, 'style': 'flex:1 1 300px' }, [
+				card = E('div', { 'class': 'cbi-section uplinkd-wan', 'data-wan': v.name }, [
 					E('div', { 'class': 'uplinkd-body' }), E('div', { 'class': 'uplinkd-buttons' })
 				]);
 				container.appendChild(card);
@@ -83,7 +106,8 @@ return view.extend({
 	},
 
 	render: function(data) {
-		var container = E('div', { 'style': 'display:flex;flex-wrap:wrap;gap:1em' });
+		var container = E('div', { 'class': 'uplinkd-cards' });
+		this.container = container;
 		if (data[0] == null)
 			dom.content(container, E('p', _('uplinkd does not answer on ubus.')));
 		else
@@ -98,6 +122,7 @@ return view.extend({
 		}, this), 5);
 
 		return E('div', {}, [
+			E('style', {}, STYLE),
 			E('h2', _('uplinkd')),
 			E('div', { 'class': 'cbi-map-descr' },
 				_('What each uplink is doing, since when and why. The chart shows the mean round-trip time of the last probe rounds (line) and their loss (bars).')),
