@@ -140,3 +140,14 @@ test('validation matches the daemon', () => {
 	assert.equal(ref('wan'), true);
 	assert.equal(ref('wan2'), "names no interface section: 'wan2'");
 });
+
+test('a dual-stack WAN shows both gateways and its delegated prefixes', () => {
+	const v = model.wans({ interfaces: { wan: { state: 'up', family: 'any', gateway: '192.0.2.1',
+		gateway6: 'fe80::1', prefixes6: ['2001:db8:d1::/48', 7] } } })[0];
+	assert.equal(v.gateway, '192.0.2.1, fe80::1');
+	assert.equal(v.prefixes6, '2001:db8:d1::/48');
+	assert.ok(model.cardHtml(v).includes('IPv6 prefixes 2001:db8:d1::/48'));
+	const six = model.wans({ interfaces: { wan6: { state: 'up', gateway: 'fe80::1' } } })[0];
+	assert.equal(six.gateway, 'fe80::1');
+	assert.equal(six.prefixes6, '');
+});

@@ -81,7 +81,10 @@ function wans(status) {
 			since: formatAge(w.since),
 			reason: typeof w.reason === 'string' ? w.reason : '',
 			device: typeof w.device === 'string' ? w.device : '-',
-			gateway: typeof w.gateway === 'string' ? w.gateway : '-',
+			gateway: [ w.gateway, w.gateway6 ].filter(function(g) {
+				return typeof g === 'string';
+			}).join(', ') || '-',
+			prefixes6: arr(w.prefixes6).filter(function(p) { return typeof p === 'string'; }).join(', '),
 			weight: isNum(w.weight) ? String(w.weight) : '-',
 			share: Object.keys(share).sort().map(function(p) {
 				return { policy: p, text: formatPercent(share[p]) };
@@ -172,6 +175,7 @@ function cardHtml(v) {
 		';color:' + v.textColor + '">' + escapeHtml(v.label) + '</span></div>' +
 		'<div class="uplinkd-why">for ' + escapeHtml(v.since) + ': ' + escapeHtml(v.reason) + '</div>' +
 		'<div>device ' + escapeHtml(v.device) + ', gateway ' + escapeHtml(v.gateway) + ', weight ' + escapeHtml(v.weight) + '</div>' +
+		(v.prefixes6 ? '<div>IPv6 prefixes ' + escapeHtml(v.prefixes6) + '</div>' : '') +
 		'<div>share of new flows: ' + share + '</div>' +
 		'<table class="uplinkd-targets"><tr><th>target</th><th>RTT</th><th>loss</th><th>lost/sent</th></tr>' + rows + '</table>' +
 		chartSvg(v.history) + '</div>';

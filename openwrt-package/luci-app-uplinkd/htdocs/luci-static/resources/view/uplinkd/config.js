@@ -81,9 +81,23 @@ return view.extend({
 		o = s.option(form.Value, 'device', _('Device'), _('Linux device, e.g. eth1; empty: as netifd reports it.'));
 		o.optional = true;
 
-		o = s.option(form.Value, 'gateway', _('Gateway'), _('Empty: discovered.'));
+		o = s.option(form.ListValue, 'family', _('Address family'),
+			_('IPv4 and IPv6 on one interface share one health; for independent IPv6 health add a second interface on the same device with family IPv6.'));
+		o.value('ipv4', _('IPv4'));
+		o.value('ipv6', _('IPv6'));
+		o.value('any', _('IPv4 and IPv6'));
+		o.default = 'ipv4';
+
+		o = s.option(form.DynamicList, 'gateway', _('Gateway'), _('At most one per family. Empty: discovered.'));
 		o.optional = true;
 		o.validate = check(v.ip);
+
+		o = s.option(form.DynamicList, 'ip6prefix', _('Delegated IPv6 prefixes'),
+			_('Connections from these prefixes always use this uplink. Empty: learned from netifd.'));
+		o.optional = true;
+		o.datatype = 'cidr6';
+		o.depends('family', 'ipv6');
+		o.depends('family', 'any');
 
 		o = s.option(form.DynamicList, 'track_ip', _('Probe targets'),
 			_('Addresses that should always answer through this uplink, at most 8. None: the uplink follows its carrier only.'));
@@ -184,6 +198,12 @@ return view.extend({
 		o.value('default', _('default (main routing table)'));
 		names('policy').forEach(function(n) { o.value(n); });
 		o.rmempty = false;
+
+		o = s.option(form.ListValue, 'family', _('Address family'));
+		o.value('any', _('IPv4 and IPv6'));
+		o.value('ipv4', _('IPv4'));
+		o.value('ipv6', _('IPv6'));
+		o.default = 'any';
 
 		o = s.option(form.ListValue, 'proto', _('Protocol'));
 		[ 'all', 'tcp', 'udp', 'icmp' ].forEach(function(p) { o.value(p); });
