@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 use smol::channel::{self, Receiver, Sender};
 use smol::LocalExecutor;
 
-use crate::control::{self, Call};
 use crate::config::Prefix;
+use crate::control::{self, Call};
 use crate::engine::Netifd;
 use crate::ubus::{Client, Incoming, Session, Status};
 

@@ -541,7 +541,11 @@ impl Daemon {
                     to,
                 } => {
                     let name = &self.engine.config().interfaces[wan].name;
-                    let v = if family == kernel::Family::V6 { "6" } else { "" };
+                    let v = if family == kernel::Family::V6 {
+                        "6"
+                    } else {
+                        ""
+                    };
                     log::info!(
                         "{name} gateway{v} {} -> {}",
                         describe_gateway(from),

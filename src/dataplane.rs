@@ -722,8 +722,14 @@ mod tests {
         assert_eq!(
             specs,
             [
-                ("sticky_0_0_60", "type ipv4_addr; flags dynamic,timeout; timeout 60s;"),
-                ("sticky_0_0_60_6", "type ipv6_addr; flags dynamic,timeout; timeout 60s;"),
+                (
+                    "sticky_0_0_60",
+                    "type ipv4_addr; flags dynamic,timeout; timeout 60s;"
+                ),
+                (
+                    "sticky_0_0_60_6",
+                    "type ipv6_addr; flags dynamic,timeout; timeout 60s;"
+                ),
                 ("v6sites", "type ipv6_addr; flags interval;")
             ]
         );

@@ -137,7 +137,9 @@ pub fn ownership(cfg: &Config) -> Ownership {
         protocol: g.route_proto,
         tables: g.table_first..=g.table_last,
         priorities: g.rule_priority..=g.rule_priority + RULE_PRIORITY_SPAN - 1,
-        nexthop_ids: g.table_first..=g.table_last.saturating_add(g.table_last - g.table_first + 1),
+        nexthop_ids: g.table_first
+            ..=g.table_last
+                .saturating_add(g.table_last - g.table_first + 1),
     }
 }
 

@@ -83,8 +83,15 @@ fn all_on(lab: &Lab, server: IpAddr, n: usize, isp: usize, step: &str) {
 fn assert_alive(lab: &Lab, conns: &[LongConn], up: usize, step: &str) {
     let (alive, broken) = lab.check_alive_by_isp(conns);
     eprintln!("{step}: alive {alive:?} broken {broken:?}");
-    assert_eq!(broken.get(&up).copied().unwrap_or(0), 0, "{step}: {broken:?}");
-    assert!(alive.get(&up).copied().unwrap_or(0) > 0, "{step}: {alive:?}");
+    assert_eq!(
+        broken.get(&up).copied().unwrap_or(0),
+        0,
+        "{step}: {broken:?}"
+    );
+    assert!(
+        alive.get(&up).copied().unwrap_or(0) > 0,
+        "{step}: {alive:?}"
+    );
 }
 
 #[test]
@@ -100,7 +107,10 @@ fn ipv6_failover_and_balancing_across_two_isps_with_native_prefixes() {
     d.reload();
     std::thread::sleep(Duration::from_secs(2));
     let churn = mon.events_since(quiet);
-    assert!(churn.is_empty(), "kernel writes in steady state: {churn:#?}");
+    assert!(
+        churn.is_empty(),
+        "kernel writes in steady state: {churn:#?}"
+    );
 
     // What uplinkd found: link-local gateways, the delegated prefix from netifd-style
     // source routes, per-family shares.
@@ -114,7 +124,12 @@ fn ipv6_failover_and_balancing_across_two_isps_with_native_prefixes() {
     let wan2_6 = &s["interfaces"]["wan2_6"];
     assert_eq!(wan2_6["gateway"], "fe80::1", "{wan2_6}");
     assert_eq!(wan2_6["share"]["balanced"], 50.0, "{wan2_6}");
-    assert_eq!(s["policies"]["balanced"]["members6"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        s["policies"]["balanced"]["members6"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
 
     // Balancing: ULA sources (NAT66) spread over both ISPs, by weight.
     let ula = IpAddr::V6(server6(None));
@@ -130,7 +145,13 @@ fn ipv6_failover_and_balancing_across_two_isps_with_native_prefixes() {
     assert!(t4.share(1) > 0.0 && t4.share(2) > 0.0, "{t4:?}");
     // Native prefixes: always through their own ISP, whatever the weights say.
     for k in [1, 2] {
-        all_on(&lab, IpAddr::V6(server6(Some(k))), 20, k, "delegated prefix");
+        all_on(
+            &lab,
+            IpAddr::V6(server6(Some(k))),
+            20,
+            k,
+            "delegated prefix",
+        );
     }
     assert!(lab.router_connect_to(ula).is_ok(), "router's own IPv6");
 
@@ -164,7 +185,11 @@ fn ipv6_failover_and_balancing_across_two_isps_with_native_prefixes() {
     assert_alive(&lab, &conns, 2, "ISP1 blackhole, ULA");
     assert_alive(&lab, &d2, 2, "ISP1 blackhole, ISP2 prefix");
     all_on(&lab, ula, 50, 2, "after ISP1 blackhole");
-    assert_eq!(lab.router_connect_to(ula).ok(), Some(2), "router fails over");
+    assert_eq!(
+        lab.router_connect_to(ula).ok(),
+        Some(2),
+        "router fails over"
+    );
 
     // 2. ISP1 back: balanced again.
     lab.restore(1);
@@ -175,12 +200,18 @@ fn ipv6_failover_and_balancing_across_two_isps_with_native_prefixes() {
     assert_alive(&lab, &d2, 2, "ISP1 restored");
 
     // 3. ISP2 loses IPv6 only: wan2_6 goes, wan2 (IPv4) stays.
-    lab.nft("isp2", "add rule inet lab transit meta nfproto ipv6 counter drop\n");
+    lab.nft(
+        "isp2",
+        "add rule inet lab transit meta nfproto ipv6 counter drop\n",
+    );
     wait_group6(&lab, &[0], DETECT, "ISP2 IPv6 outage");
     assert_eq!(lab.group_members(), vec![TABLE_FIRST, TABLE_FIRST + 1]);
     all_on(&lab, ula, 30, 1, "ISP2 IPv6 outage");
     let t4 = lab.connect_many(100);
-    assert!(t4.share(1) > 0.0 && t4.share(2) > 0.0, "IPv4 unaffected: {t4:?}");
+    assert!(
+        t4.share(1) > 0.0 && t4.share(2) > 0.0,
+        "IPv4 unaffected: {t4:?}"
+    );
     lab.restore(2);
     wait_group6(&lab, &[0, 2], DETECT, "ISP2 IPv6 back");
 

@@ -375,7 +375,11 @@ impl<'s> Reader<'_, '_, 's> {
                     format!("{gw} does not match family {}", family_name(family)),
                 ),
                 Ok(gw) => {
-                    let slot = if gw.is_ipv4() { &mut gateway } else { &mut gateway6 };
+                    let slot = if gw.is_ipv4() {
+                        &mut gateway
+                    } else {
+                        &mut gateway6
+                    };
                     if slot.replace(gw).is_some() {
                         self.error("gateway", "lists two gateways of one family".into());
                     }

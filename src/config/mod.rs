@@ -8,8 +8,8 @@ mod check;
 pub mod mwan3;
 pub mod uci;
 
-use check::Check;
 pub(crate) use check::family_name;
+use check::Check;
 
 use core::fmt;
 use std::net::IpAddr;
@@ -693,6 +693,30 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_interface() {
+        let c = ok(&wan(
+            "option family any\nlist gateway 192.0.2.1\nlist gateway fe80::1\n\
+             list ip6prefix 2001:db8:d1::/48\nlist track_ip 192.0.2.9\nlist track_ip 2001:db8::9",
+        ));
+        let i = &c.interfaces[0];
+        assert_eq!(
+            (i.family, i.gateway, i.gateway6),
+            (
+                Family::Any,
+                "192.0.2.1".parse().ok(),
+                "fe80::1".parse().ok()
+            )
+        );
+        assert_eq!(i.ip6prefix.len(), 1);
+        assert!(c.summary()[0].contains("gateway 192.0.2.1 and fe80::1"));
+        let c = ok(&wan("option family ipv6\noption gateway fe80::1"));
+        assert_eq!(
+            (c.interfaces[0].gateway, c.interfaces[0].gateway6),
+            (None, "fe80::1".parse().ok())
+        );
+    }
+
+    #[test]
     fn value_errors() {
         for (options, expected) in [
             ("option enabled 2", "option 'enabled' must be a boolean"),
@@ -709,6 +733,22 @@ mod tests {
             (
                 "option family ipv5",
                 "option 'family' must be ipv4, ipv6 or any",
+            ),
+            (
+                "option family any\nlist gateway 192.0.2.1\nlist gateway 192.0.2.2",
+                "option 'gateway' lists two gateways of one family",
+            ),
+            (
+                "option gateway fe80::1",
+                "option 'gateway' fe80::1 does not match family ipv4",
+            ),
+            (
+                "list ip6prefix 2001:db8::/48",
+                "option 'ip6prefix' '2001:db8::/48' needs an IPv6 interface",
+            ),
+            (
+                "option family ipv6\nlist ip6prefix 2001:db8::/129",
+                "option 'ip6prefix' must be an address or network",
             ),
             (
                 "option family ipv6\nlist track_ip 192.0.2.1",

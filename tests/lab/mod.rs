@@ -373,15 +373,23 @@ impl Lab {
 
     fn build_v6(&self) {
         for a in TARGETS6.iter().chain(&SERVERS6) {
-            self.ip("inet", &["-6", "addr", "add", &format!("{a}/128"), "dev", "lo"]);
+            self.ip(
+                "inet",
+                &["-6", "addr", "add", &format!("{a}/128"), "dev", "lo"],
+            );
         }
         self.sysctl("rtr", "net.ipv6.conf.all.forwarding", "1");
         let lan = ["-6", "addr", "add", "fd77::1/64", "dev", "lan", "nodad"];
         self.ip("rtr", &lan);
-        self.ip("lan", &["-6", "addr", "add", "fd77::2/64", "dev", "eth0", "nodad"]);
         self.ip(
             "lan",
-            &["-6", "route", "add", "default", "via", "fd77::1", "src", "fd77::2"],
+            &["-6", "addr", "add", "fd77::2/64", "dev", "eth0", "nodad"],
+        );
+        self.ip(
+            "lan",
+            &[
+                "-6", "route", "add", "default", "via", "fd77::1", "src", "fd77::2",
+            ],
         );
         for k in 1..=self.n_isps {
             let isp = format!("isp{k}");
@@ -389,24 +397,46 @@ impl Lab {
             let (link, delegated) = (wan_prefix6(k), delegated6(k));
             self.sysctl(&isp, "net.ipv6.conf.all.forwarding", "1");
             let up_isp = format!("2001:db8:64:{k}::2/64");
-            self.ip(&isp, &["-6", "addr", "add", &up_isp, "dev", "upstream", "nodad"]);
+            self.ip(
+                &isp,
+                &["-6", "addr", "add", &up_isp, "dev", "upstream", "nodad"],
+            );
             let up_inet = format!("2001:db8:64:{k}::1");
             self.ip(
                 "inet",
-                &["-6", "addr", "add", &format!("{up_inet}/64"), "dev", &isp, "nodad"],
+                &[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{up_inet}/64"),
+                    "dev",
+                    &isp,
+                    "nodad",
+                ],
             );
             self.ip(&isp, &["-6", "route", "add", "default", "via", &up_inet]);
             // The internet routes the ISP's prefixes to it, and only those.
             for p in [&link, &delegated] {
-                self.ip("inet", &["-6", "route", "add", p, "via", &up_isp[..up_isp.len() - 3]]);
+                self.ip(
+                    "inet",
+                    &["-6", "route", "add", p, "via", &up_isp[..up_isp.len() - 3]],
+                );
             }
             // The ISP's side of the WAN link: fe80::1 (its RA address) and the /64.
-            self.ip(&isp, &["-6", "addr", "add", "fe80::1/64", "dev", "rtr", "nodad"]);
-            let isp_link = format!("2001:db8:20:{k}::1/64");
-            self.ip(&isp, &["-6", "addr", "add", &isp_link, "dev", "rtr", "nodad"]);
             self.ip(
                 &isp,
-                &["-6", "route", "add", &delegated, "via", "fe80::2", "dev", "rtr"],
+                &["-6", "addr", "add", "fe80::1/64", "dev", "rtr", "nodad"],
+            );
+            let isp_link = format!("2001:db8:20:{k}::1/64");
+            self.ip(
+                &isp,
+                &["-6", "addr", "add", &isp_link, "dev", "rtr", "nodad"],
+            );
+            self.ip(
+                &isp,
+                &[
+                    "-6", "route", "add", &delegated, "via", "fe80::2", "dev", "rtr",
+                ],
             );
             self.nft(
                 &isp,
@@ -420,27 +450,43 @@ impl Lab {
             );
             // The router's side, and what netifd installs for a DHCPv6-PD uplink: a
             // default route and a source-specific one for the delegated prefix.
-            self.ip("rtr", &["-6", "addr", "add", "fe80::2/64", "dev", &wan, "nodad"]);
+            self.ip(
+                "rtr",
+                &["-6", "addr", "add", "fe80::2/64", "dev", &wan, "nodad"],
+            );
             let rtr_addr = format!("{}/64", wan_address6(k));
-            self.ip("rtr", &["-6", "addr", "add", &rtr_addr, "dev", &wan, "nodad"]);
+            self.ip(
+                "rtr",
+                &["-6", "addr", "add", &rtr_addr, "dev", &wan, "nodad"],
+            );
             let metric = (10 * k).to_string();
             for from in [None, Some(delegated.as_str())] {
                 let mut args = vec!["-6", "route", "add", "default"];
                 if let Some(f) = from {
                     args.extend(["from", f]);
                 }
-                args.extend(["via", "fe80::1", "dev", &wan, "proto", "static", "metric", &metric]);
+                args.extend([
+                    "via", "fe80::1", "dev", &wan, "proto", "static", "metric", &metric,
+                ]);
                 self.ip("rtr", &args);
             }
             let lan_net = format!("2001:db8:d{k}:1::1/64");
-            self.ip("rtr", &["-6", "addr", "add", &lan_net, "dev", "lan", "nodad"]);
+            self.ip(
+                "rtr",
+                &["-6", "addr", "add", &lan_net, "dev", "lan", "nodad"],
+            );
             let client = client6(Some(k)).to_string();
             let with_len = format!("{client}/64");
-            self.ip("lan", &["-6", "addr", "add", &with_len, "dev", "eth0", "nodad"]);
+            self.ip(
+                "lan",
+                &["-6", "addr", "add", &with_len, "dev", "eth0", "nodad"],
+            );
             let server = server6(Some(k)).to_string();
             self.ip(
                 "lan",
-                &["-6", "route", "add", &server, "via", "fd77::1", "src", &client],
+                &[
+                    "-6", "route", "add", &server, "via", "fd77::1", "src", &client,
+                ],
             );
         }
     }
