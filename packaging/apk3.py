@@ -40,8 +40,8 @@ The format, as apk-tools reads it:
   block, computed while those 20 bytes are still zero.
 
 The layout written here follows the order in which apk-tools' own writer (`apk
-mkpkg`) lays values out and shares identical data, so both produce the same bytes
-for the same tree.
+mkpkg`, 3.0.6) lays values out and shares identical data, so for the same tree both
+produce the same bytes (apk mkpkg with SOURCE_DATE_EPOCH set to --epoch).
 """
 
 import argparse
