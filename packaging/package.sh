@@ -1,22 +1,33 @@
 #!/bin/sh
 # Packages from the cross-built binaries in dist/<target>/uplinkd, without the OpenWrt
-# SDK: dist/packages/*.ipk for OpenWrt 23.05/24.10 (opkg) and *.deb for Debian /
-# Raspberry Pi OS (arm64, armhf).
+# SDK, in dist/packages:
+#   uplinkd_<version>-1_<arch>.ipk    OpenWrt 23.05/24.10 (opkg)
+#   uplinkd_<version>-r1_<arch>.apk   OpenWrt 25.12 and later (apk-tools v3, ADB format)
+#   uplinkd_<version>-1_<arch>.deb    Debian / Raspberry Pi OS (arm64, armhf)
 #
 #   packaging/package.sh        (after packaging/build.sh)
 #
-# OpenWrt 25.12+ uses apk-tools v3 packages (ADB format); no tool that writes them is
-# packaged for Debian or on PyPI, so no .apk is built here: use the feed Makefile in
-# openwrt-package/ with the OpenWrt SDK for those.
+# The .ipk and .apk of an architecture hold the same files. The .apk also carries
+# what OpenWrt's own apk packages carry in /lib/apk/packages: the file list (which
+# OpenWrt's default_postinst/default_prerm read), the conffiles and their sha256
+# (sysupgrade keeps the conffiles that differ). apk itself keeps a changed
+# /etc/config/uplinkd over upgrades (it protects modified files under /etc and
+# installs the new default as uplinkd.apk-new). No tool that writes apk v3 packages is
+# packaged for Debian or on PyPI: packaging/apk3.py writes them (Python standard
+# library only) and `packaging/apk3.py dump` checks one. The packages are unsigned:
+# install them with `apk add --allow-untrusted`.
 set -eu
+umask 022
 cd "$(dirname "$0")/.."
 root=$(pwd)
 dist=${DIST:-$root/dist}
 out=$dist/packages
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 release=1
+apk_version=$version-r$release
 epoch=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 maintainer="uplinkd maintainers <uplinkd@example.invalid>"
+url=https://example.invalid/uplinkd
 summary="Multi-WAN failover and load balancing daemon"
 description=" uplinkd probes every uplink, moves new traffic away from a dead one within
  seconds and balances by weight over the healthy ones. mwan3's configuration
@@ -33,20 +44,26 @@ mktar() { # <archive.tar.gz> <dir>
             --format=gnu -cf - -T -) | gzip -9n >"$1"
 }
 
+# The files of the OpenWrt packages (.ipk and .apk alike).
+openwrt_files() { # <binary> <dir>
+    files=openwrt-package/uplinkd/files
+    mkdir -p "$2/usr/sbin" "$2/etc/init.d" "$2/etc/config" "$2/etc/uci-defaults" \
+        "$2/usr/share/uplinkd" "$2/usr/share/acl.d"
+    install -m 0755 "$1" "$2/usr/sbin/uplinkd"
+    install -m 0755 "$files/etc/init.d/uplinkd" "$2/etc/init.d/uplinkd"
+    install -m 0600 "$files/etc/config/uplinkd" "$2/etc/config/uplinkd"
+    install -m 0644 "$files/etc/config/uplinkd" "$2/usr/share/uplinkd/uplinkd.default"
+    install -m 0644 "$files/usr/share/acl.d/uplinkd.json" "$2/usr/share/acl.d/uplinkd.json"
+    install -m 0755 uci-defaults/99-uplinkd "$2/etc/uci-defaults/99-uplinkd"
+}
+
 ipk() { # <rust target> <OpenWrt architecture>
     bin=$dist/$1/uplinkd
     [ -f "$bin" ] || { echo "package: no $bin (run packaging/build.sh $1): skipped" >&2; return 0; }
     d=$tmp/ipk-$2
     rm -rf "$d"
-    mkdir -p "$d/data/usr/sbin" "$d/data/etc/init.d" "$d/data/etc/config" \
-        "$d/data/etc/uci-defaults" "$d/data/usr/share/uplinkd" "$d/data/usr/share/acl.d" "$d/control"
-    files=openwrt-package/uplinkd/files
-    install -m 0755 "$bin" "$d/data/usr/sbin/uplinkd"
-    install -m 0755 "$files/etc/init.d/uplinkd" "$d/data/etc/init.d/uplinkd"
-    install -m 0600 "$files/etc/config/uplinkd" "$d/data/etc/config/uplinkd"
-    install -m 0644 "$files/etc/config/uplinkd" "$d/data/usr/share/uplinkd/uplinkd.default"
-    install -m 0644 "$files/usr/share/acl.d/uplinkd.json" "$d/data/usr/share/acl.d/uplinkd.json"
-    install -m 0755 uci-defaults/99-uplinkd "$d/data/etc/uci-defaults/99-uplinkd"
+    mkdir -p "$d/control"
+    openwrt_files "$bin" "$d/data"
     size=$(find "$d/data" -type f -exec cat {} + | wc -c)
     cat >"$d/control/control" <<C
 Package: uplinkd
@@ -77,6 +94,47 @@ C
     echo "$f"
 }
 
+apkv3() { # <rust target> <OpenWrt architecture>
+    bin=$dist/$1/uplinkd
+    [ -f "$bin" ] || { echo "package: no $bin (run packaging/build.sh $1): skipped" >&2; return 0; }
+    d=$tmp/apk-$2
+    rm -rf "$d"
+    mkdir -p "$d"
+    openwrt_files "$bin" "$d/data"
+    # OpenWrt's metadata files: the list of the package's files (made before the
+    # metadata files are added, so it does not name them), the conffiles, and the
+    # conffiles with the sha256 of their packaged contents.
+    meta=$d/data/lib/apk/packages
+    (cd "$d/data" && find . -type f -o -type l) | sed 's|^\.||' | LC_ALL=C sort >"$d/list"
+    mkdir -p "$meta"
+    mv "$d/list" "$meta/uplinkd.list"
+    echo /etc/config/uplinkd >"$meta/uplinkd.conffiles"
+    echo "/etc/config/uplinkd $(sha256sum "$d/data/etc/config/uplinkd" | cut -d ' ' -f 1)" \
+        >"$meta/uplinkd.conffiles_static"
+    # apk runs post-upgrade instead of post-install on an upgrade: the same script,
+    # told that it is an upgrade the way OpenWrt's generated scripts are.
+    {
+        echo '#!/bin/sh'
+        echo 'export PKG_UPGRADE=1'
+        sed '/^#!/d' packaging/openwrt/postinst
+    } >"$d/post-upgrade"
+    f=$out/uplinkd_${apk_version}_$2.apk
+    python3 packaging/apk3.py build --output "$f" --files "$d/data" --epoch "$epoch" \
+        --info "name:uplinkd" \
+        --info "version:$apk_version" \
+        --info "description:$(echo "$description" | tr -s ' \n' '  ' | sed 's/^ //; s/ $//')" \
+        --info "arch:$2" \
+        --info "license:GPL-2.0-only" \
+        --info "origin:feeds/packages/net/uplinkd" \
+        --info "url:$url" \
+        --info "maintainer:$maintainer" \
+        --info "depends:libc" \
+        --script "post-install:packaging/openwrt/postinst" \
+        --script "post-upgrade:$d/post-upgrade" \
+        --script "pre-deinstall:packaging/openwrt/prerm"
+    echo "$f"
+}
+
 deb() { # <rust target> <Debian architecture>
     bin=$dist/$1/uplinkd
     [ -f "$bin" ] || { echo "package: no $bin (run packaging/build.sh $1): skipped" >&2; return 0; }
@@ -96,7 +154,7 @@ Maintainer: $maintainer
 Installed-Size: $size
 Section: net
 Priority: optional
-Homepage: https://example.invalid/uplinkd
+Homepage: $url
 Description: $summary
 $description
 C
@@ -107,9 +165,10 @@ C
     echo "$f"
 }
 
-ipk mips-unknown-linux-musl mips_24kc
-ipk mipsel-unknown-linux-musl mipsel_24kc
-ipk armv7-unknown-linux-musleabihf arm_cortex-a7_neon-vfpv4
-ipk aarch64-unknown-linux-musl aarch64_cortex-a53
+for spec in mips-unknown-linux-musl:mips_24kc mipsel-unknown-linux-musl:mipsel_24kc \
+    armv7-unknown-linux-musleabihf:arm_cortex-a7_neon-vfpv4 aarch64-unknown-linux-musl:aarch64_cortex-a53; do
+    ipk "${spec%%:*}" "${spec#*:}"
+    apkv3 "${spec%%:*}" "${spec#*:}"
+done
 deb aarch64-unknown-linux-musl arm64
 deb armv7-unknown-linux-musleabihf armhf

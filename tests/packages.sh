@@ -1,8 +1,12 @@
 #!/bin/sh
 # Checks the structure of the packages packaging/package.sh writes to dist/packages:
 # .ipk members and control fields (OpenWrt architecture names, conffiles, postinst and
-# prerm), the binary's ELF machine, .deb fields and files, and the systemd unit
-# (systemd-analyze verify, when available).
+# prerm), the binary's ELF machine; .apk (apk-tools v3) parsed as ADB by
+# `packaging/apk3.py dump` (magic, schema, blocks and their alignment, every value's
+# bounds and alignment, sorted paths, each DATA block against the file's size and
+# sha256), its fields, the same files and modes as the .ipk, OpenWrt's metadata files
+# and the scripts; .deb fields and files, and the systemd unit (systemd-analyze
+# verify, when available).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 pkgs=${DIST:-dist}/packages
@@ -70,6 +74,88 @@ for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_
     [ -z "$(tar -tvzf "$d/data.tar.gz" | awk '$2 != "0/0"')" ] || bad "$arch: files not owned by root"
 done
 
+# apk-tools v3 packages. The dump's lines: "<field>: <value>", "script: <type> <n> bytes",
+# "dir: /<path> <mode> <user> <group>",
+# "file: /<path> <mode> <user> <group> <size> <mtime> <sha256>".
+apk_damaged_checked=0
+for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_cortex-a53:1:183; do
+    arch=${spec%%:*}
+    want=${spec#*:}
+    f=$pkgs/uplinkd_$version-r1_$arch.apk
+    [ -f "$f" ] || { echo "packages: no $f, skipped" >&2; continue; }
+    checked=$((checked + 1))
+    a=$tmp/apk-$arch
+    mkdir -p "$a"
+    if ! python3 packaging/apk3.py dump "$f" --extract "$a/root" --scripts "$a/scripts" \
+        >"$a/dump" 2>"$a/err"; then
+        bad "$arch: apk: $(cat "$a/err")"
+        continue
+    fi
+    val() { sed -n "s/^$1: //p" "$a/dump"; }
+    grep -q '^format: adb pckg, compression deflate, 1 ADB block, 0 SIG blocks' "$a/dump" ||
+        bad "$arch: apk: $(head -n 1 "$a/dump")"
+    [ "$(val name)" = uplinkd ] || bad "$arch: apk name '$(val name)'"
+    [ "$(val version)" = "$version-r1" ] || bad "$arch: apk version '$(val version)'"
+    [ "$(val arch)" = "$arch" ] || bad "$arch: apk arch '$(val arch)'"
+    [ "$(val license)" = GPL-2.0-only ] || bad "$arch: apk license '$(val license)'"
+    [ "$(val depends)" = libc ] || bad "$arch: apk depends '$(val depends)'"
+    for k in description origin maintainer url; do
+        [ -n "$(val "$k")" ] || bad "$arch: apk has no $k"
+    done
+    case $(val hashes) in *"(matches)") ;; *) bad "$arch: apk unique id '$(val hashes)'" ;; esac
+    sum=$(awk '$1 == "file:" { s += $6 } END { print s + 0 }' "$a/dump")
+    [ "$(val installed-size)" = "$sum" ] || bad "$arch: apk installed-size $(val installed-size), files $sum"
+    [ -z "$(awk '($1 == "file:" || $1 == "dir:") && ($4 != "root" || $5 != "root")' "$a/dump")" ] ||
+        bad "$arch: apk entries not owned by root"
+    grep -q '^data: .* match the file list$' "$a/dump" || bad "$arch: apk data not checked"
+    # The same files, modes and contents as the .ipk, plus OpenWrt's metadata files.
+    awk '$1 == "file:" && $2 !~ "^/lib/apk/packages/" { m = $3; sub(/^0+/, "", m); print $2, m, $8 }' \
+        "$a/dump" | LC_ALL=C sort >"$a/files"
+    if [ -d "$tmp/$arch/data" ]; then
+        (cd "$tmp/$arch/data" && find . -type f -printf '/%P %m\n' | LC_ALL=C sort | while read -r p m; do
+            echo "$p $m $(sha256sum ".$p" | cut -d ' ' -f 1)"
+        done) >"$a/ipk-files"
+        cmp -s "$a/files" "$a/ipk-files" || bad "$arch: apk and ipk files differ: $(diff "$a/ipk-files" "$a/files" | head -n 4)"
+    fi
+    meta=$a/root/lib/apk/packages
+    for m in list conffiles conffiles_static; do
+        grep -q "^file: /lib/apk/packages/uplinkd.$m 0644 " "$a/dump" || bad "$arch: apk has no uplinkd.$m"
+    done
+    cut -d ' ' -f 1 "$a/files" | cmp -s - "$meta/uplinkd.list" || bad "$arch: apk uplinkd.list"
+    [ "$(cat "$meta/uplinkd.conffiles")" = /etc/config/uplinkd ] || bad "$arch: apk uplinkd.conffiles"
+    conf_sha=$(awk '$1 == "file:" && $2 == "/etc/config/uplinkd" { print $8 }' "$a/dump")
+    [ "$(cat "$meta/uplinkd.conffiles_static")" = "/etc/config/uplinkd $conf_sha" ] ||
+        bad "$arch: apk uplinkd.conffiles_static"
+    for s in post-install post-upgrade pre-deinstall; do
+        [ -s "$a/scripts/$s" ] || { bad "$arch: apk has no $s script"; continue; }
+        sh -n "$a/scripts/$s" || bad "$arch: apk $s syntax"
+        grep -qs 'IPKG_INSTROOT' "$a/scripts/$s" || bad "$arch: apk $s ignores IPKG_INSTROOT"
+    done
+    grep -qs 'init.d/uplinkd enable' "$a/scripts/post-install" || bad "$arch: apk post-install does not enable"
+    grep -qs 'init.d/uplinkd restart' "$a/scripts/post-install" || bad "$arch: apk post-install does not start"
+    grep -qsx 'export PKG_UPGRADE=1' "$a/scripts/post-upgrade" || bad "$arch: apk post-upgrade is not an upgrade"
+    grep -qs 'init.d/uplinkd stop' "$a/scripts/pre-deinstall" || bad "$arch: apk pre-deinstall does not stop"
+    grep -qs 'init.d/uplinkd disable' "$a/scripts/pre-deinstall" || bad "$arch: apk pre-deinstall does not disable"
+    [ "$(elf "$a/root/usr/sbin/uplinkd")" = "$want" ] ||
+        bad "$arch: apk binary is ELF $(elf "$a/root/usr/sbin/uplinkd"), want $want"
+    # A damaged package must be refused with a message, not a traceback: cut short, and
+    # one byte changed in the compressed stream.
+    if [ "$apk_damaged_checked" = 0 ]; then
+        apk_damaged_checked=1
+        n=$(wc -c <"$f")
+        head -c $((n / 2)) "$f" >"$a/short.apk"
+        cp "$f" "$a/flipped.apk"
+        printf '\377' | dd of="$a/flipped.apk" bs=1 seek=$((n - 1000)) conv=notrunc 2>/dev/null
+        for broken in short flipped; do
+            if python3 packaging/apk3.py dump "$a/$broken.apk" >/dev/null 2>"$a/err"; then
+                bad "apk3.py accepted a $broken package"
+            elif [ "$(wc -l <"$a/err")" != 1 ] || ! grep -q '^apk3.py: ' "$a/err"; then
+                bad "apk3.py on a $broken package: $(head -n 3 "$a/err")"
+            fi
+        done
+    fi
+done
+
 for spec in arm64:1:183 armhf:1:40; do
     arch=${spec%%:*}
     want=${spec#*:}
@@ -77,7 +163,10 @@ for spec in arm64:1:183 armhf:1:40; do
     [ -f "$f" ] || { echo "packages: no $f, skipped" >&2; continue; }
     checked=$((checked + 1))
     d=$tmp/deb-$arch
-    dpkg-deb -x "$f" "$d" && dpkg-deb -e "$f" "$d/DEBIAN" || { bad "$arch: cannot unpack"; continue; }
+    if ! dpkg-deb -x "$f" "$d" || ! dpkg-deb -e "$f" "$d/DEBIAN"; then
+        bad "$arch: cannot unpack"
+        continue
+    fi
     [ "$(dpkg-deb -f "$f" Architecture)" = "$arch" ] || bad "$arch: Architecture"
     [ "$(dpkg-deb -f "$f" Version)" = "$version-1" ] || bad "$arch: Version"
     grep -qx /etc/uplinkd/uplinkd "$d/DEBIAN/conffiles" || bad "$arch: conffiles"
@@ -90,6 +179,7 @@ for spec in arm64:1:183 armhf:1:40; do
     [ "$(elf "$d/usr/sbin/uplinkd")" = "$want" ] || bad "$arch: binary is ELF $(elf "$d/usr/sbin/uplinkd")"
     grep -qx 'ExecStart=/usr/sbin/uplinkd --stderr -c /etc/uplinkd/uplinkd' "$unit" || bad "$arch: ExecStart"
     grep -qx 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' "$unit" || bad "$arch: capabilities"
+    # shellcheck disable=SC2016 # $MAINPID is systemd's, matched literally
     grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || bad "$arch: ExecReload"
     # Install it for real with dpkg into an empty root of its own (a container-less
     # chroot: the host's own package database is never touched), then purge it.
@@ -103,8 +193,9 @@ for spec in arm64:1:183 armhf:1:40; do
         done
         dpkg --root="$root" --force-script-chrootless --purge uplinkd >/dev/null 2>&1 ||
             bad "$arch: dpkg --purge failed"
-        [ ! -e "$root/usr/sbin/uplinkd" ] && [ ! -e "$root/etc/uplinkd/uplinkd" ] ||
+        if [ -e "$root/usr/sbin/uplinkd" ] || [ -e "$root/etc/uplinkd/uplinkd" ]; then
             bad "$arch: purge left files behind"
+        fi
     else
         bad "$arch: dpkg -i into an empty root failed"
     fi
