@@ -364,10 +364,7 @@ impl Daemon {
             .into_iter()
             .fold(None, earliest);
             let input = match wake {
-                Some(t) if t <= self.clock.now() => match self.rx.try_recv() {
-                    Ok(i) => Some(i),
-                    Err(_) => None,
-                },
+                Some(t) if t <= self.clock.now() => self.rx.try_recv().ok(),
                 Some(t) => {
                     let timer = Timer::at(self.clock.to_std(t));
                     smol::future::or(async { self.rx.recv().await.ok() }, async {

@@ -305,7 +305,7 @@ impl Engine {
     /// Start an immediate round on one WAN or all.
     pub fn probe_now(&mut self, wan: Option<usize>) {
         for (i, w) in self.wans.iter_mut().enumerate() {
-            if wan.is_none_or(|x| x == i) {
+            if wan.map_or(true, |x| x == i) {
                 w.sched.probe_now();
             }
         }

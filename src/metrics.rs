@@ -194,7 +194,7 @@ fn tenths(v: &Value) -> Option<u64> {
         return n.checked_mul(10);
     }
     let f = v.as_f64()?;
-    if !f.is_finite() || f < 0.0 || f > 1e15 {
+    if !f.is_finite() || !(0.0..=1e15).contains(&f) {
         return None;
     }
     Some((f * 10.0).round() as u64)
