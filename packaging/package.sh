@@ -57,13 +57,19 @@ openwrt_files() { # <binary> <dir>
     install -m 0755 uci-defaults/99-uplinkd "$2/etc/uci-defaults/99-uplinkd"
 }
 
-ipk() { # <rust target> <OpenWrt architecture>
+# The OpenWrt file set for <rust target> in $d/data, d=$tmp/<work dir>; false (and a
+# note) when the binary has not been built.
+stage() { # <rust target> <work dir>
     bin=$dist/$1/uplinkd
-    [ -f "$bin" ] || { echo "package: no $bin (run packaging/build.sh $1): skipped" >&2; return 0; }
-    d=$tmp/ipk-$2
+    [ -f "$bin" ] || { echo "package: no $bin (run packaging/build.sh $1): skipped" >&2; return 1; }
+    d=$tmp/$2
     rm -rf "$d"
     mkdir -p "$d/control"
     openwrt_files "$bin" "$d/data"
+}
+
+ipk() { # <rust target> <OpenWrt architecture>
+    stage "$1" "ipk-$2" || return 0
     size=$(find "$d/data" -type f -exec cat {} + | wc -c)
     cat >"$d/control/control" <<C
 Package: uplinkd
@@ -95,12 +101,7 @@ C
 }
 
 apkv3() { # <rust target> <OpenWrt architecture>
-    bin=$dist/$1/uplinkd
-    [ -f "$bin" ] || { echo "package: no $bin (run packaging/build.sh $1): skipped" >&2; return 0; }
-    d=$tmp/apk-$2
-    rm -rf "$d"
-    mkdir -p "$d"
-    openwrt_files "$bin" "$d/data"
+    stage "$1" "apk-$2" || return 0
     # OpenWrt's metadata files: the list of the package's files (made before the
     # metadata files are added, so it does not name them), the conffiles, and the
     # conffiles with the sha256 of their packaged contents.

@@ -30,6 +30,22 @@ elf() {
 
 field() { sed -n "s/^$2: //p" "$1"; }
 
+# The maintainer scripts of a package: valid sh, aware of an offline root (IPKG_INSTROOT),
+# enabling and starting the service on install, stopping and disabling it on removal.
+scripts() { # <label> <install script> <removal script> [<more scripts>...]
+    label=$1
+    shift
+    for f in "$@"; do
+        [ -s "$f" ] || { bad "$label: no ${f##*/} script"; continue; }
+        sh -n "$f" || bad "$label: ${f##*/} syntax"
+        grep -q 'IPKG_INSTROOT' "$f" || bad "$label: ${f##*/} ignores IPKG_INSTROOT"
+    done
+    grep -qs 'init.d/uplinkd enable' "$1" || bad "$label: ${1##*/} does not enable"
+    grep -qs 'init.d/uplinkd restart' "$1" || bad "$label: ${1##*/} does not start"
+    grep -qs 'init.d/uplinkd stop' "$2" || bad "$label: ${2##*/} does not stop"
+    grep -qs 'init.d/uplinkd disable' "$2" || bad "$label: ${2##*/} does not disable"
+}
+
 # OpenWrt architecture, expected ELF endianness:machine (MIPS 8, ARM 40, AArch64 183).
 for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_cortex-a53:1:183; do
     arch=${spec%%:*}
@@ -55,15 +71,10 @@ for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_
     [ "$size" -gt 100000 ] 2>/dev/null || bad "$arch: Installed-Size '$size'"
     grep -q '^Description: ..' "$c" || bad "$arch: Description"
     grep -qx /etc/config/uplinkd "$d/control/conffiles" || bad "$arch: conffiles"
-    for s in postinst prerm; do
-        [ -x "$d/control/$s" ] || bad "$arch: $s missing or not executable"
-        sh -n "$d/control/$s" || bad "$arch: $s syntax"
-        grep -q 'IPKG_INSTROOT' "$d/control/$s" || bad "$arch: $s ignores IPKG_INSTROOT"
+    for f in "$d/control/postinst" "$d/control/prerm"; do
+        [ -x "$f" ] || bad "$arch: ${f##*/} not executable"
     done
-    grep -q 'init.d/uplinkd enable' "$d/control/postinst" || bad "$arch: postinst does not enable"
-    grep -q 'init.d/uplinkd restart' "$d/control/postinst" || bad "$arch: postinst does not start"
-    grep -q 'init.d/uplinkd stop' "$d/control/prerm" || bad "$arch: prerm does not stop"
-    grep -q 'init.d/uplinkd disable' "$d/control/prerm" || bad "$arch: prerm does not disable"
+    scripts "$arch" "$d/control/postinst" "$d/control/prerm"
     for p in usr/sbin/uplinkd etc/init.d/uplinkd etc/uci-defaults/99-uplinkd; do
         [ -x "$d/data/$p" ] || bad "$arch: /$p missing or not executable"
     done
@@ -126,16 +137,8 @@ for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_
     conf_sha=$(awk '$1 == "file:" && $2 == "/etc/config/uplinkd" { print $8 }' "$a/dump")
     [ "$(cat "$meta/uplinkd.conffiles_static")" = "/etc/config/uplinkd $conf_sha" ] ||
         bad "$arch: apk uplinkd.conffiles_static"
-    for s in post-install post-upgrade pre-deinstall; do
-        [ -s "$a/scripts/$s" ] || { bad "$arch: apk has no $s script"; continue; }
-        sh -n "$a/scripts/$s" || bad "$arch: apk $s syntax"
-        grep -qs 'IPKG_INSTROOT' "$a/scripts/$s" || bad "$arch: apk $s ignores IPKG_INSTROOT"
-    done
-    grep -qs 'init.d/uplinkd enable' "$a/scripts/post-install" || bad "$arch: apk post-install does not enable"
-    grep -qs 'init.d/uplinkd restart' "$a/scripts/post-install" || bad "$arch: apk post-install does not start"
+    scripts "$arch apk" "$a/scripts/post-install" "$a/scripts/pre-deinstall" "$a/scripts/post-upgrade"
     grep -qsx 'export PKG_UPGRADE=1' "$a/scripts/post-upgrade" || bad "$arch: apk post-upgrade is not an upgrade"
-    grep -qs 'init.d/uplinkd stop' "$a/scripts/pre-deinstall" || bad "$arch: apk pre-deinstall does not stop"
-    grep -qs 'init.d/uplinkd disable' "$a/scripts/pre-deinstall" || bad "$arch: apk pre-deinstall does not disable"
     [ "$(elf "$a/root/usr/sbin/uplinkd")" = "$want" ] ||
         bad "$arch: apk binary is ELF $(elf "$a/root/usr/sbin/uplinkd"), want $want"
     # A damaged package must be refused with a message, not a traceback: cut short, and
