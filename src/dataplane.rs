@@ -45,10 +45,7 @@ pub struct WanInfo {
 
 impl WanInfo {
     fn carries(&self, f: KFamily) -> bool {
-        match f {
-            KFamily::V4 => self.v4,
-            KFamily::V6 => self.v6,
-        }
+        f.pick(self.v4, self.v6)
     }
 }
 
@@ -88,17 +85,11 @@ fn set_mark(what: &str, mask: u32, value: u32) -> String {
 
 /// `ip` / `ip6`, as nft spells an address family's header.
 fn ip(f: KFamily) -> &'static str {
-    match f {
-        KFamily::V4 => "ip",
-        KFamily::V6 => "ip6",
-    }
+    f.pick("ip", "ip6")
 }
 
 fn nfproto(f: KFamily) -> &'static str {
-    match f {
-        KFamily::V4 => "ipv4",
-        KFamily::V6 => "ipv6",
-    }
+    f.pick("ipv4", "ipv6")
 }
 
 const FAMILIES: [KFamily; 2] = [KFamily::V4, KFamily::V6];

@@ -75,17 +75,11 @@ pub struct Netifd {
 
 impl Wan {
     pub fn path(&self, f: Family) -> &Path {
-        match f {
-            Family::V4 => &self.v4,
-            Family::V6 => &self.v6,
-        }
+        f.pick(&self.v4, &self.v6)
     }
 
     fn path_mut(&mut self, f: Family) -> &mut Path {
-        match f {
-            Family::V4 => &mut self.v4,
-            Family::V6 => &mut self.v6,
-        }
+        f.pick(&mut self.v4, &mut self.v6)
     }
 
     /// The source address of probes to `target`: the WAN's first address of its family.

@@ -36,12 +36,17 @@ impl Family {
         }
     }
 
+    /// `v4` or `v6`, whichever is of this family.
+    pub fn pick<T>(self, v4: T, v6: T) -> T {
+        match self {
+            Family::V4 => v4,
+            Family::V6 => v6,
+        }
+    }
+
     /// `-4` / `-6`, as `ip` spells it.
     pub fn ip_flag(self) -> &'static str {
-        match self {
-            Family::V4 => "-4",
-            Family::V6 => "-6",
-        }
+        self.pick("-4", "-6")
     }
 }
 

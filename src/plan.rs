@@ -114,10 +114,7 @@ pub struct PolicyPlan {
 
 impl PolicyPlan {
     pub fn members(&self, f: Family) -> &Members {
-        match f {
-            Family::V4 => &self.v4,
-            Family::V6 => &self.v6,
-        }
+        f.pick(&self.v4, &self.v6)
     }
 }
 
@@ -156,10 +153,7 @@ pub fn nexthop_id(cfg: &Config, f: Family, table: u32) -> u32 {
 /// The metric of our routes: the kernel stores an IPv6 route's metric 0 as 1024, so
 /// that is what the plan asks for.
 pub fn route_metric(f: Family) -> u32 {
-    match f {
-        Family::V4 => 0,
-        Family::V6 => 1024,
-    }
+    f.pick(0, 1024)
 }
 
 /// Connection-pinning marks: values inside `fwmark_mask`. WAN slot `s` gets value
@@ -213,10 +207,7 @@ fn is_link_local(a: &IpAddr) -> bool {
 
 impl Wan<'_> {
     pub fn path(&self, f: Family) -> &Path {
-        match f {
-            Family::V4 => &self.v4,
-            Family::V6 => &self.v6,
-        }
+        f.pick(&self.v4, &self.v6)
     }
 
     /// Whether the WAN is configured for family `f`.
