@@ -1,8 +1,10 @@
 #!/bin/sh
 # Build stripped, static uplinkd binaries for routers: dist/<target>/uplinkd.
 #
-#   packaging/build.sh [--no-install] [TARGET...]
+#   packaging/build.sh [--no-install] [--packages] [TARGET...]
 #
+# --packages then writes the .ipk, .apk and .deb packages of what was built
+# (packaging/package.sh): `packaging/build.sh --packages` is the whole release.
 # With no TARGET, builds all of: mips-unknown-linux-musl, mipsel-unknown-linux-musl,
 # armv7-unknown-linux-musleabihf, aarch64-unknown-linux-musl. On a fresh Debian machine
 # (as root) it first installs what it needs; --no-install (or UPLINKD_NO_INSTALL=1) skips
@@ -55,12 +57,14 @@ root=$(pwd)
 
 all_targets="mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl"
 install=1
+packages=0
 [ "${UPLINKD_NO_INSTALL:-0}" = 1 ] && install=0
 targets=""
 for arg in "$@"; do
     case "$arg" in
         --no-install) install=0 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --packages) packages=1 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         -*) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
         *) targets="$targets $arg" ;;
     esac
@@ -125,3 +129,6 @@ for t in $targets; do
     esac
     ls -l "$dist/$t/uplinkd"
 done
+if [ "$packages" = 1 ]; then
+    DIST=$dist "$root/packaging/package.sh"
+fi
