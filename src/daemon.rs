@@ -163,6 +163,8 @@ struct Daemon {
     /// The nft table as last loaded; `None` forces a load.
     nft_applied: Option<Ruleset>,
     nft_check_at: Instant,
+    /// The flowtables last seen (fw4's `flow_offloading`), to note changes once.
+    flowtables: Option<Vec<crate::sys::nft::Flowtable>>,
     /// Marks of WANs whose pinned connections must be flushed after the next sync.
     pending_flush: Vec<(String, u32)>,
 }
@@ -216,6 +218,7 @@ impl Daemon {
             nf: None,
             nft_applied: None,
             nft_check_at: now,
+            flowtables: None,
             pending_flush: Vec::new(),
         };
         d.start_front_ends();
@@ -848,6 +851,12 @@ impl Daemon {
             }
             Err(e) => log::debug!("nft: table check failed: {e}"),
         }
+        if let Ok(found) = nf.flowtables() {
+            if self.flowtables.as_ref() != Some(&found) {
+                note_flowtables(&found);
+                self.flowtables = Some(found);
+            }
+        }
     }
 
     fn schedule_retry(&mut self, now: Instant) {
@@ -997,6 +1006,28 @@ fn describe_state(state: &crate::health::State, clock: &Clock) -> String {
             format!("held down for {} s", left.as_secs())
         }
         s => s.as_str().to_string(),
+    }
+}
+
+/// What flow offloading means for pinning, said once per change of the flowtables.
+fn note_flowtables(found: &[crate::sys::nft::Flowtable]) {
+    for ft in found {
+        if ft.hardware {
+            log::warn!(
+                "flowtable {} in table {} offloads in hardware: offloaded connections keep their WAN \
+                 and leave it only when uplinkd deletes their conntrack entry (failover); \
+                 hardware offload is not tested with uplinkd",
+                ft.name,
+                ft.table
+            );
+        } else {
+            log::info!(
+                "flowtable {} in table {}: offloaded connections keep the WAN they were pinned to; \
+                 a failover's conntrack flush ends their offload",
+                ft.name,
+                ft.table
+            );
+        }
     }
 }
 

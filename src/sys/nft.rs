@@ -1,6 +1,6 @@
-//! Loading uplinkd's nftables table, and the two netfilter netlink requests the daemon
-//! makes on its own: "does our table exist?" and "delete the conntrack entries pinned to
-//! this WAN".
+//! Loading uplinkd's nftables table, and the netfilter netlink requests the daemon
+//! makes on its own: "does our table exist?", "which flowtables are there?" and "delete
+//! the conntrack entries pinned to this WAN".
 //!
 //! The table is loaded with `nft -f -` (the script on stdin, no shell): nft turns the
 //! whole script into one netlink batch, which the kernel applies atomically, and its
@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 
-use super::wire::{parse_ack, Messages, Request, NLMSG_ERROR, NLM_F_ACK};
+use super::wire::{
+    parse_ack, u32_at, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP,
+};
 use crate::dataplane::{Existing, TABLE};
 
 /// `NFNL_SUBSYS_CTNETLINK`, `NFNL_SUBSYS_NFTABLES` (linux/netfilter/nfnetlink.h).
@@ -23,6 +25,14 @@ const SUBSYS_NFTABLES: u16 = 10;
 /// `IPCTNL_MSG_CT_DELETE`; `NFT_MSG_GETTABLE`.
 const CT_DELETE: u16 = 2;
 const NFT_GETTABLE: u16 = 1;
+/// `NFT_MSG_NEWFLOWTABLE` (what a dump answers with), `NFT_MSG_GETFLOWTABLE`.
+const NFT_NEWFLOWTABLE: u16 = 22;
+const NFT_GETFLOWTABLE: u16 = 23;
+/// `NFTA_FLOWTABLE_TABLE`, `_NAME`, `_FLAGS`; `NF_FLOWTABLE_HW_OFFLOAD`.
+const NFTA_FLOWTABLE_TABLE: u16 = 1;
+const NFTA_FLOWTABLE_NAME: u16 = 2;
+const NFTA_FLOWTABLE_FLAGS: u16 = 7;
+const NF_FLOWTABLE_HW_OFFLOAD: u32 = 1;
 /// `CTA_MARK`, `CTA_MARK_MASK` (linux/netfilter/nfnetlink_conntrack.h); `NFTA_TABLE_NAME`.
 const CTA_MARK: u16 = 8;
 const CTA_MARK_MASK: u16 = 21;
@@ -123,6 +133,71 @@ impl Netfilter {
     }
 }
 
+/// A flowtable somebody (fw4's `flow_offloading`) set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flowtable {
+    pub table: String,
+    pub name: String,
+    /// Hardware offload: offloaded flows bypass the kernel's forwarding path.
+    pub hardware: bool,
+}
+
+impl Netfilter {
+    /// Every flowtable of every table.
+    pub fn flowtables(&mut self) -> io::Result<Vec<Flowtable>> {
+        let req = Request::new(
+            SUBSYS_NFTABLES << 8 | NFT_GETFLOWTABLE,
+            NLM_F_DUMP,
+            &nfgenmsg(0),
+        );
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.socket.send(&req.finish(seq), 0)?;
+        let mut out = Vec::new();
+        let mut buf = Vec::with_capacity(32 * 1024);
+        loop {
+            buf.clear();
+            self.socket.recv(&mut buf, 0)?;
+            for m in Messages::new(&buf).filter(|m| m.seq == seq) {
+                match m.kind {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let errno =
+                            parse_ack(m.flags, m.payload).map_or(libc::EBADMSG, |a| a.errno);
+                        return Err(io::Error::from_raw_os_error(errno));
+                    }
+                    k if k == SUBSYS_NFTABLES << 8 | NFT_NEWFLOWTABLE => {
+                        out.extend(decode_flowtable(m.payload));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// A `NFT_MSG_NEWFLOWTABLE` payload: nfgenmsg, then attributes.
+fn decode_flowtable(payload: &[u8]) -> Option<Flowtable> {
+    let text = |v: &[u8]| {
+        let v = v.split(|&b| b == 0).next().unwrap_or(&[]);
+        String::from_utf8_lossy(v).into_owned()
+    };
+    let (mut table, mut name, mut flags) = (None, None, 0);
+    for (kind, value) in Attrs::new(payload.get(4..)?) {
+        match kind {
+            NFTA_FLOWTABLE_TABLE => table = Some(text(value)),
+            NFTA_FLOWTABLE_NAME => name = Some(text(value)),
+            NFTA_FLOWTABLE_FLAGS => flags = u32_at(value, 0).map_or(0, u32::from_be),
+            _ => {}
+        }
+    }
+    Some(Flowtable {
+        table: table?,
+        name: name?,
+        hardware: flags & NF_FLOWTABLE_HW_OFFLOAD != 0,
+    })
+}
+
 /// Run `nft` with `args`, feeding `script` on stdin; stdout, or stderr as the error.
 fn nft(args: &[&str], script: Option<&str>) -> Result<String, String> {
     let mut child = Command::new("nft")
@@ -193,6 +268,45 @@ mod tests {
     use crate::plan::PolicyPlan;
     use crate::sys::testns::Netns;
     use crate::testutil::config;
+
+    #[test]
+    fn flowtables_are_listed_and_decoded() {
+        let ns = Netns::new();
+        ns.run(|| {
+            let mut nf = Netfilter::open().expect("netfilter socket");
+            // Where the kernel has flowtables, one shows up; here, maybe none can exist.
+            let made = load("table inet fw4test { flowtable ft { hook ingress priority 0; devices = { lo }; } }\n");
+            let found = nf.flowtables().expect("dump");
+            match made {
+                Ok(()) => assert_eq!(found.len(), 1, "{found:?}"),
+                Err(_) => assert!(found.is_empty(), "{found:?}"),
+            }
+        });
+        // A message as the kernel sends it: nfgenmsg, table, name, hook (nested), flags.
+        let mut msg = vec![1, 0, 0, 0];
+        for (kind, value) in [
+            (1u16, &b"fw4\0"[..]),
+            (2, &b"ft\0"[..]),
+            (3, &[4, 0, 1, 0][..]),
+            (7, &1u32.to_be_bytes()[..]),
+        ] {
+            let len = 4 + value.len();
+            msg.extend((len as u16).to_ne_bytes());
+            msg.extend(kind.to_ne_bytes());
+            msg.extend(value);
+            msg.resize(msg.len() + (4 - len % 4) % 4, 0);
+        }
+        assert_eq!(
+            decode_flowtable(&msg),
+            Some(Flowtable {
+                table: "fw4".into(),
+                name: "ft".into(),
+                hardware: true
+            })
+        );
+        assert_eq!(decode_flowtable(&msg[..3]), None);
+        assert_eq!(decode_flowtable(&msg[..4]), None);
+    }
 
     #[test]
     fn ruleset_loads_replaces_and_is_found() {
