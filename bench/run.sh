@@ -1,7 +1,8 @@
 #!/bin/sh
-# Build release and run the lab benchmark (root: it creates network namespaces).
-# The report is printed and written to bench/out/lab.txt.
+# Build release and run the lab benchmarks (root: they create network namespaces).
+# The reports are printed and written to bench/out/lab.txt and bench/out/flows.txt.
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --bin uplinkd --example bench-lab
-exec "target/release/examples/bench-lab" "target/release/uplinkd"
+cargo build --release --bin uplinkd --example bench-lab --example bench-flows
+"target/release/examples/bench-lab" "target/release/uplinkd"
+exec "target/release/examples/bench-flows" "target/release/uplinkd"
