@@ -15,54 +15,20 @@
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lab::{Break, Lab, LongConn, NH6_OFFSET, POLICY_ID, TABLE_FIRST};
+use common::{list, max, median, ms, Report};
+use lab::{wait_until, Break, Lab, LongConn, NH6_OFFSET, TABLE_FIRST};
 
 /// Fast probing, damping off: the benchmark breaks ISPs on purpose, again and again.
 const FAST: &str = "option interval '0.5'\noption timeout '1'\noption failure_interval '0.5'\noption recovery_interval '0.5'\noption flap_damping '0'";
 const WAIT: Duration = Duration::from_secs(15);
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn time_until(
-    limit: Duration,
-    every: Duration,
-    mut cond: impl FnMut() -> bool,
-) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(every);
-    }
-    None
-}
-
-struct Report(Vec<String>);
-
-impl Report {
-    fn say(&mut self, line: String) {
-        println!("{line}");
-        self.0.push(line);
-    }
-}
 
 /// Which connections still carry a round trip (all written first, then each read with
 /// what is left of one shared deadline).
@@ -202,20 +168,20 @@ fn udp_resume(
         };
         let start = Instant::now();
         lab.break_isp(1, Break::Blackhole);
-        if time_until(
+        if wait_until(
             Duration::from_secs(10),
             Duration::from_millis(5),
             out_of_group,
         )
-        .is_some()
+        .is_ok()
         {
             detect.push(ms(start.elapsed()));
-            let t = time_until(
+            let t = wait_until(
                 Duration::from_secs(5),
                 Duration::from_millis(1),
                 || matches!(flow.ask(), Ok(k) if k != 1),
             );
-            if let Some(t) = t {
+            if let Ok(t) = t {
                 resume.push(ms(t));
             }
         }
@@ -223,11 +189,6 @@ fn udp_resume(
         back(d);
     }
     (detect, resume)
-}
-
-fn list(v: &[f64], digits: usize) -> String {
-    let s: Vec<String> = v.iter().map(|x| format!("{x:.digits$}")).collect();
-    s.join(", ")
 }
 
 fn v4_udp(bin: &Path, runs: usize, r: &mut Report) {
@@ -241,7 +202,7 @@ fn v4_udp(bin: &Path, runs: usize, r: &mut Report) {
     };
     let (_, resume) = udp_resume(&lab, &mut d, server, &out, &mut back, runs);
     r.say(format!(
-        "IPv4 UDP flow on a blackholed ISP answered through the other: median {:.2} ms after the WAN left the group [{}] ms",
+        "IPv4 UDP flow on a blackholed ISP answered through the other: median {:.2} ms after the WAN left the group {} ms",
         median(&resume),
         list(&resume, 2)
     ));
@@ -264,32 +225,24 @@ fn v6(bin: &Path, runs: usize, r: &mut Report) {
         "\nconfig policy 'balanced'\n\tlist use_member 'wan1_m'\n\tlist use_member 'wan2_m'\n",
     );
     let mut d = lab.start_daemon(bin, &cfg, &[]);
-    let group6 = || {
-        let mut ids: Vec<u32> = lab
-            .nexthop_group(POLICY_ID + NH6_OFFSET)
-            .unwrap_or_default()
-            .iter()
-            .map(|m| m.0)
-            .collect();
-        ids.sort_unstable();
-        ids
-    };
     let both = vec![TABLE_FIRST + NH6_OFFSET, TABLE_FIRST + NH6_OFFSET + 1];
     let mut back = |_: &mut lab::Daemon| {
-        let _ = time_until(WAIT, Duration::from_millis(20), || group6() == both);
+        let _ = wait_until(WAIT, Duration::from_millis(20), || {
+            lab.group6_members() == both
+        });
     };
     back(&mut d);
-    let out = || !group6().contains(&(TABLE_FIRST + NH6_OFFSET));
+    let out = || !lab.group6_members().contains(&(TABLE_FIRST + NH6_OFFSET));
     let server = IpAddr::V6(lab::server6(None));
     let (detect, resume) = udp_resume(&lab, &mut d, server, &out, &mut back, runs);
     r.say(format!(
         "IPv6 blackhole -> out of the IPv6 group: median {:.0} ms, max {:.0} ms over {} runs (default timers; bound I+T+(D-1)F = 4000 ms, plus the nft command that breaks the ISP)",
         median(&detect),
-        detect.iter().cloned().fold(0.0, f64::max),
+        max(&detect),
         detect.len()
     ));
     r.say(format!(
-        "IPv6 UDP flow (ULA source, NAT66) on the blackholed ISP answered through the other: median {:.2} ms after the WAN left the group [{}] ms",
+        "IPv6 UDP flow (ULA source, NAT66) on the blackholed ISP answered through the other: median {:.2} ms after the WAN left the group {} ms",
         median(&resume),
         list(&resume, 2)
     ));
@@ -298,11 +251,8 @@ fn v6(bin: &Path, runs: usize, r: &mut Report) {
 
 fn main() {
     let bin = lab::uplinkd_for_bench();
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let mut r = Report(Vec::new());
+    let runs = common::runs();
+    let mut r = Report::new("flows.txt");
     r.say(format!(
         "uplinkd flow benchmark, {runs} runs per latency, binary {}",
         bin.display()
@@ -310,7 +260,5 @@ fn main() {
     v4_events(&bin, &mut r);
     v4_udp(&bin, runs, &mut r);
     v6(&bin, runs, &mut r);
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/out");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("flows.txt"), r.0.join("\n") + "\n");
+    r.write();
 }

@@ -12,33 +12,17 @@
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 
-use std::path::PathBuf;
+#[path = "common.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
-use lab::{Break, Lab};
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use common::{list, max, median, ms, Report};
+use lab::{wait_until, Break, Lab};
 
 /// Poll `cond` every millisecond; the elapsed time when it first holds.
-fn time_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    None
+fn time_until(limit: Duration, cond: impl FnMut() -> bool) -> Option<Duration> {
+    wait_until(limit, Duration::from_millis(1), cond).ok()
 }
 
 fn kernel_writes(log: &str) -> usize {
@@ -65,15 +49,9 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 fn main() {
     let bin = lab::uplinkd_for_bench();
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let mut report = Vec::new();
-    let mut say = |line: String| {
-        println!("{line}");
-        report.push(line);
-    };
+    let runs = common::runs();
+    let mut report = Report::new("lab.txt");
+    let mut say = |line: String| report.say(line);
     say(format!(
         "uplinkd lab benchmark, {runs} runs per measurement, binary {}",
         bin.display()
@@ -103,13 +81,10 @@ fn main() {
         lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));
     }
     say(format!(
-        "carrier loss -> out of the group: median {:.1} ms over {} runs {:?}",
-        median(&mut carrier.clone()),
+        "carrier loss -> out of the group: median {:.1} ms over {} runs {}",
+        median(&carrier),
         carrier.len(),
-        carrier
-            .iter()
-            .map(|v| format!("{v:.1}"))
-            .collect::<Vec<_>>()
+        list(&carrier, 1)
     ));
 
     // --- blackhole ----------------------------------------------------------------
@@ -136,8 +111,8 @@ fn main() {
     }
     say(format!(
         "blackhole -> out of the group: median {:.0} ms, max {:.0} ms over {} runs (bound I+T+(D-1)F = 1000+1000+2000 = 4000 ms)",
-        median(&mut blackhole.clone()),
-        blackhole.iter().cloned().fold(0.0, f64::max),
+        median(&blackhole),
+        max(&blackhole),
         blackhole.len()
     ));
 
@@ -184,13 +159,11 @@ fn main() {
     }
     say(format!(
         "carrier loss of the last WAN -> unreachable installed: median {:.1} ms over {} runs",
-        median(&mut last.clone()),
+        median(&last),
         last.len()
     ));
     d.terminate();
     drop(lab);
 
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/out");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("lab.txt"), report.join("\n") + "\n");
+    report.write();
 }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lab::{server6, wait_until, Break, Lab, LongConn, NH6_OFFSET, POLICY_ID, TABLE_FIRST};
+use lab::{server6, wait_until, Break, Lab, LongConn, NH6_OFFSET, TABLE_FIRST};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_uplinkd"))
@@ -47,18 +47,6 @@ fn config() -> String {
     s
 }
 
-/// The IPv6 group's member ids, sorted (slot s → 1100 + s + 100).
-fn group6(lab: &Lab) -> Vec<u32> {
-    let mut ids: Vec<u32> = lab
-        .nexthop_group(POLICY_ID + NH6_OFFSET)
-        .unwrap_or_default()
-        .iter()
-        .map(|m| m.0)
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 /// IPv6 nexthop ids of WAN slots.
 fn v6_ids(slots: &[u32]) -> Vec<u32> {
     slots.iter().map(|s| TABLE_FIRST + NH6_OFFSET + s).collect()
@@ -66,10 +54,13 @@ fn v6_ids(slots: &[u32]) -> Vec<u32> {
 
 fn wait_group6(lab: &Lab, slots: &[u32], timeout: Duration, step: &str) -> Duration {
     let want = v6_ids(slots);
-    wait_until(timeout, Duration::from_millis(20), || group6(lab) == want).unwrap_or_else(|t| {
+    wait_until(timeout, Duration::from_millis(20), || {
+        lab.group6_members() == want
+    })
+    .unwrap_or_else(|t| {
         panic!(
             "{step}: IPv6 group {:?} after {t:?}, want {want:?}",
-            group6(lab)
+            lab.group6_members()
         )
     })
 }

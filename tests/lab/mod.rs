@@ -986,8 +986,17 @@ impl Lab {
 
     /// Sorted member ids of the default policy's group (empty when absent).
     pub fn group_members(&self) -> Vec<u32> {
+        self.sorted_members(POLICY_ID)
+    }
+
+    /// The same for the default policy's IPv6 group: WAN slot s is `1100 + 100 + s`.
+    pub fn group6_members(&self) -> Vec<u32> {
+        self.sorted_members(POLICY_ID + NH6_OFFSET)
+    }
+
+    fn sorted_members(&self, group: u32) -> Vec<u32> {
         let mut m: Vec<u32> = self
-            .nexthop_group(POLICY_ID)
+            .nexthop_group(group)
             .unwrap_or_default()
             .into_iter()
             .map(|(id, _)| id)
