@@ -507,33 +507,15 @@ pub fn delete_script() -> String {
 mod tests {
     use super::*;
     use crate::config::{LastResort, Rule};
-    use crate::testutil::{config, ip};
+    use crate::testutil::{config, ip, policy_plan, wan_infos as wans};
     use crate::time::Duration;
 
-    fn wans(n: u32) -> Vec<WanInfo> {
-        (0..n)
-            .map(|slot| WanInfo {
-                slot,
-                device: Some(format!("wan{}", slot + 1)),
-                v4: true,
-                v6: false,
-                prefixes6: Vec::new(),
-            })
-            .collect()
-    }
-
     fn policy(name: &str, slots: &[(u32, u16)]) -> PolicyPlan {
-        PolicyPlan {
-            name: name.into(),
-            v4: crate::plan::Members {
-                active: Vec::new(),
-                slots: slots.to_vec(),
-                degraded_only: false,
-            },
-            v6: Default::default(),
-            mark: Some(0x3f00),
-            last_resort: slots.is_empty().then_some(LastResort::Unreachable),
-        }
+        policy_plan(
+            name,
+            slots,
+            slots.is_empty().then_some(LastResort::Unreachable),
+        )
     }
 
     fn chain<'a>(r: &'a Ruleset, name: &str) -> &'a [String] {

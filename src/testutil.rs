@@ -141,3 +141,35 @@ pub fn rule(priority: u32, table: u32) -> crate::kernel::Object {
         suppress_prefixlength: None,
     })
 }
+
+/// The data plane's view of `n` IPv4 WANs `wan1..wanN` in slots 0..n.
+pub fn wan_infos(n: u32) -> Vec<crate::dataplane::WanInfo> {
+    (0..n)
+        .map(|slot| crate::dataplane::WanInfo {
+            slot,
+            device: Some(format!("wan{}", slot + 1)),
+            v4: true,
+            v6: false,
+            prefixes6: Vec::new(),
+        })
+        .collect()
+}
+
+/// A plan of policy `name` (mark 0x3f00) whose IPv4 members are `slots`.
+pub fn policy_plan(
+    name: &str,
+    slots: &[(u32, u16)],
+    last_resort: Option<LastResort>,
+) -> crate::plan::PolicyPlan {
+    crate::plan::PolicyPlan {
+        name: name.into(),
+        v4: crate::plan::Members {
+            active: Vec::new(),
+            slots: slots.to_vec(),
+            degraded_only: false,
+        },
+        v6: Default::default(),
+        mark: Some(0x3f00),
+        last_resort,
+    }
+}

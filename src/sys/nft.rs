@@ -264,10 +264,9 @@ pub fn existing() -> Result<Existing, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::{ruleset, WanInfo};
-    use crate::plan::PolicyPlan;
+    use crate::dataplane::ruleset;
     use crate::sys::testns::Netns;
-    use crate::testutil::config;
+    use crate::testutil::{config, policy_plan, wan_infos};
 
     #[test]
     fn flowtables_are_listed_and_decoded() {
@@ -329,33 +328,8 @@ mod tests {
             timeout: crate::time::Duration::from_secs(60),
             use_policy: crate::config::UsePolicy::Policy("balanced".into()),
         });
-        let wans = vec![
-            WanInfo {
-                slot: 0,
-                device: Some("wan1".into()),
-                v4: true,
-                v6: false,
-                prefixes6: Vec::new(),
-            },
-            WanInfo {
-                slot: 1,
-                device: Some("wan2".into()),
-                v4: true,
-                v6: false,
-                prefixes6: Vec::new(),
-            },
-        ];
-        let policy = |slots: &[(u32, u16)]| PolicyPlan {
-            name: "balanced".into(),
-            v4: crate::plan::Members {
-                active: Vec::new(),
-                slots: slots.to_vec(),
-                degraded_only: false,
-            },
-            v6: Default::default(),
-            mark: Some(0x3f00),
-            last_resort: None,
-        };
+        let wans = wan_infos(2);
+        let policy = |slots: &[(u32, u16)]| policy_plan("balanced", slots, None);
         ns.run(|| {
             let mut nf = Netfilter::open().expect("netfilter socket");
             assert!(!nf.table_exists().expect("query"));
