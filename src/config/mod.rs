@@ -344,6 +344,11 @@ impl Config {
             (_, Some(g), None) | (_, None, Some(g)) => g.to_string(),
             (_, Some(g4), Some(g6)) => format!("{g4} and {g6}"),
         };
+        let family = match i.family {
+            Family::Ipv4 => "",
+            Family::Ipv6 => "IPv6, ",
+            Family::Any => "IPv4 and IPv6, ",
+        };
         let n = i.track_ip.len();
         let tracking = match (n, i.track_method) {
             (0, _) => "no tracking (up while the device has carrier)".to_string(),
@@ -389,7 +394,7 @@ impl Config {
             policies.join(", ")
         };
         format!(
-            "{}: device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}), timeout {}, \
+            "{}: {family}device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}), timeout {}, \
              down {}, up {}, {quality}, damping {damping}; member of {policies}",
             i.name,
             self.device_text(i),
@@ -708,7 +713,9 @@ mod tests {
             )
         );
         assert_eq!(i.ip6prefix.len(), 1);
-        assert!(c.summary()[0].contains("gateway 192.0.2.1 and fe80::1"));
+        assert!(
+            c.summary()[0].contains("IPv4 and IPv6, device eth1, gateway 192.0.2.1 and fe80::1")
+        );
         let c = ok(&wan("option family ipv6\noption gateway fe80::1"));
         assert_eq!(
             (c.interfaces[0].gateway, c.interfaces[0].gateway6),
