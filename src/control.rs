@@ -75,9 +75,14 @@ pub fn methods() -> Vec<Method> {
     ]
 }
 
+/// The argument uhttpd (`/ubus`) and rpcd add to every call made for a LuCI session.
+pub const RPC_SESSION_KEY: &str = "ubus_rpc_session";
+
 impl Request {
     /// Parse `method` with `args` (a JSON object; null counts as no arguments). Unknown
-    /// argument names are refused, so that a typo does not silently act on every WAN.
+    /// argument names are refused, so that a typo does not silently act on every WAN;
+    /// `ubus_rpc_session`, which uhttpd's `/ubus` handler and rpcd add to every call made
+    /// on behalf of a web session, is the one foreign key accepted (and ignored).
     pub fn parse(method: &str, args: &Value) -> Result<Request, Error> {
         let empty = Map::new();
         let args = match args {
@@ -96,7 +101,10 @@ impl Request {
                 ))
             }
         };
-        if let Some(k) = args.keys().find(|k| !allowed.contains(&k.as_str())) {
+        if let Some(k) = args
+            .keys()
+            .find(|k| k.as_str() != RPC_SESSION_KEY && !allowed.contains(&k.as_str()))
+        {
             return Err(Error::bad(format!("{method}: unknown argument '{k}'")));
         }
         let interface = || -> Result<Option<String>, Error> {
@@ -325,6 +333,21 @@ mod tests {
             })
         );
         assert_eq!(Request::parse("reload", &Value::Null), Ok(Request::Reload));
+        // What uhttpd's /ubus and rpcd send for a LuCI session.
+        let session = json!("00000000000000000000000000000000");
+        assert_eq!(
+            Request::parse("reload", &json!({ "ubus_rpc_session": session })),
+            Ok(Request::Reload)
+        );
+        assert_eq!(
+            Request::parse(
+                "disable",
+                &json!({"interface": "wan1", "ubus_rpc_session": session})
+            ),
+            Ok(Request::Disable {
+                interface: "wan1".into()
+            })
+        );
         assert_eq!(
             Request::parse("status", &json!({})),
             Ok(Request::Status { interface: None })
