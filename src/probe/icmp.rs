@@ -4,24 +4,39 @@
 //! path, and any other program on the box pinging something, can put bytes in front of
 //! us), so the parsers are bounds-checked and return `None` instead of panicking.
 //!
-//! Every request carries [`TAG`] right after the 8-byte echo header, before the caller's
-//! payload. A raw ICMP socket sees the echo replies of every program on the host (e.g. a
-//! `ping` run by the user); the tag lets us drop those with one comparison, before the
-//! caller even looks at identifier and sequence number.
+//! Every request carries a [`Cookie`] right after the 8-byte echo header, before the
+//! caller's payload: 64 random bits drawn once per process. A raw ICMP socket sees the
+//! echo replies of every program on the host (e.g. a `ping` run by the user); the cookie
+//! lets us drop those with one comparison, before the caller even looks at identifier and
+//! sequence number. Being secret, it also stops forged replies: identifier and sequence
+//! number are only 32 bits and easy to guess or to read off one probe, but a host that
+//! did not see our probe cannot echo the cookie back, and one that did is on the path
+//! anyway.
 //!
 //! Layouts: RFC 792 (ICMPv4 echo, type 8 request / 0 reply), RFC 4443 §4 (ICMPv6 echo,
 //! type 128 request / 129 reply), RFC 791 (IPv4 header), RFC 1071 (Internet checksum).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Marks echo requests sent by uplinkd; an echo reply echoes it back unchanged.
-pub const TAG: [u8; 4] = *b"upl\x01";
+/// Marks echo requests sent by this process; an echo reply echoes it back unchanged.
+/// Chosen at random when the process starts (the caller draws it: this module does no
+/// I/O).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cookie(pub [u8; 8]);
+
+impl Cookie {
+    pub const LEN: usize = 8;
+
+    pub fn from_u64(v: u64) -> Cookie {
+        Cookie(v.to_be_bytes())
+    }
+}
 
 /// Length of the ICMP echo header: type, code, checksum, identifier, sequence number.
 pub const ECHO_HEADER_LEN: usize = 8;
 
-/// Smallest echo message we build or accept: header plus tag.
-pub const MIN_ECHO_LEN: usize = ECHO_HEADER_LEN + TAG.len();
+/// Smallest echo message we build or accept: header plus cookie.
+pub const MIN_ECHO_LEN: usize = ECHO_HEADER_LEN + Cookie::LEN;
 
 const ICMP4_ECHO_REPLY: u8 = 0;
 const ICMP4_ECHO_REQUEST: u8 = 8;
@@ -30,7 +45,7 @@ const ICMP6_ECHO_REPLY: u8 = 129;
 const IPPROTO_ICMP: u8 = 1;
 const IPV4_MIN_HEADER_LEN: usize = 20;
 
-/// An echo reply carrying our tag. Whether it answers a probe we actually sent (and from
+/// An echo reply carrying our cookie. Whether it answers a probe we actually sent (and from
 /// the address we sent it to) is the caller's question: it knows what is outstanding.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EchoReply {
@@ -42,8 +57,14 @@ pub struct EchoReply {
 
 /// Writes an ICMPv4 echo request (with checksum) into `out` and returns its length, or 0
 /// if `out` is too small for header, tag and payload.
-pub fn echo_request_v4(ident: u16, seq: u16, payload: &[u8], out: &mut [u8]) -> usize {
-    let len = write_echo(ICMP4_ECHO_REQUEST, ident, seq, payload, out);
+pub fn echo_request_v4(
+    cookie: Cookie,
+    ident: u16,
+    seq: u16,
+    payload: &[u8],
+    out: &mut [u8],
+) -> usize {
+    let len = write_echo(ICMP4_ECHO_REQUEST, cookie, ident, seq, payload, out);
     if len == 0 {
         return 0;
     }
@@ -56,11 +77,24 @@ pub fn echo_request_v4(ident: u16, seq: u16, payload: &[u8], out: &mut [u8]) -> 
 /// small. The checksum is left 0: it covers a pseudo-header with the source address,
 /// which only the kernel knows, and the kernel always fills it in on raw ICMPv6 sockets
 /// (RFC 3542 §3.1).
-pub fn echo_request_v6(ident: u16, seq: u16, payload: &[u8], out: &mut [u8]) -> usize {
-    write_echo(ICMP6_ECHO_REQUEST, ident, seq, payload, out)
+pub fn echo_request_v6(
+    cookie: Cookie,
+    ident: u16,
+    seq: u16,
+    payload: &[u8],
+    out: &mut [u8],
+) -> usize {
+    write_echo(ICMP6_ECHO_REQUEST, cookie, ident, seq, payload, out)
 }
 
-fn write_echo(kind: u8, ident: u16, seq: u16, payload: &[u8], out: &mut [u8]) -> usize {
+fn write_echo(
+    kind: u8,
+    cookie: Cookie,
+    ident: u16,
+    seq: u16,
+    payload: &[u8],
+    out: &mut [u8],
+) -> usize {
     let len = MIN_ECHO_LEN + payload.len();
     let Some(out) = out.get_mut(..len) else {
         return 0;
@@ -70,15 +104,15 @@ fn write_echo(kind: u8, ident: u16, seq: u16, payload: &[u8], out: &mut [u8]) ->
     out[2..4].copy_from_slice(&[0, 0]);
     out[4..6].copy_from_slice(&ident.to_be_bytes());
     out[6..8].copy_from_slice(&seq.to_be_bytes());
-    out[ECHO_HEADER_LEN..MIN_ECHO_LEN].copy_from_slice(&TAG);
+    out[ECHO_HEADER_LEN..MIN_ECHO_LEN].copy_from_slice(&cookie.0);
     out[MIN_ECHO_LEN..].copy_from_slice(payload);
     len
 }
 
 /// Parses what a raw `IPPROTO_ICMP` socket delivers: an IPv4 header followed by the ICMP
 /// message. Returns the reply if it is a well-formed echo reply (type 0, code 0, valid
-/// checksum) carrying our tag.
-pub fn parse_v4(packet: &[u8]) -> Option<EchoReply> {
+/// checksum) carrying `cookie`.
+pub fn parse_v4(cookie: Cookie, packet: &[u8]) -> Option<EchoReply> {
     let first = *packet.first()?;
     if first >> 4 != 4 {
         return None;
@@ -102,20 +136,20 @@ pub fn parse_v4(packet: &[u8]) -> Option<EchoReply> {
     if checksum(icmp) != 0 {
         return None;
     }
-    parse_echo(ICMP4_ECHO_REPLY, IpAddr::V4(from), icmp)
+    parse_echo(ICMP4_ECHO_REPLY, cookie, IpAddr::V4(from), icmp)
 }
 
 /// Parses what a raw `IPPROTO_ICMPV6` socket delivers: the ICMPv6 message alone (the
 /// source address comes from `recvfrom`). The kernel has already verified the checksum
 /// (it always does on ICMPv6 raw sockets, RFC 3542 §3.1). Returns the reply if it is an
-/// echo reply (type 129, code 0) carrying our tag.
-pub fn parse_v6(from: Ipv6Addr, icmp: &[u8]) -> Option<EchoReply> {
-    parse_echo(ICMP6_ECHO_REPLY, IpAddr::V6(from), icmp)
+/// echo reply (type 129, code 0) carrying `cookie`.
+pub fn parse_v6(cookie: Cookie, from: Ipv6Addr, icmp: &[u8]) -> Option<EchoReply> {
+    parse_echo(ICMP6_ECHO_REPLY, cookie, IpAddr::V6(from), icmp)
 }
 
-fn parse_echo(kind: u8, from: IpAddr, icmp: &[u8]) -> Option<EchoReply> {
+fn parse_echo(kind: u8, cookie: Cookie, from: IpAddr, icmp: &[u8]) -> Option<EchoReply> {
     let msg = icmp.get(..MIN_ECHO_LEN)?;
-    if msg[0] != kind || msg[1] != 0 || msg[ECHO_HEADER_LEN..] != TAG {
+    if msg[0] != kind || msg[1] != 0 || msg[ECHO_HEADER_LEN..] != cookie.0 {
         return None;
     }
     Some(EchoReply {
@@ -148,6 +182,8 @@ pub fn checksum(data: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const C: Cookie = Cookie(*b"\x5a\x17\xc3\x01\x99\x00\xfe\x42");
 
     /// An IPv4 header (IHL 5, protocol ICMP) around `icmp`, from 192.0.2.1.
     fn ipv4(icmp: &[u8]) -> Vec<u8> {
@@ -187,43 +223,43 @@ mod tests {
     #[test]
     fn v4_request_layout_and_checksum() {
         let mut buf = [0u8; 64];
-        let n = echo_request_v4(0xbeef, 7, b"xy", &mut buf);
+        let n = echo_request_v4(C, 0xbeef, 7, b"xy", &mut buf);
         assert_eq!(n, MIN_ECHO_LEN + 2);
         let req = &buf[..n];
         assert_eq!(req[0], 8);
         assert_eq!(req[1], 0);
         assert_eq!(&req[4..8], &[0xbe, 0xef, 0, 7]);
-        assert_eq!(&req[8..12], &TAG);
-        assert_eq!(&req[12..], b"xy");
+        assert_eq!(&req[8..16], &C.0);
+        assert_eq!(&req[16..], b"xy");
         assert_eq!(checksum(req), 0, "a filled-in checksum verifies to 0");
     }
 
     #[test]
     fn v4_request_into_short_buffer_writes_nothing() {
         let mut buf = [0xaau8; MIN_ECHO_LEN + 1];
-        assert_eq!(echo_request_v4(1, 1, b"xy", &mut buf), 0);
+        assert_eq!(echo_request_v4(C, 1, 1, b"xy", &mut buf), 0);
         assert_eq!(buf, [0xaa; MIN_ECHO_LEN + 1]);
-        assert_eq!(echo_request_v6(1, 1, b"xy", &mut buf), 0);
+        assert_eq!(echo_request_v6(C, 1, 1, b"xy", &mut buf), 0);
     }
 
     #[test]
     fn v6_request_leaves_checksum_to_kernel() {
         let mut buf = [0u8; 32];
-        let n = echo_request_v6(0x0102, 0xfffe, &[], &mut buf);
+        let n = echo_request_v6(C, 0x0102, 0xfffe, &[], &mut buf);
         assert_eq!(n, MIN_ECHO_LEN);
         assert_eq!(
             &buf[..n],
-            &[128, 0, 0, 0, 1, 2, 0xff, 0xfe, b'u', b'p', b'l', 1]
+            &[128, 0, 0, 0, 1, 2, 0xff, 0xfe, 0x5a, 0x17, 0xc3, 1, 0x99, 0, 0xfe, 0x42]
         );
     }
 
     #[test]
     fn v4_reply_round_trip() {
         let mut buf = [0u8; 64];
-        let n = echo_request_v4(0x4242, 513, b"payload", &mut buf);
+        let n = echo_request_v4(C, 0x4242, 513, b"payload", &mut buf);
         let packet = ipv4(&reply_v4(&buf[..n]));
         assert_eq!(
-            parse_v4(&packet),
+            parse_v4(C, &packet),
             Some(EchoReply {
                 from: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
                 ident: 0x4242,
@@ -235,16 +271,16 @@ mod tests {
     #[test]
     fn v4_trailing_bytes_beyond_total_length_are_ignored() {
         let mut buf = [0u8; 64];
-        let n = echo_request_v4(1, 2, &[], &mut buf);
+        let n = echo_request_v4(C, 1, 2, &[], &mut buf);
         let mut packet = ipv4(&reply_v4(&buf[..n]));
         packet.extend_from_slice(&[0xde, 0xad]);
-        assert!(parse_v4(&packet).is_some());
+        assert!(parse_v4(C, &packet).is_some());
     }
 
     #[test]
     fn v4_with_ip_options_uses_ihl() {
         let mut buf = [0u8; 64];
-        let n = echo_request_v4(9, 9, &[], &mut buf);
+        let n = echo_request_v4(C, 9, 9, &[], &mut buf);
         let icmp = reply_v4(&buf[..n]);
         // IHL 6: one 4-byte option word (NOPs plus end of list).
         let mut p = ipv4(&[]);
@@ -253,63 +289,69 @@ mod tests {
         p.extend_from_slice(&icmp);
         let total = p.len() as u16;
         p[2..4].copy_from_slice(&total.to_be_bytes());
-        assert_eq!(parse_v4(&p).map(|r| (r.ident, r.seq)), Some((9, 9)));
+        assert_eq!(parse_v4(C, &p).map(|r| (r.ident, r.seq)), Some((9, 9)));
     }
 
     #[test]
     fn v4_rejects_what_is_not_our_echo_reply() {
         let mut buf = [0u8; 64];
-        let n = echo_request_v4(1, 2, b"abc", &mut buf);
+        let n = echo_request_v4(C, 1, 2, b"abc", &mut buf);
         let good = ipv4(&reply_v4(&buf[..n]));
-        assert!(parse_v4(&good).is_some());
+        assert!(parse_v4(C, &good).is_some());
 
         // Our own request looped back (type 8) is not a reply.
-        assert_eq!(parse_v4(&ipv4(&buf[..n])), None);
+        assert_eq!(parse_v4(C, &ipv4(&buf[..n])), None);
 
         let mut bad = good.clone();
         bad[0] = 0x65; // version 6
-        assert_eq!(parse_v4(&bad), None);
+        assert_eq!(parse_v4(C, &bad), None);
 
         let mut bad = good.clone();
         bad[0] = 0x44; // IHL below the minimum header
-        assert_eq!(parse_v4(&bad), None);
+        assert_eq!(parse_v4(C, &bad), None);
 
         let mut bad = good.clone();
         bad[9] = 6; // TCP
-        assert_eq!(parse_v4(&bad), None);
+        assert_eq!(parse_v4(C, &bad), None);
 
         let mut bad = good.clone();
         bad[20 + 1] = 1; // code 1 (checksum now wrong too, fix it to isolate the code check)
         bad[22..24].copy_from_slice(&[0, 0]);
         let sum = checksum(&bad[20..]);
         bad[22..24].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(parse_v4(&bad), None);
+        assert_eq!(parse_v4(C, &bad), None);
 
         let mut bad = good.clone();
         *bad.last_mut().unwrap() ^= 0x01; // corrupted payload: checksum fails
-        assert_eq!(parse_v4(&bad), None);
+        assert_eq!(parse_v4(C, &bad), None);
 
         let mut bad = good.clone();
         bad[2..4].copy_from_slice(&((good.len() + 1) as u16).to_be_bytes()); // claims more
-        assert_eq!(parse_v4(&bad), None);
+        assert_eq!(parse_v4(C, &bad), None);
 
         let mut bad = good.clone();
         bad[2..4].copy_from_slice(&19u16.to_be_bytes()); // shorter than its own header
-        assert_eq!(parse_v4(&bad), None);
+        assert_eq!(parse_v4(C, &bad), None);
 
-        // Someone else's echo reply: same shape, no tag.
+        // A reply with another process's cookie (or a forged one guessing ours).
+        assert_eq!(parse_v4(Cookie::from_u64(1), &good), None);
+        let mut forged = buf[..n].to_vec();
+        forged[15] ^= 1;
+        assert_eq!(parse_v4(C, &ipv4(&reply_v4(&forged))), None);
+
+        // Someone else's echo reply: same shape, no cookie.
         let mut other = buf[..n].to_vec();
         other[8..12].copy_from_slice(b"ping");
-        assert_eq!(parse_v4(&ipv4(&reply_v4(&other))), None);
+        assert_eq!(parse_v4(C, &ipv4(&reply_v4(&other))), None);
     }
 
     #[test]
     fn v4_truncated_input_never_parses() {
         let mut buf = [0u8; 64];
-        let n = echo_request_v4(1, 2, b"abc", &mut buf);
+        let n = echo_request_v4(C, 1, 2, b"abc", &mut buf);
         let good = ipv4(&reply_v4(&buf[..n]));
         for len in 0..good.len() {
-            assert_eq!(parse_v4(&good[..len]), None, "prefix of {len} bytes");
+            assert_eq!(parse_v4(C, &good[..len]), None, "prefix of {len} bytes");
         }
     }
 
@@ -329,35 +371,40 @@ mod tests {
             if let Some(b) = p.first_mut() {
                 *b = 0x45; // past the version check most of the time
             }
-            let _ = parse_v4(&p);
-            let _ = parse_v6(Ipv6Addr::LOCALHOST, &p);
+            let _ = parse_v4(C, &p);
+            let _ = parse_v6(C, Ipv6Addr::LOCALHOST, &p);
         }
     }
 
     #[test]
     fn v6_reply_round_trip_and_rejections() {
         let mut buf = [0u8; 32];
-        let n = echo_request_v6(0xabcd, 3, b"z", &mut buf);
+        let n = echo_request_v6(C, 0xabcd, 3, b"z", &mut buf);
         let mut reply = buf[..n].to_vec();
         reply[0] = ICMP6_ECHO_REPLY;
         let from: Ipv6Addr = "fd00::1".parse().unwrap();
         assert_eq!(
-            parse_v6(from, &reply),
+            parse_v6(C, from, &reply),
             Some(EchoReply {
                 from: IpAddr::V6(from),
                 ident: 0xabcd,
                 seq: 3,
             })
         );
-        assert_eq!(parse_v6(from, &buf[..n]), None, "a request is not a reply");
+        assert_eq!(
+            parse_v6(C, from, &buf[..n]),
+            None,
+            "a request is not a reply"
+        );
         for len in 0..MIN_ECHO_LEN {
-            assert_eq!(parse_v6(from, &reply[..len]), None);
+            assert_eq!(parse_v6(C, from, &reply[..len]), None);
         }
         let mut bad = reply.clone();
         bad[1] = 1;
-        assert_eq!(parse_v6(from, &bad), None);
+        assert_eq!(parse_v6(C, from, &bad), None);
         let mut bad = reply.clone();
         bad[8] = b'X';
-        assert_eq!(parse_v6(from, &bad), None);
+        assert_eq!(parse_v6(C, from, &bad), None);
+        assert_eq!(parse_v6(Cookie::from_u64(7), from, &reply), None);
     }
 }

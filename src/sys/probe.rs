@@ -29,8 +29,9 @@
 //! kernel narrows that down for us: the device binding (only packets that arrived on the
 //! WAN's device), the source binding (only packets addressed to the WAN's address), and
 //! a type filter (`ICMP_FILTER` on IPv4, `ICMP6_FILTER` on IPv6: echo replies only).
-//! The payload tag in [`crate::probe::icmp`] then drops other programs' echo replies; the
-//! caller matches identifier, sequence number and source address against what it sent.
+//! The per-process cookie in [`crate::probe::icmp`] then drops other programs' echo
+//! replies and forged ones; the caller matches identifier, sequence number and source
+//! address against what it sent.
 
 use std::io;
 use std::mem;
@@ -40,7 +41,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use smol::Async;
 
 use crate::kernel::Family;
-use crate::probe::icmp::{self, EchoReply};
+use std::sync::OnceLock;
+
+use crate::probe::icmp::{self, Cookie, EchoReply};
 
 /// `ICMP_FILTER` (linux/icmp.h), a `SOL_RAW` option of raw IPv4 ICMP sockets: a 32-bit
 /// mask of ICMP types to drop.
@@ -51,11 +54,32 @@ const ICMP6_FILTER: libc::c_int = 1;
 const ICMP4_ECHO_REPLY: u32 = 0;
 const ICMP6_ECHO_REPLY: u32 = 129;
 
-/// Receive buffer: our replies are tiny (IPv4 header with options, echo header, tag);
+/// Receive buffer: our replies are tiny (IPv4 header with options, echo header, cookie);
 /// anything longer is someone else's and is truncated, then rejected by the parser.
 const RECV_BUF: usize = 256;
-/// Send buffer: echo header and tag, no further payload.
+/// Send buffer: echo header and cookie, no further payload.
 const SEND_BUF: usize = icmp::MIN_ECHO_LEN;
+
+/// The cookie every echo request of this process carries: 64 bits from the kernel's
+/// random pool (`getrandom`), drawn on first use. If the pool cannot be read (a kernel
+/// without `getrandom`, before 3.17), the time and pid are mixed instead: still not
+/// public, only guessable by someone who can see the host.
+pub fn process_cookie() -> Cookie {
+    static COOKIE: OnceLock<Cookie> = OnceLock::new();
+    *COOKIE.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // SAFETY: `bytes` is valid for its length.
+        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if n == bytes.len() as isize {
+            return Cookie(bytes);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mixed = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+        Cookie::from_u64(mixed.wrapping_mul(0xbf58_476d_1ce4_e5b9))
+    })
+}
 
 /// A raw ICMP socket of one WAN and one address family, bound to the WAN's device.
 #[derive(Debug)]
@@ -138,8 +162,8 @@ impl IcmpSocket {
         }
         let mut buf = [0u8; SEND_BUF];
         let len = match target {
-            IpAddr::V4(_) => icmp::echo_request_v4(ident, seq, &[], &mut buf),
-            IpAddr::V6(_) => icmp::echo_request_v6(ident, seq, &[], &mut buf),
+            IpAddr::V4(_) => icmp::echo_request_v4(process_cookie(), ident, seq, &[], &mut buf),
+            IpAddr::V6(_) => icmp::echo_request_v6(process_cookie(), ident, seq, &[], &mut buf),
         };
         let packet = buf.get(..len).unwrap_or_default();
         let (addr, addr_len) = sockaddr(SocketAddr::new(target, 0));
@@ -165,7 +189,7 @@ impl IcmpSocket {
         }
     }
 
-    /// Waits for the next echo reply that carries our tag. Anything else the socket
+    /// Waits for the next echo reply that carries our cookie. Anything else the socket
     /// receives is skipped. Whether the reply answers an outstanding probe (identifier,
     /// sequence number, source address) is for the caller to decide.
     pub async fn recv(&self) -> io::Result<EchoReply> {
@@ -174,8 +198,10 @@ impl IcmpSocket {
             let (len, from) = self.io.read_with(|fd| recv_from(fd, &mut buf)).await?;
             let data = buf.get(..len).unwrap_or_default();
             let reply = match (self.family, from) {
-                (Family::V4, _) => icmp::parse_v4(data),
-                (Family::V6, Some(SocketAddr::V6(from))) => icmp::parse_v6(*from.ip(), data),
+                (Family::V4, _) => icmp::parse_v4(process_cookie(), data),
+                (Family::V6, Some(SocketAddr::V6(from))) => {
+                    icmp::parse_v6(process_cookie(), *from.ip(), data)
+                }
                 (Family::V6, _) => None,
             };
             if let Some(reply) = reply {
@@ -195,6 +221,13 @@ impl IcmpSocket {
 /// is not what the probe asks. Any other error (`ENETUNREACH`, `EHOSTUNREACH` after a
 /// failed neighbour lookup or an ICMP unreachable, ...) is returned. Socket creation
 /// errors name the device.
+///
+/// Linux also fails a connect with `ECONNREFUSED` when an ICMP port (or protocol)
+/// unreachable arrives from *any* hop (`tcp_v4_err`, `icmp_err_convert`), so
+/// `ECONNREFUSED` alone does not prove the target answered: a router of the ISP that
+/// rejects with port-unreachable would keep the WAN up. The socket therefore sets
+/// `IP_RECVERR` / `IPV6_RECVERR`, which makes the kernel queue every ICMP error with the
+/// address of the host that sent it (`SO_EE_OFFENDER`); see [`tcp_outcome`].
 ///
 /// The socket lingers with a zero timeout, so closing an established probe connection
 /// sends a reset instead of a FIN: no TIME_WAIT state piles up on either side however
@@ -231,6 +264,12 @@ pub async fn tcp_connect(
         l_linger: 0,
     };
     setsockopt(&fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger).map_err(on_device)?;
+    let on: libc::c_int = 1;
+    match target {
+        SocketAddr::V4(_) => setsockopt(&fd, libc::SOL_IP, libc::IP_RECVERR, &on),
+        SocketAddr::V6(_) => setsockopt(&fd, libc::SOL_IPV6, libc::IPV6_RECVERR, &on),
+    }
+    .map_err(on_device)?;
 
     let (addr, addr_len) = sockaddr(target);
     // SAFETY: `addr` is a valid socket address of `addr_len` bytes.
@@ -247,8 +286,8 @@ pub async fn tcp_connect(
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EINPROGRESS) => {}
-        Some(libc::ECONNREFUSED) => return Ok(()),
-        _ => return Err(err),
+        Some(errno) => return tcp_outcome(target.ip(), errno, icmp_error(&fd)),
+        None => return Err(err),
     }
     let io = Async::new_nonblocking(fd).map_err(on_device)?;
     io.writable().await?;
@@ -267,10 +306,122 @@ pub async fn tcp_connect(
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    match so_error {
-        0 | libc::ECONNREFUSED => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
+    if so_error == 0 {
+        return Ok(());
     }
+    tcp_outcome(target.ip(), so_error, icmp_error(io.get_ref()))
+}
+
+/// An ICMP error the kernel queued on a socket (`IP_RECVERR`): its type and code, and
+/// the host that sent it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    pub kind: u8,
+    pub code: u8,
+    pub offender: Option<IpAddr>,
+}
+
+/// What a failed TCP probe connect means, given the errno and the ICMP error the kernel
+/// queued for it (if any).
+///
+/// - An ICMP error sent by the target itself (a host firewall answering with
+///   port-unreachable, the default of iptables' `REJECT`) proves the path: `Ok`.
+/// - An ICMP error from any other hop is a lost probe, whatever errno it produced.
+/// - `ECONNREFUSED` without an ICMP error is the target's reset: `Ok`.
+/// - Anything else is a lost probe.
+pub fn tcp_outcome(target: IpAddr, errno: i32, icmp: Option<IcmpError>) -> io::Result<()> {
+    match icmp {
+        Some(e) if e.offender == Some(target) => Ok(()),
+        Some(e) => {
+            let from = e
+                .offender
+                .map_or_else(|| "an unknown hop".to_string(), |a| a.to_string());
+            Err(io::Error::new(
+                io::ErrorKind::Other,
+                format!(
+                    "ICMP type {} code {} from {from}: {}",
+                    e.kind,
+                    e.code,
+                    io::Error::from_raw_os_error(errno)
+                ),
+            ))
+        }
+        None if errno == libc::ECONNREFUSED => Ok(()),
+        None => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Reads the socket's error queue (`MSG_ERRQUEUE`) and returns the last ICMP error on it.
+fn icmp_error(fd: &OwnedFd) -> Option<IcmpError> {
+    let mut found = None;
+    // A few rounds at most: one connect sees one SYN, retransmitted a few times.
+    for _ in 0..8 {
+        let mut data = [0u8; 64];
+        let mut control = [0u64; 64];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: all-zero bytes are a valid msghdr.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = mem::size_of_val(&control) as _;
+        // SAFETY: `msg` points to buffers that live for the call.
+        let n = unsafe {
+            libc::recvmsg(
+                fd.as_raw_fd(),
+                &mut msg,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            break;
+        }
+        // SAFETY: the kernel filled `msg.msg_control` with `msg_controllen` bytes of
+        // well-formed control messages; the CMSG macros stay within them.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                let is_err = (c.cmsg_level == libc::SOL_IP && c.cmsg_type == libc::IP_RECVERR)
+                    || (c.cmsg_level == libc::SOL_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+                let len = c.cmsg_len as usize;
+                let head = libc::CMSG_LEN(0) as usize;
+                let ee_len = mem::size_of::<libc::sock_extended_err>();
+                if is_err && len >= head + ee_len {
+                    let p = libc::CMSG_DATA(cmsg);
+                    let ee = p.cast::<libc::sock_extended_err>().read_unaligned();
+                    if ee.ee_origin == libc::SO_EE_ORIGIN_ICMP
+                        || ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6
+                    {
+                        // SO_EE_OFFENDER: the sender's address follows the struct.
+                        let mut storage: libc::sockaddr_storage = mem::zeroed();
+                        let avail = (len - head - ee_len).min(mem::size_of_val(&storage));
+                        std::ptr::copy_nonoverlapping(
+                            p.add(ee_len),
+                            (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
+                            avail,
+                        );
+                        let offender = socket_addr(&storage, avail as libc::socklen_t)
+                            .map(|a| a.ip())
+                            .map(|ip| match ip {
+                                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                                v4 => v4,
+                            });
+                        found = Some(IcmpError {
+                            kind: ee.ee_type,
+                            code: ee.ee_code,
+                            offender,
+                        });
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+    }
+    found
 }
 
 /// Wraps an error from setting up a socket so the log line says which WAN device it was.

@@ -319,3 +319,73 @@ fn ping_v6_bound_to_wan() {
     tcp.expect("reset timed out")
         .expect("a reset counts as an answer");
 }
+
+#[test]
+fn tcp_outcome_counts_only_the_target() {
+    let target = v4(TARGET);
+    let hop = v4(GW_A);
+    let icmp = |offender| {
+        Some(IcmpError {
+            kind: 3,
+            code: 3,
+            offender,
+        })
+    };
+    // A reset: no ICMP error queued.
+    assert!(tcp_outcome(target, libc::ECONNREFUSED, None).is_ok());
+    // Port unreachable from a router on the way is a lost probe, not an answer.
+    let err = tcp_outcome(target, libc::ECONNREFUSED, icmp(Some(hop))).unwrap_err();
+    assert!(err.to_string().contains("10.31.1.1"), "{err}");
+    assert!(tcp_outcome(target, libc::ECONNREFUSED, icmp(None)).is_err());
+    // The target's own firewall rejecting: the path works.
+    assert!(tcp_outcome(target, libc::ECONNREFUSED, icmp(Some(target))).is_ok());
+    assert!(tcp_outcome(target, libc::EHOSTUNREACH, None).is_err());
+}
+
+#[test]
+fn tcp_connect_ignores_rejects_from_other_hops() {
+    let lab = Lab::new();
+    // B1 forwards 198.51.100.0/24 and rejects it on the way, like an ISP's router would;
+    // it rejects port 7005 of its own address itself.
+    lab.b1.sh("sysctl -qw net.ipv4.ip_forward=1");
+    lab.b1.ip("route add 198.51.100.0/24 dev lo");
+    lab.b1.nft(
+        "table inet hop {
+            chain transit {
+                type filter hook forward priority 0;
+                ip daddr 198.51.100.1 reject with icmp type port-unreachable
+                ip daddr 198.51.100.2 reject with icmp type host-unreachable
+            }
+            chain input {
+                type filter hook input priority -10;
+                tcp dport 7005 reject with icmp type port-unreachable
+            }
+        }",
+    );
+    let (port, host, own) = lab.a.run(|| {
+        let to = |ip: Ipv4Addr, port| SocketAddr::new(v4(ip), port);
+        (
+            within(
+                ANSWER,
+                tcp_connect("wanA", None, None, to(Ipv4Addr::new(198, 51, 100, 1), 80)),
+            ),
+            within(
+                ANSWER,
+                tcp_connect("wanA", None, None, to(Ipv4Addr::new(198, 51, 100, 2), 80)),
+            ),
+            within(ANSWER, tcp_connect("wanA", None, None, to(GW_A, 7005))),
+        )
+    });
+    let port = port.expect("port-unreachable timed out");
+    assert!(
+        port.is_err(),
+        "a hop's port-unreachable counted as an answer"
+    );
+    assert!(
+        port.unwrap_err().to_string().contains("10.31.1.1"),
+        "the error names the hop"
+    );
+    assert!(host.expect("host-unreachable timed out").is_err());
+    own.expect("own reject timed out")
+        .expect("the target's own port-unreachable proves the path");
+}
