@@ -255,6 +255,15 @@ pub fn parse_netifd(v: &Value) -> Netifd {
         .iter()
         .find_map(|k| v.get(*k).and_then(Value::as_str))
         .filter(|d| !d.is_empty())
+        .filter(|d| {
+            // The name goes into nft rules and socket options: refuse what could break
+            // out of a quoted nft string or name another device.
+            let ok = crate::config::is_device_name(d);
+            if !ok {
+                log::warn!("netifd reports a device name uplinkd refuses: {d:?}; ignored");
+            }
+            ok
+        })
         .map(str::to_string);
     let list = |key: &str| {
         v.get(key)
@@ -345,5 +354,10 @@ mod tests {
         // Down, no route, junk types: unknown, not an error.
         let v = json!({"up": "yes", "l3_device": 7, "route": {"target": 1}});
         assert_eq!(parse_netifd(&v), Netifd::default());
+        // A name that would break out of an nft string is no device.
+        for bad in ["wan\"drop#", "wan*", "eth0 x", "a\nb", "sixteen-bytes-xx"] {
+            let v = json!({"up": true, "l3_device": bad});
+            assert_eq!(parse_netifd(&v).device, None, "{bad:?}");
+        }
     }
 }

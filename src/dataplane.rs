@@ -498,6 +498,67 @@ impl Ruleset {
     }
 }
 
+/// The table as `uplinkd check` renders it: every enabled WAN up on every family it is
+/// configured for, on its configured device (a WAN that follows netifd stands in as
+/// `netifd<slot>`), so that every chain, set and rule the config can produce is in it.
+pub fn check_ruleset(cfg: &Config) -> Ruleset {
+    use crate::plan::{self, LinkView, Path};
+    let devices: Vec<String> = cfg
+        .interfaces
+        .iter()
+        .enumerate()
+        .map(|(slot, i)| match i.device.is_empty() {
+            true => format!("netifd{slot}"),
+            false => i.device.clone(),
+        })
+        .collect();
+    let path = |i: &crate::config::Interface, f: KFamily| Path {
+        // A point-to-point route: needs neither gateway nor address.
+        gateway: i.family.carries(f).then_some(None),
+        addresses: Vec::new(),
+        prefixes: match f {
+            KFamily::V4 => Vec::new(),
+            KFamily::V6 => i.ip6prefix.clone(),
+        },
+    };
+    let views: Vec<plan::Wan> = cfg
+        .interfaces
+        .iter()
+        .enumerate()
+        .map(|(slot, i)| plan::Wan {
+            cfg: i,
+            slot: slot as u32,
+            link: Some(LinkView {
+                ifindex: slot as u32 + 1,
+                up: true,
+                carrier: true,
+            }),
+            v4: path(i, KFamily::V4),
+            v6: path(i, KFamily::V6),
+            state: match i.enabled {
+                true => crate::health::State::Up,
+                false => crate::health::State::Disabled,
+            },
+            weight: None,
+        })
+        .collect();
+    let desired = plan::plan(cfg, &views, true);
+    let wans: Vec<WanInfo> = cfg
+        .interfaces
+        .iter()
+        .zip(devices)
+        .enumerate()
+        .map(|(slot, (i, device))| WanInfo {
+            slot: slot as u32,
+            device: Some(device),
+            v4: i.family.carries(KFamily::V4),
+            v6: i.family.carries(KFamily::V6),
+            prefixes6: i.ip6prefix.clone(),
+        })
+        .collect();
+    ruleset(cfg, &desired.policies, &wans)
+}
+
 /// The transaction that removes the table (at exit).
 pub fn delete_script() -> String {
     format!("delete table inet {TABLE}\n")

@@ -133,7 +133,26 @@ fn main() -> ExitCode {
                 for line in cfg.summary() {
                     sys::print(&format!("{line}\n"));
                 }
-                ExitCode::SUCCESS
+                let ruleset = uplinkd::dataplane::check_ruleset(&cfg);
+                let script = ruleset.script(&uplinkd::dataplane::Existing::default());
+                match nft_check(&script) {
+                    NftCheck::Accepted => {
+                        sys::print("nft: the ruleset passes nft -c\n");
+                        ExitCode::SUCCESS
+                    }
+                    NftCheck::Skipped(why) => {
+                        sys::print(&format!("nft: ruleset not checked: {why}\n"));
+                        ExitCode::SUCCESS
+                    }
+                    NftCheck::Rejected(err) => {
+                        sys::print(&format!(
+                            "{}: nft -c rejects the ruleset this config renders:\n{}\n",
+                            args.config.display(),
+                            err.trim_end()
+                        ));
+                        ExitCode::from(1)
+                    }
+                }
             }
             Err(errors) => {
                 for e in &errors {
@@ -175,6 +194,47 @@ fn main() -> ExitCode {
             };
             ExitCode::from(daemon::run(opts, cfg) as u8)
         }
+    }
+}
+
+enum NftCheck {
+    Accepted,
+    Rejected(String),
+    Skipped(String),
+}
+
+/// Runs `nft -c -f -` (parse and validate in the kernel, commit nothing) on `script`.
+/// Skipped without `nft`, or without the privilege to ask the kernel.
+fn nft_check(script: &str) -> NftCheck {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let child = Command::new("nft")
+        .args(["-c", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return NftCheck::Skipped("no nft command".into())
+        }
+        Err(e) => return NftCheck::Skipped(format!("cannot run nft: {e}")),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = match child.wait_with_output() {
+        Ok(o) => o,
+        Err(e) => return NftCheck::Skipped(format!("nft: {e}")),
+    };
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        NftCheck::Accepted
+    } else if err.contains("Operation not permitted") {
+        NftCheck::Skipped("nft -c needs CAP_NET_ADMIN".into())
+    } else {
+        NftCheck::Rejected(err)
     }
 }
 

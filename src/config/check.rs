@@ -94,6 +94,7 @@ impl Check<'_> {
 
         let (mut interfaces, mut members, mut policies) = (Vec::new(), Vec::new(), Vec::new());
         let mut rules = Vec::new();
+        let mut devices: HashMap<(String, bool), (usize, String)> = HashMap::new();
         for s in sections {
             let r = Reader {
                 check: self,
@@ -104,7 +105,12 @@ impl Check<'_> {
             match s.ty.as_str() {
                 "globals" => continue,
                 "rule" => rules.extend(r.rule(&names)),
-                "interface" => interfaces.extend(r.interface()),
+                "interface" => {
+                    if let Some(i) = r.interface() {
+                        self.one_section_per_device(&mut devices, s, &i);
+                        interfaces.push(i);
+                    }
+                }
                 "member" => members.extend(r.member(&names)),
                 "policy" => policies.extend(r.policy(&names, globals.last_resort)),
                 other => {
@@ -140,6 +146,38 @@ impl Check<'_> {
             members,
             policies,
             rules,
+        }
+    }
+
+    /// Two enabled sections of one family on one device would give the kernel two
+    /// owners of the same per-device objects (nft refuses the second with `File
+    /// exists`); one section per device and family, or one `family any` section.
+    fn one_section_per_device(
+        &mut self,
+        seen: &mut HashMap<(String, bool), (usize, String)>,
+        s: &Section,
+        i: &Interface,
+    ) {
+        if !i.enabled || i.device.is_empty() {
+            return;
+        }
+        let families: &[bool] = match i.family {
+            Family::Ipv4 => &[false],
+            Family::Ipv6 => &[true],
+            Family::Any => &[false, true],
+        };
+        for &v6 in families {
+            let key = (i.device.clone(), v6);
+            if let Some((line, label)) = seen.get(&key) {
+                let msg = format!(
+                    "device '{}' already carries {} for {label} (line {line}): one section per device and family",
+                    i.device,
+                    if v6 { "IPv6" } else { "IPv4" },
+                );
+                self.error(s.line, Some(s.label()), Some("device"), msg);
+                return;
+            }
+            seen.insert(key, (s.line, s.label()));
         }
     }
 
@@ -681,13 +719,7 @@ impl Reader<'_, '_, '_> {
         }
         let src_iface = self.get("src_iface", parse_device);
         let ipset = self.get("ipset", |s| {
-            // nft identifiers: a letter or _, then letters, digits, _ - . /
-            let mut chars = s.chars();
-            let first = chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-            let rest = chars.all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
-            if first && rest && s.len() <= 64 {
+            if is_nft_identifier(s) {
                 Ok(s.to_string())
             } else {
                 Err(format!(
@@ -857,10 +889,9 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
 /// A name the kernel accepts for a network device (`dev_valid_name()` in net/core/dev.c):
 /// 1 to 15 bytes (IFNAMSIZ with its NUL), not `.` or `..`, no `/`, `:` or whitespace.
 fn parse_device(s: &str) -> Result<String, String> {
-    let bad_char = s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if s.is_empty() || s.len() > 15 || s == "." || s == ".." || bad_char {
+    if !is_device_name(s) {
         return Err(format!(
-            "must be a Linux device name (1-15 bytes, no '/', ':' or spaces), not '{s}'"
+            "must be a Linux device name (1-15 of the characters a-z A-Z 0-9 _ - . @ +), not '{s}'"
         ));
     }
     Ok(s.to_string())

@@ -476,6 +476,35 @@ impl Interface {
     }
 }
 
+/// Whether `s` can name a network device wherever uplinkd puts one: `SO_BINDTODEVICE`,
+/// netlink, and quoted strings in the nft ruleset (`iifname "..."`).
+///
+/// Linux itself accepts 1-15 bytes without `/`, `:`, whitespace or NUL (`dev_valid_name`).
+/// uplinkd is stricter: ASCII letters, digits and `_ - . @ +` only, which covers what
+/// OpenWrt and Debian create (`eth0.2`, `pppoe-wan`, `br-lan`, `wg0`, `6in4-he`). A `"`
+/// would end the nft string early, a trailing `*` would turn it into a wildcard that
+/// matches other devices, and `#`, `;` or a newline would change the meaning of the rest
+/// of the line.
+pub fn is_device_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() < 16
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.@+".contains(&b))
+}
+
+/// Whether `s` is an nft identifier (a set name): a letter or `_`, then letters, digits
+/// and `_ - . /`, at most 64 bytes (nft's `NFT_NAME_MAXLEN` is 256, but sets we reference
+/// are named by people; 64 keeps the rules readable).
+pub fn is_nft_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    let first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    first && s.len() <= 64 && chars.all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,6 +701,55 @@ mod tests {
     }
 
     #[test]
+    fn names_reaching_nft_are_checked() {
+        let rule =
+            |opt: &str| format!("{MIN}config rule 'r'\n\toption {opt}\n\toption use_policy p\n");
+        let e = errors(&rule("src_iface 'wan1\"drop#'"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t:5:"), "{e:?}");
+        assert!(e[0].contains("must be a Linux device name"), "{e:?}");
+        error(&rule("ipset 'a\"b'"), "must be an nft set name");
+        error(&rule("ipset '1abc'"), "must be an nft set name");
+        ok(&rule("src_iface 'br-lan'"));
+        ok(&rule("ipset 'vpn_v4'"));
+        for good in ["eth0.2", "pppoe-wan", "wg0", "6in4-he", "lan1@eth0"] {
+            assert!(is_device_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a\"",
+            "wan*",
+            "x;y",
+            "a#",
+            "0123456789abcdef",
+            "..",
+            "é",
+        ] {
+            assert!(!is_device_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn one_section_per_device_and_family() {
+        let two = "config interface 'a'\n\toption device eth1\n\
+                   config interface 'b'\n\toption device eth1\n\
+                   config policy 'p'\n";
+        let e = errors(two);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t:3:"), "{e:?}");
+        assert!(e[0].contains("already carries IPv4 for"), "{e:?}");
+        // One per family is fine; `any` takes both.
+        ok(&two.replacen("device eth1\n", "device eth1\n\toption family ipv6\n", 1));
+        let any = "config interface 'a'\n\toption device eth1\n\toption family any\n\
+                   config interface 'b'\n\toption device eth1\n\toption family ipv6\n\
+                   config policy 'p'\n";
+        assert!(errors(any)[0].contains("already carries IPv6"));
+        // A disabled section owns nothing.
+        ok(&two.replacen("device eth1\n", "device eth1\n\toption enabled 0\n", 1));
+    }
+
+    #[test]
     fn durations() {
         let d = |s, plain| check::duration(s, plain, 0, u64::MAX).map(|d| d.as_millis());
         assert_eq!(d("2", 1000), Ok(2000));
@@ -733,6 +811,9 @@ mod tests {
             ),
             ("option device ..", "must be a Linux device name"),
             ("option device eth0:1", "must be a Linux device name"),
+            ("option device 'wan1\"x'", "must be a Linux device name"),
+            ("option device 'wan*'", "must be a Linux device name"),
+            ("option device 'wan1#x'", "must be a Linux device name"),
             (
                 "option gateway 1.2.3.4/24",
                 "option 'gateway' must be an IP address",
