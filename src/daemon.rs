@@ -280,15 +280,16 @@ impl Daemon {
 
     /// Start, move or stop the HTTP listener as `http_listen` says.
     fn sync_http(&mut self) {
-        let want = self.engine.config().globals.http_listen;
-        if self.http.as_ref().map(|h| h.addr) == want {
+        let globals = &self.engine.config().globals;
+        let (want, hosts) = (globals.http_listen, globals.http_hosts.clone());
+        if self.http.as_ref().map(|h| (h.addr, &h.hosts)) == want.map(|a| (a, &hosts)) {
             return;
         }
         self.http = None;
         let (Some(addr), Some(calls)) = (want, &self.calls) else {
             return;
         };
-        match http::Server::start(&self.ex, addr, calls.clone()) {
+        match http::Server::start(&self.ex, addr, hosts, calls.clone()) {
             Ok(h) => {
                 log::info!("http: serving /metrics, /status.json and / on {}", h.addr);
                 self.http = Some(h);

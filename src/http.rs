@@ -2,16 +2,28 @@
 //! Prometheus text format, `/status.json` and `/`, a self-contained status page.
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection (`Connection:
-//! close`), GET only, the request head capped at [`MAX_HEAD`] bytes and due within
-//! [`READ_TIMEOUT`], at most [`MAX_CLIENTS`] connections at once. It runs as tasks on the
-//! daemon's executor and asks the event loop for the status like any other front end,
-//! so a flood of requests costs the loop one status report per request and nothing else.
+//! close`), GET only, the request head capped at [`MAX_HEAD`] bytes, its first byte due
+//! within [`FIRST_BYTE_TIMEOUT`] and the whole of it within [`READ_TIMEOUT`], at most
+//! [`MAX_CLIENTS`] connections at once and [`MAX_PER_CLIENT`] from one address, so one
+//! client's slow heads cannot lock the others out. It runs as tasks on the daemon's
+//! executor and asks the event loop for the status like any other front end; the report
+//! is kept for [`STATUS_CACHE`], so a flood of requests costs the loop at most one status
+//! report per second.
+//!
+//! A browser on the LAN can be steered at the listener by DNS rebinding (a hostile name
+//! that resolves to the router): the `Host` header must therefore name the address the
+//! client connected to or one of the `http_host` names, else the answer is 421. Every
+//! answer forbids framing, sniffing and caching, and the page may load nothing but
+//! itself and `/status.json` (`Content-Security-Policy`).
+//!
 //! The parsing and routing are pure functions, tested without sockets.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use smol::channel::Sender;
@@ -26,8 +38,20 @@ use crate::metrics;
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Connections served at once (the shared accept loop of the local front ends).
 pub use crate::socket::MAX_CLIENTS;
+/// Connections served at once from one client address.
+pub const MAX_PER_CLIENT: usize = 4;
+/// The first byte of the request must arrive within this time.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The whole request head must arrive within this time (slow clients are dropped).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// A status report is reused for this long.
+pub const STATUS_CACHE: Duration = Duration::from_secs(1);
+/// Sent with every answer: the page is self-contained (inline script and style) and
+/// fetches only `/status.json`.
+const SECURITY_HEADERS: &str = "Content-Security-Policy: default-src 'none'; \
+     script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+     img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n\
+     X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n";
 /// The response must be taken within this time.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,8 +71,12 @@ const PAGE: &str = include_str!("http_page.html");
 pub enum Head<'a> {
     /// No blank line yet.
     Incomplete,
-    /// A request line we can route.
-    Request { method: &'a str, target: &'a str },
+    /// A request line we can route, and the `Host` header if there is one.
+    Request {
+        method: &'a str,
+        target: &'a str,
+        host: Option<&'a str>,
+    },
     /// Not HTTP/1.x.
     Bad,
 }
@@ -72,10 +100,57 @@ pub fn parse_head(buf: &[u8]) -> Head<'_> {
                 && target.starts_with('/')
                 && (version == "HTTP/1.1" || version == "HTTP/1.0") =>
         {
-            Head::Request { method, target }
+            let mut host = None;
+            for line in head[line_end..].split(|&b| b == b'\n').skip(1) {
+                let Ok(line) = std::str::from_utf8(line) else {
+                    return Head::Bad;
+                };
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("host") {
+                        if host.is_some() {
+                            // Two Host headers: ambiguous, refuse (RFC 9112 §3.2).
+                            return Head::Bad;
+                        }
+                        host = Some(value.trim());
+                    }
+                }
+            }
+            Head::Request {
+                method,
+                target,
+                host,
+            }
         }
         _ => Head::Bad,
     }
+}
+
+/// Whether a request's `Host` is one this listener answers to: the address the client
+/// connected to (`local`, port optional) or a configured name. No `Host` at all is
+/// accepted (HTTP/1.0 tools, scrapers): a browser always sends one.
+pub fn host_allowed(host: Option<&str>, local: SocketAddr, names: &[String]) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let host = host.to_ascii_lowercase();
+    // Split off a port: `name:port`, `[v6]:port`, `a.b.c.d:port`; a bare IPv6 address
+    // has more than one colon and no port.
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.contains(':') || n.ends_with(']') => (n, Some(p)),
+        _ => (host.as_str(), None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().ok() != Some(local.port())) {
+        return false;
+    }
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<IpAddr>().ok() == Some(local.ip()) {
+        return true;
+    }
+    // Only this host reaches a loopback listener, and no rebinding name is "localhost".
+    if bare == "localhost" && local.ip().is_loopback() {
+        return true;
+    }
+    names.iter().any(|n| n == name || n == &host)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -112,6 +187,7 @@ fn reason(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
@@ -122,7 +198,7 @@ fn reason(code: u16) -> &'static str {
 pub fn response(code: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+         {SECURITY_HEADERS}Connection: close\r\n",
         reason(code),
         body.len()
     );
@@ -148,62 +224,162 @@ pub fn page() -> String {
 /// Handle on the listening task; dropping it stops the listener.
 pub struct Server {
     pub addr: SocketAddr,
+    /// The `http_host` names it answers to.
+    pub hosts: Vec<String>,
     _task: smol::Task<()>,
 }
 
+/// What the connections of one listener share.
+struct Shared {
+    calls: Sender<Call>,
+    page: Rc<str>,
+    hosts: Vec<String>,
+    /// Open connections per client address.
+    per_client: RefCell<HashMap<IpAddr, usize>>,
+    /// The last status report and when it was made.
+    status: RefCell<Option<(Instant, serde_json::Value)>>,
+}
+
+/// Counts one connection of a client while it lives.
+struct ClientSlot {
+    shared: Rc<Shared>,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(shared: &Rc<Shared>, ip: IpAddr) -> Option<ClientSlot> {
+        let mut map = shared.per_client.borrow_mut();
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.shared.per_client.borrow_mut();
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 impl Server {
-    /// Bind `addr` and serve on `ex`, asking the event loop behind `calls` for status.
+    /// Bind `addr` and serve on `ex`, asking the event loop behind `calls` for status;
+    /// `hosts` are the names (`http_host`) accepted in `Host` besides the address.
     pub fn start(
         ex: &Rc<LocalExecutor<'static>>,
         addr: SocketAddr,
+        hosts: Vec<String>,
         calls: Sender<Call>,
     ) -> io::Result<Server> {
         let std_listener = std::net::TcpListener::bind(addr)?;
         let addr = std_listener.local_addr()?;
         let listener = TcpListener::try_from(std_listener)?;
-        let page: Rc<str> = page().into();
+        let shared = Rc::new(Shared {
+            calls,
+            page: page().into(),
+            hosts: hosts.clone(),
+            per_client: RefCell::new(HashMap::new()),
+            status: RefCell::new(None),
+        });
         let listener = Rc::new(listener);
+        let admit = shared.clone();
         let task = crate::socket::accept_loop(
             ex,
             "http",
+            // A client over its share is closed here, before it counts against the
+            // listener's total.
             move || {
                 let l = listener.clone();
-                async move { l.accept().await.map(|(s, _)| s) }
+                let shared = admit.clone();
+                async move {
+                    loop {
+                        let (stream, peer) = l.accept().await?;
+                        match ClientSlot::take(&shared, peer.ip()) {
+                            Some(slot) => return Ok((stream, slot)),
+                            None => log::debug!(
+                                "http: more than {MAX_PER_CLIENT} connections from {}",
+                                peer.ip()
+                            ),
+                        }
+                    }
+                }
             },
-            move |stream| {
-                let calls = calls.clone();
-                let page = page.clone();
-                async move { serve(stream, &calls, &page).await }
+            move |(stream, slot): (TcpStream, ClientSlot)| {
+                let shared = shared.clone();
+                async move {
+                    let _slot = slot;
+                    serve(stream, &shared).await
+                }
             },
         );
-        Ok(Server { addr, _task: task })
+        Ok(Server {
+            addr,
+            hosts,
+            _task: task,
+        })
     }
 }
 
-/// Read a request head: `Ok(Some(response))` for a refusal, `Ok(None)` when the client
-/// left or was too slow; else the route.
-async fn read_request(stream: &mut TcpStream) -> io::Result<Result<Route, Option<Vec<u8>>>> {
+/// What a request asks for, or why it is refused.
+enum Request {
+    Route(Route),
+    Refuse(Vec<u8>),
+    /// The client left or was too slow to say anything.
+    Gone,
+}
+
+/// Read a request head, within [`FIRST_BYTE_TIMEOUT`] for its first byte and
+/// [`READ_TIMEOUT`] for all of it.
+async fn read_request(stream: &mut TcpStream, hosts: &[String]) -> io::Result<Request> {
+    let local = stream.local_addr()?;
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
-    let deadline = Timer::after(READ_TIMEOUT);
-    let mut deadline = std::pin::pin!(deadline);
+    let start = Instant::now();
     loop {
         match parse_head(&buf) {
-            Head::Request { method, target } => {
-                return Ok(route(method, target).map_err(|code| Some(error(code))));
+            Head::Request {
+                method,
+                target,
+                host,
+            } => {
+                if !host_allowed(host, local, hosts) {
+                    return Ok(Request::Refuse(error(421)));
+                }
+                return Ok(match route(method, target) {
+                    Ok(r) => Request::Route(r),
+                    Err(code) => Request::Refuse(error(code)),
+                });
             }
-            Head::Bad => return Ok(Err(Some(error(400)))),
-            Head::Incomplete if buf.len() >= MAX_HEAD => return Ok(Err(Some(error(431)))),
+            Head::Bad => return Ok(Request::Refuse(error(400))),
+            Head::Incomplete if buf.len() >= MAX_HEAD => return Ok(Request::Refuse(error(431))),
             Head::Incomplete => {}
         }
+        let limit = match buf.is_empty() {
+            true => FIRST_BYTE_TIMEOUT,
+            false => READ_TIMEOUT,
+        };
+        let left = limit.saturating_sub(start.elapsed());
         let read = future::or(async { stream.read(&mut chunk).await.map(Some) }, async {
-            (&mut deadline).await;
+            Timer::after(left).await;
             Ok(None)
         })
         .await?;
         match read {
-            None => return Ok(Err(Some(error(408)))),
-            Some(0) => return Ok(Err(None)),
+            // Nothing at all: not worth an answer.
+            None if buf.is_empty() => return Ok(Request::Gone),
+            None => return Ok(Request::Refuse(error(408))),
+            Some(0) => return Ok(Request::Gone),
             Some(n) => {
                 let room = MAX_HEAD + 4 - buf.len().min(MAX_HEAD + 4);
                 buf.extend_from_slice(&chunk[..n.min(room)]);
@@ -212,19 +388,35 @@ async fn read_request(stream: &mut TcpStream) -> io::Result<Result<Route, Option
     }
 }
 
-async fn serve(mut stream: TcpStream, calls: &Sender<Call>, page: &str) -> io::Result<()> {
-    let out = match read_request(&mut stream).await? {
-        Err(None) => return Ok(()),
-        Err(Some(refusal)) => refusal,
-        Ok(Route::Page) => response(200, "text/html; charset=utf-8", page.as_bytes()),
-        Ok(route) => match Call::send(calls, "status".into(), json!({})).await {
-            Ok(status) if route == Route::Metrics => response(
+/// The status report, from the cache when it is younger than [`STATUS_CACHE`].
+async fn status(shared: &Shared) -> Option<serde_json::Value> {
+    if let Some((at, v)) = shared.status.borrow().as_ref() {
+        if at.elapsed() < STATUS_CACHE {
+            return Some(v.clone());
+        }
+    }
+    let v = Call::send(&shared.calls, "status".into(), json!({}))
+        .await
+        .ok()?;
+    *shared.status.borrow_mut() = Some((Instant::now(), v.clone()));
+    Some(v)
+}
+
+async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    let out = match read_request(&mut stream, &shared.hosts).await? {
+        Request::Gone => return Ok(()),
+        Request::Refuse(refusal) => refusal,
+        Request::Route(Route::Page) => {
+            response(200, "text/html; charset=utf-8", shared.page.as_bytes())
+        }
+        Request::Route(route) => match status(shared).await {
+            Some(status) if route == Route::Metrics => response(
                 200,
                 metrics::CONTENT_TYPE,
                 metrics::render(&status).as_bytes(),
             ),
-            Ok(status) => response(200, "application/json", status.to_string().as_bytes()),
-            Err(_) => error(503),
+            Some(status) => response(200, "application/json", status.to_string().as_bytes()),
+            None => error(503),
         },
     };
     let written = future::or(async { stream.write_all(&out).await.map(Some) }, async {
@@ -270,15 +462,29 @@ mod tests {
             parse_head(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
             Head::Request {
                 method: "GET",
-                target: "/metrics"
+                target: "/metrics",
+                host: Some("x"),
             }
         );
         assert_eq!(
             parse_head(b"POST /?a=b HTTP/1.0\n\n"),
             Head::Request {
                 method: "POST",
-                target: "/?a=b"
+                target: "/?a=b",
+                host: None,
             }
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nhOsT:  192.0.2.1:80 \r\n\r\n"),
+            Head::Request {
+                method: "GET",
+                target: "/",
+                host: Some("192.0.2.1:80"),
+            }
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Head::Bad
         );
         for bad in [
             &b"GET /metrics\r\n\r\n"[..],
@@ -303,6 +509,46 @@ mod tests {
         assert_eq!(route("DELETE", "/status.json"), Err(405));
         assert_eq!(route("GET", "/etc/passwd"), Err(404));
         assert_eq!(route("GET", "/metrics/"), Err(404));
+    }
+
+    #[test]
+    fn host_must_name_the_listener() {
+        let local: SocketAddr = "192.168.1.1:9110".parse().unwrap();
+        let names = vec!["router.lan".to_string()];
+        let ok = |h| host_allowed(h, local, &names);
+        assert!(ok(None));
+        assert!(ok(Some("192.168.1.1")));
+        assert!(ok(Some("192.168.1.1:9110")));
+        assert!(ok(Some("Router.LAN:9110")));
+        assert!(ok(Some("router.lan")));
+        assert!(!ok(Some("192.168.1.1:80")), "another port");
+        assert!(!ok(Some("evil.example")), "DNS rebinding");
+        assert!(!ok(Some("evil.example:9110")));
+        assert!(!ok(Some("192.168.1.2")));
+        assert!(!ok(Some("")));
+        let v6: SocketAddr = "[fd00::1]:9110".parse().unwrap();
+        assert!(host_allowed(Some("[fd00::1]:9110"), v6, &[]));
+        assert!(host_allowed(Some("[FD00::1]"), v6, &[]));
+        assert!(!host_allowed(Some("[fd00::2]:9110"), v6, &[]));
+        let lo: SocketAddr = "127.0.0.1:9110".parse().unwrap();
+        assert!(host_allowed(Some("localhost:9110"), lo, &[]));
+        assert!(!ok(Some("localhost")), "not a loopback listener");
+    }
+
+    #[test]
+    fn responses_carry_the_security_headers() {
+        let r = String::from_utf8(response(200, "text/html", b"x")).unwrap();
+        for h in [
+            "\r\nContent-Security-Policy: default-src 'none';",
+            "frame-ancestors 'none'\r\n",
+            "\r\nX-Frame-Options: DENY\r\n",
+            "\r\nX-Content-Type-Options: nosniff\r\n",
+            "\r\nCache-Control: no-store\r\n",
+        ] {
+            assert!(r.contains(h), "{h} missing in {r}");
+        }
+        let r = String::from_utf8(error(421)).unwrap();
+        assert!(r.starts_with("HTTP/1.1 421 Misdirected Request\r\n"), "{r}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
 pub fn globals() -> Globals {
     Globals {
         http_listen: None,
+        http_hosts: Vec::new(),
         table_first: 1100,
         table_last: 1199,
         rule_priority: 4000,

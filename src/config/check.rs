@@ -253,6 +253,23 @@ impl Check<'_> {
             duration(s, SEC, SEC, HOUR)
         });
         let http_listen = r.or("http_listen", None, |s| parse_listen(s).map(Some));
+        let mut http_hosts = Vec::new();
+        for v in r.list("http_host") {
+            let valid = !v.is_empty()
+                && v.len() <= 253
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+            if valid {
+                http_hosts.push(v.to_ascii_lowercase());
+            } else {
+                r.error(
+                    "http_host",
+                    format!(
+                        "must be a host name or address (letters, digits, - . : [ ]), not '{v}'"
+                    ),
+                );
+            }
+        }
         r.finish(&[
             "fwmark_mask",
             "mmx_mask",
@@ -273,6 +290,7 @@ impl Check<'_> {
             default_policy,
             reconcile_interval,
             http_listen,
+            http_hosts,
         }
     }
 }

@@ -98,6 +98,9 @@ pub struct Globals {
     /// Address of the optional HTTP listener (`/metrics`, `/status.json`, `/`); `None`:
     /// off. A bare port means 127.0.0.1.
     pub http_listen: Option<std::net::SocketAddr>,
+    /// Names the HTTP listener answers to (`list http_host`) besides the address a
+    /// client connected to; any other `Host` gets 421 (no DNS rebinding).
+    pub http_hosts: Vec<String>,
 }
 
 /// Number of rule priorities uplinkd owns, starting at `Globals::rule_priority`.
