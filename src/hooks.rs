@@ -5,15 +5,25 @@
 //! are executable run one after another in name order, then the user hook (default
 //! `/etc/uplinkd.user`) if it exists and is executable. Each gets the transition in its
 //! environment (see [`env`]) and nothing on its command line: no shell ever sees a
-//! string from the configuration. Each runs in its own process group and is killed with
-//! it (SIGKILL) after [`TIMEOUT`].
+//! string from the configuration. A hook file must be owned by root (by the daemon's
+//! user) and not writable by group or others, else it is skipped with a warning: whoever
+//! can write it runs code as root.
+//!
+//! Each run is over when the hook and everything it started have exited. What is still
+//! running after [`TIMEOUT`] is killed (SIGKILL), descendants included, even those that
+//! left the hook's process group or session (`setsid cmd &`): every process of a run
+//! carries the run's token in its environment (`UPLINKD_HOOK_RUN`), and the processes
+//! that have it are found in `/proc`. (A subreaper, `PR_SET_CHILD_SUBREAPER`, would make
+//! the daemon the parent of such orphans, and reaping them could steal the exit status
+//! of the daemon's other children.)
 //!
 //! The hooks run on their own thread, fed by a queue: the event loop only enqueues, so a
 //! slow or hanging hook never delays routing. Transitions are handled in the order they
-//! happened; a hook that hangs delays the hooks of later transitions by at most the
-//! timeout.
+//! happened, except that a WAN's transitions still waiting are merged into one (see
+//! [`coalesce`]), so a hook that runs late is told the current state, not a stale one.
 
-use std::os::unix::fs::PermissionsExt;
+use std::collections::VecDeque;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -112,7 +122,53 @@ pub fn list(paths: &Paths) -> Vec<PathBuf> {
 }
 
 fn executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let Ok(m) = std::fs::metadata(p) else {
+        return false;
+    };
+    if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
+        return false;
+    }
+    // SAFETY: geteuid() has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    match trusted(m.uid(), m.permissions().mode(), me) {
+        Ok(()) => true,
+        Err(why) => {
+            log::warn!("hook {}: skipped: {why}", p.display());
+            false
+        }
+    }
+}
+
+/// Whether a hook file with owner `uid` and `mode` may run as `me`: owned by root or by
+/// `me`, not writable by group or others.
+pub fn trusted(uid: u32, mode: u32, me: u32) -> Result<(), String> {
+    if uid != 0 && uid != me {
+        return Err(format!("owned by uid {uid}, not by root"));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "writable by group or others (mode {:o})",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Adds `t` to the transitions waiting for their hooks. A WAN that already has one
+/// waiting gets that one updated to the new state (its `previous` stays what the hooks
+/// last heard); when the WAN is back where the hooks last saw it, nothing is left to
+/// tell and the waiting transition is dropped.
+pub fn coalesce(queue: &mut VecDeque<Transition>, t: Transition) {
+    let Some(i) = queue.iter().position(|q| q.interface == t.interface) else {
+        queue.push_back(t);
+        return;
+    };
+    let previous = queue[i].previous;
+    if t.state == previous {
+        queue.remove(i);
+        return;
+    }
+    queue[i] = Transition { previous, ..t };
 }
 
 /// The queue to the hook thread.
@@ -127,9 +183,28 @@ impl Hooks {
         std::thread::Builder::new()
             .name("hooks".into())
             .spawn(move || {
-                while let Ok(t) = rx.recv() {
+                let mut queue = VecDeque::new();
+                let mut run = 0u64;
+                loop {
+                    if queue.is_empty() {
+                        match rx.recv() {
+                            Ok(t) => queue.push_back(t),
+                            Err(_) => return,
+                        }
+                    }
+                    while let Ok(t) = rx.try_recv() {
+                        coalesce(&mut queue, t);
+                    }
+                    let Some(t) = queue.pop_front() else {
+                        continue;
+                    };
                     for hook in list(&paths) {
-                        run_one(&hook, &t, paths.timeout);
+                        run += 1;
+                        run_one(&hook, &t, paths.timeout, run);
+                        // Transitions that came in meanwhile update what is waiting.
+                        while let Ok(t) = rx.try_recv() {
+                            coalesce(&mut queue, t);
+                        }
                     }
                 }
             })?;
@@ -148,10 +223,16 @@ impl Hooks {
     }
 }
 
-/// Runs one hook to completion or timeout; logs failures.
-fn run_one(hook: &Path, t: &Transition, timeout: Duration) {
+/// The environment variable that marks every process of one hook run.
+const RUN_VAR: &str = "UPLINKD_HOOK_RUN";
+
+/// Runs one hook until it and its descendants have exited, or the timeout; logs
+/// failures. `run` numbers the run within this process.
+fn run_one(hook: &Path, t: &Transition, timeout: Duration, run: u64) {
+    let token = format!("{}.{run}", std::process::id());
     let mut cmd = Command::new(hook);
     cmd.envs(env(t))
+        .env(RUN_VAR, &token)
         .stdin(Stdio::null())
         // Its own process group, so a timeout kills whatever it started too.
         .process_group(0);
@@ -163,16 +244,24 @@ fn run_one(hook: &Path, t: &Transition, timeout: Duration) {
         }
     };
     let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                log::warn!("hook {}: {e}", hook.display());
-                break None;
+    let mut status = None;
+    let finished = loop {
+        if status.is_none() {
+            match child.try_wait() {
+                Ok(s) => status = s,
+                Err(e) => {
+                    log::warn!("hook {}: {e}", hook.display());
+                    break false;
+                }
             }
         }
+        if status.is_some() && processes_of(&token).is_empty() {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     match status {
         Some(s) if s.success() => log::debug!("hook {}: ok", hook.display()),
@@ -182,21 +271,56 @@ fn run_one(hook: &Path, t: &Transition, timeout: Duration) {
             t.interface,
             action(t.state)
         ),
-        None => {
-            log::warn!(
-                "hook {} ({} {}): still running after {} s, killed",
-                hook.display(),
-                t.interface,
-                action(t.state),
-                timeout.as_secs()
-            );
-            // SAFETY: kill() has no memory-safety preconditions; the negative pid names
-            // the hook's own process group, created at spawn.
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        None => {}
     }
+    if finished {
+        return;
+    }
+    log::warn!(
+        "hook {} ({} {}): {} after {} s, killed",
+        hook.display(),
+        t.interface,
+        action(t.state),
+        match status {
+            None => "still running",
+            Some(_) => "left processes running",
+        },
+        timeout.as_secs()
+    );
+    if status.is_none() {
+        // SAFETY: kill() has no memory-safety preconditions; the negative pid names the
+        // hook's own process group, created at spawn.
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Descendants that left the group; a few rounds for any forked meanwhile.
+    for _ in 0..10 {
+        let left = processes_of(&token);
+        if left.is_empty() {
+            break;
+        }
+        for pid in left {
+            // SAFETY: as above; `pid` carries this run's token.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The processes whose environment carries `UPLINKD_HOOK_RUN=token`.
+fn processes_of(token: &str) -> Vec<libc::pid_t> {
+    let needle = format!("{RUN_VAR}={token}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -228,5 +352,92 @@ mod tests {
         assert_eq!(action(State::Degraded), "degraded");
         assert_eq!(action(State::NoCarrier), "disconnected");
         assert_eq!(action(State::Disabled), "disabled");
+    }
+
+    fn tr(wan: &str, previous: State, state: State) -> Transition {
+        Transition {
+            interface: wan.into(),
+            device: None,
+            gateway: None,
+            gateway6: None,
+            state,
+            previous,
+            reason: format!("{} -> {}", previous.as_str(), state.as_str()),
+        }
+    }
+
+    #[test]
+    fn waiting_transitions_of_a_wan_are_merged() {
+        let mut q = VecDeque::new();
+        coalesce(&mut q, tr("wan1", State::Up, State::Down));
+        coalesce(&mut q, tr("wan2", State::Up, State::Degraded));
+        coalesce(&mut q, tr("wan1", State::Down, State::NoCarrier));
+        assert_eq!(
+            q.iter()
+                .map(|t| (t.interface.as_str(), t.previous, t.state))
+                .collect::<Vec<_>>(),
+            [
+                ("wan1", State::Up, State::NoCarrier),
+                ("wan2", State::Up, State::Degraded)
+            ]
+        );
+        assert_eq!(q[0].reason, "down -> no-carrier", "the newest reason");
+        // Back where the hooks last saw it: nothing to tell.
+        coalesce(&mut q, tr("wan2", State::Degraded, State::Up));
+        assert_eq!(q.len(), 1);
+        coalesce(&mut q, tr("wan2", State::Up, State::Down));
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn only_root_owned_unwritable_hooks_are_trusted() {
+        assert!(trusted(0, 0o755, 0).is_ok());
+        assert!(trusted(1000, 0o700, 1000).is_ok(), "the daemon's own user");
+        assert!(trusted(1000, 0o755, 0).unwrap_err().contains("uid 1000"));
+        assert!(trusted(0, 0o775, 0).unwrap_err().contains("775"));
+        assert!(trusted(0, 0o757, 0).is_err());
+    }
+
+    #[test]
+    fn a_timed_out_hook_is_killed_with_its_daemons() {
+        let dir = std::env::temp_dir().join(format!("uplinkd-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A duration no other process uses: 300.<pid> seconds.
+        let marker = format!("300.{}", std::process::id());
+        let hook = dir.join("daemonizes");
+        // `setsid` puts the sleeper in a new session and process group: killing the
+        // hook's group alone would miss it. Its argv names it for the check below.
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh
+setsid sh -c 'exec -a {marker} sleep 300' &
+sleep 300
+"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = tr("wan1", State::Up, State::Down);
+        let t0 = Instant::now();
+        run_one(&hook, &t, Duration::from_millis(800), 1);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        let alive = || {
+            std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == marker.as_bytes()))
+            })
+        };
+        // The kill is asynchronous to the last read of /proc; allow the exit to land.
+        let mut gone = false;
+        for _ in 0..100 {
+            if !alive() {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(gone, "the daemonized sleeper survived the timeout");
     }
 }
