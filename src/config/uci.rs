@@ -120,6 +120,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, Vec<Error>> {
         line: 1,
     };
     let mut sections: Vec<Section> = Vec::new();
+    let mut per_type: std::collections::HashMap<String, usize> = Default::default();
     let mut errors = Vec::new();
     // After a broken `config` line its options are dropped without further noise.
     let mut skipping = false;
@@ -181,7 +182,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Section>, Vec<Error>> {
                     error(line, None, None, msg);
                 } else {
                     skipping = false;
-                    let index = sections.iter().filter(|s| s.ty == *ty).count();
+                    // Counted per type as we go: a scan of all earlier sections would make
+                    // parsing quadratic in their number.
+                    let count = per_type.entry(ty.clone()).or_insert(0);
+                    let index = *count;
+                    *count += 1;
                     let name = (!name.is_empty()).then(|| name.to_string());
                     let options = Vec::new();
                     sections.push(Section {
