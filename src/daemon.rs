@@ -78,6 +78,8 @@ enum Input {
     Reply {
         wan: Rc<str>,
         reply: EchoReply,
+        /// When the kernel received it, if it said.
+        received: Option<std::time::Instant>,
     },
     Tcp {
         wan: Rc<str>,
@@ -93,12 +95,30 @@ enum Input {
     Netifd(NetifdUpdate),
 }
 
+/// A wall-clock time in the recent past (a kernel receive stamp) on the monotonic
+/// clock: now minus its age. A stamp from the future, or older than any probe can wait
+/// (the wall clock was stepped meanwhile), counts as now.
+fn wall_to_monotonic(at: std::time::SystemTime) -> std::time::Instant {
+    let age = std::time::SystemTime::now()
+        .duration_since(at)
+        .unwrap_or_default();
+    let now = std::time::Instant::now();
+    if age > Duration::from_secs(10) {
+        return now;
+    }
+    now.checked_sub(age).unwrap_or(now)
+}
+
 /// Monotonic clock → core time.
 struct Clock(std::time::Instant);
 
 impl Clock {
     fn now(&self) -> Instant {
         Instant::from_micros(self.0.elapsed().as_micros() as u64)
+    }
+
+    fn from_std(&self, t: std::time::Instant) -> Instant {
+        Instant::from_micros(t.saturating_duration_since(self.0).as_micros() as u64)
     }
 
     fn to_std(&self, t: Instant) -> std::time::Instant {
@@ -433,11 +453,17 @@ impl Daemon {
                     }
                 }
             }
-            Input::Reply { wan, reply } => {
+            Input::Reply {
+                wan,
+                reply,
+                received,
+            } => {
                 if let Some(i) = self.engine.wan_index(&wan) {
+                    // The kernel's receive time: the wait for the loop is not RTT.
+                    let at = received.map_or(now, |r| self.clock.from_std(r).min(now));
                     let counted = self
                         .engine
-                        .on_reply(i, reply.from, reply.ident, reply.seq, now);
+                        .on_reply(i, reply.from, reply.ident, reply.seq, at);
                     log::debug!(
                         "{wan}: echo reply from {} seq {}{}",
                         reply.from,
@@ -664,11 +690,12 @@ impl Daemon {
                         let errors = self.socket_errors.clone();
                         self.ex.spawn(async move {
                             loop {
-                                match socket.recv().await {
-                                    Ok(reply) => {
+                                match socket.recv_stamped().await {
+                                    Ok(r) => {
                                         let input = Input::Reply {
                                             wan: wan.clone(),
-                                            reply,
+                                            reply: r.reply,
+                                            received: r.at.map(wall_to_monotonic),
                                         };
                                         if tx.send(input).await.is_err() {
                                             return;

@@ -134,6 +134,10 @@ impl IcmpSocket {
         if let Some(src) = source {
             bind(&fd, SocketAddr::new(src, 0)).map_err(on_device)?;
         }
+        // The kernel stamps every packet when it arrives (SCM_TIMESTAMPNS, wall clock):
+        // the RTT then does not include the time the reply waited for the event loop.
+        let on: libc::c_int = 1;
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on).map_err(on_device)?;
         let io = Async::new_nonblocking(fd).map_err(on_device)?;
         Ok(IcmpSocket {
             io,
@@ -193,9 +197,14 @@ impl IcmpSocket {
     /// receives is skipped. Whether the reply answers an outstanding probe (identifier,
     /// sequence number, source address) is for the caller to decide.
     pub async fn recv(&self) -> io::Result<EchoReply> {
+        self.recv_stamped().await.map(|r| r.reply)
+    }
+
+    /// [`IcmpSocket::recv`], with the time the kernel received the reply, when it says.
+    pub async fn recv_stamped(&self) -> io::Result<Received> {
         let mut buf = [0u8; RECV_BUF];
         loop {
-            let (len, from) = self.io.read_with(|fd| recv_from(fd, &mut buf)).await?;
+            let (len, from, at) = self.io.read_with(|fd| recv_msg(fd, &mut buf)).await?;
             let data = buf.get(..len).unwrap_or_default();
             let reply = match (self.family, from) {
                 (Family::V4, _) => icmp::parse_v4(process_cookie(), data),
@@ -205,10 +214,17 @@ impl IcmpSocket {
                 (Family::V6, _) => None,
             };
             if let Some(reply) = reply {
-                return Ok(reply);
+                return Ok(Received { reply, at });
             }
         }
     }
+}
+
+/// An echo reply and when the kernel received it (`SO_TIMESTAMPNS`, wall clock).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub reply: EchoReply,
+    pub at: Option<std::time::SystemTime>,
 }
 
 /// Opens a TCP connection to `target` from `device` (and `source`, if given) and reports
@@ -550,33 +566,63 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
-/// One nonblocking `recvfrom`; returns the length and the sender, if the kernel gave a
-/// socket address we understand.
-fn recv_from(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Option<SocketAddr>)> {
-    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+/// One nonblocking `recvmsg`; returns the length, the sender (if the kernel gave a
+/// socket address we understand) and the kernel's receive time (`SCM_TIMESTAMPNS`).
+fn recv_msg(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<SocketAddr>, Option<std::time::SystemTime>)> {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage and msghdr.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut addr_len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `buf` and `storage` are valid for the lengths passed.
-    let n = unsafe {
-        libc::recvfrom(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut addr_len,
-        )
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: every pointer in `msg` refers to a live buffer of the length given.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
     if n < 0 {
         let err = io::Error::last_os_error();
-        // Interrupted: let the reactor call us again rather than fail the probe.
         if err.kind() == io::ErrorKind::Interrupted {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         return Err(err);
     }
-    let from = socket_addr(&storage, addr_len);
-    Ok((n as usize, from))
+    let mut at = None;
+    // SAFETY: the kernel filled `msg_controllen` bytes of well-formed control messages;
+    // the CMSG macros stay within them.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let size = mem::size_of::<libc::timespec>();
+            if c.cmsg_level == libc::SOL_SOCKET
+                && c.cmsg_type == libc::SCM_TIMESTAMPNS
+                && c.cmsg_len as usize >= libc::CMSG_LEN(size as u32) as usize
+            {
+                let ts = libc::CMSG_DATA(cmsg)
+                    .cast::<libc::timespec>()
+                    .read_unaligned();
+                if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec) {
+                    at = Some(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                    );
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let from = socket_addr(&storage, msg.msg_namelen);
+    Ok((n as usize, from, at))
 }
 
 fn socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {

@@ -389,3 +389,19 @@ fn tcp_connect_ignores_rejects_from_other_hops() {
     own.expect("own reject timed out")
         .expect("the target's own port-unreachable proves the path");
 }
+
+#[test]
+fn echo_replies_carry_the_kernel_receive_time() {
+    let lab = Lab::new();
+    let (before, got, after) = lab.a.run(|| {
+        let sock = IcmpSocket::open("wanA", Some(v4(SRC_A)), Family::V4).unwrap();
+        let before = std::time::SystemTime::now();
+        sock.send(v4(GW_A), 0x7777, 9).unwrap();
+        let got = within(ANSWER, sock.recv_stamped());
+        (before, got, std::time::SystemTime::now())
+    });
+    let got = got.expect("no reply").unwrap();
+    assert_eq!((got.reply.ident, got.reply.seq), (0x7777, 9));
+    let at = got.at.expect("SO_TIMESTAMPNS gives a receive time");
+    assert!(before <= at && at <= after, "{before:?} {at:?} {after:?}");
+}
