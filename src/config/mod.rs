@@ -91,7 +91,8 @@ pub struct Globals {
     pub log_level: log::LevelFilter,
     /// Default `last_resort` for policies that do not set one.
     pub last_resort: LastResort,
-    /// The policy that carries all traffic.
+    /// The policy that carries the traffic no rule matches; [`DEFAULT_POLICY`]: none,
+    /// the main routing table does.
     pub default_policy: String,
     /// How often the kernel is re-dumped and reconciled even without events.
     pub reconcile_interval: Duration,
@@ -99,6 +100,9 @@ pub struct Globals {
     /// off. A bare port means 127.0.0.1.
     pub http_listen: Option<std::net::SocketAddr>,
 }
+
+/// `default_policy` / `use_policy` value meaning "the main routing table" (mwan3's).
+pub const DEFAULT_POLICY: &str = "default";
 
 /// Number of rule priorities uplinkd owns, starting at `Globals::rule_priority`.
 pub const RULE_PRIORITY_SPAN: u32 = 1000;
