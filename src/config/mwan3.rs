@@ -512,7 +512,8 @@ impl Converter<'_> {
                 track_line,
                 format!(
                     "interface '{name}': no usable track_ip is left: uplinkd does not probe \
-                     it and follows its link state (carrier, netifd) only"
+                     it and follows its link state (carrier, netifd) only; add track_ip \
+                     addresses to probe it"
                 ),
             );
         }
@@ -522,11 +523,16 @@ impl Converter<'_> {
         if let Some(r) = reliability.filter(|_| !targets.is_empty()) {
             let line = get("reliability").map_or(s.line, |(_, l)| l);
             let kept = if r > targets.len() {
+                let why = if r > had {
+                    "mwan3 never brought it up"
+                } else {
+                    "targets were dropped"
+                };
                 self.warn(
                     line,
                     format!(
                         "interface '{name}': reliability {r} exceeds the {} usable targets \
-                         (mwan3 never brought it up): lowered to {}",
+                         ({why}): lowered to {}",
                         targets.len(),
                         targets.len()
                     ),
