@@ -813,6 +813,14 @@ mod tests {
         );
         let names: Vec<&str> = r.sets.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["sticky_0_0_600", "sticky_0_1_600", "streaming"]);
+        // default_policy 'default': what no rule matches stays unmarked (the main table).
+        let mut main = cfg.clone();
+        main.globals.default_policy = crate::config::DEFAULT_POLICY.into();
+        let r = ruleset(&main, &policies, &wans(2));
+        assert_eq!(
+            chain(&r, "select").last().map(String::as_str),
+            Some("ip daddr @streaming goto pin_main")
+        );
     }
 
     #[test]

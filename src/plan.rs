@@ -921,6 +921,18 @@ mod tests {
         );
         let down = plan(&cfg, &wans(&cfg, &[State::Down, State::Down]), true);
         assert!(rule_list(&down).contains(&(4050, 254)));
+        // Both families, for each family the WANs carry.
+        cfg.interfaces[1].family = crate::config::Family::Any;
+        let d = plan(&cfg, &wans(&cfg, &UP3[..2]), true);
+        let families: Vec<Family> = d
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Rule(r) if r.priority == 4050 => Some(r.family),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(families, [Family::V4, Family::V6]);
     }
 
     #[test]

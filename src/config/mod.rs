@@ -965,6 +965,23 @@ mod tests {
             "config interface wan\noption device eth1\n",
             "t:2: no 'config policy' section",
         );
+        // `default` is the main table, not a policy name.
+        error(
+            &format!("{MIN}config policy default\n"),
+            "section 'default' the policy name 'default' is reserved",
+        );
+        // default_policy 'default': unmatched traffic is the main table's; no policy needed.
+        let main = ok("config globals g\noption default_policy default\nconfig interface wan\noption device eth1\n");
+        assert_eq!(main.globals.default_policy, DEFAULT_POLICY);
+        assert!(main.default_policy().is_none());
+        assert_eq!(
+            ok(&format!(
+                "config globals g\noption default_policy default\n{MIN}"
+            ))
+            .globals
+            .default_policy,
+            DEFAULT_POLICY
+        );
         // default_policy defaults to the first policy.
         assert_eq!(
             ok(&format!("{MIN}config policy q\n"))
