@@ -136,3 +136,90 @@ fn use_policy_default_leaves_connections_to_the_main_table() {
     );
     assert!(d.terminate().success(), "log:\n{}", d.log());
 }
+
+/// `import-mwan3` fails only for input it cannot read or without an interface section;
+/// an explicitly named network file must exist and parse; `--help` documents `-n`.
+#[test]
+fn import_mwan3_command_line() {
+    let dir = std::env::temp_dir().join(format!("uplinkd-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(bin())
+            .arg("import-mwan3")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let help = run(&["--help".as_ref()]);
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    assert!(help.contains("-n, --network FILE"), "{help}");
+
+    let good = write(
+        "good",
+        "config interface 'wan'\n\tlist track_ip 'example.com'\n",
+    );
+    let out = dir.join("out");
+    let o = run(&[
+        "-c".as_ref(),
+        good.as_os_str(),
+        "-n".as_ref(),
+        "/dev/null".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        o.status.success(),
+        "warnings only: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: "));
+    assert!(std::fs::read_to_string(&out)
+        .expect("output")
+        .contains("default_policy 'default'"));
+
+    let code = |o: std::process::Output| o.status.code();
+    let missing = dir.join("missing");
+    assert_eq!(
+        code(run(&["-c".as_ref(), missing.as_os_str()])),
+        Some(1),
+        "unreadable input"
+    );
+    let empty = write("empty", "config globals 'globals'\n");
+    assert_eq!(
+        code(run(&[
+            "-c".as_ref(),
+            empty.as_os_str(),
+            "-n".as_ref(),
+            "/dev/null".as_ref()
+        ])),
+        Some(1),
+        "no interface"
+    );
+    assert_eq!(
+        code(run(&[
+            "-c".as_ref(),
+            good.as_os_str(),
+            "-n".as_ref(),
+            missing.as_os_str()
+        ])),
+        Some(1),
+        "-n missing"
+    );
+    let broken = write("broken", "config interface 'wan\n");
+    let o = run(&[
+        "-c".as_ref(),
+        good.as_os_str(),
+        "-n".as_ref(),
+        broken.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "-n unparsable");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&broken.display().to_string()));
+    assert_eq!(code(run(&["--bogus".as_ref()])), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
