@@ -132,7 +132,7 @@ const MAX_RULE_NAME: usize = 15;
 /// Converts `mwan3` (the text of `/etc/config/mwan3`; `file` names it in messages). Fails
 /// only when the file does not parse or has no usable `interface` section.
 pub fn convert(file: &str, mwan3: &str, inputs: Inputs) -> Result<Import, Vec<Error>> {
-    let sections = uci::parse(file, mwan3)?;
+    let sections = merge_named(uci::parse(file, mwan3)?);
     let network = inputs
         .network
         .and_then(|text| uci::parse("network", text).ok());
@@ -570,6 +570,16 @@ impl Converter<'_> {
             let opt = o.name.as_str();
             let v = single(&o.value);
             if let Some((_, lo, hi)) = NUMERIC_INTERFACE.iter().find(|(n, _, _)| *n == opt) {
+                // Seconds may have a fraction (uplinkd takes 0.1 s steps).
+                let duration = opt == "timeout" || opt.ends_with("interval");
+                let fraction = duration
+                    .then(|| v.trim().parse::<f64>().ok())
+                    .flatten()
+                    .filter(|f| f.fract() != 0.0 && *f >= 0.1 && *f <= *hi as f64);
+                if fraction.is_some() {
+                    self.option(opt, v.trim());
+                    continue;
+                }
                 match v.trim().parse::<u64>() {
                     Ok(n) if (*lo..=*hi).contains(&n) => self.option(opt, &n.to_string()),
                     Ok(n) => {
@@ -1204,6 +1214,32 @@ impl Converter<'_> {
             self.warn(*line, msg);
         }
     }
+}
+
+/// uci reads a named section that appears twice with the same type as one: later options
+/// replace earlier ones, list items are appended.
+fn merge_named(sections: Vec<Section>) -> Vec<Section> {
+    let mut out: Vec<Section> = Vec::with_capacity(sections.len());
+    for s in sections {
+        let first = s.name.as_ref().and_then(|name| {
+            out.iter_mut()
+                .find(|o| o.ty == s.ty && o.name.as_ref() == Some(name))
+        });
+        let Some(first) = first else {
+            out.push(s);
+            continue;
+        };
+        for o in s.options {
+            match first.options.iter_mut().find(|f| f.name == o.name) {
+                None => first.options.push(o),
+                Some(f) => match (&mut f.value, o.value) {
+                    (Value::List(items), Value::List(more)) => items.extend(more),
+                    (slot, value) => *slot = value,
+                },
+            }
+        }
+    }
+    out
 }
 
 /// Whether a probe target can answer from the other side of a WAN.

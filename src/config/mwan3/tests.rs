@@ -1023,6 +1023,30 @@ config policy 'default'
     assert_warned(&import, &["policy 'default'"]);
 }
 
+/// uci reads two sections of one name and type as one, and so does the conversion.
+#[test]
+fn repeated_sections_merge_as_uci_does() {
+    let mwan3 = "\
+config interface 'wan'
+	option enabled '1'
+	list track_ip '1.1.1.1'
+	option timeout '1.5'
+config member 'm'
+	option interface 'wan'
+config policy 'p'
+	list use_member 'm'
+config interface 'wan'
+	list track_ip '8.8.8.8'
+	option interval '2'
+";
+    let (cfg, import) = import(mwan3);
+    let wan = cfg.interface("wan").unwrap();
+    assert_eq!(wan.track_ip.len(), 2);
+    assert_eq!(wan.interval, secs("2"));
+    assert_eq!(wan.timeout, Duration::from_millis(1500));
+    assert_eq!(import.warnings, Vec::<String>::new());
+}
+
 /// Out-of-range numbers are brought into range, never fail the import.
 #[test]
 fn numbers_out_of_range_are_clamped() {
