@@ -1281,7 +1281,8 @@ fn prefix_of(s: &str) -> Result<(IpAddr, u8), String> {
                 if bits.leading_ones() + bits.trailing_zeros() != 32 {
                     return Err(format!(
                         "the mask {m} is not a prefix (it picks single address bits, which \
-                         uplinkd's rules cannot express)"
+                         uplinkd's rules cannot express; to spread sources over WANs, a rule \
+                         with sticky '1' keeps each source on one WAN)"
                     ));
                 }
                 bits.leading_ones() as u8
