@@ -223,3 +223,56 @@ fn import_mwan3_command_line() {
     assert_eq!(code(run(&["--bogus".as_ref()])), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same for IPv6 from the LAN (ULA sources, NAT66 as fw4 does it): the main table's
+/// best IPv6 default goes through wan1, the default policy over wan2+wan3.
+#[test]
+fn use_policy_default_leaves_ipv6_connections_to_the_main_table() {
+    let lab = Lab::new_dual_stack(3);
+    let mut cfg = String::from("config globals 'globals'\n\toption default_policy 'balanced'\n");
+    for k in 1..=3 {
+        cfg.push_str(&format!(
+            "\nconfig interface 'wan{k}'\n\toption device 'wan{k}'\n\toption family 'any'\n\
+             \tlist track_ip '{}'\n\tlist track_ip '{}'\n\toption reliability '2'\n{}\n",
+            lab::TARGETS[k - 1],
+            lab::TARGETS6[k - 1],
+            lab::FAST.replace("option reliability '1'", "")
+        ));
+        cfg.push_str(&format!(
+            "\nconfig member 'wan{k}_m'\n\toption interface 'wan{k}'\n"
+        ));
+    }
+    cfg.push_str(
+        "\nconfig policy 'balanced'\n\tlist use_member 'wan2_m'\n\tlist use_member 'wan3_m'\n",
+    );
+    let server = std::net::IpAddr::V6(lab::server6(None));
+    cfg.push_str(&format!(
+        "\nconfig rule 'to_main'\n\toption dest_ip '{server}'\n\toption use_policy 'default'\n"
+    ));
+    let mut d = lab.start_daemon(bin(), &cfg, &[]);
+    lab.wait_group(&mut d, &[2, 3], Duration::from_secs(15));
+    let t = lab.connect_many_to(server, 20);
+    assert!(
+        t.failed == 0 && t.count(1) == t.ok(),
+        "all up: {t:?}; log:\n{}",
+        d.log()
+    );
+
+    // wan1's targets stop answering (both families): uplinkd holds it down.
+    lab.nft(
+        "isp1",
+        &format!(
+            "table inet probes {{\n\tchain probe_drop {{ type filter hook forward priority -5; policy accept;\n\
+             \t\tip daddr {} drop\n\t\tip6 daddr {} drop\n\t}}\n}}\n",
+            lab::TARGETS[0],
+            lab::TARGETS6[0]
+        ),
+    );
+    let down = wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        d.log().contains("wan1 down")
+    });
+    assert!(down.is_ok(), "wan1 never went down; log:\n{}", d.log());
+    let t = lab.connect_many_to(server, 20);
+    assert!(t.failed == 0 && t.count(1) == t.ok(), "wan1 down: {t:?}");
+    assert!(d.terminate().success(), "log:\n{}", d.log());
+}
