@@ -133,6 +133,11 @@ up_root() {
         *) ln -s ../../bin/busybox "$_r/$_a" ;;
         esac
     done
+    # The host's nft (uplinkd and fw4 run it; its libraries come with the host's glibc).
+    if command -v nft >/dev/null 2>&1; then
+        mkdir -p "$_r/usr/sbin"
+        cp "$(command -v nft)" "$_r/usr/sbin/nft"
+    fi
     # The glibc the binaries were built against comes from the host (read-only bind
     # mount in up_create); /var is /tmp as on a router.
     mkdir -p "$_r/usr/lib/x86_64-linux-gnu" "$_r/lib64" "$_r/proc" "$_r/sys" "$_r/dev" \
