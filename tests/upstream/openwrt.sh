@@ -58,7 +58,8 @@ state_is() {
 }
 daemon_alive() {
     _p=$(up_pids "$dir" | while read -r p; do
-        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = uplinkd ] && echo "$p"
+        # (ujail names itself after the jail: match the command line.)
+        [ "$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | head -n 1)" = /usr/sbin/uplinkd ] && echo "$p"
     done)
     [ -n "$_p" ] && echo "$_p"
 }
@@ -243,22 +244,38 @@ out=$(up_service "$dir" uplinkd start 2>&1)
 check "init script start: procd runs an instance" up_wait 20 running
 check "the procd-started daemon registers on ubus" up_wait_ubus "$dir" uplinkd 20
 check "and reaches up" up_wait 30 state_is wan1 up
-pid1=$(svc_pid)
-check "procd's instance pid is the uplinkd process" sh -c "[ -n '$pid1' ] && [ \"\$(cat /proc/$pid1/comm)\" = uplinkd ]"
+# procd runs the daemon through ujail (capabilities, no_new_privs): the instance's pid
+# is ujail's, the daemon is its child.
+pid1=$(daemon_alive)
+spid=$(svc_pid)
+check "procd's instance runs ujail with uplinkd as its child" sh -c "
+    [ -n '$pid1' ] && tr '\\0' ' ' </proc/$spid/cmdline | grep -q '^/sbin/ujail ' &&
+    grep -q '^PPid:[[:space:]]*$spid\$' /proc/$pid1/status"
+caps=$(grep -E '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):' "/proc/$pid1/status" 2>&1)
+want='CapInh:	0000000000000000
+CapPrm:	0000000000003000
+CapEff:	0000000000003000
+CapBnd:	0000000000003000
+CapAmb:	0000000000000000
+NoNewPrivs:	1'
+[ "$caps" = "$want" ] && ok "the daemon runs with exactly CAP_NET_ADMIN and CAP_NET_RAW, no_new_privs" ||
+    bad "the daemon runs with exactly CAP_NET_ADMIN and CAP_NET_RAW, no_new_privs" "$caps"
+check "with those capabilities it installs its rules and nft table" sh -c "
+    ip -n $R rule show | grep -q '^4000:' && ip netns exec $R nft list table inet uplinkd >/dev/null"
 
 # uci commit + reload_config: the same process applies the new weight.
 up_sh "$dir" "uci set uplinkd.wan1_m1.weight=7 && uci commit uplinkd && reload_config" >/dev/null 2>&1
 check "reload_config applies the committed weight" up_wait 20 call_is \
     "'7' in json.dumps(v['interfaces']['wan1'])" status
-check "reload kept the daemon's pid ($pid1)" sh -c "[ \"\$(cat /proc/$pid1/comm 2>/dev/null)\" = uplinkd ]"
-pid2=$(svc_pid)
-[ "$pid2" = "$pid1" ] && ok "procd still reports pid $pid1" || bad "procd still reports pid $pid1" "now: $pid2"
+[ "$(daemon_alive)" = "$pid1" ] && ok "reload_config kept the daemon's pid $pid1" ||
+    bad "reload_config kept the daemon's pid $pid1" "now: $(daemon_alive)"
+[ "$(svc_pid)" = "$spid" ] && ok "procd's instance was not restarted" || bad "procd's instance was not restarted"
 out=$(up_run "$dir" /etc/init.d/uplinkd reload 2>&1)
-[ "$(svc_pid)" = "$pid1" ] && ok "init script reload keeps pid $pid1" || bad "init script reload keeps pid $pid1" "$out"
+[ "$(daemon_alive)" = "$pid1" ] && ok "init script reload keeps pid $pid1" || bad "init script reload keeps pid $pid1" "$out"
 
 # Respawn after kill -9.
 kill -9 "$pid1"
-respawned() { _p=$(svc_pid); [ -n "$_p" ] && [ "$_p" != "$pid1" ] && kill -0 "$_p" 2>/dev/null; }
+respawned() { _p=$(daemon_alive); [ -n "$_p" ] && [ "$_p" != "$pid1" ]; }
 check "procd respawns uplinkd after kill -9" up_wait 30 respawned
 check "the respawned daemon registers again" up_wait_ubus "$dir" uplinkd 20
 check "and adopts its state (wan1 up)" up_wait 30 state_is wan1 up
@@ -286,14 +303,14 @@ case $out in *invalid*) ok "service uplinkd start shows it" ;; *) bad "service u
 cp "$root/tmp/uplinkd.good" "$root/etc/config/uplinkd"
 up_service "$dir" uplinkd start >/dev/null 2>&1
 check "the valid config starts again" up_wait 20 running
-pid3=$(svc_pid)
+pid3=$(daemon_alive)
 up_sh "$dir" "uci set uplinkd.wan1.reliability=99 && uci commit uplinkd" >/dev/null 2>&1
 out=$(up_sh "$dir" "/etc/init.d/uplinkd reload" 2>&1)
 case $out in *invalid*) ok "reload shows the invalid option" ;; *) bad "reload shows the invalid option" "$out" ;; esac
 out=$(up_sh "$dir" "service uplinkd reload" 2>&1)
 case $out in *invalid*) ok "service uplinkd reload shows it" ;; *) bad "service uplinkd reload shows it" "$out" ;; esac
-[ "$(svc_pid)" = "$pid3" ] && ok "an invalid reload keeps the daemon (pid $pid3)" ||
-    bad "an invalid reload keeps the daemon (pid $pid3)" "now $(svc_pid)"
+[ -n "$pid3" ] && [ "$(daemon_alive)" = "$pid3" ] && ok "an invalid reload keeps the daemon (pid $pid3)" ||
+    bad "an invalid reload keeps the daemon (pid $pid3)" "now $(daemon_alive)"
 cp "$root/tmp/uplinkd.good" "$root/etc/config/uplinkd"
 up_service "$dir" uplinkd stop >/dev/null 2>&1
 
