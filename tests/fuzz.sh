@@ -1,12 +1,20 @@
 #!/bin/sh
-# Run every fuzz target (decoders of untrusted bytes: UCI text, ICMP, ubus frames) for a
-# bounded time. cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets the stable
-# toolchain build them. FUZZ_SECONDS per target (default 20).
+# Run every fuzz target (decoders of untrusted bytes: UCI text, ICMP, ubus frames,
+# netlink, HTTP heads, control lines, netifd status, mwan3 import, and config -> nft
+# ruleset) for a bounded time. cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets
+# the stable toolchain build them. FUZZ_SECONDS per target: default 8 (CI), 300 with
+# --long.
 set -eu
+long=0
+[ "${1:-}" = "--long" ] && long=1
 cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
-seconds=${FUZZ_SECONDS:-20}
+if [ "$long" = 1 ]; then
+    seconds=${FUZZ_SECONDS:-300}
+else
+    seconds=${FUZZ_SECONDS:-8}
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for target in $(cargo fuzz list); do
