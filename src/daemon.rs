@@ -365,11 +365,14 @@ impl Daemon {
             if self.sync_due(now) {
                 self.sync_kernel(now);
             }
+            // While start-up waits for netifd the kernel is not synced (see `sync_due`):
+            // its timers must not wake the loop, or it would spin and starve ubus.
+            let syncing = !self.engine.waiting_for_netifd();
             let wake = [
                 self.engine.poll_at(),
-                self.resync_at,
-                self.retry_at,
-                Some(self.periodic_at),
+                self.resync_at.filter(|_| syncing),
+                self.retry_at.filter(|_| syncing),
+                Some(self.periodic_at).filter(|_| syncing),
                 self.nf.is_some().then_some(self.nft_check_at),
             ]
             .into_iter()
