@@ -90,7 +90,7 @@ const DUMP_ATTEMPTS: usize = 8;
 /// kernels, and a larger one is detected (`MSG_TRUNC`) and the dump redone with room.
 const RECV_BUF: usize = 64 * 1024;
 /// How long a request waits for the kernel's reply before giving up.
-const REPLY_TIMEOUT_S: libc::time_t = 10;
+const REPLY_TIMEOUT_S: libc::time_t = 2;
 /// Receive buffer of the event socket, so a burst (a link flap drops many routes) fits.
 const MONITOR_RCVBUF: libc::c_int = 1 << 20;
 
