@@ -975,6 +975,19 @@ impl Daemon {
         }
     }
 
+    /// The last kernel sync for `status`: routes (netlink) and the nft table, each
+    /// with its result, what failed and when the next try is.
+    fn sync_report(&self, now: Instant) -> serde_json::Value {
+        let mut nft = self.nft_retry.report(now);
+        if let Some(o) = nft.as_object_mut() {
+            o.insert("running".into(), self.nft_job.is_some().into());
+            if self.nf.is_none() && !self.opts.dry_run {
+                o.insert("result".into(), "unavailable".into());
+            }
+        }
+        serde_json::json!({"routes": self.routes.report(now), "nft": nft})
+    }
+
     /// Carry out one control request (from ubus or the control socket).
     fn control(
         &mut self,
@@ -990,7 +1003,10 @@ impl Daemon {
                 .map_err(|e| control::Error::new(crate::ubus::Status::UnknownError, e));
         }
         let plan = self.engine.desired(self.nexthops_supported);
-        let (data, outs) = control::apply(&mut self.engine, Some(&plan), &req, now)?;
+        let (mut data, outs) = control::apply(&mut self.engine, Some(&plan), &req, now)?;
+        if let (Request::Status { interface: None }, Some(o)) = (&req, data.as_object_mut()) {
+            o.insert("sync".into(), self.sync_report(now));
+        }
         match &req {
             Request::SetWeight { interface, weight } => {
                 log::info!("{interface}: weight set to {weight} at run time")

@@ -6,6 +6,8 @@
 //! wakes at [`Retry::retry_at`] and nowhere else for a failed write, so a write that
 //! keeps failing is tried at most once per backoff step, never on every loop turn.
 
+use serde_json::{json, Value};
+
 use crate::time::{Duration, Instant};
 
 /// First retry after a failure.
@@ -81,6 +83,30 @@ impl Retry {
         self.retry_at().map_or(true, |t| t <= now)
     }
 
+    /// For `status`: `{"result": "ok", "age_s": 3}`, `{"result": "pending"}`, or
+    /// `{"result": "failed", "error": .., "failures": 3, "age_s": 1, "retry_in_ms": 1500}`.
+    pub fn report(&self, now: Instant) -> Value {
+        match &self.outcome {
+            Outcome::Pending => json!({"result": "pending"}),
+            Outcome::Ok { at } => json!({
+                "result": "ok",
+                "age_s": now.saturating_since(*at).as_secs(),
+            }),
+            Outcome::Failed {
+                at,
+                error,
+                failures,
+                retry_at,
+            } => json!({
+                "result": "failed",
+                "error": error,
+                "failures": failures,
+                "age_s": now.saturating_since(*at).as_secs(),
+                "retry_in_ms": retry_at.saturating_since(now).as_millis() as u64,
+            }),
+        }
+    }
+
     /// Whether a failed write is due for its retry.
     pub fn due(&self, now: Instant) -> bool {
         self.retry_at().is_some_and(|t| t <= now)
@@ -122,6 +148,28 @@ mod tests {
         assert_eq!(r.retry_at(), None);
         r.failed(t(at + 2), "again".into());
         assert_eq!(r.retry_at(), Some(t(at + 502)));
+    }
+
+    #[test]
+    fn the_report_says_what_failed_and_when_the_next_try_is() {
+        let mut r = Retry::default();
+        assert_eq!(r.report(t(0)), json!({"result": "pending"}));
+        r.succeeded(t(1000));
+        assert_eq!(r.report(t(4500)), json!({"result": "ok", "age_s": 3}));
+        r.failed(t(5000), "nft: timed out".into());
+        r.failed(t(5500), "nft: timed out".into());
+        assert_eq!(
+            r.report(t(6000)),
+            json!({
+                "result": "failed",
+                "error": "nft: timed out",
+                "failures": 2,
+                "age_s": 0,
+                "retry_in_ms": 500,
+            })
+        );
+        // Overdue (the loop is about to retry): zero, never negative.
+        assert_eq!(r.report(t(9000))["retry_in_ms"], json!(0));
     }
 
     #[test]

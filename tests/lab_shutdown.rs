@@ -142,6 +142,21 @@ fn a_failing_nft_is_retried_with_backoff_not_in_a_loop() {
         .lines()
         .count();
     let elapsed = start.elapsed();
+    // Failure is state: status says what failed and when the next try is.
+    let report = lab.status(bin());
+    let nft = &report["sync"]["nft"];
+    assert_eq!(nft["result"], "failed", "{report}");
+    assert!(
+        nft["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Operation not supported")),
+        "{report}"
+    );
+    assert!(nft["retry_in_ms"].as_u64().is_some(), "{report}");
+    assert_eq!(report["sync"]["routes"]["result"], "ok", "{report}");
+    let text = lab.control(bin(), &["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("nft: failed"), "{text}");
     let status = d.terminate();
     let log = d.log();
     assert!(status.success(), "exit {status}; log:\n{log}");
