@@ -1088,16 +1088,31 @@ impl Daemon {
         }
         if let Some(nf) = self.nf.as_mut() {
             if nf.table_exists().unwrap_or(true) {
-                let nft = Nft {
-                    timeout: NFT_AT_EXIT,
-                    ..self.nft.clone()
+                let nft = &self.nft;
+                // Names only (never set elements), then our chains and sticky sets go;
+                // sets others fill stay with their elements.
+                let work = async {
+                    let ex = nft.existing().await?;
+                    let kept = ex.sets.iter().filter(|s| !dataplane::owned_set(s)).count();
+                    nft.load(dataplane::stop_script(&ex)).await.map(|()| kept)
                 };
-                if let Err(e) = nft.load(dataplane::delete_script()).await {
-                    log::error!(
-                        "nft: cannot delete table inet {} ({e}): the next start replaces it",
+                let limit = async {
+                    Timer::after(NFT_AT_EXIT).await;
+                    Err(format!("nft did not finish within {NFT_AT_EXIT:?}"))
+                };
+                match smol::future::or(work, limit).await {
+                    Ok(0) => {}
+                    Ok(kept) => log::info!(
+                        "nft: kept table inet {} for {kept} sets filled by others",
                         dataplane::TABLE
-                    );
-                    code = 1;
+                    ),
+                    Err(e) => {
+                        log::error!(
+                            "nft: cannot remove table inet {} ({e}): the next start replaces it",
+                            dataplane::TABLE
+                        );
+                        code = 1;
+                    }
                 }
             }
         }

@@ -173,3 +173,79 @@ fn a_failing_nft_is_retried_with_backoff_not_in_a_loop() {
         "{warnings} warnings for one error; log:\n{log}"
     );
 }
+
+/// The elements of a set in `inet uplinkd` in the router, or None if it is missing.
+fn set_elements(lab: &Lab, set: &str) -> Option<String> {
+    let out = lab.exec("rtr", &["nft", "list", "set", "inet", "uplinkd", set]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The chain lines of `inet uplinkd` in the router (none if the table is missing).
+fn chains(lab: &Lab) -> Vec<String> {
+    let out = lab.exec("rtr", &["nft", "-t", "list", "table", "inet", "uplinkd"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("chain "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_filled_user_set_survives_stop_and_restart() {
+    let lab = Lab::new(2);
+    let cfg = lab::config(&[1, 1], lab::FAST);
+    let mut d = lab.start_daemon(bin(), &cfg, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    // What dnsmasq's `nftset=/example.com/4#inet#uplinkd#dns4` would leave there.
+    lab.nft(
+        "rtr",
+        "add set inet uplinkd dns4 { type ipv4_addr; }\nadd element inet uplinkd dns4 { 198.51.100.7, 203.0.113.9 }\n",
+    );
+    let has_elements = |what: &str| {
+        let e = set_elements(&lab, "dns4").unwrap_or_else(|| panic!("{what}: set dns4 is gone"));
+        assert!(
+            e.contains("198.51.100.7") && e.contains("203.0.113.9"),
+            "{what}: elements lost:\n{e}"
+        );
+    };
+    let status = d.terminate();
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    has_elements("after SIGTERM");
+    // Only the set stays: no chain of ours filters anything while uplinkd is stopped.
+    let left = chains(&lab);
+    assert!(left.is_empty(), "chains left: {left:?}");
+    assert!(lab.uplinkd_objects().is_empty());
+
+    // A restart loads the table around the set without touching its elements.
+    let mut d = lab.start_daemon(bin(), &cfg, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    let mut loaded = false;
+    for _ in 0..100 {
+        if !chains(&lab).is_empty() && d.log().contains("nft: table inet uplinkd loaded") {
+            loaded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(loaded, "table not reloaded; log:\n{}", d.log());
+    has_elements("after restart");
+    let status = d.terminate();
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    has_elements("after the second SIGTERM");
+    // Without sets of others, stop removes the whole table.
+    lab.nft("rtr", "delete set inet uplinkd dns4\n");
+    let mut d = lab.start_daemon(bin(), &cfg, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    for _ in 0..100 {
+        if d.log().contains("nft: table inet uplinkd loaded") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = d.terminate();
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    let out = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
+    assert!(!out.status.success(), "table left behind");
+}
