@@ -873,12 +873,17 @@ impl Daemon {
             self.nft_applied = Some(wanted.clone());
             return false;
         }
-        if self.nf.is_none() {
+        let Some(nf) = self.nf.as_mut() else {
             return false;
-        }
+        };
+        // Names over netlink (one quick request, never set elements); the load beside
+        // the loop.
         let (nft, ruleset, tx) = (self.nft.clone(), wanted.clone(), self.tx.clone());
+        let names = nf
+            .names()
+            .map_err(|e| format!("cannot list table inet {}: {e}", dataplane::TABLE));
         self.nft_job = Some(self.ex.spawn(async move {
-            let result = match nft.existing().await {
+            let result = match names {
                 Ok(ex) => nft.load(ruleset.script(&ex)).await,
                 Err(e) => Err(e),
             };
@@ -1091,8 +1096,9 @@ impl Daemon {
                 let nft = &self.nft;
                 // Names only (never set elements), then our chains and sticky sets go;
                 // sets others fill stay with their elements.
+                let names = nf.names().map_err(|e| format!("cannot list it: {e}"));
                 let work = async {
-                    let ex = nft.existing().await?;
+                    let ex = names?;
                     let kept = ex.sets.iter().filter(|s| !dataplane::owned_set(s)).count();
                     nft.load(dataplane::stop_script(&ex)).await.map(|()| kept)
                 };
