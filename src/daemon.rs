@@ -79,6 +79,9 @@ const NFT_AT_EXIT: Duration = Duration::from_millis(600);
 /// How long route writes wait for a running nft load, so that new flows are pinned
 /// when the routes appear; past it the routes go first.
 const NFT_HOLD: Duration = Duration::from_secs(2);
+/// How long start-up waits for netifd to describe the WANs that follow it before
+/// judging them without it.
+const NETIFD_WAIT: Duration = Duration::from_secs(5);
 
 enum Input {
     Kernel(Vec<KernelEvent>),
@@ -209,7 +212,12 @@ impl Daemon {
         let now = clock.now();
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
         let adopted = snap.owned.len();
-        let engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        let mut engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        if opts.ubus_socket.is_some() {
+            // Judge, flush and announce nothing about WANs that follow netifd before it
+            // has said which device they use.
+            engine.wait_for_netifd(now + NETIFD_WAIT);
+        }
         if adopted > 0 {
             log::info!("adopting {adopted} kernel objects left by a previous run");
         }
@@ -403,13 +411,16 @@ impl Daemon {
                 .is_none()
                 .then(|| self.nft_retry.retry_at())
                 .flatten();
+            // While start-up waits for netifd the kernel is not synced (see `sync_due`):
+            // its timers must not wake the loop, or it would spin and starve ubus.
+            let syncing = !self.engine.waiting_for_netifd();
             let wake = [
                 self.engine.poll_at(),
                 self.nft_hold_until,
-                self.resync_at,
-                self.routes.retry_at(),
+                self.resync_at.filter(|_| syncing),
+                self.routes.retry_at().filter(|_| syncing),
                 nft_retry,
-                Some(self.periodic_at),
+                Some(self.periodic_at).filter(|_| syncing),
                 self.nf.is_some().then_some(self.nft_check_at),
             ]
             .into_iter()
@@ -442,6 +453,11 @@ impl Daemon {
 
     /// Whether the kernel needs a dump and reconcile now.
     fn sync_due(&self, now: Instant) -> bool {
+        if self.engine.waiting_for_netifd() {
+            // The plan does not know every WAN's device yet: it would remove what a
+            // previous run left for them.
+            return false;
+        }
         if self.holding_for_nft(now) {
             return false;
         }
@@ -556,11 +572,14 @@ impl Daemon {
                     let iface = &self.engine.config().interfaces[wan];
                     let name = iface.name.clone();
                     let flush_cfg = iface.flush;
+                    let was = match event.reason {
+                        crate::health::Reason::Start => String::new(),
+                        _ => format!(" (was {})", event.from.as_str()),
+                    };
                     log::info!(
-                        "{} {} (was {}): {}",
+                        "{} {}{was}: {}",
                         iface.name,
                         describe_state(&event.to, &self.clock),
-                        event.from.as_str(),
                         event.reason
                     );
                     if let Some(bus) = &self.bus {
@@ -605,6 +624,13 @@ impl Daemon {
                         describe_gateway(from),
                         describe_gateway(to)
                     );
+                }
+                Output::AskNetifd { wan } => {
+                    let name = self.engine.config().interfaces[wan].name.clone();
+                    log::debug!("{name}: the kernel's default route differs from netifd's");
+                    if let Some(bus) = &self.bus {
+                        bus.send(bus::Out::Refresh(name));
+                    }
                 }
             }
         }
@@ -757,6 +783,15 @@ impl Daemon {
 
     /// Dump, feed the engine, diff, apply.
     fn sync_kernel(&mut self, now: Instant) {
+        if self.periodic_at <= now {
+            // The periodic re-check covers netifd too: its view may have moved without
+            // an event reaching us.
+            if let Some(bus) = &self.bus {
+                if !bus.netifd_interfaces.borrow().is_empty() {
+                    bus.send(bus::Out::RefreshNetifd);
+                }
+            }
+        }
         self.resync_at = None;
         self.periodic_at = now + self.engine.config().globals.reconcile_interval;
         let snap = match self.kernel.snapshot(&self.own) {
