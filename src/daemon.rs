@@ -29,6 +29,7 @@ use crate::plan::{self, Desired};
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
 use crate::socket;
+use crate::sys::needs::{self, Needs};
 use crate::sys::netlink::{describe, Monitor, Netlink};
 use crate::sys::nft::{self, Netfilter};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
@@ -55,7 +56,7 @@ impl Options {
         Options {
             config,
             dry_run: false,
-            control_socket: Some(PathBuf::from(socket::DEFAULT_PATH)),
+            control_socket: Some(socket::default_path()),
             ubus_socket: Some(PathBuf::from(bus::DEFAULT_SOCKET)),
             hooks: hooks::Paths::default(),
         }
@@ -160,6 +161,8 @@ struct Daemon {
     calls: Option<Sender<Call>>,
     /// Netfilter netlink (table check, conntrack flush); `None` if unavailable.
     nf: Option<Netfilter>,
+    /// nft and ctnetlink, as found at start (`sys::needs`).
+    needs: Needs,
     /// The nft table as last loaded; `None` forces a load.
     nft_applied: Option<Ruleset>,
     nft_check_at: Instant,
@@ -216,6 +219,7 @@ impl Daemon {
             http: None,
             calls: None,
             nf: None,
+            needs: Needs::ALL,
             nft_applied: None,
             nft_check_at: now,
             flowtables: None,
@@ -229,6 +233,7 @@ impl Daemon {
                     "cannot open netfilter netlink ({e}): connections are not pinned to their WAN"
                 ),
             }
+            d.needs = needs::check(d.nf.as_mut());
         }
         let outs = d.engine.on_snapshot(&snap, now);
         d.handle(outs);
@@ -789,7 +794,7 @@ impl Daemon {
             self.nft_applied = Some(ruleset);
             return true;
         }
-        if self.nf.is_none() {
+        if self.nf.is_none() || !self.needs.nft {
             return true;
         }
         let result = nft::existing().and_then(|ex| nft::load(&ruleset.script(&ex)));
@@ -817,7 +822,7 @@ impl Daemon {
                 ));
                 continue;
             }
-            let Some(nf) = self.nf.as_mut() else {
+            let Some(nf) = self.nf.as_mut().filter(|_| self.needs.ctnetlink) else {
                 continue;
             };
             match nf.flush_conntrack(mark, mask) {
@@ -835,7 +840,7 @@ impl Daemon {
             return;
         }
         self.nft_check_at = now + NFT_CHECK;
-        let Some(nf) = self.nf.as_mut() else {
+        let Some(nf) = self.nf.as_mut().filter(|_| self.needs.nft) else {
             return;
         };
         match nf.table_exists() {
