@@ -16,7 +16,6 @@
 # x86_64 musl build in dist/, else target/debug/uplinkd (it is packaged, not run).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-repo=$(pwd)
 prefix=$(sh tests/upstream/pkgtools.sh | tail -n 1)
 rc=$?
 case "$prefix" in
@@ -111,7 +110,12 @@ RC
     chmod 0755 "$r/etc/rc.common"
     cp "$tmp"/stubs/*.ipk "$tmp"/stubs/*.apk "$r/pkgs/"
 }
-enabled() { ls "$1/etc/rc.d/" 2>/dev/null | grep -q '^S[0-9][0-9]uplinkd$'; }
+enabled() { # <root>
+    for l in "$1"/etc/rc.d/S[0-9][0-9]uplinkd; do
+        [ -L "$l" ] && return 0
+    done
+    return 1
+}
 log() { cat "$1/var/log/rc.log" 2>/dev/null | tr '\n' ';'; }
 
 # ---- opkg, on a router: chrooted in the root with its libraries.
