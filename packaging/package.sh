@@ -232,6 +232,8 @@ deb() { # <rust target> <Debian architecture>
     install -m 0644 openwrt-package/uplinkd/files/etc/config/uplinkd "$d/etc/uplinkd/uplinkd"
     install -m 0644 README.md "$d/usr/share/doc/uplinkd/README.md"
     install -m 0644 packaging/debian/copyright "$d/usr/share/doc/uplinkd/copyright"
+    mkdir -p "$d/usr/share/lintian/overrides"
+    install -m 0644 packaging/debian/lintian-overrides "$d/usr/share/lintian/overrides/uplinkd"
     gzip -9n <packaging/debian/changelog >"$d/usr/share/doc/uplinkd/changelog.Debian.gz"
     chmod 0644 "$d/usr/share/doc/uplinkd/changelog.Debian.gz"
     size=$(du -sk --exclude=DEBIAN "$d" | cut -f1)
