@@ -4,7 +4,11 @@
 'require poll';
 'require dom';
 'require ui';
+'require fs';
 'require uplinkd.model as model';
+
+/* Written at first boot when /etc/config/mwan3 was converted; deleting it dismisses it. */
+var IMPORT_REPORT = '/etc/uplinkd/import-report.txt';
 
 var callFull = rpc.declare({
 	object: 'uplinkd',
@@ -34,7 +38,7 @@ var STYLE = [
 
 return view.extend({
 	load: function() {
-		return Promise.all([ L.resolveDefault(callFull(), null) ]);
+		return Promise.all([ L.resolveDefault(callFull(), null), L.resolveDefault(fs.read(IMPORT_REPORT), null) ]);
 	},
 
 	/* Buttons only where the ACL grants the write group (the view is not read-only). */
@@ -105,6 +109,26 @@ return view.extend({
 		});
 	},
 
+	/* The mwan3 import report, until dismissed. */
+	importBanner: function(report) {
+		if (!report || !report.trim())
+			return E('div');
+		var banner = E('div', { 'class': 'alert-message warning' }, [
+			E('h4', _('Converted from mwan3')),
+			E('p', _('uplinkd converted the mwan3 configuration at first boot. What it could not carry over exactly, and what it does instead:')),
+			E('pre', { 'style': 'white-space: pre-wrap' }, report.trim())
+		]);
+		if (this.canWrite())
+			banner.appendChild(E('button', {
+				'class': 'btn cbi-button',
+				'click': ui.createHandlerFn(this, function() {
+					return fs.remove(IMPORT_REPORT).then(function() { banner.remove(); })
+						.catch(function(e) { ui.addNotification(null, E('p', e.message)); });
+				})
+			}, _('Dismiss')));
+		return banner;
+	},
+
 	render: function(data) {
 		var container = E('div', { 'class': 'uplinkd-cards' });
 		this.container = container;
@@ -126,6 +150,7 @@ return view.extend({
 			E('h2', _('uplinkd')),
 			E('div', { 'class': 'cbi-map-descr' },
 				_('What each uplink is doing, since when and why. The chart shows the mean round-trip time of the last probe rounds (line) and their loss (bars).')),
+			this.importBanner(data[1]),
 			container
 		]);
 	},
