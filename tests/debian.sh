@@ -42,15 +42,27 @@ cleanup() {
         i=0
         while kill -0 "$nspawn" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
         kill -9 "$nspawn" 2>/dev/null
+        wait "$nspawn" 2>/dev/null
     fi
-    for c in /sys/fs/cgroup/*/"$name" /sys/fs/cgroup/"$name"; do
-        [ -d "$c" ] && rmdir "$c" 2>/dev/null
+    # nspawn and the container's systemd leave sub-cgroups behind: innermost first.
+    # (The container's last processes may still be exiting: retry a while.)
+    i=0
+    while [ $i -lt 25 ]; do
+        left=0
+        for c in /sys/fs/cgroup/*/"$name" /sys/fs/cgroup/"$name"; do
+            [ -d "$c" ] || continue
+            find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
+            [ -d "$c" ] && left=1
+        done
+        [ "$left" = 0 ] && break
+        sleep 0.2
+        i=$((i + 1))
     done
     ip netns del "$name" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' HUP INT PIPE TERM
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
 # The cached root.
@@ -126,16 +138,17 @@ ip -n "$name" link add wan0 type veth peer name wan0p && ip -n "$name" addr add 
 for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
     [ -d "$c" ] && [ -w "$c" ] && mkdir -p "$c/$name" 2>/dev/null
 done
-(
-    for c in /sys/fs/cgroup/*/"$name" /sys/fs/cgroup/"$name"; do
+# nspawn keeps CAP_NET_ADMIN from the container only when asked.
+# (sh -c: its $$ is nspawn's pid after exec; a subshell's $$ would be this script's.)
+# shellcheck disable=SC2016 # expanded by that sh
+sh -c 'for c in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
         [ -f "$c/cgroup.procs" ] && echo $$ >"$c/cgroup.procs" 2>/dev/null
     done
-    # nspawn keeps CAP_NET_ADMIN from the container only when asked.
-    exec systemd-nspawn --quiet --boot --register=no --keep-unit --volatile=overlay \
-        --capability=CAP_NET_ADMIN \
-        --network-namespace-path="/run/netns/$name" -M "$name" -D "$root" \
-        --bind-ro="$tmp/debs:/debs" </dev/null >"$tmp/boot.log" 2>&1
-) &
+    shift
+    exec "$@"' sh "$name" \
+    systemd-nspawn --quiet --boot --register=no --keep-unit --volatile=overlay \
+    --capability=CAP_NET_ADMIN --network-namespace-path="/run/netns/$name" -M "$name" \
+    -D "$root" --bind-ro="$tmp/debs:/debs" </dev/null >"$tmp/boot.log" 2>&1 &
 nspawn=$!
 pid=""
 i=0
