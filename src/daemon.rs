@@ -73,6 +73,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// How often the daemon checks that its nft table still exists (`nft flush ruleset`).
 const NFT_CHECK: Duration = Duration::from_secs(2);
+/// How long start-up waits for netifd to describe the WANs that follow it before
+/// judging them without it.
+const NETIFD_WAIT: Duration = Duration::from_secs(5);
 
 enum Input {
     Kernel(Vec<KernelEvent>),
@@ -189,7 +192,12 @@ impl Daemon {
         let now = clock.now();
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
         let adopted = snap.owned.len();
-        let engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        let mut engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        if opts.ubus_socket.is_some() {
+            // Judge, flush and announce nothing about WANs that follow netifd before it
+            // has said which device they use.
+            engine.wait_for_netifd(now + NETIFD_WAIT);
+        }
         if adopted > 0 {
             log::info!("adopting {adopted} kernel objects left by a previous run");
         }
@@ -362,11 +370,14 @@ impl Daemon {
             if self.sync_due(now) {
                 self.sync_kernel(now);
             }
+            // While start-up waits for netifd the kernel is not synced (see `sync_due`):
+            // its timers must not wake the loop, or it would spin and starve ubus.
+            let syncing = !self.engine.waiting_for_netifd();
             let wake = [
                 self.engine.poll_at(),
-                self.resync_at,
-                self.retry_at,
-                Some(self.periodic_at),
+                self.resync_at.filter(|_| syncing),
+                self.retry_at.filter(|_| syncing),
+                Some(self.periodic_at).filter(|_| syncing),
                 self.nf.is_some().then_some(self.nft_check_at),
             ]
             .into_iter()
@@ -399,6 +410,11 @@ impl Daemon {
 
     /// Whether the kernel needs a dump and reconcile now.
     fn sync_due(&self, now: Instant) -> bool {
+        if self.engine.waiting_for_netifd() {
+            // The plan does not know every WAN's device yet: it would remove what a
+            // previous run left for them.
+            return false;
+        }
         let changed = match &self.applied {
             None => true,
             Some(a) => *a != self.engine.desired(self.nexthops_supported),
@@ -507,11 +523,14 @@ impl Daemon {
                     let iface = &self.engine.config().interfaces[wan];
                     let name = iface.name.clone();
                     let flush_cfg = iface.flush;
+                    let was = match event.reason {
+                        crate::health::Reason::Start => String::new(),
+                        _ => format!(" (was {})", event.from.as_str()),
+                    };
                     log::info!(
-                        "{} {} (was {}): {}",
+                        "{} {}{was}: {}",
                         iface.name,
                         describe_state(&event.to, &self.clock),
-                        event.from.as_str(),
                         event.reason
                     );
                     if let Some(bus) = &self.bus {
@@ -556,6 +575,13 @@ impl Daemon {
                         describe_gateway(from),
                         describe_gateway(to)
                     );
+                }
+                Output::AskNetifd { wan } => {
+                    let name = self.engine.config().interfaces[wan].name.clone();
+                    log::debug!("{name}: the kernel's default route differs from netifd's");
+                    if let Some(bus) = &self.bus {
+                        bus.send(bus::Out::Refresh(name));
+                    }
                 }
             }
         }
@@ -708,6 +734,15 @@ impl Daemon {
 
     /// Dump, feed the engine, diff, apply.
     fn sync_kernel(&mut self, now: Instant) {
+        if self.periodic_at <= now {
+            // The periodic re-check covers netifd too: its view may have moved without
+            // an event reaching us.
+            if let Some(bus) = &self.bus {
+                if !bus.netifd_interfaces.borrow().is_empty() {
+                    bus.send(bus::Out::RefreshNetifd);
+                }
+            }
+        }
         self.resync_at = None;
         self.periodic_at = now + self.engine.config().globals.reconcile_interval;
         let snap = match self.kernel.snapshot(&self.own) {
