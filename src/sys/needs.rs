@@ -6,6 +6,7 @@
 //! runs on without it: routes, rules and failover need neither. It does not try again
 //! in a loop; a restart after installing the missing piece picks it up.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::nft::Netfilter;
@@ -28,15 +29,15 @@ impl Needs {
 }
 
 /// Check once and log what is missing. `nf`: the netfilter socket, if it opened (its
-/// failure was already logged; nothing here works without it).
-pub fn check(nf: Option<&mut Netfilter>) -> Needs {
+/// failure was already logged; nothing here works without it); `nft`: the program.
+pub fn check(nf: Option<&mut Netfilter>, nft: &Path) -> Needs {
     let Some(nf) = nf else {
         return Needs {
             nft: false,
             ctnetlink: false,
         };
     };
-    let nft = match nft_json() {
+    let nft = match nft_json(nft) {
         Ok(()) => true,
         Err(why) => {
             log::error!(
@@ -66,8 +67,8 @@ pub fn check(nf: Option<&mut Netfilter>) -> Needs {
 /// `nft -j list tables`: present, and built with JSON (OpenWrt's nftables-nojson says
 /// so on stderr). Other failures (a busy kernel, a denied operation) do not mean nft is
 /// missing: they show where the table is loaded.
-fn nft_json() -> Result<(), String> {
-    let out = Command::new("nft")
+fn nft_json(nft: &Path) -> Result<(), String> {
+    let out = Command::new(nft)
         .args(["-j", "list", "tables"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
