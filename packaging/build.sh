@@ -6,7 +6,8 @@
 # --packages then writes the .ipk, .apk and .deb packages of what was built
 # (packaging/package.sh): `packaging/build.sh --packages` is the whole release.
 # With no TARGET, builds all of: mips-unknown-linux-musl, mipsel-unknown-linux-musl,
-# armv7-unknown-linux-musleabihf, aarch64-unknown-linux-musl. On a fresh Debian machine
+# armv7-unknown-linux-musleabihf, aarch64-unknown-linux-musl, x86_64-unknown-linux-musl
+# (x86 routers and Debian gateways). On a fresh Debian machine
 # (as root) it first installs what it needs; --no-install (or UPLINKD_NO_INSTALL=1) skips
 # that and uses what is there.
 #
@@ -55,7 +56,7 @@ set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-all_targets="mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl"
+all_targets="mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl x86_64-unknown-linux-musl"
 install=1
 packages=0
 [ "${UPLINKD_NO_INSTALL:-0}" = 1 ] && install=0
@@ -106,7 +107,7 @@ export PATH
 
 for t in $targets; do
     case "$t" in
-        mips-unknown-linux-musl|mipsel-unknown-linux-musl|armv7-unknown-linux-musleabihf|aarch64-unknown-linux-musl) ;;
+        mips-unknown-linux-musl|mipsel-unknown-linux-musl|armv7-unknown-linux-musleabihf|aarch64-unknown-linux-musl|x86_64-unknown-linux-musl) ;;
         *) echo "build.sh: unsupported target $t" >&2; exit 2 ;;
     esac
     var=CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS

@@ -3,7 +3,9 @@
 # SDK, in dist/packages:
 #   uplinkd_<version>-1_<arch>.ipk    OpenWrt 23.05/24.10 (opkg)
 #   uplinkd_<version>-r1_<arch>.apk   OpenWrt 25.12 and later (apk-tools v3, ADB format)
-#   uplinkd_<version>-1_<arch>.deb    Debian / Raspberry Pi OS (arm64, armhf)
+#   uplinkd_<version>-1_<arch>.deb    Debian / Raspberry Pi OS (arm64, armhf, amd64)
+#   luci-app-uplinkd_<version>-1_all.ipk, luci-app-uplinkd_<version>-r1_noarch.apk
+#                                     the LuCI pages (always built: no binary in them)
 #
 #   packaging/package.sh        (after packaging/build.sh)
 #
@@ -29,6 +31,16 @@ epoch=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 maintainer="uplinkd maintainers <uplinkd@example.invalid>"
 url=https://example.invalid/uplinkd
 summary="Multi-WAN failover and load balancing daemon"
+# What the code needs besides the kernel's routing: nft with JSON output (the table is
+# loaded with `nft -f`, read back with `nft -j`), nftables' core (ct marks, numgen,
+# sets) and fib expressions in the kernel, and ctnetlink for deleting a failed WAN's
+# pinned connections (fw4 images carry all but the last). mwan3 fights over the same
+# marks, rules and tables. Keep in step with openwrt-package/uplinkd/Makefile.
+openwrt_depends="libc nftables-json kmod-nft-core kmod-nft-fib kmod-nf-conntrack-netlink"
+openwrt_conflicts="mwan3"
+luci_depends="uplinkd luci-base"
+# nft; procps for /bin/kill (ExecReload).
+deb_depends="nftables, procps"
 description=" uplinkd probes every uplink, moves new traffic away from a dead one within
  seconds and balances by weight over the healthy ones. mwan3's configuration
  language; one static binary."
@@ -75,7 +87,8 @@ ipk() { # <rust target> <OpenWrt architecture>
     cat >"$d/control/control" <<C
 Package: uplinkd
 Version: $version-$release
-Depends: libc
+Depends: $(echo "$openwrt_depends" | sed 's/ /, /g')
+Conflicts: $openwrt_conflicts
 Source: feeds/packages/net/uplinkd
 SourceName: uplinkd
 License: GPL-2.0-only
@@ -90,29 +103,101 @@ C
     echo /etc/config/uplinkd >"$d/control/conffiles"
     install -m 0755 packaging/openwrt/postinst "$d/control/postinst"
     install -m 0755 packaging/openwrt/prerm "$d/control/prerm"
+    ipk_pack "$out/uplinkd_$version-${release}_$2.ipk"
+}
+
+# opkg's format (OpenWrt's ipkg-build): a gzip'd tar of debian-binary and the tars of
+# $d/data and $d/control.
+ipk_pack() { # <output>
     mkdir -p "$d/pkg"
     echo 2.0 >"$d/pkg/debian-binary"
     mktar "$d/pkg/data.tar.gz" "$d/data"
     mktar "$d/pkg/control.tar.gz" "$d/control"
-    # opkg's format (OpenWrt's ipkg-build): a gzip'd tar of the three members.
-    f=$out/uplinkd_$version-${release}_$2.ipk
     (cd "$d/pkg" && tar --numeric-owner --owner=0 --group=0 --mtime="@$epoch" --format=gnu \
-        -cf - ./debian-binary ./data.tar.gz ./control.tar.gz) | gzip -9n >"$f"
+        -cf - ./debian-binary ./data.tar.gz ./control.tar.gz) | gzip -9n >"$1"
+    echo "$1"
+}
+
+# luci-app-uplinkd as openwrt-package/luci-app-uplinkd/Makefile builds it with luci.mk:
+# htdocs/ under /www, root/ under /, architecture-independent; its postinst drops
+# LuCI's caches and reloads rpcd (for the ACL) as luci.mk's default does.
+luci_files() { # <dir>
+    app=openwrt-package/luci-app-uplinkd
+    mkdir -p "$1/www"
+    cp -pR "$app/htdocs/." "$1/www/"
+    cp -pR "$app/root/." "$1/"
+    find "$1" -type d -exec chmod 0755 {} +
+    find "$1" -type f -exec chmod 0644 {} +
+}
+
+luci_ipk() {
+    d=$tmp/luci-ipk
+    rm -rf "$d"
+    mkdir -p "$d/control"
+    luci_files "$d/data"
+    size=$(find "$d/data" -type f -exec cat {} + | wc -c)
+    cat >"$d/control/control" <<C
+Package: luci-app-uplinkd
+Version: $version-$release
+Depends: $(echo "$luci_depends" | sed 's/ /, /g')
+Source: feeds/luci/applications/luci-app-uplinkd
+SourceName: luci-app-uplinkd
+License: MIT
+Section: luci
+SourceDateEpoch: $epoch
+Maintainer: $maintainer
+Architecture: all
+Installed-Size: $size
+Description: LuCI support for uplinkd (multi-WAN failover and load balancing)
+C
+    install -m 0755 packaging/openwrt/luci-postinst "$d/control/postinst"
+    ipk_pack "$out/luci-app-uplinkd_$version-${release}_all.ipk"
+}
+
+luci_apk() {
+    d=$tmp/luci-apk
+    rm -rf "$d"
+    mkdir -p "$d"
+    luci_files "$d/data"
+    apk_meta luci-app-uplinkd
+    f=$out/luci-app-uplinkd_${apk_version}_noarch.apk
+    python3 packaging/apk3.py build --output "$f" --files "$d/data" --epoch "$epoch" \
+        --info "name:luci-app-uplinkd" \
+        --info "version:$apk_version" \
+        --info "description:LuCI support for uplinkd (multi-WAN failover and load balancing)" \
+        --info "arch:noarch" \
+        --info "license:MIT" \
+        --info "origin:feeds/luci/applications/luci-app-uplinkd" \
+        --info "url:$url" \
+        --info "maintainer:$maintainer" \
+        --info "depends:$luci_depends" \
+        --script "post-install:packaging/openwrt/luci-postinst" \
+        --script "post-upgrade:packaging/openwrt/luci-postinst"
     echo "$f"
+}
+
+# OpenWrt's metadata files in $d/data/lib/apk/packages: the list of the package's files
+# (made before the metadata files are added, so it does not name them), its conffiles,
+# and the conffiles with the sha256 of their packaged contents.
+apk_meta() { # <package> [<conffile>...]
+    pkg=$1
+    shift
+    meta=$d/data/lib/apk/packages
+    (cd "$d/data" && find . -type f -o -type l) | sed 's|^\.||' | LC_ALL=C sort >"$d/list"
+    mkdir -p "$meta"
+    mv "$d/list" "$meta/$pkg.list"
+    [ $# -gt 0 ] || return 0
+    : >"$meta/$pkg.conffiles"
+    : >"$meta/$pkg.conffiles_static"
+    for c in "$@"; do
+        echo "$c" >>"$meta/$pkg.conffiles"
+        echo "$c $(sha256sum "$d/data$c" | cut -d ' ' -f 1)" >>"$meta/$pkg.conffiles_static"
+    done
 }
 
 apkv3() { # <rust target> <OpenWrt architecture>
     stage "$1" "apk-$2" || return 0
-    # OpenWrt's metadata files: the list of the package's files (made before the
-    # metadata files are added, so it does not name them), the conffiles, and the
-    # conffiles with the sha256 of their packaged contents.
-    meta=$d/data/lib/apk/packages
-    (cd "$d/data" && find . -type f -o -type l) | sed 's|^\.||' | LC_ALL=C sort >"$d/list"
-    mkdir -p "$meta"
-    mv "$d/list" "$meta/uplinkd.list"
-    echo /etc/config/uplinkd >"$meta/uplinkd.conffiles"
-    echo "/etc/config/uplinkd $(sha256sum "$d/data/etc/config/uplinkd" | cut -d ' ' -f 1)" \
-        >"$meta/uplinkd.conffiles_static"
+    apk_meta uplinkd /etc/config/uplinkd
     # apk runs post-upgrade instead of post-install on an upgrade: the same script,
     # told that it is an upgrade the way OpenWrt's generated scripts are.
     {
@@ -130,7 +215,7 @@ apkv3() { # <rust target> <OpenWrt architecture>
         --info "origin:feeds/packages/net/uplinkd" \
         --info "url:$url" \
         --info "maintainer:$maintainer" \
-        --info "depends:libc" \
+        --info "depends:$openwrt_depends !$openwrt_conflicts" \
         --script "post-install:packaging/openwrt/postinst" \
         --script "post-upgrade:$d/post-upgrade" \
         --script "pre-deinstall:packaging/openwrt/prerm"
@@ -147,6 +232,11 @@ deb() { # <rust target> <Debian architecture>
     install -m 0644 packaging/debian/uplinkd.service "$d/lib/systemd/system/uplinkd.service"
     install -m 0644 openwrt-package/uplinkd/files/etc/config/uplinkd "$d/etc/uplinkd/uplinkd"
     install -m 0644 README.md "$d/usr/share/doc/uplinkd/README.md"
+    install -m 0644 packaging/debian/copyright "$d/usr/share/doc/uplinkd/copyright"
+    mkdir -p "$d/usr/share/lintian/overrides"
+    install -m 0644 packaging/debian/lintian-overrides "$d/usr/share/lintian/overrides/uplinkd"
+    gzip -9n <packaging/debian/changelog >"$d/usr/share/doc/uplinkd/changelog.Debian.gz"
+    chmod 0644 "$d/usr/share/doc/uplinkd/changelog.Debian.gz"
     size=$(du -sk --exclude=DEBIAN "$d" | cut -f1)
     cat >"$d/DEBIAN/control" <<C
 Package: uplinkd
@@ -154,6 +244,7 @@ Version: $version-$release
 Architecture: $2
 Maintainer: $maintainer
 Installed-Size: $size
+Depends: $deb_depends
 Section: net
 Priority: optional
 Homepage: $url
@@ -168,9 +259,13 @@ C
 }
 
 for spec in mips-unknown-linux-musl:mips_24kc mipsel-unknown-linux-musl:mipsel_24kc \
-    armv7-unknown-linux-musleabihf:arm_cortex-a7_neon-vfpv4 aarch64-unknown-linux-musl:aarch64_cortex-a53; do
+    armv7-unknown-linux-musleabihf:arm_cortex-a7_neon-vfpv4 aarch64-unknown-linux-musl:aarch64_cortex-a53 \
+    x86_64-unknown-linux-musl:x86_64; do
     ipk "${spec%%:*}" "${spec#*:}"
     apkv3 "${spec%%:*}" "${spec#*:}"
 done
+luci_ipk
+luci_apk
 deb aarch64-unknown-linux-musl arm64
 deb armv7-unknown-linux-musleabihf armhf
+deb x86_64-unknown-linux-musl amd64

@@ -18,7 +18,8 @@ pub const USAGE: &str = "\
        uplinkd probe [WAN]                        probe now
        uplinkd enable|disable WAN                 take a WAN in or out of service
        uplinkd set-weight WAN N                   run-time weight (lost on reload)
-         (all with --control-socket PATH, default /var/run/uplinkd.sock)
+         (all with --control-socket PATH, default /var/run/uplinkd.sock on
+          OpenWrt, /run/uplinkd/uplinkd.sock elsewhere)
 ";
 
 pub const EXIT_REFUSED: u8 = 1;
@@ -45,7 +46,7 @@ struct Parsed {
 
 fn parse(command: &str, rest: &[String]) -> Result<Parsed, String> {
     let mut json = false;
-    let mut socket = PathBuf::from(socket::DEFAULT_PATH);
+    let mut socket = socket::default_path();
     let mut words = Vec::new();
     let mut it = rest.iter();
     while let Some(a) = it.next() {

@@ -30,6 +30,7 @@ use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
 use crate::retry::{self, Retry};
 use crate::socket;
+use crate::sys::needs::{self, Needs};
 use crate::sys::netlink::{describe, Monitor, Netlink};
 use crate::sys::nft::{Netfilter, Nft};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
@@ -58,7 +59,7 @@ impl Options {
         Options {
             config,
             dry_run: false,
-            control_socket: Some(PathBuf::from(socket::DEFAULT_PATH)),
+            control_socket: Some(socket::default_path()),
             ubus_socket: Some(PathBuf::from(bus::DEFAULT_SOCKET)),
             hooks: hooks::Paths::default(),
             nft: PathBuf::from("nft"),
@@ -195,6 +196,8 @@ struct Daemon {
     calls: Option<Sender<Call>>,
     /// Netfilter netlink (table check, conntrack flush); `None` if unavailable.
     nf: Option<Netfilter>,
+    /// nft and ctnetlink, as found at start (`sys::needs`).
+    needs: Needs,
     nft: Nft,
     /// The nft table as last loaded; `None` forces a load.
     nft_applied: Option<Ruleset>,
@@ -267,6 +270,7 @@ impl Daemon {
             http: None,
             calls: None,
             nf: None,
+            needs: Needs::ALL,
             nft: Nft {
                 path: opts_nft,
                 ..Nft::default()
@@ -289,6 +293,7 @@ impl Daemon {
                     "cannot open netfilter netlink ({e}): connections are not pinned to their WAN"
                 ),
             }
+            d.needs = needs::check(d.nf.as_mut(), &d.nft.path);
         }
         let outs = d.engine.on_snapshot(&snap, now);
         d.handle(outs);
@@ -936,6 +941,9 @@ impl Daemon {
             self.nft_applied = Some(wanted.clone());
             return false;
         }
+        if !self.needs.nft {
+            return false;
+        }
         let Some(nf) = self.nf.as_mut() else {
             return false;
         };
@@ -1001,7 +1009,7 @@ impl Daemon {
                 ));
                 continue;
             }
-            let Some(nf) = self.nf.as_mut() else {
+            let Some(nf) = self.nf.as_mut().filter(|_| self.needs.ctnetlink) else {
                 continue;
             };
             match nf.flush_conntrack(mark, mask) {
@@ -1019,7 +1027,7 @@ impl Daemon {
             return;
         }
         self.nft_check_at = now + NFT_CHECK;
-        let Some(nf) = self.nf.as_mut() else {
+        let Some(nf) = self.nf.as_mut().filter(|_| self.needs.nft) else {
             return;
         };
         match nf.table_exists() {

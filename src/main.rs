@@ -21,7 +21,8 @@ usage: uplinkd [-c FILE] [--stderr] [--dry-run]   run the daemon in the foregrou
   -c, --config FILE       configuration in UCI format (default /etc/config/uplinkd)
       --stderr            log to stderr instead of syslog
       --dry-run           print the ip commands for every change instead of applying them
-      --control-socket P  control socket (default /var/run/uplinkd.sock; 'none': off)
+      --control-socket P  control socket ('none': off; default /var/run/uplinkd.sock
+                          on OpenWrt, /run/uplinkd/uplinkd.sock elsewhere)
       --ubus-socket P     ubusd's socket (default /var/run/ubus/ubus.sock; 'none': off)
       --hooks-dir DIR     transition hooks (default /etc/uplinkd.d)
       --user-hook FILE    user hook run after them (default /etc/uplinkd.user)

@@ -1,7 +1,7 @@
 //! The local control socket: the methods of the `uplinkd` ubus object without ubus, for
 //! `uplinkd status` and scripts on systems without ubusd.
 //!
-//! A unix stream socket (default `/var/run/uplinkd.sock`, mode 0600: root only). Each
+//! A unix stream socket (default [`default_path`], mode 0600: root only). Each
 //! request is one line of JSON, `{"method": "status", "args": {"interface": "wan"}}`,
 //! answered by one line, `{"status": 0, "data": {...}}` or
 //! `{"status": 4, "error": "no interface named 'x'"}`, with the ubus status codes. A
@@ -11,7 +11,7 @@
 
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -26,7 +26,27 @@ use smol::{future, LocalExecutor, Timer};
 use crate::control::{self, Call};
 use crate::ubus::Status;
 
-pub const DEFAULT_PATH: &str = "/var/run/uplinkd.sock";
+/// The default on OpenWrt, where init scripts, LuCI and users expect sockets in
+/// `/var/run` (a link to the tmpfs `/tmp/run`).
+pub const OPENWRT_PATH: &str = "/var/run/uplinkd.sock";
+/// The default elsewhere (Debian): systemd's `RuntimeDirectory=uplinkd` is the one
+/// writable place under `/run` that the unit's sandbox (`ProtectSystem=strict`) leaves.
+pub const RUNTIME_DIR_PATH: &str = "/run/uplinkd/uplinkd.sock";
+
+/// The default control socket, the same for the daemon and the command line: one
+/// binary serves both systems (the Debian packages carry the static musl builds), so
+/// the choice is made at run time, by the file every OpenWrt release has.
+pub fn default_path() -> PathBuf {
+    default_for(Path::new("/etc/openwrt_release").exists())
+}
+
+fn default_for(openwrt: bool) -> PathBuf {
+    PathBuf::from(if openwrt {
+        OPENWRT_PATH
+    } else {
+        RUNTIME_DIR_PATH
+    })
+}
 /// Longest request line.
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// Most connections served at once; more are closed at once.
@@ -72,8 +92,14 @@ impl Server {
             }
             std::fs::remove_file(path)?;
         }
+        // Started by hand rather than by systemd, nobody made the runtime directory.
+        if path == Path::new(RUNTIME_DIR_PATH) {
+            if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+                std::fs::DirBuilder::new().mode(0o755).create(dir)?;
+            }
+        }
         let listener = UnixListener::bind(path)?;
-        // The directory (/var/run) is root's and a fresh socket is not writable by
+        // The directory (/var/run, /run/uplinkd) is root's and a fresh socket is not writable by
         // others under the usual umask, so nobody else can connect before this.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         let ino = std::fs::metadata(path)?.ino();
@@ -241,5 +267,16 @@ pub fn request(
                 .to_string(),
         }),
         None => Err(ClientError::Protocol("no status".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_path_follows_the_system() {
+        assert_eq!(default_for(true), Path::new("/var/run/uplinkd.sock"));
+        assert_eq!(default_for(false), Path::new("/run/uplinkd/uplinkd.sock"));
     }
 }

@@ -47,7 +47,7 @@ scripts() { # <label> <install script> <removal script> [<more scripts>...]
 }
 
 # OpenWrt architecture, expected ELF endianness:machine (MIPS 8, ARM 40, AArch64 183).
-for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_cortex-a53:1:183; do
+for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_cortex-a53:1:183 x86_64:1:62; do
     arch=${spec%%:*}
     want=${spec#*:}
     f=$pkgs/uplinkd_$version-1_$arch.ipk
@@ -66,7 +66,9 @@ for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_
     [ "$(field "$c" Version)" = "$version-1" ] || bad "$arch: Version"
     [ "$(field "$c" Architecture)" = "$arch" ] || bad "$arch: Architecture $(field "$c" Architecture)"
     [ "$(field "$c" License)" = GPL-2.0-only ] || bad "$arch: License"
-    grep -q '^Depends: ' "$c" || bad "$arch: no Depends"
+    [ "$(field "$c" Depends)" = "libc, nftables-json, kmod-nft-core, kmod-nft-fib, kmod-nf-conntrack-netlink" ] ||
+        bad "$arch: Depends '$(field "$c" Depends)'"
+    [ "$(field "$c" Conflicts)" = mwan3 ] || bad "$arch: Conflicts '$(field "$c" Conflicts)'"
     size=$(field "$c" Installed-Size)
     [ "$size" -gt 100000 ] 2>/dev/null || bad "$arch: Installed-Size '$size'"
     grep -q '^Description: ..' "$c" || bad "$arch: Description"
@@ -90,7 +92,7 @@ done
 # "dir: /<path> <mode> <user> <group>",
 # "file: /<path> <mode> <user> <group> <size> <mtime> <sha256>".
 apk_damaged_checked=0
-for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_cortex-a53:1:183; do
+for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_cortex-a53:1:183 x86_64:1:62; do
     arch=${spec%%:*}
     want=${spec#*:}
     f=$pkgs/uplinkd_$version-r1_$arch.apk
@@ -110,7 +112,8 @@ for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_
     [ "$(val version)" = "$version-r1" ] || bad "$arch: apk version '$(val version)'"
     [ "$(val arch)" = "$arch" ] || bad "$arch: apk arch '$(val arch)'"
     [ "$(val license)" = GPL-2.0-only ] || bad "$arch: apk license '$(val license)'"
-    [ "$(val depends)" = libc ] || bad "$arch: apk depends '$(val depends)'"
+    [ "$(val depends)" = "kmod-nf-conntrack-netlink kmod-nft-core kmod-nft-fib libc !mwan3 nftables-json" ] ||
+        bad "$arch: apk depends '$(val depends)'"
     for k in description origin maintainer url; do
         [ -n "$(val "$k")" ] || bad "$arch: apk has no $k"
     done
@@ -160,7 +163,7 @@ for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_
     fi
 done
 
-for spec in arm64:1:183 armhf:1:40; do
+for spec in arm64:1:183 armhf:1:40 amd64:1:62; do
     arch=${spec%%:*}
     want=${spec#*:}
     f=$pkgs/uplinkd_$version-1_$arch.deb
@@ -173,6 +176,11 @@ for spec in arm64:1:183 armhf:1:40; do
     fi
     [ "$(dpkg-deb -f "$f" Architecture)" = "$arch" ] || bad "$arch: Architecture"
     [ "$(dpkg-deb -f "$f" Version)" = "$version-1" ] || bad "$arch: Version"
+    [ "$(dpkg-deb -f "$f" Depends)" = "nftables, procps" ] || bad "$arch: Depends '$(dpkg-deb -f "$f" Depends)'"
+    [ -f "$d/usr/share/doc/uplinkd/copyright" ] || bad "$arch: no copyright"
+    [ "$(zcat "$d/usr/share/doc/uplinkd/changelog.Debian.gz" | sed -n '1s/^uplinkd (\([^)]*\)).*/\1/p')" = "$version-1" ] ||
+        bad "$arch: changelog.Debian.gz does not start with $version-1"
+    grep -qx 'RuntimeDirectory=uplinkd' "$d/lib/systemd/system/uplinkd.service" || bad "$arch: no RuntimeDirectory"
     grep -qx /etc/uplinkd/uplinkd "$d/DEBIAN/conffiles" || bad "$arch: conffiles"
     for s in postinst prerm postrm; do
         [ -x "$d/DEBIAN/$s" ] || bad "$arch: $s"

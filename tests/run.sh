@@ -65,6 +65,12 @@ else
     status=1
 fi
 
+# The packages under the real package managers: opkg and apk-tools built from
+# ../shared/upstream (skipped with one line without it), and the amd64 .deb in a booted
+# Debian container with systemd (UPLINKD_SKIP_DEBIAN=1 skips it).
+sh tests/pkgmanagers.sh || status=1
+sh tests/debian.sh || status=1
+
 # Router builds: the init script against stub procd, the mips (big-endian) and armv7
 # binaries under qemu-user, the size budget on mipsel, and the package structure. The
 # first run installs zig, qemu-user and rust-src and builds std per target (minutes);

@@ -9,6 +9,7 @@ pub fn print(text: &str) {
 
 pub mod dryrun;
 pub mod logger;
+pub mod needs;
 pub mod netlink;
 pub mod nexthop;
 pub mod nft;

@@ -27,8 +27,9 @@ use crate::dataplane::{Existing, TABLE};
 /// `NFNL_SUBSYS_CTNETLINK`, `NFNL_SUBSYS_NFTABLES` (linux/netfilter/nfnetlink.h).
 const SUBSYS_CTNETLINK: u16 = 1;
 const SUBSYS_NFTABLES: u16 = 10;
-/// `IPCTNL_MSG_CT_DELETE`; `NFT_MSG_GETTABLE`.
+/// `IPCTNL_MSG_CT_DELETE`, `IPCTNL_MSG_CT_GET_STATS`; `NFT_MSG_GETTABLE`.
 const CT_DELETE: u16 = 2;
+const CT_GET_STATS: u16 = 5;
 const NFT_GETTABLE: u16 = 1;
 /// `NFT_MSG_NEWCHAIN`/`GETCHAIN`, `NFT_MSG_NEWSET`/`GETSET` (a dump answers a GET
 /// with NEWs); `NFTA_CHAIN_TABLE`, `_NAME`; `NFTA_SET_TABLE`, `_NAME`, `_FLAGS`;
@@ -122,6 +123,21 @@ impl Netfilter {
         match self.ack(&req)? {
             0 => Ok(true),
             e if e == libc::ENOENT => Ok(false),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    /// Whether ctnetlink answers: the global conntrack statistics, which read nothing
+    /// else and change nothing. Without `nf_conntrack_netlink` nfnetlink refuses the
+    /// subsystem (`EINVAL`, after trying to load the module). Err: the errno.
+    pub fn ctnetlink(&mut self) -> io::Result<()> {
+        let req = Request::new(
+            SUBSYS_CTNETLINK << 8 | CT_GET_STATS,
+            NLM_F_ACK,
+            &nfgenmsg(libc::AF_UNSPEC as u8),
+        );
+        match self.ack(&req)? {
+            0 => Ok(()),
             e => Err(io::Error::from_raw_os_error(e)),
         }
     }
