@@ -33,8 +33,13 @@ var STYLE = [
 ].join('\n');
 
 return view.extend({
+	/* The status, or the error that kept it away (shown as such, not as "no daemon"). */
 	load: function() {
-		return Promise.all([ L.resolveDefault(callFull(), null) ]);
+		return callFull().then(function(status) {
+			return [ status, null ];
+		}, function(e) {
+			return [ null, e ];
+		});
 	},
 
 	/* Buttons only where the ACL grants the write group (the view is not read-only). */
@@ -53,7 +58,7 @@ return view.extend({
 				/* Show the outcome now rather than at the next poll. */
 				return fn(name).then(function() { return callFull(); })
 					.then(function(status) { self.update(self.container, status); })
-					.catch(function(e) { ui.addNotification(null, E('p', e.message)); });
+					.catch(function(e) { ui.addNotification(null, E('p', _(model.ubusError(e))), 'danger'); });
 			});
 		};
 		if (v.drained)
@@ -108,17 +113,18 @@ return view.extend({
 	render: function(data) {
 		var container = E('div', { 'class': 'uplinkd-cards' });
 		this.container = container;
+		var failed = function(e) {
+			dom.content(container, E('p', { 'class': 'uplinkd-error' }, _(model.ubusError(e))));
+		};
 		if (data[0] == null)
-			dom.content(container, E('p', _('uplinkd does not answer on ubus.')));
+			failed(data[1]);
 		else
 			this.update(container, data[0]);
 
 		poll.add(L.bind(function() {
 			return callFull().then(L.bind(function(status) {
 				this.update(container, status);
-			}, this)).catch(function() {
-				dom.content(container, E('p', _('uplinkd does not answer on ubus.')));
-			});
+			}, this)).catch(failed);
 		}, this), 5);
 
 		return E('div', {}, [
