@@ -165,6 +165,7 @@ fn state(s: &Value, wan: &str) -> String {
 
 /// One part of the browser script, in the router namespace; what it saw.
 fn browser(lab: &Lab, playwright: &str, shots: &Path, step: &str) -> Value {
+    let t0 = std::time::Instant::now();
     let out = lab.exec(
         "rtr",
         &[
@@ -192,7 +193,7 @@ fn browser(lab: &Lab, playwright: &str, shots: &Path, step: &str) -> Value {
         seen["error"],
         String::from_utf8_lossy(&out.stderr)
     );
-    eprintln!("luci: {step}: {seen}");
+    eprintln!("luci: {step} ({:.1} s): {seen}", t0.elapsed().as_secs_f64());
     seen
 }
 
@@ -424,5 +425,11 @@ fn luci_pages_in_real_luci() {
         status(&lab)["interfaces"]["wan2"]["weight"],
         7,
         "the running config stays"
+    );
+    let saved = fs::read_to_string(&config).unwrap();
+    assert!(saved.contains("option table_last '1101'"), "{saved}");
+    assert!(
+        !saved.contains("wan5"),
+        "sections added in another session were applied:\n{saved}"
     );
 }

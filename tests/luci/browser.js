@@ -164,6 +164,30 @@ async function configStep(browser) {
 	await saveApply(root);
 	seen.applyGood = await reloadVerdict(root);
 	if (!seen.applyGood.ok) fail('Save & Apply of a good change: ' + seen.applyGood.text);
+
+	// Sections added in this session are offered at once (nothing is saved: the session ends).
+	const add = async (type, name) => {
+		await root.fill('#cbi-uplinkd-' + type + ' .cbi-section-create-name', name);
+		await root.press('#cbi-uplinkd-' + type + ' .cbi-section-create-name', 'End');
+		await root.click('#cbi-uplinkd-' + type + ' .cbi-section-create .cbi-button-add');
+	};
+	const choices = (sel) => root.$$eval(sel, (els) => els.map((e) => e.getAttribute('data-value') || e.value));
+	await add('interface', 'wan5');
+	await root.waitForSelector(field('wan5', 'device'), { timeout: 20000 });
+	await add('member', 'wan5_m1');
+	await root.waitForSelector(field('wan5_m1', 'interface'), { timeout: 20000 });
+	await add('policy', 'p5');
+	await root.waitForSelector(field('p5', 'use_member'), { timeout: 20000 });
+	seen.sameSession = {
+		memberInterface: await choices(field('wan5_m1', 'interface') + ' option'),
+		policyMembers: await choices(field('p5', 'use_member') + ' li[data-value]'),
+		defaultPolicy: await choices('[data-field$=".default_policy"] option'),
+		rulePolicy: await choices(field('web', 'use_policy') + ' option')
+	};
+	const s = seen.sameSession;
+	if (!s.memberInterface.includes('wan5') || !s.policyMembers.includes('wan5_m1') ||
+	    !s.defaultPolicy.includes('p5') || !s.rulePolicy.includes('p5'))
+		fail('sections added in this session are not offered: ' + JSON.stringify(s));
 	await root.context().close();
 }
 
