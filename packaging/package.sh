@@ -54,6 +54,7 @@ openwrt_files() { # <binary> <dir>
     install -m 0600 "$files/etc/config/uplinkd" "$2/etc/config/uplinkd"
     install -m 0644 "$files/etc/config/uplinkd" "$2/usr/share/uplinkd/uplinkd.default"
     install -m 0644 "$files/usr/share/acl.d/uplinkd.json" "$2/usr/share/acl.d/uplinkd.json"
+    install -D -m 0644 "$files/etc/capabilities/uplinkd.json" "$2/etc/capabilities/uplinkd.json"
     install -m 0755 uci-defaults/99-uplinkd "$2/etc/uci-defaults/99-uplinkd"
 }
 

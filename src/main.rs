@@ -107,6 +107,11 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // procd's ujail starts a service with no environment at all: without PATH, `nft` and
+    // hooks given without a directory are looked up in /bin:/usr/bin only. Still one thread.
+    if std::env::var_os("PATH").is_none() {
+        std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    }
     if std::env::args_os()
         .nth(1)
         .is_some_and(|a| a == "import-mwan3")

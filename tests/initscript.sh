@@ -27,6 +27,7 @@ run() {
         procd_open_instance() { log "open_instance $*"; }
         procd_close_instance() { log "close_instance"; }
         procd_set_param() { log "set_param $*"; }
+        procd_add_jail() { log "add_jail $*"; }
         procd_add_reload_trigger() { log "reload_trigger $*"; }
         procd_add_validation() { log "validation $*"; "$@"; }
         procd_send_signal() { log "send_signal $*"; }
@@ -60,6 +61,9 @@ run start_service 2>/dev/null || bad "start_service failed"
 grep -qx "set_param command $tmp/uplinkd -c /etc/config/uplinkd" "$calls" ||
     bad "command line: $(grep command "$calls")"
 grep -qx "set_param respawn 3600 5 5" "$calls" || bad "respawn"
+grep -qx "set_param capabilities /etc/capabilities/uplinkd.json" "$calls" &&
+    grep -qx "set_param no_new_privs 1" "$calls" && grep -qx "add_jail uplinkd" "$calls" ||
+    bad "capabilities"
 grep -qx "open_instance " "$calls" && grep -qx "close_instance" "$calls" || bad "instance"
 for t in globals interface member policy rule; do
     grep -qx "validate uplinkd $t ${t}_a" "$calls" || bad "validates no $t section"

@@ -43,6 +43,19 @@ else
     status=1
 fi
 
+# OpenWrt's real userland built from ../shared/upstream (tests/upstream/README.md): the
+# harness itself, then uplinkd on real ubusd, rpcd, uhttpd and procd. Without the sources
+# each prints one line and is skipped.
+for t in smoke openwrt; do
+    sh "tests/upstream/$t.sh" >"$log" 2>&1
+    rc=$?
+    case $rc in
+    0) grep -E '^upstream' "$log" ;;
+    77) head -n 1 "$log" ;;
+    *) tail -n 80 "$log"; status=1 ;;
+    esac
+done
+
 # The README's demo, as a smoke test: without a terminal it runs its scripted tour.
 if cargo run -q --example lab </dev/null >"$log" 2>&1; then
     echo "demo tour: ok"

@@ -133,6 +133,21 @@ up_root() {
         *) ln -s ../../bin/busybox "$_r/$_a" ;;
         esac
     done
+    # The host's nft (uplinkd and fw4 run it; its libraries come with the host's glibc).
+    if command -v nft >/dev/null 2>&1; then
+        mkdir -p "$_r/usr/sbin"
+        cp "$(command -v nft)" "$_r/usr/sbin/nft"
+    fi
+    # flock from the host (procd.sh locks with it; Debian's busybox has no flock applet).
+    if [ ! -e "$_r/usr/bin/flock" ] && command -v flock >/dev/null 2>&1; then
+        rm -f "$_r/usr/bin/flock"
+        cp "$(command -v flock)" "$_r/usr/bin/flock"
+    fi
+    # jsonfilter is not among the sources: a ucode stand-in for the expressions that
+    # procd.sh, /sbin/service and network.sh use (see jsonfilter.uc).
+    cp "$UP_HERE/jsonfilter.uc" "$_r/usr/bin/jsonfilter" && chmod 755 "$_r/usr/bin/jsonfilter"
+    # Neither is ubox's validate_data (uci_validate_section in init scripts).
+    cp "$UP_HERE/validate_data.uc" "$_r/sbin/validate_data" && chmod 755 "$_r/sbin/validate_data"
     # The glibc the binaries were built against comes from the host (read-only bind
     # mount in up_create); /var is /tmp as on a router.
     mkdir -p "$_r/usr/lib/x86_64-linux-gnu" "$_r/lib64" "$_r/proc" "$_r/sys" "$_r/dev" \
@@ -181,7 +196,10 @@ up_sh() {
 up_spawn() {
     _d=$1 _n=$2
     shift 2
-    up_run "$_d" "$@" >>"$_d/log/$_n" 2>&1 </dev/null &
+    # exec: the recorded pid is the daemon's own (nsenter, chroot and env exec in turn).
+    (exec nsenter --net="/run/netns/$(cat "$_d/netns")" --mount="$_d/ns/mnt" \
+        chroot "$_d/root" /usr/bin/env -i PATH="$UP_PATH" HOME=/root TERM=dumb "$@") \
+        >>"$_d/log/$_n" 2>&1 </dev/null &
     echo $! >"$_d/pid/$_n"
 }
 
