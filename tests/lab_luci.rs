@@ -275,7 +275,7 @@ fn luci_pages_in_real_luci() {
     must("uhttpd", root.ctl(&["uhttpd", &root.dir]));
 
     let log = lab.dir().join("uplinkd.log");
-    let _daemon = Uplinkd(
+    let mut daemon = Uplinkd(
         Command::new("ip")
             .args(["netns", "exec", &lab.ns("rtr")])
             .arg(bin())
@@ -431,5 +431,17 @@ fn luci_pages_in_real_luci() {
     assert!(
         !saved.contains("wan5"),
         "sections added in another session were applied:\n{saved}"
+    );
+
+    // No daemon: both places say it is not running (not "access denied", not nothing).
+    let _ = daemon.0.kill();
+    let _ = daemon.0.wait();
+    let seen = browser(&lab, &playwright, &shots, "no-daemon");
+    assert!(
+        seen["statusPage"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not running"),
+        "{seen}"
     );
 }

@@ -8,7 +8,8 @@
 // Environment: LUCI_URL (http://127.0.0.1/), LUCI_SHOTS (directory for screenshots),
 // LUCI_ROOT_PASSWORD, LUCI_VIEWER / LUCI_VIEWER_PASSWORD, LUCI_PLAYWRIGHT (the
 // playwright-core module directory), LUCI_CHROMIUM (/usr/bin/chromium), LUCI_STEP
-// (`status`, `config`, `apply-bad`: which part to run; the test checks the daemon between).
+// (`status`, `config`, `apply-bad`, `no-daemon`: which part to run; the test checks the
+// daemon between).
 
 const path = require('node:path');
 const fs = require('node:fs');
@@ -207,6 +208,18 @@ async function applyBadStep(browser) {
 	await root.context().close();
 }
 
+/* uplinkd stopped: the status page and the overview widget say so, in so many words. */
+async function noDaemonStep(browser) {
+	const root = await login(browser, 'root', env('LUCI_ROOT_PASSWORD', ''));
+	await open(root, 'admin/status/uplinkd');
+	seen.statusPage = await (await root.waitForSelector('.uplinkd-error', { timeout: 20000 })).textContent();
+	await open(root, 'admin/status/overview');
+	seen.overview = await (await root.waitForSelector('.uplinkd-error', { timeout: 20000 })).textContent();
+	for (const t of [seen.statusPage, seen.overview])
+		if (!/not running/.test(t)) fail('no daemon shown as: ' + t);
+	await root.context().close();
+}
+
 (async () => {
 	fs.mkdirSync(shots, { recursive: true });
 	const browser = await chromium.launch({
@@ -220,6 +233,7 @@ async function applyBadStep(browser) {
 		if (step === 'status') await statusStep(browser);
 		else if (step === 'config') await configStep(browser);
 		else if (step === 'apply-bad') await applyBadStep(browser);
+		else if (step === 'no-daemon') await noDaemonStep(browser);
 		else fail('unknown LUCI_STEP ' + step);
 	} catch (e) {
 		seen.error = String(e && e.stack || e);

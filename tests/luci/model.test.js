@@ -251,6 +251,8 @@ test('ubus errors read as what they are', () => {
 	assert.match(denied, /Access denied/);
 	assert.match(invalid, /invalid argument/);
 	assert.match(absent, /not running/);
+	// What uhttpd answers when no uplinkd object is on the bus (checked before the ACL).
+	assert.match(model.ubusError(new Error('RPC call to uplinkd/status failed with error -32000: Object not found')), /not running/);
 	assert.equal(new Set([denied, invalid, absent]).size, 3);
 	assert.match(model.ubusError(6), /Access denied/);
 	assert.match(model.ubusError(new Error('timeout')), /could not be asked: timeout/);
