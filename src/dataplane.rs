@@ -7,10 +7,12 @@
 //!   ct mark has a WAN's pin  -> copy it to the packet mark, done      (established flows)
 //!   not a new connection     -> leave alone
 //!   arrived on a WAN         -> pin to that WAN                        (inbound, port forwards)
-//!   rules, first match wins  -> policy chain, or sticky chain, or leave to main (`default`)
-//!   otherwise                -> the default policy's chain
+//!   rules, first match wins  -> policy chain, or sticky chain, or pin_main (`default`)
+//!   otherwise                -> the default policy's chain (none for `default_policy
+//!                               default`: unmarked, the main table routes it)
 //! policy chain: numgen random over the usable members of its best tier, by weight -> pin
 //! pin chain:    ct mark and packet mark := the WAN's mark; `fwmark M/mask lookup <wan table>`
+//! pin_main:     the same with the main mark; `fwmark M/mask lookup main`
 //! ```
 //!
 //! Why the choice is made here rather than by the kernel's multipath hash: the pin must be
@@ -123,7 +125,27 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
         .filter_map(|w| Some((w, marks.wan(w.slot)?)))
         .collect();
     let carried = FAMILIES.map(|f| wans.iter().any(|w| w.carries(f)));
+    // `use_policy default`: pinned to the main table (see plan::PRIO_MAIN_MARK).
+    let main = marks
+        .main()
+        .filter(|_| cfg.rules.iter().any(|r| r.use_policy == UsePolicy::Default));
 
+    if let Some(mark) = main {
+        chains.push(Chain {
+            name: "pin_main".into(),
+            hook: None,
+            rules: vec![format!(
+                "{} {}",
+                set_mark("ct mark", mask, mark),
+                set_mark("meta mark", mask, mark)
+            )],
+        });
+        chains.push(Chain {
+            name: "restore_main".into(),
+            hook: None,
+            rules: vec![format!("{} accept", set_mark("meta mark", mask, mark))],
+        });
+    }
     for (w, mark) in &pinned {
         chains.push(Chain {
             name: format!("pin_{}", w.slot),
@@ -147,10 +169,11 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
         .filter(|f| !carried[*f as usize])
         .map(|f| format!("meta nfproto {} return", nfproto(f)))
         .collect();
-    if !pinned.is_empty() {
+    if !pinned.is_empty() || main.is_some() {
         let map: Vec<String> = pinned
             .iter()
             .map(|(w, m)| format!("{m:#x} : goto restore_{}", w.slot))
+            .chain(main.map(|m| format!("{m:#x} : goto restore_main")))
             .collect();
         head.push(format!(
             "ct mark and {mask:#x} vmap {{ {} }}",
@@ -269,6 +292,8 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
             }
         }
         let target = match &rule.use_policy {
+            UsePolicy::Default if main.is_some() => "goto pin_main".to_string(),
+            // No room in the mask: unmarked, so the policy routes it (check refuses this).
             UsePolicy::Default => "accept".to_string(),
             UsePolicy::Policy(name) => {
                 let Some(j) = policies.iter().position(|p| &p.name == name) else {
@@ -764,10 +789,18 @@ mod tests {
             [
                 "meta l4proto tcp th dport { 443 } goto sticky_0",
                 "ip saddr { 192.168.77.0/25 } goto policy_1",
-                "ip daddr @streaming accept",
+                "ip daddr @streaming goto pin_main",
                 "goto policy_0"
             ]
         );
+        // `use_policy default` pins to the main table's mark, restored like a WAN's.
+        assert_eq!(
+            chain(&r, "pin_main"),
+            ["ct mark set ct mark and 0xffffc0ff or 0x2000 meta mark set meta mark and 0xffffc0ff or 0x2000"]
+        );
+        assert!(chain(&r, "prerouting").contains(
+            &"ct mark and 0x3f00 vmap { 0x100 : goto restore_0, 0x200 : goto restore_1, 0x2000 : goto restore_main }".to_string()
+        ));
         assert_eq!(
             chain(&r, "sticky_0"),
             [
@@ -780,6 +813,14 @@ mod tests {
         );
         let names: Vec<&str> = r.sets.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["sticky_0_0_600", "sticky_0_1_600", "streaming"]);
+        // default_policy 'default': what no rule matches stays unmarked (the main table).
+        let mut main = cfg.clone();
+        main.globals.default_policy = crate::config::DEFAULT_POLICY.into();
+        let r = ruleset(&main, &policies, &wans(2));
+        assert_eq!(
+            chain(&r, "select").last().map(String::as_str),
+            Some("ip daddr @streaming goto pin_main")
+        );
     }
 
     #[test]

@@ -117,7 +117,9 @@ impl Engine {
             let slot = slots[i].unwrap_or(i as u32);
             core.wans.push(new_wan(iface, slot, ident_base, now));
         }
-        if !adopted.is_empty() {
+        // With `default_policy 'default'` no group tells which WANs were up: they keep
+        // their initial state.
+        if !adopted.is_empty() && core.cfg.default_policy().is_some() {
             let group = core.default_group_members(&adopted);
             for w in core.wans.iter_mut() {
                 let id = core.cfg.globals.table_first + w.slot;

@@ -13,7 +13,9 @@ const DEFAULT_CONFIG: &str = "/etc/config/uplinkd";
 const USAGE: &str = "\
 usage: uplinkd [-c FILE] [--stderr] [--dry-run]   run the daemon in the foreground
        uplinkd check [-c FILE]                    validate a configuration
-       uplinkd import-mwan3 [-c FILE] [-o FILE]   convert an mwan3 configuration
+       uplinkd import-mwan3 [-c FILE] [-n FILE] [-o FILE] ...
+                                                  convert an mwan3 configuration
+                                                  (import-mwan3 --help: all options)
        uplinkd --version
 {CLI}
   -c, --config FILE       configuration in UCI format (default /etc/config/uplinkd)
@@ -183,29 +185,83 @@ fn main() -> ExitCode {
     }
 }
 
-/// `uplinkd import-mwan3 [-c /etc/config/mwan3] [-n /etc/config/network] [-o FILE]`:
-/// prints warnings on stderr; exit 1 if the result does not pass `check`.
+const IMPORT_USAGE: &str = "\
+usage: uplinkd import-mwan3 [-c FILE] [-n FILE] [-d FILE] [-o FILE] [-b FILE]
+Converts an mwan3 configuration into an uplinkd one; warnings (what changed and why) go
+to stderr, one line each.
+  -c, --config FILE   mwan3 configuration (default /etc/config/mwan3)
+  -n, --network FILE  netifd configuration, for the devices of interfaces (default
+                      /etc/config/network; given explicitly it must exist and parse)
+  -d, --dhcp FILE     dnsmasq configuration, for the ipset sections of ipset rules
+                      (default /etc/config/dhcp; given explicitly it must exist and parse)
+  -o, --output FILE   write the result there (default: stdout)
+  -b, --dhcp-batch FILE
+                      write the `uci batch` commands that point the dhcp ipset sections
+                      at uplinkd's table there (nothing is written when there are none)
+Exit status: 0 converted (perhaps with warnings), 1 the input cannot be read or has no
+interface section (or an output cannot be written), 2 usage error.
+";
+
+/// Reads an optional input: `Ok(None)` when the default file is missing, an error when
+/// an explicitly given one is missing or does not parse as UCI.
+fn optional_input(path: &std::path::Path, explicit: bool) -> Result<Option<String>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let name = path.display().to_string();
+            match uplinkd::config::uci::parse(&name, &text) {
+                Ok(_) => Ok(Some(text)),
+                Err(errors) if explicit => Err(errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("warning: {e}: ignored");
+                    }
+                    Ok(None)
+                }
+            }
+        }
+        Err(e) if explicit => Err(format!("cannot read {}: {e}", path.display())),
+        Err(_) => Ok(None),
+    }
+}
+
+/// `uplinkd import-mwan3`, see [`IMPORT_USAGE`].
 fn import_mwan3(args: Vec<std::ffi::OsString>) -> ExitCode {
-    let (mut input, mut network, mut output) = (
-        PathBuf::from("/etc/config/mwan3"),
-        PathBuf::from("/etc/config/network"),
-        None,
-    );
+    let mut input = PathBuf::from("/etc/config/mwan3");
+    let mut network = (PathBuf::from("/etc/config/network"), false);
+    let mut dhcp = (PathBuf::from("/etc/config/dhcp"), false);
+    let (mut output, mut batch): (Option<PathBuf>, Option<PathBuf>) = (None, None);
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
+        if matches!(arg.to_str(), Some("-h" | "--help")) {
+            print!("{IMPORT_USAGE}");
+            return ExitCode::SUCCESS;
+        }
         let slot = match arg.to_str() {
             Some("-c" | "--config") => &mut input,
-            Some("-n" | "--network") => &mut network,
+            Some("-n" | "--network") => {
+                network.1 = true;
+                &mut network.0
+            }
+            Some("-d" | "--dhcp") => {
+                dhcp.1 = true;
+                &mut dhcp.0
+            }
             Some("-o" | "--output") => output.insert(PathBuf::new()),
+            Some("-b" | "--dhcp-batch") => batch.insert(PathBuf::new()),
             _ => {
-                eprintln!("uplinkd: unknown argument {arg:?}\n{USAGE}");
+                eprintln!("uplinkd: unknown argument {arg:?}\n{IMPORT_USAGE}");
                 return ExitCode::from(2);
             }
         };
         match it.next() {
             Some(v) => *slot = PathBuf::from(v),
             None => {
-                eprintln!("uplinkd: {arg:?} needs a file name");
+                eprintln!("uplinkd: {arg:?} needs a file name\n{IMPORT_USAGE}");
                 return ExitCode::from(2);
             }
         }
@@ -218,9 +274,21 @@ fn import_mwan3(args: Vec<std::ffi::OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let network = std::fs::read(&network).ok();
-    let network = network.as_deref().map(String::from_utf8_lossy);
-    let import = match uplinkd::config::mwan3::convert(&name, &text, network.as_deref()) {
+    let (network, dhcp) = match (
+        optional_input(&network.0, network.1),
+        optional_input(&dhcp.0, dhcp.1),
+    ) {
+        (Ok(n), Ok(d)) => (n, d),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("uplinkd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let inputs = uplinkd::config::mwan3::Inputs {
+        network: network.as_deref(),
+        dhcp: dhcp.as_deref(),
+    };
+    let import = match uplinkd::config::mwan3::convert(&name, &text, inputs) {
         Ok(i) => i,
         Err(errors) => {
             for e in &errors {
@@ -232,6 +300,9 @@ fn import_mwan3(args: Vec<std::ffi::OsString>) -> ExitCode {
     for w in &import.warnings {
         eprintln!("warning: {w}");
     }
+    let out_name = output
+        .as_ref()
+        .map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string());
     let written = match &output {
         Some(path) => std::fs::write(path, &import.text).map_err(|e| (path.display(), e)),
         // A closed stdout (`| head`) is not worth a crash.
@@ -245,13 +316,22 @@ fn import_mwan3(args: Vec<std::ffi::OsString>) -> ExitCode {
         eprintln!("uplinkd: cannot write {path}: {e}");
         return ExitCode::from(1);
     }
-    match Config::parse("converted", &import.text) {
+    if let (Some(path), false) = (&batch, import.dhcp_batch.is_empty()) {
+        let mut lines = import.dhcp_batch.join("\n");
+        lines.push('\n');
+        if let Err(e) = std::fs::write(path, lines) {
+            eprintln!("uplinkd: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    // Every conversion must pass check; if one does not, that is a bug worth a loud exit.
+    match Config::parse(&out_name, &import.text) {
         Ok(_) => ExitCode::SUCCESS,
         Err(errors) => {
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("uplinkd: the converted configuration needs fixing before use");
+            eprintln!("uplinkd: {out_name} needs fixing before use");
             ExitCode::from(1)
         }
     }

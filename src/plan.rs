@@ -13,6 +13,7 @@
 //! policy j        nexthop L-j: group of the usable members of the best tier, by weight
 //!                 table L-j:   default nhid L-j | unreachable | blackhole | nothing
 //! rules           P        lookup main suppress_prefixlength 0   LAN and connected win
+//!                 P+50     fwmark <main mark> lookup main         `use_policy default`
 //!                 P+100+i  from <wan address> lookup T+i          router traffic sourced
 //!                          from <delegated prefix> lookup T+i     IPv6 prefixes of the WAN
 //!                 P+200+i  oif <wan> lookup T+i                   probes, bound sockets
@@ -41,6 +42,11 @@ use crate::kernel::{
 
 /// Offsets within our rule priority range.
 pub const PRIO_MAIN: u32 = 0;
+/// Connections a rule sends to the main table (`use_policy default`). Ahead of the
+/// `from <wan address>` rules: the router's own connections get their source address
+/// from the first route lookup (through the default policy), and the main table's
+/// choice must win over that address's WAN after the mark is set, as in mwan3.
+pub const PRIO_MAIN_MARK: u32 = 50;
 pub const PRIO_FROM: u32 = 100;
 pub const PRIO_OIF: u32 = 200;
 pub const PRIO_FWMARK: u32 = 300;
@@ -157,7 +163,8 @@ pub fn route_metric(f: Family) -> u32 {
 }
 
 /// Connection-pinning marks: values inside `fwmark_mask`. WAN slot `s` gets value
-/// `s + 1`; policy `j` gets `max - j` (used for its last resort only); 0 is "not pinned".
+/// `s + 1`; the main table (`use_policy default`) `max / 2 + 1`; policy `j` gets
+/// `max - j` (used for its last resort only); 0 is "not pinned".
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Marks {
     pub mask: u32,
@@ -187,7 +194,13 @@ impl Marks {
     /// The mark of policy `index`, if the mask has room for it.
     pub fn policy(&self, index: usize) -> Option<u32> {
         let v = self.max.checked_sub(u32::try_from(index).ok()?)?;
-        (v > self.max / 2).then(|| v << self.shift)
+        (v > self.max / 2 + 1).then(|| v << self.shift)
+    }
+
+    /// The mark of connections pinned to the main routing table, if the mask has room.
+    pub fn main(&self) -> Option<u32> {
+        let v = self.max / 2 + 1;
+        (self.max >= 3).then(|| v << self.shift)
     }
 }
 
@@ -323,6 +336,18 @@ fn plan_family(
     objects.push(rule(PRIO_MAIN, Selector::All, 254, Some(0)));
 
     let marks = Marks::new(g.fwmark_mask);
+    // `use_policy default`: pinned to the main table, whatever uplinkd thinks of its WANs.
+    let to_main = cfg
+        .rules
+        .iter()
+        .any(|r| r.use_policy == crate::config::UsePolicy::Default && r.family.carries(f));
+    if let Some(mark) = marks.main().filter(|_| to_main) {
+        let sel = Selector::Fwmark {
+            mark,
+            mask: marks.mask,
+        };
+        objects.push(rule(PRIO_MAIN_MARK, sel, 254, None));
+    }
     // Disabled WANs keep their table and rules: disabling drains (no new flows), and the
     // connections already pinned to the WAN keep running until they end.
     for wan in wans.iter().filter(|w| w.carries(f)) {
@@ -844,6 +869,83 @@ mod tests {
         }));
     }
 
+    fn rule_list(d: &Desired) -> Vec<(u32, u32)> {
+        d.objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Rule(r) => Some((r.priority, r.table)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn use_policy_default_gets_a_mark_rule_into_main() {
+        let mut cfg = config(&[1, 1], 1);
+        assert!(!rule_list(&plan(&cfg, &wans(&cfg, &UP3[..2]), true)).contains(&(4050, 254)));
+        cfg.rules.push(crate::config::Rule {
+            name: "vpn".into(),
+            family: crate::config::Family::Any,
+            proto: crate::config::Proto::All,
+            src_ip: Vec::new(),
+            dest_ip: vec![Prefix {
+                addr: ip("198.51.100.0"),
+                len: 24,
+            }],
+            src_port: Vec::new(),
+            dest_port: Vec::new(),
+            src_iface: None,
+            ipset: None,
+            sticky: false,
+            timeout: crate::time::Duration::from_secs(600),
+            use_policy: crate::config::UsePolicy::Default,
+        });
+        let d = plan(&cfg, &wans(&cfg, &UP3[..2]), true);
+        // Ahead of the `from <wan address>` rules, and judged by no WAN's health.
+        let main: Vec<&Rule> = d
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Rule(r) if r.priority == 4050 => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(main.len(), 1);
+        assert_eq!(main[0].table, 254);
+        assert_eq!(
+            main[0].selector,
+            Selector::Fwmark {
+                mark: 0x2000,
+                mask: 0x3f00
+            }
+        );
+        let down = plan(&cfg, &wans(&cfg, &[State::Down, State::Down]), true);
+        assert!(rule_list(&down).contains(&(4050, 254)));
+        // Both families, for each family the WANs carry.
+        cfg.interfaces[1].family = crate::config::Family::Any;
+        let d = plan(&cfg, &wans(&cfg, &UP3[..2]), true);
+        let families: Vec<Family> = d
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Rule(r) if r.priority == 4050 => Some(r.family),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(families, [Family::V4, Family::V6]);
+    }
+
+    #[test]
+    fn default_policy_default_leaves_unmatched_traffic_to_main() {
+        let mut cfg = config(&[1, 1], 1);
+        cfg.globals.default_policy = crate::config::DEFAULT_POLICY.into();
+        let d = plan(&cfg, &wans(&cfg, &UP3[..2]), true);
+        let rules = rule_list(&d);
+        assert!(!rules.iter().any(|(p, _)| *p == 4900), "{rules:?}");
+        // The policy's table stays for rules that name it.
+        assert!(rules.contains(&(4600, 1199)));
+    }
+
     #[test]
     fn marks_fit_the_mask() {
         let m = Marks::new(0x3f00);
@@ -852,9 +954,12 @@ mod tests {
         assert_eq!(m.wan(31), None);
         assert_eq!(m.policy(0), Some(0x3f00));
         assert_eq!(m.policy(30), Some(0x2100));
-        assert_eq!(m.policy(31), Some(0x2000));
-        assert_eq!(m.policy(32), None);
+        assert_eq!(m.policy(31), None);
+        assert_eq!(m.main(), Some(0x2000));
         let m = Marks::new(0xff);
-        assert_eq!((m.wan(0), m.policy(0)), (Some(1), Some(0xff)));
+        assert_eq!(
+            (m.wan(0), m.policy(0), m.main()),
+            (Some(1), Some(0xff), Some(0x80))
+        );
     }
 }

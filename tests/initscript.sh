@@ -98,5 +98,45 @@ run reload_service 2>/dev/null
 grep -qx "send_signal uplinkd \* HUP" "$calls" || bad "reload does not send SIGHUP"
 grep -q "open_instance\|stop" "$calls" && bad "reload restarts the instance"
 
+# First boot with an mwan3 configuration: the conversion (with warnings) is installed,
+# the warnings land in the report and in syslog, and the dhcp ipset sections are
+# pointed at uplinkd's table. Needs the debug binary (tests/run.sh builds it first).
+bin=target/debug/uplinkd
+if [ -x "$bin" ]; then
+    root=$tmp/root
+    mkdir -p "$root/etc/config" "$root/usr/sbin" "$root/usr/share/uplinkd" "$root/etc/init.d" "$tmp/path"
+    ln -s "$PWD/$bin" "$root/usr/sbin/uplinkd"
+    cp openwrt-package/uplinkd/files/etc/config/uplinkd "$root/usr/share/uplinkd/uplinkd.default"
+    cp tests/mwan3/sticky-ipset-dnsmasq.mwan3 "$root/etc/config/mwan3"
+    cp tests/mwan3/sticky-ipset-dnsmasq.network "$root/etc/config/network"
+    cp tests/mwan3/sticky-ipset-dnsmasq.dhcp "$root/etc/config/dhcp"
+    printf '#!/bin/sh\necho "dnsmasq $*" >>"%s"\n' "$calls" >"$root/etc/init.d/dnsmasq"
+    printf '#!/bin/sh\necho "uci $*" >>"%s"; cat >>"%s"\n' "$calls" "$calls" >"$tmp/path/uci"
+    printf '#!/bin/sh\necho "logger $*" >>"%s"; cat >>"%s"\n' "$calls" "$calls" >"$tmp/path/logger"
+    chmod +x "$root/etc/init.d/dnsmasq" "$tmp/path/uci" "$tmp/path/logger"
+    : >"$calls"
+    UPLINKD_ROOT=$root PATH="$tmp/path:$PATH" sh uci-defaults/99-uplinkd || bad "uci-defaults failed"
+    cmp -s "$root/etc/config/uplinkd" "$root/usr/share/uplinkd/uplinkd.default" &&
+        bad "uci-defaults kept the default despite a convertible mwan3 file"
+    "$bin" check -c "$root/etc/config/uplinkd" >/dev/null || bad "converted config fails check"
+    report=$root/etc/uplinkd/import-report.txt
+    head -n 1 "$report" | grep -q "^uplinkd: converted .* ([1-9][0-9]* warnings)" ||
+        bad "report header: $(head -n 1 "$report")"
+    grep -q "^warning: .*ipset 'streaming'" "$report" || bad "report lacks the ipset warning"
+    grep -q "^logger -t uplinkd" "$calls" && grep -q "^warning: .*ipset 'banking'" "$calls" ||
+        bad "warnings not sent to syslog"
+    grep -qx "set dhcp.@ipset\[0\].table='uplinkd'" "$calls" || bad "dhcp ipset sections not converted"
+    grep -qx "dnsmasq restart" "$calls" || bad "dnsmasq not restarted"
+    # No interface section: the default stays, and the report says why.
+    rm -f "$root/etc/config/uplinkd" "$report"
+    printf "config globals 'globals'\n" >"$root/etc/config/mwan3"
+    UPLINKD_ROOT=$root PATH="$tmp/path:$PATH" sh uci-defaults/99-uplinkd || bad "uci-defaults failed"
+    cmp -s "$root/etc/config/uplinkd" "$root/usr/share/uplinkd/uplinkd.default" ||
+        bad "uci-defaults installed an unusable conversion"
+    grep -q "could not convert" "$report" || bad "report: $(cat "$report")"
+else
+    echo "initscript: $bin not built, first-boot conversion skipped" >&2
+fi
+
 [ "$fail" = 0 ] && echo "initscript: ok"
 exit "$fail"

@@ -78,7 +78,8 @@ for spec in mips_24kc:2:8 mipsel_24kc:1:8 arm_cortex-a7_neon-vfpv4:1:40 aarch64_
     for p in usr/sbin/uplinkd etc/init.d/uplinkd etc/uci-defaults/99-uplinkd; do
         [ -x "$d/data/$p" ] || bad "$arch: /$p missing or not executable"
     done
-    for p in etc/config/uplinkd usr/share/uplinkd/uplinkd.default usr/share/acl.d/uplinkd.json; do
+    for p in etc/config/uplinkd usr/share/uplinkd/uplinkd.default usr/share/acl.d/uplinkd.json \
+        etc/capabilities/uplinkd.json; do
         [ -f "$d/data/$p" ] || bad "$arch: /$p missing"
     done
     [ "$(elf "$d/data/usr/sbin/uplinkd")" = "$want" ] || bad "$arch: binary is ELF $(elf "$d/data/usr/sbin/uplinkd"), want $want"

@@ -145,7 +145,10 @@ impl Check<'_> {
 
     fn globals(&mut self, sec: Option<&Section>, names: &Names, end_line: usize) -> Globals {
         let first_policy = names.policies.first().copied().unwrap_or_default();
-        if names.policies.is_empty() {
+        let to_main = sec
+            .and_then(|s| s.get("default_policy"))
+            .is_some_and(|o| matches!(&o.value, Value::Single(v) if v == DEFAULT_POLICY));
+        if names.policies.is_empty() && !to_main {
             let msg = "no 'config policy' section: at least one policy is needed to route traffic"
                 .to_string();
             self.error(end_line, None, None, msg);
@@ -204,12 +207,14 @@ impl Check<'_> {
         };
         let log_level = r.or(level_key, log::LevelFilter::Info, parse_level);
         let last_resort = r.or("last_resort", LastResort::Default, parse_last_resort);
-        let default_policy = r.or("default_policy", first_policy.to_string(), |s| match names
-            .policies
-            .contains(&s)
-        {
-            true => Ok(s.to_string()),
-            false => Err(format!("names no policy section: '{s}'")),
+        // `default`: traffic no rule matches is left to the main table, as in mwan3.
+        let default_policy = r.or("default_policy", first_policy.to_string(), |s| {
+            match s == DEFAULT_POLICY || names.policies.contains(&s) {
+                true => Ok(s.to_string()),
+                false => Err(format!(
+                    "names no policy section: '{s}' (or use 'default': the main table)"
+                )),
+            }
         });
         let reconcile_interval = r.or("reconcile_interval", Duration::from_secs(30), |s| {
             duration(s, SEC, SEC, HOUR)
@@ -605,6 +610,13 @@ impl<'s> Reader<'_, '_, 's> {
 
     fn policy(mut self, names: &Names, default_last_resort: LastResort) -> Option<Policy> {
         let name = self.name();
+        if name.as_deref() == Some(DEFAULT_POLICY) {
+            let msg = "the policy name 'default' is reserved: use_policy and default_policy \
+                       'default' mean the main routing table"
+                .to_string();
+            let line = self.sec.line;
+            self.check.error(line, Some(self.label.clone()), None, msg);
+        }
         let mut use_member: Vec<String> = Vec::new();
         for m in self.list("use_member") {
             if !names.members.contains(m) {

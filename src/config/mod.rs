@@ -91,7 +91,8 @@ pub struct Globals {
     pub log_level: log::LevelFilter,
     /// Default `last_resort` for policies that do not set one.
     pub last_resort: LastResort,
-    /// The policy that carries all traffic.
+    /// The policy that carries the traffic no rule matches; [`DEFAULT_POLICY`]: none,
+    /// the main routing table does.
     pub default_policy: String,
     /// How often the kernel is re-dumped and reconciled even without events.
     pub reconcile_interval: Duration,
@@ -99,6 +100,9 @@ pub struct Globals {
     /// off. A bare port means 127.0.0.1.
     pub http_listen: Option<std::net::SocketAddr>,
 }
+
+/// `default_policy` / `use_policy` value meaning "the main routing table" (mwan3's).
+pub const DEFAULT_POLICY: &str = "default";
 
 /// Number of rule priorities uplinkd owns, starting at `Globals::rule_priority`.
 pub const RULE_PRIORITY_SPAN: u32 = 1000;
@@ -960,6 +964,23 @@ mod tests {
         error(
             "config interface wan\noption device eth1\n",
             "t:2: no 'config policy' section",
+        );
+        // `default` is the main table, not a policy name.
+        error(
+            &format!("{MIN}config policy default\n"),
+            "section 'default' the policy name 'default' is reserved",
+        );
+        // default_policy 'default': unmatched traffic is the main table's; no policy needed.
+        let main = ok("config globals g\noption default_policy default\nconfig interface wan\noption device eth1\n");
+        assert_eq!(main.globals.default_policy, DEFAULT_POLICY);
+        assert!(main.default_policy().is_none());
+        assert_eq!(
+            ok(&format!(
+                "config globals g\noption default_policy default\n{MIN}"
+            ))
+            .globals
+            .default_policy,
+            DEFAULT_POLICY
         );
         // default_policy defaults to the first policy.
         assert_eq!(

@@ -126,7 +126,7 @@ config policy 'balanced'
 	option last_resort 'unreachable'
 EOF
 # A read-only rpcd login (password "reader") with the LuCI app's read ACL.
-hash=$(openssl passwd -1 reader)
+hash=$(up_run "$dir" mkpasswd -m md5 reader)
 cat >>"$root/etc/config/rpcd" <<EOF
 
 config login
@@ -183,6 +183,7 @@ check "and still answers" state_is wan1 up
 
 # Events: wan1 loses its target, then gets it back.
 up_spawn "$dir" listen ubus listen uplinkd.wan
+up_spawn "$dir" subscribe ubus subscribe uplinkd
 sleep 0.5
 ip -n "$I1" addr del 198.51.100.1/32 dev lo
 check "wan1 goes down when its target goes" up_wait 30 state_is wan1 down
@@ -190,7 +191,10 @@ check "ubus listen sees the uplinkd.wan down event" up_wait 10 grep -q '"uplinkd
 ip -n "$I1" addr add 198.51.100.1/32 dev lo
 check "wan1 comes back" up_wait 30 state_is wan1 up
 check "ubus listen sees the uplinkd.wan up event" up_wait 10 grep -q '"uplinkd.wan".*"up"' "$dir/log/listen"
+check "ubus subscribe uplinkd gets the uplinkd.wan notifications" \
+    grep -q '"uplinkd.wan"' "$dir/log/subscribe"
 up_stop "$dir" listen
+up_stop "$dir" subscribe
 
 # ACLs: a read-only rpcd session may call status, not disable (session access checks
 # and the real path, uhttpd's /ubus JSON-RPC).

@@ -131,8 +131,8 @@ return view.extend({
 		s.tab('advanced', _('Advanced'));
 
 		o = s.taboption('general', form.ListValue, 'default_policy', _('Default policy'),
-			_('The policy all traffic uses unless a rule says otherwise. Empty: the first policy.'));
-		choicesOf(o, 'policy', [ [ '', _('the first policy') ] ]);
+			_('The policy all traffic uses unless a rule says otherwise. Empty: the first policy; <em>default</em>: the main routing table, as mwan3 leaves traffic no rule matches.'));
+		choicesOf(o, 'policy', [ [ '', _('the first policy') ], [ 'default', _('default (main routing table)') ] ]);
 		o.optional = true;
 
 		o = s.taboption('general', form.ListValue, 'last_resort', _('Last resort'),

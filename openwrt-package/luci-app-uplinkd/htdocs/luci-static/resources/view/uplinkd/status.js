@@ -4,7 +4,11 @@
 'require poll';
 'require dom';
 'require ui';
+'require fs';
 'require uplinkd.model as model';
+
+/* Written at first boot when /etc/config/mwan3 was converted; deleting it dismisses it. */
+var IMPORT_REPORT = '/etc/uplinkd/import-report.txt';
 
 var callFull = rpc.declare({
 	object: 'uplinkd',
@@ -35,11 +39,14 @@ var STYLE = [
 return view.extend({
 	/* The status, or the error that kept it away (shown as such, not as "no daemon"). */
 	load: function() {
-		return callFull().then(function(status) {
-			return [ status, null ];
-		}, function(e) {
-			return [ null, e ];
-		});
+		return Promise.all([
+			callFull().then(function(status) {
+				return { status: status };
+			}, function(e) {
+				return { error: e };
+			}),
+			L.resolveDefault(fs.read(IMPORT_REPORT), null)
+		]);
 	},
 
 	/* Buttons only where the ACL grants the write group (the view is not read-only). */
@@ -110,16 +117,36 @@ return view.extend({
 		});
 	},
 
+	/* The mwan3 import report, until dismissed. */
+	importBanner: function(report) {
+		if (!report || !report.trim())
+			return E('div');
+		var banner = E('div', { 'class': 'alert-message warning' }, [
+			E('h4', _('Converted from mwan3')),
+			E('p', _('uplinkd converted the mwan3 configuration at first boot. What it could not carry over exactly, and what it does instead:')),
+			E('pre', { 'style': 'white-space: pre-wrap' }, report.trim())
+		]);
+		if (this.canWrite())
+			banner.appendChild(E('button', {
+				'class': 'btn cbi-button',
+				'click': ui.createHandlerFn(this, function() {
+					return fs.remove(IMPORT_REPORT).then(function() { banner.remove(); })
+						.catch(function(e) { ui.addNotification(null, E('p', e.message), 'danger'); });
+				})
+			}, _('Dismiss')));
+		return banner;
+	},
+
 	render: function(data) {
 		var container = E('div', { 'class': 'uplinkd-cards' });
 		this.container = container;
 		var failed = function(e) {
 			dom.content(container, E('p', { 'class': 'uplinkd-error' }, _(model.ubusError(e))));
 		};
-		if (data[0] == null)
-			failed(data[1]);
+		if (data[0].status == null)
+			failed(data[0].error);
 		else
-			this.update(container, data[0]);
+			this.update(container, data[0].status);
 
 		poll.add(L.bind(function() {
 			return callFull().then(L.bind(function(status) {
@@ -132,6 +159,7 @@ return view.extend({
 			E('h2', _('uplinkd')),
 			E('div', { 'class': 'cbi-map-descr' },
 				_('What each uplink is doing, since when and why. The chart shows the mean round-trip time of the last probe rounds (line) and their loss (bars).')),
+			this.importBanner(data[1]),
 			container
 		]);
 	},
