@@ -152,6 +152,25 @@ fn mwan3_config() -> String {
     s
 }
 
+/// The values of `option`/`list` OPTION in section RULE of a UCI text, in order.
+fn uci_values(text: &str, section: &str, option: &str) -> Vec<String> {
+    let head = format!("config rule '{section}'");
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("config ") {
+            inside = line == head;
+        } else if inside {
+            for kw in ["option", "list"] {
+                if let Some(v) = line.strip_prefix(&format!("{kw} {option} ")) {
+                    out.push(v.trim_matches('\'').to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
 fn status(lab: &Lab) -> Value {
     lab.status(bin())
 }
@@ -249,6 +268,14 @@ fn luci_pages_in_real_luci() {
 
     // The configuration converted from mwan3, where LuCI edits it.
     let mwan3 = lab.write_file("mwan3", &mwan3_config());
+    let network: String = (1..=4)
+        .map(|k| {
+            format!(
+                "config interface 'wan{k}'\n\toption device 'wan{k}'\n\toption proto 'static'\n\n"
+            )
+        })
+        .collect();
+    let network = lab.write_file("network", &network);
     let config = root.path("/etc/config/uplinkd");
     must(
         "import-mwan3",
@@ -257,11 +284,17 @@ fn luci_pages_in_real_luci() {
             .arg("-c")
             .arg(&mwan3)
             .arg("-n")
-            .arg("/nonexistent")
+            .arg(&network)
             .arg("-o")
             .arg(&config)),
     );
-    let imported = fs::read_to_string(&config).expect("imported config");
+    // A rule as written by hand (or by an older import): comma-joined values in one option.
+    let mut imported = fs::read_to_string(&config).expect("imported config");
+    imported.push_str(
+        "\nconfig rule 'handmade'\n\toption proto 'tcp'\n\toption dest_port '80,443'\n\
+         \toption dest_ip '192.168.1.0/24,192.168.2.0/24'\n\toption use_policy 'balanced'\n",
+    );
+    fs::write(&config, &imported).expect("write config");
     must(
         "check",
         lab.run_uplinkd(bin(), &["check", "-c", config.to_str().unwrap()]),
@@ -387,23 +420,39 @@ fn luci_pages_in_real_luci() {
         ["10.0.0.0/8", "172.16.0.0/12"],
         "{seen}"
     );
+    // The importer's lists, entry for entry; a comma-joined value stays one entry.
+    for (rule, option) in [
+        ("web", "dest_ip"),
+        ("web", "dest_port"),
+        ("lists", "src_ip"),
+    ] {
+        assert_eq!(
+            items(&format!("cbid.uplinkd.{rule}.{option}")),
+            uci_values(&imported, rule, option),
+            "{rule}.{option}: {seen}"
+        );
+    }
     assert_eq!(
-        items("cbid.uplinkd.web.dest_ip"),
+        items("cbid.uplinkd.handmade.dest_ip"),
         ["192.168.1.0/24,192.168.2.0/24"],
         "{seen}"
     );
-    assert_eq!(items("cbid.uplinkd.web.dest_port"), ["80,443"], "{seen}");
+    assert_eq!(
+        items("cbid.uplinkd.handmade.dest_port"),
+        ["80,443"],
+        "{seen}"
+    );
     let saved = fs::read_to_string(&config).unwrap();
     assert!(
         saved.contains("option weight '7'"),
         "weight not saved:\n{saved}"
     );
-    for line in [
-        "list src_ip '10.0.0.0/8'",
-        "list src_ip '172.16.0.0/12'",
-        "'192.168.1.0/24,192.168.2.0/24'",
-        "'80,443'",
-    ] {
+    let rule_lines = imported.lines().filter(|l| {
+        ["src_ip", "dest_ip", "dest_port"]
+            .iter()
+            .any(|o| l.contains(o))
+    });
+    for line in rule_lines {
         assert!(
             saved.contains(line),
             "{line} lost on save:\nbefore:\n{imported}\nafter:\n{saved}"

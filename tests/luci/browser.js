@@ -31,7 +31,7 @@ async function login(browser, user, password) {
 	const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 	const page = await ctx.newPage();
 	page.on('pageerror', (e) => { (seen.pageErrors = seen.pageErrors || []).push(user + ': ' + e.message); });
-	await page.goto(base + 'cgi-bin/luci/');
+	await page.goto(base + 'cgi-bin/luci/', { waitUntil: 'domcontentloaded', timeout: 60000 });
 	await page.fill('input[name=luci_username]', user);
 	await page.fill('input[name=luci_password]', password);
 	await Promise.all([page.waitForNavigation(), page.click('button.cbi-button-positive')]);
@@ -41,7 +41,7 @@ async function login(browser, user, password) {
 }
 
 async function open(page, where) {
-	await page.goto(base + 'cgi-bin/luci/' + where);
+	await page.goto(base + 'cgi-bin/luci/' + where, { waitUntil: 'domcontentloaded', timeout: 60000 });
 	await page.waitForSelector('#view > :not(.spinning)', { timeout: 20000 });
 }
 
