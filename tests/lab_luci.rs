@@ -161,10 +161,11 @@ fn uci_values(text: &str, section: &str, option: &str) -> Vec<String> {
         if line.starts_with("config ") {
             inside = line == head;
         } else if inside {
-            for kw in ["option", "list"] {
-                if let Some(v) = line.strip_prefix(&format!("{kw} {option} ")) {
-                    out.push(v.trim_matches('\'').to_string());
-                }
+            // LuCI shows one `option` as the words of its value (L.toArray), a `list` as is.
+            if let Some(v) = line.strip_prefix(&format!("option {option} ")) {
+                out.extend(v.trim_matches('\'').split_whitespace().map(str::to_string));
+            } else if let Some(v) = line.strip_prefix(&format!("list {option} ")) {
+                out.push(v.trim_matches('\'').to_string());
             }
         }
     }
@@ -333,11 +334,11 @@ fn luci_pages_in_real_luci() {
 
     // WANs in four states: wan1 up, wan2 down, wan3 degraded, wan4 drained.
     lab.break_isp(2, Break::Blackhole);
-    lab.break_isp(3, Break::Loss(40));
+    lab.break_isp(3, Break::Loss(50));
     let want = |s: &Value| {
         state(s, "wan1") == "up" && state(s, "wan2") == "down" && state(s, "wan3") == "degraded"
     };
-    let r = wait_until(Duration::from_secs(90), Duration::from_millis(500), || {
+    let r = wait_until(Duration::from_secs(150), Duration::from_millis(500), || {
         want(&status(&lab))
     });
     assert!(

@@ -41,7 +41,14 @@ async function login(browser, user, password) {
 }
 
 async function open(page, where) {
-	await page.goto(base + 'cgi-bin/luci/' + where, { waitUntil: 'domcontentloaded', timeout: 60000 });
+	// A navigation that stalls (seen on a loaded machine) is retried once.
+	const url = base + 'cgi-bin/luci/' + where;
+	try {
+		await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 30000 });
+	} catch (e) {
+		(seen.retried = seen.retried || []).push(where + ': ' + String(e.message).split('\n')[0]);
+		await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60000 });
+	}
 	await page.waitForSelector('#view > :not(.spinning)', { timeout: 20000 });
 }
 
