@@ -10,11 +10,18 @@
 //! subscribers.
 //!
 //! netifd: for every WAN that follows netifd (no `option device`), the task asks
-//! `network.interface.<name>` for its `status` at connect and whenever a
-//! `network.interface` event names it, and passes the result ([`parse_netifd`]) to the
-//! event loop.
+//! `network.interface.<name>` for its `status` at connect, whenever a
+//! `network.interface` event or `ubus.object.add` names it, and when the event loop asks
+//! (a reload, the periodic re-check, a kernel route that disagrees), and passes the
+//! result ([`parse_netifd`]) to the event loop. It also subscribes to netifd's
+//! `network.interface` object, whose `interface.update` / `interface.down`
+//! notifications carry the full status: a DHCP renew that only changes the gateway sends
+//! nothing else. An object that is missing (netifd registers its objects again only a
+//! while after a ubusd restart) is asked for again with backoff, and the event loop keeps
+//! the last answer meanwhile; only `ubus.object.remove` makes an interface unknown.
 
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -22,7 +29,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use smol::channel::{self, Receiver, Sender};
-use smol::LocalExecutor;
+use smol::{LocalExecutor, Timer};
 
 use crate::config::Prefix;
 use crate::control::{self, Call};
@@ -37,14 +44,23 @@ pub const OBJECT: &str = "uplinkd";
 pub const WAN_EVENT: &str = "uplinkd.wan";
 /// How long a netifd status query may take.
 const NETIFD_TIMEOUT: Duration = Duration::from_secs(3);
+/// netifd's objects.
+const NETIFD_OBJECT: &str = "network.interface";
+/// Retries of a netifd interface that is missing or does not answer: the first after
+/// `NETIFD_RETRY_FIRST`, doubling, `NETIFD_RETRIES` in all (about 30 s); after that
+/// only `ubus.object.add` brings it back.
+const NETIFD_RETRY_FIRST: Duration = Duration::from_millis(250);
+const NETIFD_RETRIES: u32 = 7;
 
 /// What the event loop sends to the bus task.
 #[derive(Debug)]
 pub enum Out {
     /// A transition, as [`control::wan_event`] shapes it.
     Wan(Value),
-    /// Ask netifd again about every WAN that follows it (after a reload).
+    /// Ask netifd again about every WAN that follows it (after a reload, periodically).
     RefreshNetifd,
+    /// Ask netifd again about one WAN.
+    Refresh(String),
 }
 
 /// An update from netifd for the WAN named `interface` (`None`: netifd does not know it).
@@ -78,6 +94,7 @@ impl Bus {
             calls,
             netifd,
             names: names.clone(),
+            asks: Rc::new(RefCell::new(Asks::default())),
         };
         ex.spawn(task.run(out_rx)).detach();
         Bus {
@@ -100,6 +117,28 @@ struct Task {
     calls: Sender<Call>,
     netifd: Sender<NetifdUpdate>,
     names: Rc<RefCell<Vec<String>>>,
+    asks: Rc<RefCell<Asks>>,
+}
+
+/// Per netifd interface: the generation of the latest question (a newer one cancels
+/// the retries of older ones), whether netifd ever answered, whether we warned.
+#[derive(Default)]
+struct Asks {
+    generation: HashMap<String, u64>,
+    answered: HashSet<String>,
+    warned: HashSet<String>,
+}
+
+impl Asks {
+    fn next(&mut self, name: &str) -> u64 {
+        let g = self.generation.entry(name.to_string()).or_insert(0);
+        *g += 1;
+        *g
+    }
+
+    fn current(&self, name: &str, generation: u64) -> bool {
+        self.generation.get(name) == Some(&generation)
+    }
 }
 
 enum Step {
@@ -112,7 +151,9 @@ impl Task {
         let mut session = Session::new(&self.socket);
         session
             .object(OBJECT, control::methods())
-            .listen("network.interface");
+            .listen(NETIFD_OBJECT)
+            .listen("ubus.object.add")
+            .listen("ubus.object.remove");
         loop {
             let conn = session.connect_with_backoff().await;
             log::info!(
@@ -123,6 +164,7 @@ impl Task {
             while out_rx.try_recv().is_ok() {}
             let client = conn.client.clone();
             let object = conn.object_id(OBJECT);
+            self.subscribe(&client);
             self.refresh_all(&client);
             loop {
                 let step =
@@ -138,6 +180,7 @@ impl Task {
                     }
                     Step::Out(None) => return,
                     Step::Out(Some(Out::RefreshNetifd)) => self.refresh_all(&client),
+                    Step::Out(Some(Out::Refresh(name))) => self.refresh(&client, name),
                     Step::Out(Some(Out::Wan(data))) => {
                         if let Err(e) = client.send_event(WAN_EVENT, &data).await {
                             log::debug!("ubus: cannot send {WAN_EVENT}: {e}");
@@ -186,17 +229,85 @@ impl Task {
                     })
                     .detach();
             }
-            Incoming::Event { id, data } if id == "network.interface" => {
+            Incoming::Event { id, data } if id == NETIFD_OBJECT => {
                 let Some(name) = data.get("interface").and_then(Value::as_str) else {
                     return;
                 };
-                if self.names.borrow().iter().any(|n| n == name) {
+                if self.follows(name) {
                     log::debug!("ubus: netifd event for {name}: {data}");
                     self.refresh(client, name.to_string());
                 }
             }
+            Incoming::Event { id, data } if id == "ubus.object.add" => {
+                match data.get("path").and_then(Value::as_str) {
+                    Some(NETIFD_OBJECT) => self.subscribe(client),
+                    Some(path) => {
+                        if let Some(name) = netifd_interface(path).filter(|n| self.follows(n)) {
+                            log::debug!("ubus: {path} registered");
+                            self.refresh(client, name.to_string());
+                        }
+                    }
+                    None => {}
+                }
+            }
+            Incoming::Event { id, data } if id == "ubus.object.remove" => {
+                let path = data.get("path").and_then(Value::as_str).unwrap_or("");
+                if let Some(name) = netifd_interface(path).filter(|n| self.follows(n)) {
+                    // netifd removed the interface (or stopped): it is unknown from now.
+                    log::info!("{name}: netifd removed {path}");
+                    let mut asks = self.asks.borrow_mut();
+                    asks.next(name);
+                    asks.answered.remove(name);
+                    let _ = self.netifd.try_send(NetifdUpdate {
+                        interface: name.to_string(),
+                        info: None,
+                    });
+                }
+            }
+            Incoming::Notification { kind, data } => {
+                let Some(name) = data.get("interface").and_then(Value::as_str) else {
+                    return;
+                };
+                if !kind.starts_with("interface.") || !self.follows(name) {
+                    return;
+                }
+                // netifd's notifications carry the interface's full status.
+                log::debug!("ubus: netifd {kind} for {name}");
+                let mut asks = self.asks.borrow_mut();
+                asks.next(name);
+                asks.answered.insert(name.to_string());
+                let _ = self.netifd.try_send(NetifdUpdate {
+                    interface: name.to_string(),
+                    info: Some(parse_netifd(&data)),
+                });
+            }
             Incoming::Event { .. } | Incoming::Subscribers { .. } => {}
         }
+    }
+
+    fn follows(&self, name: &str) -> bool {
+        self.names.borrow().iter().any(|n| n == name)
+    }
+
+    /// Subscribes to netifd's `network.interface` object (again after it re-registered).
+    fn subscribe(&self, client: &Client) {
+        if self.names.borrow().is_empty() {
+            return;
+        }
+        let client = client.clone();
+        self.ex
+            .spawn(async move {
+                match client.lookup_id(NETIFD_OBJECT).await {
+                    Ok(Some(id)) => match client.subscribe(id).await {
+                        Ok(()) => log::debug!("ubus: subscribed to {NETIFD_OBJECT}"),
+                        Err(e) => log::warn!("ubus: cannot subscribe to {NETIFD_OBJECT}: {e}"),
+                    },
+                    // Not there yet: its ubus.object.add will bring us back.
+                    Ok(None) => log::debug!("ubus: {NETIFD_OBJECT} not registered yet"),
+                    Err(e) => log::debug!("ubus: lookup of {NETIFD_OBJECT}: {e}"),
+                }
+            })
+            .detach();
     }
 
     fn refresh_all(&self, client: &Client) {
@@ -206,59 +317,91 @@ impl Task {
         }
     }
 
-    /// Asks netifd for `network.interface.<name>` status, in a task of its own.
+    /// Asks netifd for `network.interface.<name>` status, in a task of its own, with
+    /// retries while the object is missing or does not answer. A newer question for the
+    /// same interface cancels the retries.
     fn refresh(&self, client: &Client, name: String) {
         let client = client.clone();
         let tx = self.netifd.clone();
+        let asks = self.asks.clone();
+        let generation = asks.borrow_mut().next(&name);
         self.ex
             .spawn(async move {
-                let path = format!("network.interface.{name}");
-                let info = match client.lookup_id(&path).await {
-                    Ok(Some(id)) => {
-                        match client
-                            .invoke(id, "status", &json!({}), NETIFD_TIMEOUT)
-                            .await
-                        {
-                            Ok((Status::Ok, Some(v))) => Some(parse_netifd(&v)),
-                            Ok((status, _)) => {
-                                log::warn!("ubus: {path} status: {status}");
-                                None
-                            }
-                            Err(e) => {
-                                log::warn!("ubus: {path} status: {e}");
-                                return;
-                            }
-                        }
+                let path = format!("{NETIFD_OBJECT}.{name}");
+                for attempt in 0..NETIFD_RETRIES {
+                    if attempt > 0 {
+                        Timer::after(NETIFD_RETRY_FIRST * (1 << (attempt - 1))).await;
                     }
-                    Ok(None) => None,
-                    Err(e) => {
-                        log::warn!("ubus: lookup of {path}: {e}");
+                    if !asks.borrow().current(&name, generation) || client.closed().is_some() {
                         return;
                     }
-                };
-                let _ = tx
-                    .send(NetifdUpdate {
-                        interface: name,
-                        info,
-                    })
-                    .await;
+                    let why = match ask_status(&client, &path).await {
+                        Ok(info) => {
+                            if !asks.borrow().current(&name, generation) {
+                                return;
+                            }
+                            asks.borrow_mut().answered.insert(name.clone());
+                            let _ = tx
+                                .send(NetifdUpdate {
+                                    interface: name,
+                                    info: Some(info),
+                                })
+                                .await;
+                            return;
+                        }
+                        Err(why) => why,
+                    };
+                    log::debug!("ubus: {path}: {why} (attempt {})", attempt + 1);
+                }
+                // Keep what netifd said last; ubus.object.add brings the object back.
+                let mut asks = asks.borrow_mut();
+                if !asks.answered.contains(&name) && asks.warned.insert(name.clone()) {
+                    log::warn!(
+                        "{name}: netifd does not know this interface ({path} missing): \
+                         no device until it does"
+                    );
+                }
             })
             .detach();
     }
 }
 
+/// netifd's status of the interface at `path`; `Err` says why there is none.
+async fn ask_status(client: &Client, path: &str) -> Result<Netifd, String> {
+    let id = match client.lookup_id(path).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return Err("not registered".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    match client
+        .invoke(id, "status", &json!({}), NETIFD_TIMEOUT)
+        .await
+    {
+        Ok((Status::Ok, Some(v))) => Ok(parse_netifd(&v)),
+        Ok((status, _)) => Err(format!("status: {status}")),
+        Err(e) => Err(format!("status: {e}")),
+    }
+}
+
+/// The interface name in a netifd object path `network.interface.<name>`.
+fn netifd_interface(path: &str) -> Option<&str> {
+    path.strip_prefix("network.interface.")
+        .filter(|n| !n.is_empty())
+}
+
 /// The part of netifd's `network.interface.<name>` `status` reply uplinkd uses: `up`,
-/// `l3_device` (else `device`), the default routes in `route` (target `0.0.0.0` or `::`,
+/// `l3_device` (reported only while up) and `device`, the default routes in `route` (target `0.0.0.0` or `::`,
 /// mask 0): their `nexthop` is the gateway, the unspecified address means a
 /// point-to-point route; and the delegated prefixes in `ipv6-prefix`.
 /// Anything missing or malformed counts as unknown, never as an error.
 pub fn parse_netifd(v: &Value) -> Netifd {
     let up = v.get("up").and_then(Value::as_bool).unwrap_or(false);
-    let device = ["l3_device", "device"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
-        .filter(|d| !d.is_empty())
-        .map(str::to_string);
+    let device_of = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+    };
     let list = |key: &str| {
         v.get(key)
             .and_then(Value::as_array)
@@ -291,7 +434,8 @@ pub fn parse_netifd(v: &Value) -> Netifd {
         .collect();
     Netifd {
         up,
-        device,
+        device: device_of("l3_device"),
+        main_device: device_of("device"),
         gateway: default_via(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         gateway6: default_via(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
         prefixes6,
@@ -319,6 +463,7 @@ mod tests {
             Netifd {
                 up: true,
                 device: Some("eth1".into()),
+                main_device: Some("eth1".into()),
                 gateway: Some(Some("10.20.2.1".parse().unwrap())),
                 gateway6: None,
                 prefixes6: Vec::new(),

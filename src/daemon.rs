@@ -28,9 +28,10 @@ use crate::plan::Marks;
 use crate::plan::{self, Desired};
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
+use crate::retry::{self, Retry};
 use crate::socket;
 use crate::sys::netlink::{describe, Monitor, Netlink};
-use crate::sys::nft::{self, Netfilter};
+use crate::sys::nft::{Netfilter, Nft};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::{dryrun::DryRun, logger};
@@ -47,6 +48,8 @@ pub struct Options {
     pub ubus_socket: Option<PathBuf>,
     /// Where the transition hooks are (`--hooks-dir`, `--user-hook`).
     pub hooks: hooks::Paths,
+    /// The `nft` binary (`--nft`).
+    pub nft: PathBuf,
 }
 
 impl Options {
@@ -58,6 +61,7 @@ impl Options {
             control_socket: Some(PathBuf::from(socket::DEFAULT_PATH)),
             ubus_socket: Some(PathBuf::from(bus::DEFAULT_SOCKET)),
             hooks: hooks::Paths::default(),
+            nft: PathBuf::from("nft"),
         }
     }
 }
@@ -67,11 +71,17 @@ impl Options {
 const HASH_POLICY: &str = "/proc/sys/net/ipv4/fib_multipath_hash_policy";
 /// Debounce for resyncs triggered by route/rule/nexthop events (bursts, our own echoes).
 const RESYNC_DELAY: Duration = Duration::from_millis(20);
-/// First retry after a failed kernel write; doubles up to `MAX_RETRY`.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const MAX_RETRY: Duration = Duration::from_secs(30);
 /// How often the daemon checks that its nft table still exists (`nft flush ruleset`).
 const NFT_CHECK: Duration = Duration::from_secs(2);
+/// What `nft` may take at exit, in all: SIGTERM must be honoured within a second even
+/// when nft hangs. What is left then is replaced by the next start.
+const NFT_AT_EXIT: Duration = Duration::from_millis(600);
+/// How long route writes wait for a running nft load, so that new flows are pinned
+/// when the routes appear; past it the routes go first.
+const NFT_HOLD: Duration = Duration::from_secs(2);
+/// How long start-up waits for netifd to describe the WANs that follow it before
+/// judging them without it.
+const NETIFD_WAIT: Duration = Duration::from_secs(5);
 
 enum Input {
     Kernel(Vec<KernelEvent>),
@@ -91,6 +101,11 @@ enum Input {
     Control(Call),
     /// What netifd says about a WAN that follows it.
     Netifd(NetifdUpdate),
+    /// An `nft` load beside the loop finished.
+    Nft {
+        ruleset: Ruleset,
+        result: Result<(), String>,
+    },
 }
 
 /// Monotonic clock → core time.
@@ -146,8 +161,8 @@ struct Daemon {
     nexthops_supported: bool,
     resync_at: Option<Instant>,
     periodic_at: Instant,
-    retry_at: Option<Instant>,
-    retry_backoff: Duration,
+    /// The last dump and apply of routes, rules and nexthops, and its retry.
+    routes: Retry,
     old_hash_policy: Option<String>,
     /// Kernel writes since start (reported in the log at exit, used by the benchmarks).
     writes: u64,
@@ -160,8 +175,19 @@ struct Daemon {
     calls: Option<Sender<Call>>,
     /// Netfilter netlink (table check, conntrack flush); `None` if unavailable.
     nf: Option<Netfilter>,
+    nft: Nft,
     /// The nft table as last loaded; `None` forces a load.
     nft_applied: Option<Ruleset>,
+    /// The table the plan wants (from the last kernel sync).
+    nft_wanted: Option<Ruleset>,
+    /// The load running beside the loop (dropping it kills nft).
+    nft_job: Option<smol::Task<()>>,
+    /// Route writes wait for that load until then (see `sync_kernel`).
+    nft_hold_until: Option<Instant>,
+    /// The last load's result, and its retry.
+    nft_retry: Retry,
+    /// The table whose load failed last: a different one is tried without waiting.
+    nft_failed: Option<Ruleset>,
     nft_check_at: Instant,
     /// The flowtables last seen (fw4's `flow_offloading`), to note changes once.
     flowtables: Option<Vec<crate::sys::nft::Flowtable>>,
@@ -186,11 +212,17 @@ impl Daemon {
         let now = clock.now();
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
         let adopted = snap.owned.len();
-        let engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        let mut engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        if opts.ubus_socket.is_some() {
+            // Judge, flush and announce nothing about WANs that follow netifd before it
+            // has said which device they use.
+            engine.wait_for_netifd(now + NETIFD_WAIT);
+        }
         if adopted > 0 {
             log::info!("adopting {adopted} kernel objects left by a previous run");
         }
         let (tx, rx) = smol::channel::unbounded();
+        let opts_nft = opts.nft.clone();
         let mut d = Daemon {
             ex,
             opts,
@@ -206,8 +238,7 @@ impl Daemon {
             nexthops_supported: snap.nexthops_supported,
             resync_at: None,
             periodic_at: now,
-            retry_at: None,
-            retry_backoff: FIRST_RETRY,
+            routes: Retry::default(),
             old_hash_policy: None,
             writes: 0,
             bus: None,
@@ -216,7 +247,16 @@ impl Daemon {
             http: None,
             calls: None,
             nf: None,
+            nft: Nft {
+                path: opts_nft,
+                ..Nft::default()
+            },
             nft_applied: None,
+            nft_wanted: None,
+            nft_job: None,
+            nft_hold_until: None,
+            nft_retry: Retry::default(),
+            nft_failed: None,
             nft_check_at: now,
             flowtables: None,
             pending_flush: Vec::new(),
@@ -349,7 +389,14 @@ impl Daemon {
             if self.opts.dry_run { " (dry run)" } else { "" }
         );
         loop {
+            // Every turn lets the other tasks run (probe sockets, control, HTTP,
+            // signals), however much work is overdue.
+            smol::future::yield_now().await;
             let now = self.clock.now();
+            if self.nft_hold_until.is_some_and(|t| t <= now) {
+                log::warn!("nft: the load is slow: routes are written without waiting for it");
+                self.nft_hold_until = None;
+            }
             let outs = self.engine.poll(now);
             self.handle(outs);
             self.sync_sockets();
@@ -357,11 +404,23 @@ impl Daemon {
             if self.sync_due(now) {
                 self.sync_kernel(now);
             }
+            // A retry of a failed load (sync_kernel starts the others).
+            self.start_nft(now);
+            let nft_retry = self
+                .nft_job
+                .is_none()
+                .then(|| self.nft_retry.retry_at())
+                .flatten();
+            // While start-up waits for netifd the kernel is not synced (see `sync_due`):
+            // its timers must not wake the loop, or it would spin and starve ubus.
+            let syncing = !self.engine.waiting_for_netifd();
             let wake = [
                 self.engine.poll_at(),
-                self.resync_at,
-                self.retry_at,
-                Some(self.periodic_at),
+                self.nft_hold_until,
+                self.resync_at.filter(|_| syncing),
+                self.routes.retry_at().filter(|_| syncing),
+                nft_retry,
+                Some(self.periodic_at).filter(|_| syncing),
                 self.nf.is_some().then_some(self.nft_check_at),
             ]
             .into_iter()
@@ -379,13 +438,13 @@ impl Daemon {
                 None => self.rx.recv().await.ok(),
             };
             if let Some(input) = input {
-                if let Some(code) = self.input(input) {
-                    return code;
+                if self.input(input) {
+                    return self.shutdown().await;
                 }
                 // Drain what else is queued before doing the work once.
                 while let Ok(more) = self.rx.try_recv() {
-                    if let Some(code) = self.input(more) {
-                        return code;
+                    if self.input(more) {
+                        return self.shutdown().await;
                     }
                 }
             }
@@ -394,19 +453,29 @@ impl Daemon {
 
     /// Whether the kernel needs a dump and reconcile now.
     fn sync_due(&self, now: Instant) -> bool {
+        if self.engine.waiting_for_netifd() {
+            // The plan does not know every WAN's device yet: it would remove what a
+            // previous run left for them.
+            return false;
+        }
+        if self.holding_for_nft(now) {
+            return false;
+        }
         let changed = match &self.applied {
             None => true,
             Some(a) => *a != self.engine.desired(self.nexthops_supported),
         };
+        // A missing or failed nft table is not a reason to dump: `start_nft` retries
+        // it on its own backoff.
         changed
-            || self.nft_applied.is_none()
             || !self.pending_flush.is_empty()
             || self.resync_at.is_some_and(|t| t <= now)
-            || self.retry_at.is_some_and(|t| t <= now)
+            || self.routes.due(now)
             || self.periodic_at <= now
     }
 
-    fn input(&mut self, input: Input) -> Option<i32> {
+    /// Handle one input; true when the daemon is to stop.
+    fn input(&mut self, input: Input) -> bool {
         let now = self.clock.now();
         match input {
             Input::Kernel(events) => {
@@ -469,7 +538,7 @@ impl Daemon {
             Input::Signal(Signal::Reload) => {
                 let _ = self.reload(now);
             }
-            Input::Signal(Signal::Terminate) => return Some(self.shutdown()),
+            Input::Signal(Signal::Terminate) => return true,
             Input::Control(call) => {
                 let result = self.control(&call.method, &call.args, now);
                 let _ = call.reply.try_send(result);
@@ -484,8 +553,9 @@ impl Daemon {
                     }
                 }
             }
+            Input::Nft { ruleset, result } => self.nft_done(ruleset, result, now),
         }
-        None
+        false
     }
 
     /// Act on the engine's outputs.
@@ -502,11 +572,14 @@ impl Daemon {
                     let iface = &self.engine.config().interfaces[wan];
                     let name = iface.name.clone();
                     let flush_cfg = iface.flush;
+                    let was = match event.reason {
+                        crate::health::Reason::Start => String::new(),
+                        _ => format!(" (was {})", event.from.as_str()),
+                    };
                     log::info!(
-                        "{} {} (was {}): {}",
+                        "{} {}{was}: {}",
                         iface.name,
                         describe_state(&event.to, &self.clock),
-                        event.from.as_str(),
                         event.reason
                     );
                     if let Some(bus) = &self.bus {
@@ -551,6 +624,13 @@ impl Daemon {
                         describe_gateway(from),
                         describe_gateway(to)
                     );
+                }
+                Output::AskNetifd { wan } => {
+                    let name = self.engine.config().interfaces[wan].name.clone();
+                    log::debug!("{name}: the kernel's default route differs from netifd's");
+                    if let Some(bus) = &self.bus {
+                        bus.send(bus::Out::Refresh(name));
+                    }
                 }
             }
         }
@@ -703,13 +783,24 @@ impl Daemon {
 
     /// Dump, feed the engine, diff, apply.
     fn sync_kernel(&mut self, now: Instant) {
+        if self.periodic_at <= now {
+            // The periodic re-check covers netifd too: its view may have moved without
+            // an event reaching us.
+            if let Some(bus) = &self.bus {
+                if !bus.netifd_interfaces.borrow().is_empty() {
+                    bus.send(bus::Out::RefreshNetifd);
+                }
+            }
+        }
         self.resync_at = None;
         self.periodic_at = now + self.engine.config().globals.reconcile_interval;
         let snap = match self.kernel.snapshot(&self.own) {
             Ok(s) => s,
             Err(e) => {
-                log::warn!("kernel dump failed: {e}");
-                self.schedule_retry(now);
+                let e = format!("kernel dump failed: {e}");
+                if self.routes.failed(now, e.clone()) {
+                    log::warn!("{e}");
+                }
                 return;
             }
         };
@@ -717,28 +808,39 @@ impl Daemon {
         let outs = self.engine.on_snapshot(&snap, now);
         self.handle(outs);
         let desired = self.engine.desired(self.nexthops_supported);
+        // The data plane first: when the routes appear, new flows are already pinned.
+        // The nft table loads beside the loop, and the routes wait for it only while
+        // nft is healthy and for at most `NFT_HOLD` (nft may be slow or hang: then
+        // the routes go first, so that failover never waits for nft).
+        self.nft_wanted = Some(self.ruleset(&desired));
+        if self.start_nft(now) && self.nft_retry.retry_at().is_none() {
+            self.nft_hold_until = Some(now + NFT_HOLD);
+        }
+        if self.holding_for_nft(now) {
+            return;
+        }
         if self.applied.as_ref().map(|a| &a.policies) != Some(&desired.policies) {
             for p in &desired.policies {
                 log::info!("policy {}: {}", p.name, describe_policy(p));
             }
         }
         let ops = reconcile(&desired.objects, &snap.owned);
-        // The data plane first: when the routes appear, new flows are already pinned.
-        let mut failed = !self.sync_nft(&desired);
-        failed |= self.apply(&ops, &snap);
+        let failed = self.apply(&ops, &snap);
         self.flush_pinned();
         self.applied = Some(desired);
-        if failed {
-            self.schedule_retry(now);
-        } else {
-            self.retry_at = None;
-            self.retry_backoff = FIRST_RETRY;
+        match failed {
+            Some(e) => {
+                if self.routes.failed(now, e.clone()) {
+                    log::warn!("kernel: {e} (retrying)");
+                }
+            }
+            None => self.routes.succeeded(now),
         }
     }
 
-    /// Apply ops in order; returns whether any failed (those are retried later).
-    fn apply(&mut self, ops: &[Op], snap: &Snapshot) -> bool {
-        let mut failed = false;
+    /// Apply ops in order; the first error if any failed (those are retried later).
+    fn apply(&mut self, ops: &[Op], snap: &Snapshot) -> Option<String> {
+        let mut failed = None;
         for op in ops {
             match self.kernel.apply(op) {
                 Ok(()) => {
@@ -752,7 +854,7 @@ impl Daemon {
                 Err(e) if matches!(op, Op::Delete(_)) && e.errno == Some(libc::ENOENT) => {}
                 Err(e) => {
                     log::warn!("kernel: {e}");
-                    failed = true;
+                    failed.get_or_insert_with(|| e.to_string());
                 }
             }
         }
@@ -764,8 +866,8 @@ impl Daemon {
         marks.wan(self.engine.wans().get(wan)?.slot)
     }
 
-    /// Load the nft table if the plan changed it or it went missing. False on failure.
-    fn sync_nft(&mut self, desired: &Desired) -> bool {
+    /// The nft table for `desired`.
+    fn ruleset(&self, desired: &Desired) -> Ruleset {
         let cfg = self.engine.config();
         let wans: Vec<WanInfo> = (0..cfg.interfaces.len())
             .zip(self.engine.wans())
@@ -780,29 +882,83 @@ impl Daemon {
                 }
             })
             .collect();
-        let ruleset = dataplane::ruleset(cfg, &desired.policies, &wans);
-        if self.nft_applied.as_ref() == Some(&ruleset) {
-            return true;
+        dataplane::ruleset(cfg, &desired.policies, &wans)
+    }
+
+    /// Whether route writes wait for the nft load that is running.
+    fn holding_for_nft(&self, now: Instant) -> bool {
+        self.nft_job.is_some() && self.nft_hold_until.is_some_and(|t| now < t)
+    }
+
+    /// Start loading the wanted nft table beside the loop if it differs from what is
+    /// loaded (or the table went missing), no load is running, and a failed load's
+    /// backoff is over (a different table is tried at once). True if one started.
+    fn start_nft(&mut self, now: Instant) -> bool {
+        let Some(wanted) = &self.nft_wanted else {
+            return false;
+        };
+        if self.nft_applied.as_ref() == Some(wanted) || self.nft_job.is_some() {
+            return false;
+        }
+        if self.nft_failed.as_ref() == Some(wanted) && !self.nft_retry.may_try(now) {
+            return false;
         }
         if self.opts.dry_run {
-            crate::sys::print(&ruleset.script(&dataplane::Existing::default()));
-            self.nft_applied = Some(ruleset);
-            return true;
+            crate::sys::print(&wanted.script(&dataplane::Existing::default()));
+            self.nft_applied = Some(wanted.clone());
+            return false;
         }
-        if self.nf.is_none() {
-            return true;
+        let Some(nf) = self.nf.as_mut() else {
+            return false;
+        };
+        // Names over netlink (one quick request, never set elements); the load beside
+        // the loop.
+        let (nft, ruleset, tx) = (self.nft.clone(), wanted.clone(), self.tx.clone());
+        let names = nf
+            .names()
+            .map_err(|e| format!("cannot list table inet {}: {e}", dataplane::TABLE));
+        self.nft_job = Some(self.ex.spawn(async move {
+            let result = match names {
+                Ok(ex) => nft.load(ruleset.script(&ex)).await,
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(Input::Nft { ruleset, result }).await;
+        }));
+        true
+    }
+
+    /// A load beside the loop finished.
+    fn nft_done(&mut self, ruleset: Ruleset, result: Result<(), String>, now: Instant) {
+        self.nft_job = None;
+        if self.nft_hold_until.take().is_some() {
+            // The routes held back for this load go now.
+            self.resync_at = Some(now);
         }
-        let result = nft::existing().and_then(|ex| nft::load(&ruleset.script(&ex)));
         match result {
             Ok(()) => {
                 self.writes += 1;
-                log::info!("nft: table inet {} loaded", dataplane::TABLE);
+                if matches!(self.nft_retry.outcome(), retry::Outcome::Failed { .. }) {
+                    log::info!("nft: table inet {} loaded after failures", dataplane::TABLE);
+                } else {
+                    log::info!("nft: table inet {} loaded", dataplane::TABLE);
+                }
+                self.nft_retry.succeeded(now);
                 self.nft_applied = Some(ruleset);
-                true
+                self.nft_failed = None;
             }
             Err(e) => {
-                log::warn!("nft: loading table inet {} failed: {e}", dataplane::TABLE);
-                false
+                if self.nft_retry.failed(now, e.clone()) {
+                    log::warn!(
+                        "nft: loading table inet {} failed (retrying): {e}",
+                        dataplane::TABLE
+                    );
+                } else {
+                    log::debug!(
+                        "nft: loading table inet {} failed again: {e}",
+                        dataplane::TABLE
+                    );
+                }
+                self.nft_failed = Some(ruleset);
             }
         }
     }
@@ -859,9 +1015,17 @@ impl Daemon {
         }
     }
 
-    fn schedule_retry(&mut self, now: Instant) {
-        self.retry_at = Some(now + self.retry_backoff);
-        self.retry_backoff = (self.retry_backoff * 2).min(MAX_RETRY);
+    /// The last kernel sync for `status`: routes (netlink) and the nft table, each
+    /// with its result, what failed and when the next try is.
+    fn sync_report(&self, now: Instant) -> serde_json::Value {
+        let mut nft = self.nft_retry.report(now);
+        if let Some(o) = nft.as_object_mut() {
+            o.insert("running".into(), self.nft_job.is_some().into());
+            if self.nf.is_none() && !self.opts.dry_run {
+                o.insert("result".into(), "unavailable".into());
+            }
+        }
+        serde_json::json!({"routes": self.routes.report(now), "nft": nft})
     }
 
     /// Carry out one control request (from ubus or the control socket).
@@ -879,7 +1043,10 @@ impl Daemon {
                 .map_err(|e| control::Error::new(crate::ubus::Status::UnknownError, e));
         }
         let plan = self.engine.desired(self.nexthops_supported);
-        let (data, outs) = control::apply(&mut self.engine, Some(&plan), &req, now)?;
+        let (mut data, outs) = control::apply(&mut self.engine, Some(&plan), &req, now)?;
+        if let (Request::Status { interface: None }, Some(o)) = (&req, data.as_object_mut()) {
+            o.insert("sync".into(), self.sync_report(now));
+        }
         match &req {
             Request::SetWeight { interface, weight } => {
                 log::info!("{interface}: weight set to {weight} at run time")
@@ -939,13 +1106,18 @@ impl Daemon {
         Ok(())
     }
 
-    fn shutdown(&mut self) -> i32 {
+    /// Remove what is ours and return the exit code. Bounded: routes go over netlink;
+    /// `nft` gets `NFT_AT_EXIT` in all, and what it cannot remove in that time is
+    /// replaced by the next start.
+    async fn shutdown(&mut self) -> i32 {
         log::info!("stopping: removing uplinkd's kernel objects");
+        // A load still running is killed: its table is removed below anyway.
+        self.nft_job = None;
         let mut code = 0;
         match self.kernel.snapshot(&self.own) {
             Ok(snap) => {
                 let ops = reconcile(&[] as &[Object], &snap.owned);
-                if self.apply(&ops, &snap) {
+                if self.apply(&ops, &snap).is_some() {
                     code = 1;
                 }
             }
@@ -956,9 +1128,32 @@ impl Daemon {
         }
         if let Some(nf) = self.nf.as_mut() {
             if nf.table_exists().unwrap_or(true) {
-                if let Err(e) = nft::load(&dataplane::delete_script()) {
-                    log::error!("nft: cannot delete table inet {}: {e}", dataplane::TABLE);
-                    code = 1;
+                let nft = &self.nft;
+                // Names only (never set elements), then our chains and sticky sets go;
+                // sets others fill stay with their elements.
+                let names = nf.names().map_err(|e| format!("cannot list it: {e}"));
+                let work = async {
+                    let ex = names?;
+                    let kept = ex.sets.iter().filter(|s| !dataplane::owned_set(s)).count();
+                    nft.load(dataplane::stop_script(&ex)).await.map(|()| kept)
+                };
+                let limit = async {
+                    Timer::after(NFT_AT_EXIT).await;
+                    Err(format!("nft did not finish within {NFT_AT_EXIT:?}"))
+                };
+                match smol::future::or(work, limit).await {
+                    Ok(0) => {}
+                    Ok(kept) => log::info!(
+                        "nft: kept table inet {} for {kept} sets filled by others",
+                        dataplane::TABLE
+                    ),
+                    Err(e) => {
+                        log::error!(
+                            "nft: cannot remove table inet {} ({e}): the next start replaces it",
+                            dataplane::TABLE
+                        );
+                        code = 1;
+                    }
                 }
             }
         }

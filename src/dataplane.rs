@@ -528,6 +528,34 @@ pub fn delete_script() -> String {
     format!("delete table inet {TABLE}\n")
 }
 
+/// Whether a set of our table is one of uplinkd's own (sticky) sets.
+pub fn owned_set(name: &str) -> bool {
+    name.starts_with(STICKY)
+}
+
+/// The transaction that removes what is ours at exit: every chain and our sticky sets.
+/// Any other set (dnsmasq's `nftset=`, one a rule's `ipset` names) keeps its elements
+/// across stop, restart and upgrade, so the table itself goes only when no such set is
+/// left in it.
+pub fn stop_script(existing: &Existing) -> String {
+    if existing.sets.iter().all(|s| owned_set(s)) {
+        return delete_script();
+    }
+    let t = format!("inet {TABLE}");
+    // Flushed first: a chain another one jumps to can only go once no rule refers to it.
+    let mut s = String::new();
+    for c in &existing.chains {
+        let _ = writeln!(s, "flush chain {t} {c}");
+    }
+    for c in &existing.chains {
+        let _ = writeln!(s, "delete chain {t} {c}");
+    }
+    for set in existing.sets.iter().filter(|s| owned_set(s)) {
+        let _ = writeln!(s, "delete set {t} {set}");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,6 +848,31 @@ mod tests {
         assert_eq!(
             chain(&r, "select").last().map(String::as_str),
             Some("ip daddr @streaming goto pin_main")
+        );
+    }
+
+    #[test]
+    fn stop_keeps_user_sets_and_removes_the_rest() {
+        let mut ex = Existing {
+            chains: vec!["select".into(), "sticky_0".into()],
+            sets: vec!["sticky_0_0_600".into()],
+        };
+        assert_eq!(stop_script(&ex), "delete table inet uplinkd\n");
+        assert_eq!(
+            stop_script(&Existing::default()),
+            "delete table inet uplinkd\n"
+        );
+        ex.sets.push("streaming".into());
+        let s = stop_script(&ex);
+        assert_eq!(
+            s.lines().collect::<Vec<_>>(),
+            [
+                "flush chain inet uplinkd select",
+                "flush chain inet uplinkd sticky_0",
+                "delete chain inet uplinkd select",
+                "delete chain inet uplinkd sticky_0",
+                "delete set inet uplinkd sticky_0_0_600",
+            ]
         );
     }
 

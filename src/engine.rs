@@ -34,6 +34,9 @@ pub enum Output {
         from: Option<Option<IpAddr>>,
         to: Option<Option<IpAddr>>,
     },
+    /// The kernel's default route on a WAN that follows netifd disagrees with what
+    /// netifd last said: ask netifd again.
+    AskNetifd { wan: usize },
 }
 
 /// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
@@ -55,6 +58,21 @@ pub struct Wan {
     /// What netifd last said about this WAN's logical interface (only for interfaces
     /// without `option device`, which follow netifd).
     pub netifd: Option<Netifd>,
+    /// The Linux device a WAN that follows netifd uses: netifd's `l3_device` while the
+    /// interface is up, kept while it is down (see [`Engine::on_netifd`]).
+    netifd_device: Option<String>,
+    /// Waiting for netifd's first answer (start-up): nothing about this WAN is judged.
+    /// `Answered` waits for the dump that shows its device.
+    pending: Pending,
+    /// The kernel gateway (per family) for which netifd was last asked again.
+    asked: [Option<Option<IpAddr>>; 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    No,
+    Netifd,
+    Answered,
 }
 
 /// netifd's view of a logical interface (`network.interface.<name>` `status`).
@@ -62,8 +80,12 @@ pub struct Wan {
 pub struct Netifd {
     /// The interface is up (configured, addresses assigned).
     pub up: bool,
-    /// `l3_device`: the Linux device carrying its traffic (`pppoe-wan`, `wwan0`, ...).
+    /// `l3_device`: the Linux device carrying its traffic (`pppoe-wan`, `wwan0`, ...);
+    /// netifd reports it only while the interface is up.
     pub device: Option<String>,
+    /// `device`: the interface's main device (for PPPoE the Ethernet device under it,
+    /// for QMI/MBIM none). Used only until an `l3_device` is known.
+    pub main_device: Option<String>,
     /// The nexthop of its IPv4 default route: `Some(None)` for a point-to-point default
     /// route without a nexthop, `None` when netifd lists no default route.
     pub gateway: Option<Option<IpAddr>>,
@@ -92,6 +114,21 @@ pub struct Engine {
     cfg: Config,
     wans: Vec<Wan>,
     ident_base: u16,
+    /// What a previous run left, for WANs whose device is known only once netifd answers.
+    adoption: Adoption,
+    /// Until when start-up waits for netifd (see [`Engine::wait_for_netifd`]).
+    netifd_wait: Option<Instant>,
+}
+
+/// The slots and group membership found at start, by device.
+#[derive(Clone, Debug, Default)]
+struct Adoption {
+    /// `(device, family, slot)` of every `oif` rule of ours.
+    oif: Vec<(String, Family, u32)>,
+    /// Tables (= first nexthop ids) of the default policy's group members.
+    group: Vec<u32>,
+    /// Whether anything was adopted at all.
+    any: bool,
 }
 
 impl Engine {
@@ -103,6 +140,8 @@ impl Engine {
             cfg,
             wans: Vec::new(),
             ident_base,
+            adoption: Adoption::default(),
+            netifd_wait: None,
         };
         let own = core.ownership();
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
@@ -112,7 +151,27 @@ impl Engine {
             .iter()
             .map(|i| adopted_slot(&adopted, &own, i, core.cfg.globals.table_first))
             .collect();
-        assign_free_slots(&mut slots);
+        // Slots of devices no device-bound WAN claims may belong to a WAN that follows
+        // netifd: keep them free until netifd names its device.
+        let first = core.cfg.globals.table_first;
+        core.adoption.oif = adopted
+            .iter()
+            .filter_map(|o| match o {
+                Object::Rule(r) if own.tables.contains(&r.table) => match &r.selector {
+                    Selector::Oif(dev) => Some((dev.clone(), r.family, r.table - first)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let reserved: Vec<u32> = core
+            .adoption
+            .oif
+            .iter()
+            .map(|(_, _, s)| *s)
+            .filter(|s| !slots.contains(&Some(*s)))
+            .collect();
+        assign_free_slots(&mut slots, &reserved);
         for (i, iface) in core.cfg.interfaces.iter().enumerate() {
             let slot = slots[i].unwrap_or(i as u32);
             core.wans.push(new_wan(iface, slot, ident_base, now));
@@ -125,8 +184,64 @@ impl Engine {
                 let id = core.cfg.globals.table_first + w.slot;
                 w.health.adopt(group.contains(&id), now);
             }
+            core.adoption.group = group;
+            core.adoption.any = true;
         }
         core
+    }
+
+    /// Start-up with ubus: WANs that follow netifd are not judged until netifd has
+    /// answered for them and a dump has shown their device, or until `until`. Until then
+    /// they keep what a previous run left in the kernel (see [`Engine::waiting_for_netifd`]).
+    pub fn wait_for_netifd(&mut self, until: Instant) {
+        let mut any = false;
+        for (i, w) in self.wans.iter_mut().enumerate() {
+            if self.cfg.interfaces[i].follows_netifd() && w.netifd.is_none() {
+                w.pending = Pending::Netifd;
+                any = true;
+            }
+        }
+        if any {
+            self.netifd_wait = Some(until);
+        }
+    }
+
+    /// True while start-up waits for netifd: the kernel must not be reconciled yet, as
+    /// the plan does not know the devices of the WANs that follow netifd.
+    pub fn waiting_for_netifd(&self) -> bool {
+        self.wans.iter().any(|w| w.pending == Pending::Netifd)
+    }
+
+    /// WAN `i` has its device from netifd: take the slot and verdict a previous run
+    /// left for that device, as a device-bound WAN does at start.
+    fn adopt_netifd(&mut self, i: usize, now: Instant) {
+        let Some(device) = self.wans[i].netifd_device.clone() else {
+            return;
+        };
+        let family = self.cfg.interfaces[i].family;
+        let found = self
+            .adoption
+            .oif
+            .iter()
+            .find(|(d, f, _)| *d == device && family.carries(*f))
+            .map(|(_, _, s)| *s);
+        if let Some(slot) = found {
+            let taken = self
+                .wans
+                .iter()
+                .enumerate()
+                .any(|(j, w)| j != i && w.slot == slot);
+            if !taken && slot < plan::MAX_WANS {
+                let w = &mut self.wans[i];
+                w.slot = slot;
+                w.ident = self.ident_base.wrapping_add(slot as u16);
+            }
+        }
+        if self.adoption.any {
+            let id = self.cfg.globals.table_first + self.wans[i].slot;
+            let routed = self.adoption.group.contains(&id);
+            self.wans[i].health.adopt(routed, now);
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -172,6 +287,10 @@ impl Engine {
         let mut out = Vec::new();
         for i in 0..self.wans.len() {
             let link = self.device(i).and_then(|d| snap.link_by_name(d));
+            if self.wans[i].pending == Pending::Answered {
+                // netifd has named the device and this dump shows it: judge from here.
+                self.wans[i].pending = Pending::No;
+            }
             out.extend(self.set_link(i, link, now));
             let iface = &self.cfg.interfaces[i];
             let ifindex = link.map(|l| l.ifindex);
@@ -181,6 +300,7 @@ impl Engine {
                     Family::V4 => n.gateway,
                     Family::V6 => n.gateway6,
                 });
+                let kernel = ifindex.and_then(|ix| discover_gateway(snap, ix, f));
                 let mut prefixes = iface.ip6prefix.clone();
                 if f == Family::V6 {
                     if let Some(n) = &wan.netifd {
@@ -192,10 +312,28 @@ impl Engine {
                     prefixes.sort();
                     prefixes.dedup();
                 }
-                let gateway = match (iface.gateway_of(f), from_netifd) {
+                let slot = usize::from(f == Family::V6);
+                let gateway = match (iface.gateway_of(f), &wan.netifd) {
                     (Some(gw), _) => Some(Some(gw)),
-                    (None, Some(gw)) if ifindex.is_some() => Some(gw),
-                    _ => ifindex.and_then(|ix| discover_gateway(snap, ix, f)),
+                    // Not following netifd, or netifd has not said anything: the kernel.
+                    (None, None) => kernel,
+                    // netifd took it down: its routes are on their way out; using them
+                    // would only make nexthops on a device going down.
+                    (None, Some(n)) if !n.up => None,
+                    // The kernel's default route is the truth of the moment (a DHCP renew
+                    // replaces it without a netifd event); when netifd's view differs,
+                    // ask netifd again, once per disagreement.
+                    (None, Some(_)) => match (kernel, from_netifd) {
+                        (Some(k), Some(n)) if k != n => {
+                            if wan.asked[slot] != Some(k) {
+                                wan.asked[slot] = Some(k);
+                                out.push(Output::AskNetifd { wan: i });
+                            }
+                            Some(k)
+                        }
+                        (Some(k), _) => Some(k),
+                        (None, n) => n.filter(|_| ifindex.is_some()),
+                    },
                 };
                 let path = wan.path_mut(f);
                 path.addresses = ifindex.map_or(Vec::new(), |ix| {
@@ -254,6 +392,9 @@ impl Engine {
     fn set_link_view(&mut self, i: usize, link: Option<LinkView>, now: Instant) -> Option<Output> {
         let wan = &mut self.wans[i];
         wan.link = link;
+        if wan.pending != Pending::No {
+            return None;
+        }
         // A WAN that follows netifd is usable only while netifd calls it up.
         let netifd_up = wan.netifd.as_ref().map_or(true, |n| n.up);
         let carrier = netifd_up && link.is_some_and(|l| l.up && l.carrier);
@@ -320,9 +461,23 @@ impl Engine {
     /// Advance time: finish rounds, feed health, start due rounds, expire holds.
     pub fn poll(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.netifd_wait.is_some_and(|t| t <= now) {
+            // netifd did not answer in time: judge these WANs on what is known.
+            self.netifd_wait = None;
+            for i in 0..self.wans.len() {
+                if self.wans[i].pending == Pending::Netifd {
+                    self.wans[i].pending = Pending::No;
+                    let link = self.wans[i].link;
+                    out.extend(self.set_link_view(i, link, now));
+                }
+            }
+        }
         for i in 0..self.wans.len() {
             let iface = &self.cfg.interfaces[i];
             let wan = &mut self.wans[i];
+            if wan.pending != Pending::No {
+                continue;
+            }
             if let Some(event) = wan.health.poll(now) {
                 out.push(Output::Transition { wan: i, event });
             }
@@ -362,7 +517,7 @@ impl Engine {
 
     /// When [`Engine::poll`] next has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        let mut at = None;
+        let mut at = self.netifd_wait.filter(|_| self.waiting_for_netifd());
         for (i, w) in self.wans.iter().enumerate() {
             at = earliest(at, w.health.poll_at());
             if w.health.probing() {
@@ -412,7 +567,7 @@ impl Engine {
             .iter()
             .map(|i| old.iter().find(|o| o.0 == i.name).map(|o| o.1.slot))
             .collect();
-        assign_free_slots(&mut slots);
+        assign_free_slots(&mut slots, &[]);
         let mut wans = Vec::new();
         for (i, iface) in cfg.interfaces.iter().enumerate() {
             let slot = slots[i].unwrap_or(i as u32);
@@ -443,6 +598,7 @@ impl Engine {
                         fresh.v6.addresses = w.v6.addresses.clone();
                         if iface.follows_netifd() {
                             fresh.netifd = w.netifd;
+                            fresh.netifd_device = w.netifd_device;
                         }
                         let carrier = w.link.is_some_and(|l| l.up && l.carrier);
                         fresh.health = Health::new(iface, Some(carrier), now);
@@ -503,7 +659,7 @@ impl Engine {
     pub fn device(&self, i: usize) -> Option<&str> {
         let iface = self.cfg.interfaces.get(i)?;
         if iface.follows_netifd() {
-            self.wans.get(i)?.netifd.as_ref()?.device.as_deref()
+            self.wans.get(i)?.netifd_device.as_deref()
         } else {
             Some(&iface.device)
         }
@@ -542,12 +698,25 @@ impl Engine {
         let Some(w) = self.wans.get_mut(wan) else {
             return (false, Vec::new());
         };
-        if !self.cfg.interfaces[wan].follows_netifd() || w.netifd == info {
+        if !self.cfg.interfaces[wan].follows_netifd() {
             return (false, Vec::new());
         }
-        let device_changed = w.netifd.as_ref().and_then(|n| n.device.clone())
-            != info.as_ref().and_then(|n| n.device.clone());
+        if w.pending == Pending::Netifd {
+            w.pending = Pending::Answered;
+        }
+        if w.netifd == info {
+            return (false, Vec::new());
+        }
+        let device = netifd_device(w.netifd_device.as_deref(), w.netifd.as_ref(), info.as_ref());
+        let device_changed = device != w.netifd_device;
         w.netifd = info;
+        w.netifd_device = device;
+        w.asked = [None, None];
+        if w.pending == Pending::Answered {
+            self.adopt_netifd(wan, now);
+            return (true, Vec::new());
+        }
+        let w = &mut self.wans[wan];
         let mut out = Vec::new();
         if device_changed {
             // The old link facts belong to the old device.
@@ -583,6 +752,31 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         weight: None,
         admin_disabled: false,
         netifd: None,
+        netifd_device: None,
+        pending: Pending::No,
+        asked: [None, None],
+    }
+}
+
+/// The device of a WAN that follows netifd after netifd's new report `new`: its
+/// `l3_device` while up. Without one (down, or gone) a separate L3 device (PPP, a
+/// modem's network device) is kept, as it comes back under the same name, rather than
+/// falling back to the Ethernet device under it; a WAN whose L3 device is its main
+/// device follows the main device.
+fn netifd_device(
+    current: Option<&str>,
+    old: Option<&Netifd>,
+    new: Option<&Netifd>,
+) -> Option<String> {
+    let new = new?;
+    if let Some(l3) = &new.device {
+        return Some(l3.clone());
+    }
+    match current {
+        Some(cur) if old.and_then(|n| n.main_device.as_deref()) != Some(cur) => {
+            Some(cur.to_string())
+        }
+        _ => new.main_device.clone().or(current.map(str::to_string)),
     }
 }
 
@@ -603,8 +797,9 @@ fn adopted_slot(
     })
 }
 
-/// Give every WAN without a slot the lowest slot nobody holds; drop duplicates.
-fn assign_free_slots(slots: &mut [Option<u32>]) {
+/// Give every WAN without a slot the lowest slot nobody holds, preferring slots not in
+/// `reserved`; drop duplicates.
+fn assign_free_slots(slots: &mut [Option<u32>], reserved: &[u32]) {
     for i in 0..slots.len() {
         if let Some(s) = slots[i] {
             if slots[..i].contains(&Some(s)) || s >= plan::MAX_WANS {
@@ -614,7 +809,10 @@ fn assign_free_slots(slots: &mut [Option<u32>]) {
     }
     for i in 0..slots.len() {
         if slots[i].is_none() {
-            let free = (0..).find(|s| !slots.contains(&Some(*s))).unwrap_or(0);
+            let free = (0..plan::MAX_WANS)
+                .find(|s| !slots.contains(&Some(*s)) && !reserved.contains(s))
+                .or_else(|| (0..).find(|s| !slots.contains(&Some(*s))))
+                .unwrap_or(0);
             slots[i] = Some(free);
         }
     }
@@ -806,9 +1004,12 @@ mod tests {
             !core.on_netifd(1, Some(info.clone()), at(11)).0,
             "edge-triggered"
         );
-        core.on_snapshot(&snap, at(20));
+        // The kernel's default route on wan2 (via 10.20.2.1) differs from netifd's: the
+        // kernel wins, and netifd is asked again.
+        let out = core.on_snapshot(&snap, at(20));
+        assert!(out.contains(&Output::AskNetifd { wan: 1 }), "{out:?}");
         assert_eq!(core.device(1), Some("wan2"));
-        assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.77"))));
+        assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.1"))));
         assert_eq!(
             core.wans()[1].health.state(),
             State::Up,
@@ -837,6 +1038,236 @@ mod tests {
         assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
         // Device-bound WANs ignore netifd.
         assert!(!core.on_netifd(0, None, at(60)).0);
+    }
+
+    /// A netifd-followed WAN `wan2` (no `option device`) next to a device-bound `wan1`.
+    fn netifd_config() -> Config {
+        let mut cfg = config(&[1, 1], 0);
+        cfg.interfaces[1].device = String::new();
+        cfg
+    }
+
+    fn netifd_up(device: &str, gateway: &str) -> Netifd {
+        Netifd {
+            up: true,
+            device: Some(device.into()),
+            main_device: Some(device.into()),
+            gateway: Some(Some(ip(gateway))),
+            ..Netifd::default()
+        }
+    }
+
+    fn transitions(out: &[Output]) -> Vec<(usize, State)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Transition { wan, event } => Some((*wan, event.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timeline_netifd_gateway_renewal_follows_the_kernel() {
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let mut snap = snapshot(&[true, true]);
+        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(0));
+        let out = core.on_snapshot(&snap, at(10));
+        assert!(!out.contains(&Output::AskNetifd { wan: 1 }), "they agree");
+        assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.1"))));
+        // t = 1 s: a DHCP renew moves the gateway; netifd replaces the kernel route and
+        // sends no event. The next dump (a route event, or the periodic re-check) sees
+        // the new route: the WAN uses it at once, and netifd is asked again, once.
+        snap.foreign_defaults[1].gateway = Some(ip("10.20.2.254"));
+        let out = core.on_snapshot(&snap, at(1000));
+        assert!(out.contains(&Output::Gateway {
+            wan: 1,
+            family: Family::V4,
+            from: Some(Some(ip("10.20.2.1"))),
+            to: Some(Some(ip("10.20.2.254"))),
+        }));
+        assert!(out.contains(&Output::AskNetifd { wan: 1 }));
+        let routes_via = |core: &Engine, gw: &str| {
+            core.desired(true).objects.iter().any(|o| {
+                matches!(o, Object::Nexthop(n)
+                    if matches!(n.kind, NexthopKind::Via { gateway: Some(g), .. } if g == ip(gw)))
+            })
+        };
+        assert!(routes_via(&core, "10.20.2.254"));
+        assert!(!routes_via(&core, "10.20.2.1"));
+        let out = core.on_snapshot(&snap, at(1020));
+        assert!(out.is_empty(), "asked once per disagreement: {out:?}");
+        // t = 1.1 s: netifd's answer (or its interface.update notification) agrees.
+        let (changed, out) = core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.254")), at(1100));
+        assert!(changed);
+        assert!(transitions(&out).is_empty());
+        assert!(core.on_snapshot(&snap, at(1120)).is_empty());
+        assert_eq!(core.wans()[1].health.state(), State::Up);
+        // The notification may come first: netifd's new gateway is used even before the
+        // kernel route shows up in a dump.
+        let mut stale = snap.clone();
+        stale.foreign_defaults.retain(|d| d.ifindex != 11);
+        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.9")), at(2000));
+        core.on_snapshot(&stale, at(2010));
+        assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.9"))));
+    }
+
+    #[test]
+    fn netifd_down_does_not_fall_back_to_the_dying_kernel_route() {
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let snap = snapshot(&[true, true]);
+        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(0));
+        core.on_snapshot(&snap, at(10));
+        // ifdown: netifd reports the interface down, without l3_device or routes, while
+        // the kernel still has its default route for a moment.
+        let down = Netifd {
+            up: false,
+            main_device: Some("wan2".into()),
+            ..Netifd::default()
+        };
+        let (_, out) = core.on_netifd(1, Some(down), at(100));
+        assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+        let out = core.on_snapshot(&snap, at(120));
+        assert_eq!(core.device(1), Some("wan2"));
+        assert_eq!(core.wans()[1].v4.gateway, None);
+        assert!(!out.contains(&Output::AskNetifd { wan: 1 }));
+        // No nexthop and no route on wan2 while it is down.
+        assert!(!core.desired(true).objects.iter().any(|o| matches!(o,
+            Object::Nexthop(n) if matches!(n.kind, NexthopKind::Via { ifindex: 11, .. }))));
+        // ifup: back with its route.
+        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(200));
+        core.on_snapshot(&snap, at(220));
+        assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.1"))));
+        assert_eq!(core.wans()[1].health.state(), State::Up);
+    }
+
+    #[test]
+    fn netifd_l3_device_is_kept_while_down() {
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        // PPPoE: up on pppoe-wan over wan2; down it reports only the Ethernet device.
+        let ppp = Netifd {
+            up: true,
+            device: Some("pppoe-wan".into()),
+            main_device: Some("wan2".into()),
+            gateway: Some(None),
+            ..Netifd::default()
+        };
+        core.on_netifd(1, Some(ppp.clone()), at(0));
+        assert_eq!(core.device(1), Some("pppoe-wan"));
+        let down = Netifd {
+            up: false,
+            device: None,
+            main_device: Some("wan2".into()),
+            ..Netifd::default()
+        };
+        core.on_netifd(1, Some(down.clone()), at(10));
+        assert_eq!(core.device(1), Some("pppoe-wan"), "not the Ethernet device");
+        core.on_netifd(1, Some(ppp), at(20));
+        assert_eq!(core.device(1), Some("pppoe-wan"));
+        // QMI/MBIM: no main device at all; the modem's network device is kept.
+        let qmi = Netifd {
+            up: true,
+            device: Some("wwan0".into()),
+            ..Netifd::default()
+        };
+        core.on_netifd(1, Some(qmi), at(30));
+        core.on_netifd(1, Some(Netifd::default()), at(40));
+        assert_eq!(core.device(1), Some("wwan0"));
+        // DHCP/static: the L3 device is the main device, so a down interface whose
+        // device was changed follows the change.
+        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(50));
+        let moved = Netifd {
+            up: false,
+            main_device: Some("wan3".into()),
+            ..Netifd::default()
+        };
+        core.on_netifd(1, Some(moved), at(60));
+        assert_eq!(core.device(1), Some("wan3"));
+        // Removed from netifd: no device.
+        core.on_netifd(1, None, at(70));
+        assert_eq!(core.device(1), None);
+    }
+
+    /// The kernel as a previous run left it, both WANs up and in the group, wan2 on
+    /// device wan2 in slot 1 (it followed netifd).
+    fn previous_run() -> Snapshot {
+        let mut prev = Engine::new(netifd_config(), None, 1, at(0));
+        prev.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(0));
+        let mut snap = snapshot(&[true, true]);
+        prev.on_snapshot(&snap, at(0));
+        assert_eq!(group(&prev), vec![1100, 1101]);
+        snap.owned = prev.desired(true).objects;
+        snap
+    }
+
+    #[test]
+    fn timeline_restart_waits_for_netifd_and_adopts_its_wan() {
+        let snap = previous_run();
+        let mut core = Engine::new(netifd_config(), Some(&snap), 2, at(0));
+        core.wait_for_netifd(at(5000));
+        assert!(core.waiting_for_netifd());
+        // Before netifd answers: nothing judged, no probes on wan2, no transition.
+        let mut out = core.on_snapshot(&snap, at(0));
+        for t in (0..700).step_by(50) {
+            out.extend(core.poll(at(t)));
+        }
+        assert!(transitions(&out).iter().all(|(w, _)| *w != 1), "{out:?}");
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, Output::Probe { wan: 1, .. })));
+        // t = 0.7 s: netifd answers; the next dump shows the device.
+        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(700));
+        assert!(!core.waiting_for_netifd());
+        let out = core.on_snapshot(&snap, at(710));
+        assert!(transitions(&out).is_empty(), "{out:?}");
+        assert_eq!(core.wans()[1].slot, 1);
+        assert_eq!(core.wans()[1].health.state(), State::Up);
+        assert_eq!(core.desired(true).objects, snap.owned, "nothing to change");
+        assert!(transitions(&core.poll(at(800))).is_empty());
+    }
+
+    #[test]
+    fn restart_keeps_a_netifd_slot_free_for_its_wan() {
+        // wan2 (netifd) sat in slot 0 and wan1 in slot 1 in the previous run.
+        let mut snap = previous_run();
+        for o in snap.owned.iter_mut() {
+            if let Object::Rule(r) = o {
+                if r.table == 1100 || r.table == 1101 {
+                    r.selector = match &r.selector {
+                        Selector::Oif(d) if d == "wan1" => Selector::Oif("wan2".into()),
+                        Selector::Oif(_) => Selector::Oif("wan1".into()),
+                        other => other.clone(),
+                    };
+                }
+            }
+        }
+        let mut core = Engine::new(netifd_config(), Some(&snap), 2, at(0));
+        core.wait_for_netifd(at(5000));
+        assert_eq!(core.wans()[0].slot, 1, "wan1 keeps its slot");
+        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(100));
+        assert_eq!(
+            core.wans()[1].slot,
+            0,
+            "wan2 gets back the slot of its device"
+        );
+    }
+
+    #[test]
+    fn startup_wait_for_netifd_is_bounded() {
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        core.wait_for_netifd(at(5000));
+        let out = core.on_snapshot(&snapshot(&[true, true]), at(0));
+        assert!(transitions(&out).iter().all(|(w, _)| *w != 1));
+        assert_eq!(
+            core.poll_at(),
+            Some(at(5000)),
+            "untracked: only the deadline"
+        );
+        let out = core.poll(at(4999));
+        assert!(transitions(&out).is_empty());
+        // netifd never answered: judged on what is known (no device) at the deadline.
+        let out = core.poll(at(5000));
+        assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+        assert!(!core.waiting_for_netifd());
     }
 
     #[test]

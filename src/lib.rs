@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod plan;
 pub mod probe;
 pub mod reconcile;
+pub mod retry;
 pub mod socket;
 pub mod status;
 pub mod sys;

@@ -25,6 +25,7 @@ usage: uplinkd [-c FILE] [--stderr] [--dry-run]   run the daemon in the foregrou
       --ubus-socket P     ubusd's socket (default /var/run/ubus/ubus.sock; 'none': off)
       --hooks-dir DIR     transition hooks (default /etc/uplinkd.d)
       --user-hook FILE    user hook run after them (default /etc/uplinkd.user)
+      --nft PATH          the nft binary (default: nft on PATH)
 ";
 
 fn usage() -> String {
@@ -84,6 +85,9 @@ fn parse_args() -> Result<Args, String> {
                     .next()
                     .map(PathBuf::from)
                     .ok_or("--user-hook needs a path")?
+            }
+            "--nft" => {
+                args.daemon.nft = it.next().map(PathBuf::from).ok_or("--nft needs a path")?
             }
             "-c" | "--config" => {
                 args.config = it

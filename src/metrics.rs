@@ -102,7 +102,39 @@ pub fn render(status: &Value) -> String {
         "Probe rounds to a target that got no answer since the WAN (re)started.",
     );
 
+    let mut sync_ok = Family::new(
+        "uplinkd_sync_ok",
+        "gauge",
+        "1 when the last write of this part (routes, nft) succeeded, else 0.",
+    );
+    let mut sync_failures = Family::new(
+        "uplinkd_sync_failures",
+        "gauge",
+        "Failed writes of this part in a row (0 after a success).",
+    );
+    let mut sync_retry = Family::new(
+        "uplinkd_sync_retry_seconds",
+        "gauge",
+        "Seconds until a failed part is written again.",
+    );
+
     let empty = Map::new();
+    for (part, s) in status
+        .get("sync")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty)
+    {
+        let labels = [("part", part.as_str())];
+        let result = s.get("result").and_then(Value::as_str);
+        if matches!(result, Some("ok" | "failed")) {
+            sync_ok.add(&labels, flag(result == Some("ok")));
+            let n = s.get("failures").and_then(Value::as_u64).unwrap_or(0);
+            sync_failures.add(&labels, n.to_string());
+        }
+        if let Some(ms) = s.get("retry_in_ms").and_then(Value::as_u64) {
+            sync_retry.add(&labels, fixed(ms, 3));
+        }
+    }
     let interfaces = status
         .get("interfaces")
         .and_then(Value::as_object)
@@ -172,6 +204,9 @@ pub fn render(status: &Value) -> String {
         loss,
         sent,
         lost,
+        sync_ok,
+        sync_failures,
+        sync_retry,
     ] {
         let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(f.help));
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
@@ -375,5 +410,28 @@ mod tests {
             std::fs::write(dir.join("report.prom"), &text).unwrap();
             std::fs::write(dir.join("tricky.prom"), render(&sample())).unwrap();
         }
+    }
+
+    #[test]
+    fn sync_state_is_exported() {
+        let status = serde_json::json!({
+            "interfaces": {},
+            "sync": {
+                "routes": {"result": "ok", "age_s": 1},
+                "nft": {"result": "failed", "error": "e", "failures": 2, "retry_in_ms": 1500},
+            }
+        });
+        let text = render(&status);
+        let l = lines(&text);
+        assert!(l.contains(&"uplinkd_sync_ok{part=\"routes\"} 1"), "{text}");
+        assert!(l.contains(&"uplinkd_sync_ok{part=\"nft\"} 0"), "{text}");
+        assert!(
+            l.contains(&"uplinkd_sync_failures{part=\"nft\"} 2"),
+            "{text}"
+        );
+        assert!(
+            l.contains(&"uplinkd_sync_retry_seconds{part=\"nft\"} 1.5"),
+            "{text}"
+        );
     }
 }

@@ -277,6 +277,39 @@ pub fn last_resort_name(lr: LastResort) -> &'static str {
 
 /// A readable table of a status report (`uplinkd status`): WAN, state, since, RTT, loss,
 /// share. Works on the JSON so that the CLI needs nothing but the reply.
+/// One line per kernel sync that is not fine (`sync` of the report), e.g.
+/// `nft: failed 3 times, next try in 2.0 s: Error: ...`.
+fn sync_lines(report: &Value) -> String {
+    let mut out = String::new();
+    let Some(sync) = report.get("sync").and_then(Value::as_object) else {
+        return out;
+    };
+    for (part, s) in sync {
+        let result = s.get("result").and_then(Value::as_str).unwrap_or("?");
+        match result {
+            "ok" | "pending" => {}
+            "failed" => {
+                let n = s.get("failures").and_then(Value::as_u64).unwrap_or(1);
+                let ms = s.get("retry_in_ms").and_then(Value::as_u64).unwrap_or(0);
+                let error = s.get("error").and_then(Value::as_str).unwrap_or("");
+                let times = if n == 1 { "once" } else { "times" };
+                let count = if n == 1 {
+                    String::new()
+                } else {
+                    format!("{n} ")
+                };
+                out.push_str(&format!(
+                    "{part}: failed {count}{times}, next try in {}.{} s: {error}\n",
+                    ms / 1000,
+                    ms % 1000 / 100
+                ));
+            }
+            other => out.push_str(&format!("{part}: {other}\n")),
+        }
+    }
+    out
+}
+
 pub fn table(report: &Value) -> String {
     let mut rows = vec![[
         "WAN".to_string(),
@@ -366,6 +399,7 @@ pub fn table(report: &Value) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    out.push_str(&sync_lines(report));
     let policies = report.get("policies").and_then(Value::as_object);
     for (name, p) in policies.unwrap_or(&empty) {
         let members: Vec<String> = p
@@ -603,5 +637,26 @@ mod tests {
         assert_eq!(age(59), "59s");
         assert_eq!(age(3600 * 3 + 240), "3h04m");
         assert_eq!(age(86_400 * 2 + 3600 * 5), "2d05h");
+    }
+
+    #[test]
+    fn the_table_names_a_failed_sync_and_its_next_try() {
+        let report = json!({
+            "interfaces": {},
+            "policies": {},
+            "sync": {
+                "routes": {"result": "ok", "age_s": 1},
+                "nft": {"result": "failed", "error": "Error: boom", "failures": 3,
+                        "age_s": 0, "retry_in_ms": 2050, "running": false},
+            }
+        });
+        let text = table(&report);
+        assert!(
+            text.contains("nft: failed 3 times, next try in 2.0 s: Error: boom\n"),
+            "{text}"
+        );
+        assert!(!text.contains("routes"), "{text}");
+        let one = json!({"sync": {"routes": {"result": "failed", "error": "x", "failures": 1, "retry_in_ms": 500}}});
+        assert!(table(&one).contains("routes: failed once, next try in 0.5 s: x"));
     }
 }

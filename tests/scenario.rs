@@ -174,7 +174,7 @@ fn run(duration: Duration, seed: u64, loss: impl Fn(usize, Instant) -> u64) -> R
                     }
                 }
                 Output::Transition { wan, event } => out.transitions.push((now, wan, event.to)),
-                Output::Gateway { .. } => {}
+                Output::Gateway { .. } | Output::AskNetifd { .. } => {}
             }
         }
         let desired = engine.desired(true);

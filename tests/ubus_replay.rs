@@ -357,6 +357,9 @@ fn replays_published_object_session() {
                         .expect("reply");
                 }
                 Incoming::Event { id, data } => seen.push(format!("event {id} {data}")),
+                Incoming::Notification { kind, data } => {
+                    seen.push(format!("notification {kind} {data}"))
+                }
                 Incoming::Subscribers { object, active } => {
                     assert_eq!(object, id);
                     seen.push(format!("subscribers {active}"));

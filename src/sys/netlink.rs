@@ -73,6 +73,8 @@ const RT_TABLE_UNSPEC: u32 = 0;
 const RT_TABLE_DEFAULT: u32 = 253;
 const RT_TABLE_MAIN: u32 = 254;
 const RT_TABLE_LOCAL: u32 = 255;
+/// `RTM_F_CLONED` in `rtmsg.rtm_flags`: a cached clone (PMTU exception, redirect).
+const RTM_F_CLONED: u32 = 0x200;
 
 /// Multicast groups of the event socket (`enum rtnetlink_groups`).
 const RTNLGRP_LINK: u32 = 1;
@@ -90,7 +92,7 @@ const DUMP_ATTEMPTS: usize = 8;
 /// kernels, and a larger one is detected (`MSG_TRUNC`) and the dump redone with room.
 const RECV_BUF: usize = 64 * 1024;
 /// How long a request waits for the kernel's reply before giving up.
-const REPLY_TIMEOUT_S: libc::time_t = 10;
+const REPLY_TIMEOUT_S: libc::time_t = 2;
 /// Receive buffer of the event socket, so a burst (a link flap drops many routes) fits.
 const MONITOR_RCVBUF: libc::c_int = 1 << 20;
 
@@ -1097,9 +1099,24 @@ fn set_rcvbuf(socket: &Socket, size: libc::c_int) {
     }
 }
 
+/// Whether a route event can change what a snapshot gives the engine: only default
+/// routes (`dst_len` 0) outside the local table, not cached clones. Every route uplinkd
+/// owns is a default route, and the foreign routes it reads are defaults (gateways); a
+/// BGP feed churning thousands of prefixes in `main` or in a table of its own costs
+/// nothing. Undecodable headers count, since a resync is always safe.
+fn route_event_matters(payload: &[u8]) -> bool {
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    let (Some(&dst_len), Some(&table)) = (payload.get(1), payload.get(4)) else {
+        return true;
+    };
+    let cloned = u32_at(payload, 8).is_some_and(|f| f & RTM_F_CLONED != 0);
+    dst_len == 0 && u32::from(table) != RT_TABLE_LOCAL && !cloned
+}
+
 /// The events in one datagram of the event socket. Link messages become `Link` /
-/// `LinkGone`; address, route, rule and nexthop messages one `Changed`; a cut-off
-/// datagram an `Overrun`. Undecodable messages are skipped.
+/// `LinkGone`; address, rule and nexthop messages and default-route messages one
+/// `Changed` (other routes cannot matter: [`route_event_matters`]); a cut-off datagram
+/// an `Overrun`. Undecodable messages are skipped.
 pub fn decode_events(buf: &[u8]) -> Vec<kernel::Event> {
     let mut events = Vec::new();
     let mut changed = false;
@@ -1116,10 +1133,9 @@ pub fn decode_events(buf: &[u8]) -> Vec<kernel::Event> {
                     events.push(kernel::Event::LinkGone { ifindex });
                 }
             }
+            RTM_NEWROUTE | RTM_DELROUTE => changed |= route_event_matters(m.payload),
             RTM_NEWADDR
             | RTM_DELADDR
-            | RTM_NEWROUTE
-            | RTM_DELROUTE
             | RTM_NEWRULE
             | RTM_DELRULE
             | nexthop::RTM_NEWNEXTHOP

@@ -543,6 +543,34 @@ fn decodes_event_datagrams() {
 }
 
 #[test]
+fn route_events_that_cannot_matter_are_dropped_at_decode() {
+    use super::wire::Request;
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    let route = |kind: u16, dst_len: u8, table: u8, flags: u32| {
+        let mut h = [0u8; 12];
+        h[0] = libc::AF_INET as u8;
+        h[1] = dst_len;
+        h[4] = table;
+        h[8..12].copy_from_slice(&flags.to_ne_bytes());
+        Request::new(kind, 0, &h).finish(0)
+    };
+    // `ip route add 10.9.0.0/16 via ..` in main, or in a table of its own: nothing.
+    assert_eq!(decode_events(&route(24, 16, 254, 0)), vec![]);
+    assert_eq!(decode_events(&route(25, 24, 200, 0)), vec![]);
+    // Local table and cached clones: nothing.
+    assert_eq!(decode_events(&route(24, 0, 255, 0)), vec![]);
+    assert_eq!(decode_events(&route(24, 0, 254, 0x200)), vec![]);
+    // A default route anywhere else (a gateway change, ours deleted): a resync.
+    assert_eq!(decode_events(&route(25, 0, 254, 0)), vec![Event::Changed]);
+    assert_eq!(decode_events(&route(24, 0, 0, 0)), vec![Event::Changed]);
+    // A short header is not trusted to be harmless.
+    assert_eq!(
+        decode_events(&Request::new(24, 0, &[0u8; 1]).finish(0)),
+        vec![Event::Changed]
+    );
+}
+
+#[test]
 fn describe_spells_ip_commands() {
     let links = vec![Link {
         ifindex: 3,

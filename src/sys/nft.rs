@@ -9,8 +9,13 @@
 //! per change; the steady state spawns nothing: the periodic existence check is a single
 //! netlink request.
 
-use std::io::{self, Write};
-use std::process::{Command, Stdio};
+use smol::process::Stdio;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use smol::io::AsyncWriteExt;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 
@@ -25,6 +30,19 @@ const SUBSYS_NFTABLES: u16 = 10;
 /// `IPCTNL_MSG_CT_DELETE`; `NFT_MSG_GETTABLE`.
 const CT_DELETE: u16 = 2;
 const NFT_GETTABLE: u16 = 1;
+/// `NFT_MSG_NEWCHAIN`/`GETCHAIN`, `NFT_MSG_NEWSET`/`GETSET` (a dump answers a GET
+/// with NEWs); `NFTA_CHAIN_TABLE`, `_NAME`; `NFTA_SET_TABLE`, `_NAME`, `_FLAGS`;
+/// `NFT_SET_ANONYMOUS` (the `{ .. }` literals of rules).
+const NFT_NEWCHAIN: u16 = 3;
+const NFT_GETCHAIN: u16 = 4;
+const NFT_NEWSET: u16 = 9;
+const NFT_GETSET: u16 = 10;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_SET_TABLE: u16 = 1;
+const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFT_SET_ANONYMOUS: u32 = 1;
 /// `NFT_MSG_NEWFLOWTABLE` (what a dump answers with), `NFT_MSG_GETFLOWTABLE`.
 const NFT_NEWFLOWTABLE: u16 = 22;
 const NFT_GETFLOWTABLE: u16 = 23;
@@ -56,7 +74,7 @@ impl Netfilter {
         socket.bind_auto()?;
         socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
         let tv = libc::timeval {
-            tv_sec: 5,
+            tv_sec: 1,
             tv_usec: 0,
         };
         // SAFETY: sets a plain option from a value that lives through the call.
@@ -143,6 +161,55 @@ pub struct Flowtable {
 }
 
 impl Netfilter {
+    /// Run a dump of `get` over `family`, handing every `new` message's payload to `f`.
+    fn dump(&mut self, family: u8, get: u16, new: u16, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        let req = Request::new(SUBSYS_NFTABLES << 8 | get, NLM_F_DUMP, &nfgenmsg(family));
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.socket.send(&req.finish(seq), 0)?;
+        let mut buf = Vec::with_capacity(32 * 1024);
+        loop {
+            buf.clear();
+            self.socket.recv(&mut buf, 0)?;
+            for m in Messages::new(&buf).filter(|m| m.seq == seq) {
+                match m.kind {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => {
+                        let errno =
+                            parse_ack(m.flags, m.payload).map_or(libc::EBADMSG, |a| a.errno);
+                        return Err(io::Error::from_raw_os_error(errno));
+                    }
+                    k if k == SUBSYS_NFTABLES << 8 | new => f(m.payload),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The names of the chains and (named) sets of `inet uplinkd`, over netlink: set
+    /// metadata only, never elements, so a set dnsmasq filled with 200,000 addresses
+    /// costs what an empty one costs (`nft -t list` still reads every element).
+    pub fn names(&mut self) -> io::Result<Existing> {
+        let mut ex = Existing::default();
+        self.dump(NFPROTO_INET, NFT_GETCHAIN, NFT_NEWCHAIN, |p| {
+            if let Some((table, name, _)) = decode_named(p, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, 0) {
+                if table == TABLE {
+                    ex.chains.push(name);
+                }
+            }
+        })?;
+        self.dump(NFPROTO_INET, NFT_GETSET, NFT_NEWSET, |p| {
+            if let Some((table, name, flags)) =
+                decode_named(p, NFTA_SET_TABLE, NFTA_SET_NAME, NFTA_SET_FLAGS)
+            {
+                if table == TABLE && flags & NFT_SET_ANONYMOUS == 0 {
+                    ex.sets.push(name);
+                }
+            }
+        })?;
+        Ok(ex)
+    }
+
     /// Every flowtable of every table.
     pub fn flowtables(&mut self) -> io::Result<Vec<Flowtable>> {
         let req = Request::new(
@@ -176,6 +243,32 @@ impl Netfilter {
     }
 }
 
+/// Table, name and flags (0 if `flags_attr` is absent) of a chain or set message:
+/// nfgenmsg, then attributes.
+fn decode_named(
+    payload: &[u8],
+    table_attr: u16,
+    name_attr: u16,
+    flags_attr: u16,
+) -> Option<(String, String, u32)> {
+    let text = |v: &[u8]| {
+        let v = v.split(|&b| b == 0).next().unwrap_or(&[]);
+        String::from_utf8_lossy(v).into_owned()
+    };
+    let (mut table, mut name, mut flags) = (None, None, 0);
+    for (kind, value) in Attrs::new(payload.get(4..)?) {
+        match kind {
+            k if k == table_attr => table = Some(text(value)),
+            k if k == name_attr => name = Some(text(value)),
+            k if k == flags_attr && flags_attr != 0 => {
+                flags = u32_at(value, 0).map_or(0, u32::from_be)
+            }
+            _ => {}
+        }
+    }
+    Some((table?, name?, flags))
+}
+
 /// A `NFT_MSG_NEWFLOWTABLE` payload: nfgenmsg, then attributes.
 fn decode_flowtable(payload: &[u8]) -> Option<Flowtable> {
     let text = |v: &[u8]| {
@@ -198,67 +291,168 @@ fn decode_flowtable(payload: &[u8]) -> Option<Flowtable> {
     })
 }
 
-/// Run `nft` with `args`, feeding `script` on stdin; stdout, or stderr as the error.
-fn nft(args: &[&str], script: Option<&str>) -> Result<String, String> {
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(if script.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    if let (Some(text), Some(mut stdin)) = (script, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("nft: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+/// How long one `nft` run may take before it is killed. Loads are small (names only are
+/// listed, set elements never), so anything near this means nft hangs.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How an error that `nft` could not be started begins.
+const CANNOT_RUN: &str = "cannot run";
+
+/// The `nft` binary (`--nft`; default: found on `PATH`).
+#[derive(Clone, Debug)]
+pub struct Nft {
+    pub path: PathBuf,
+    pub timeout: Duration,
+}
+
+impl Default for Nft {
+    fn default() -> Nft {
+        Nft {
+            path: PathBuf::from("nft"),
+            timeout: TIMEOUT,
+        }
     }
 }
 
-/// Load a script as one transaction.
-pub fn load(script: &str) -> Result<(), String> {
-    nft(&["-f", "-"], Some(script)).map(|_| ())
-}
+impl Nft {
+    /// The command for `args`, in a process group of its own so that a timeout kills
+    /// whatever it started too.
+    fn command(&self, args: &[&str], stdin: bool) -> smol::process::Command {
+        let mut inner = std::process::Command::new(&self.path);
+        inner.args(args).process_group(0);
+        // Stdio is set on the async command: its conversion resets it to inherit.
+        let mut cmd = smol::process::Command::from(inner);
+        cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
 
-/// The chains and sets of our table as the kernel has them (empty if it is missing).
-pub fn existing() -> Result<Existing, String> {
-    let json = match nft(&["-j", "list", "table", "inet", TABLE], None) {
-        Ok(j) => j,
-        Err(e) if e.contains("No such file") => return Ok(Existing::default()),
-        Err(e) => return Err(e),
-    };
-    let v: serde_json::Value =
-        serde_json::from_str(&json).map_err(|e| format!("nft -j output: {e}"))?;
-    let mut ex = Existing::default();
-    for item in v
-        .get("nftables")
-        .and_then(|n| n.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let name = |k: &str| {
-            item.get(k)
-                .and_then(|o| o.get("name"))
-                .and_then(|n| n.as_str())
-                .map(str::to_string)
+    /// Run `nft ARGS` beside the event loop, `script` on stdin; its stdout, or its
+    /// stderr as the error. Killed (with its process group) after `timeout`.
+    pub async fn run(&self, args: &[&str], script: Option<String>) -> Result<String, String> {
+        let mut child = self
+            .command(args, script.is_some())
+            .spawn()
+            .map_err(|e| format!("{CANNOT_RUN} {}: {e}", self.path.display()))?;
+        // Killed with whatever it started on timeout, and when the caller gives up
+        // on it (the daemon stops).
+        let mut group = GroupKill(child.id() as libc::pid_t);
+        let stdin = child.stdin.take();
+        let feed = async move {
+            if let (Some(text), Some(mut stdin)) = (script, stdin) {
+                // A broken pipe shows up as nft's own error below.
+                let _ = stdin.write_all(text.as_bytes()).await;
+            }
         };
-        if let Some(c) = name("chain") {
-            ex.chains.push(c);
-        }
-        if let Some(s) = name("set").or_else(|| name("map")) {
-            ex.sets.push(s);
+        let work = smol::future::zip(feed, child.output());
+        let timeout = self.timeout;
+        let out = smol::future::or(async { Some(work.await.1) }, async {
+            smol::Timer::after(timeout).await;
+            None
+        })
+        .await;
+        let Some(out) = out else {
+            return Err(format!("nft did not finish within {timeout:?}: killed"));
+        };
+        group.0 = 0;
+        let out = out.map_err(|e| format!("nft: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            Err(if err.is_empty() {
+                format!("nft: {}", out.status)
+            } else {
+                err
+            })
         }
     }
-    Ok(ex)
+
+    /// Load a script as one transaction.
+    pub async fn load(&self, script: String) -> Result<(), String> {
+        self.run(&["-f", "-"], Some(script)).await.map(|_| ())
+    }
+
+    /// The names of the chains and sets of our table (empty if it is missing), from
+    /// `nft -t`. Tests and tools only: nftables 1.0.6 still reads every set element
+    /// for a terse listing (a 200,000-address set: 130 MB), which is why the daemon
+    /// asks netlink instead ([`Netfilter::names`]).
+    pub async fn existing(&self) -> Result<Existing, String> {
+        let args = ["-t", "list", "table", "inet", TABLE];
+        match self.run(&args, None).await {
+            Ok(text) => Ok(parse_names(&text)),
+            // nft's answer for a missing table, not a missing nft.
+            Err(e) if !e.starts_with(CANNOT_RUN) && e.contains("No such file") => {
+                Ok(Existing::default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// SIGKILLs a process group (nft and anything it started) when dropped, unless its
+/// id was set to 0 (it finished).
+struct GroupKill(libc::pid_t);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            // SAFETY: sending a signal has no memory-safety preconditions.
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+/// The chain, set and map names in `nft -t list table` output:
+/// ```text
+/// table inet uplinkd {
+/// 	set users {
+/// 		type ipv4_addr
+/// 	}
+/// 	chain select {
+/// ```
+/// Only lines one level below the table are read, so no rule text can look like a name.
+pub fn parse_names(text: &str) -> Existing {
+    let mut ex = Existing::default();
+    let mut depth = 0usize;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if depth == 1 {
+            let mut words = trimmed.split_whitespace();
+            let kind = words.next();
+            let name = words.next().map(|n| n.trim_matches('"').to_string());
+            match (kind, name) {
+                (Some("chain"), Some(n)) => ex.chains.push(n),
+                (Some("set" | "map"), Some(n)) => ex.sets.push(n),
+                _ => {}
+            }
+        }
+        // Braces in quoted strings (comments) would confuse the count; nft prints
+        // comments as `comment "..."`, so count only outside quotes.
+        let mut quoted = false;
+        for c in trimmed.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                '{' if !quoted => depth += 1,
+                '}' if !quoted => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    ex
+}
+
+/// Load a script as one transaction, waiting for it (tests and tools; the daemon uses
+/// [`Nft::load`] beside its loop).
+pub fn load(script: &str) -> Result<(), String> {
+    smol::block_on(Nft::default().load(script.to_string()))
+}
+
+/// The chains and sets of our table, waiting for nft (tests and tools).
+pub fn existing() -> Result<Existing, String> {
+    smol::block_on(Nft::default().existing())
 }
 
 #[cfg(test)]
@@ -267,6 +461,70 @@ mod tests {
     use crate::dataplane::ruleset;
     use crate::sys::testns::Netns;
     use crate::testutil::{config, policy_plan, wan_infos};
+
+    #[test]
+    fn names_come_from_the_terse_listing_only_one_level_deep() {
+        // `nft -t list table inet uplinkd` (nftables 1.0.6) with a filled user set, a
+        // map, and a rule whose comment holds a brace.
+        let text = "table inet uplinkd {\n\tset users {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t}\n\n\tmap m {\n\t\ttype ipv4_addr : verdict\n\t}\n\n\tchain select {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\t\tip saddr @users counter packets 0 bytes 0 comment \"x { y chain z\"\n\t}\n\n\tchain pin_0 {\n\t\tmeta mark set 0x00000001\n\t}\n}\n";
+        assert_eq!(
+            parse_names(text),
+            Existing {
+                chains: vec!["select".into(), "pin_0".into()],
+                sets: vec!["users".into(), "m".into()],
+            }
+        );
+        assert_eq!(parse_names(""), Existing::default());
+        assert_eq!(parse_names("}}}\n\tchain x {"), Existing::default());
+    }
+
+    #[test]
+    fn a_hanging_nft_is_killed_with_what_it_started() {
+        let dir = std::env::temp_dir().join(format!("uplinkd-nft-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let fake = dir.join("nft");
+        let marker = dir.join("child-ran");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\nsleep 30 &\necho $! > {}\nwait\n",
+                marker.display()
+            ),
+        )
+        .expect("write fake nft");
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let nft = Nft {
+            path: fake,
+            timeout: Duration::from_millis(300),
+        };
+        let err = smol::block_on(nft.load("add table inet x\n".into())).unwrap_err();
+        assert!(err.contains("did not finish"), "{err}");
+        // The shell's child went with it (a zombie until init reaps it at most).
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .expect("the fake ran")
+            .trim()
+            .parse()
+            .expect("pid");
+        let mut alive = true;
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            alive = stat.split(") ").nth(1).is_some_and(|r| !r.starts_with('Z'));
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive, "sleep {pid} survived the kill");
+        // A missing binary is a clear error, not a panic.
+        let missing = Nft {
+            path: dir.join("absent"),
+            ..Nft::default()
+        };
+        let err = smol::block_on(missing.existing()).unwrap_err();
+        assert!(err.contains("cannot run"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn flowtables_are_listed_and_decoded() {
@@ -338,6 +596,18 @@ mod tests {
             assert!(nf.table_exists().expect("query"));
             let ex = existing().expect("list");
             assert!(ex.chains.contains(&"sticky_0".to_string()), "{ex:?}");
+            // Netlink gives the same names as nft, without anonymous sets.
+            let mut by_netlink = nf.names().expect("names");
+            let mut by_nft = ex.clone();
+            for e in [&mut by_netlink, &mut by_nft] {
+                e.chains.sort();
+                e.sets.sort();
+            }
+            assert_eq!(by_netlink, by_nft);
+            assert!(
+                !by_netlink.sets.iter().any(|s| s.starts_with("__")),
+                "{by_netlink:?}"
+            );
             assert!(ex.sets.contains(&"users".to_string()), "{ex:?}");
             // A member leaves and the rule goes: chains replaced, sticky sets pruned,
             // the user's set kept.

@@ -152,12 +152,16 @@ pub enum Incoming {
     Event { id: String, data: Value },
     /// Our object got its first subscriber (`active`) or lost its last one.
     Subscribers { object: ObjectId, active: bool },
+    /// A notification of `kind` from an object we subscribed to with
+    /// [`Client::subscribe`].
+    Notification { kind: String, data: Value },
 }
 
 #[derive(Clone, Debug)]
 enum Owned {
     Published { methods: Vec<String> },
     Listener,
+    Subscriber,
 }
 
 #[derive(Default)]
@@ -166,6 +170,7 @@ struct State {
     pending: HashMap<(u16, u32), Sender<Message>>,
     objects: HashMap<ObjectId, Owned>,
     listener: Option<ObjectId>,
+    subscriber: Option<ObjectId>,
 }
 
 struct Inner {
@@ -380,6 +385,9 @@ impl Client {
         if st.listener == Some(id) {
             st.listener = None;
         }
+        if st.subscriber == Some(id) {
+            st.subscriber = None;
+        }
         Ok(())
     }
 
@@ -447,6 +455,35 @@ impl Client {
         self.control_invoke(|seq| proto::register_event(seq, listener, pattern))
             .await?;
         Ok(listener)
+    }
+
+    /// Subscribes to the notifications of object `target` (as `ubus subscribe` does);
+    /// they arrive as [`Incoming::Notification`]. The first call publishes an anonymous
+    /// subscriber object, as libubus does; later subscriptions share it. A subscription
+    /// ends with the target object.
+    pub async fn subscribe(&self, target: ObjectId) -> Result<(), Error> {
+        let existing = self.inner.state.borrow().subscriber;
+        let subscriber = match existing {
+            Some(id) => id,
+            None => {
+                let id = self.add(proto::add_anonymous).await?;
+                let mut st = self.inner.state.borrow_mut();
+                st.objects.insert(id, Owned::Subscriber);
+                st.subscriber = Some(id);
+                id
+            }
+        };
+        let reply = self
+            .request(
+                |seq| proto::subscribe(seq, subscriber, target),
+                Some(CONTROL_TIMEOUT),
+            )
+            .await?;
+        if reply.status.is_ok() {
+            Ok(())
+        } else {
+            Err(Error::Status(reply.status))
+        }
     }
 
     async fn control_invoke(&self, build: impl FnOnce(u16) -> Message) -> Result<(), Error> {
@@ -685,6 +722,16 @@ impl Inner {
                 };
                 let _ = self.incoming_tx.try_send(Incoming::Event { id, data });
                 // libubus acknowledges every event it handled.
+                Status::Ok
+            }
+            (Some(Owned::Subscriber), Some(kind), args) => {
+                let data = match args {
+                    Some(Ok(map)) => Value::Object(map),
+                    _ => Value::Object(Map::new()),
+                };
+                let _ = self
+                    .incoming_tx
+                    .try_send(Incoming::Notification { kind, data });
                 Status::Ok
             }
             (Some(Owned::Published { methods }), Some(method), args) => {

@@ -118,6 +118,16 @@ pub fn add_anonymous(seq: u16) -> Message {
     Message::new(MsgType::AddObject, seq, 0, Vec::new())
 }
 
+/// SUBSCRIBE our anonymous object `subscriber` to the notifications of `target`.
+pub fn subscribe(seq: u16, subscriber: u32, target: u32) -> Message {
+    Message::new(
+        MsgType::Subscribe,
+        seq,
+        0,
+        vec![MsgAttr::ObjId(subscriber), MsgAttr::Target(target)],
+    )
+}
+
 /// REMOVE_OBJECT of one of our objects.
 pub fn remove_object(seq: u16, obj: u32) -> Message {
     Message::new(MsgType::RemoveObject, seq, 0, vec![MsgAttr::ObjId(obj)])
