@@ -215,9 +215,12 @@ impl Task {
                                 (Status::Ok, None)
                             }
                             Ok(data) => (Status::Ok, Some(data)),
+                            // The status code says little ("unknown error"): the reason
+                            // goes along as data, which `ubus call` prints and uhttpd
+                            // passes on to the page that called.
                             Err(e) => {
                                 log::debug!("ubus: call refused: {}", e.message);
-                                (e.status, None)
+                                (e.status, Some(json!({ "error": e.message })))
                             }
                         };
                         if let Err(e) = client.reply(request, status, data.as_ref()).await {

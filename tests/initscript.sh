@@ -31,7 +31,11 @@ run() {
         procd_add_reload_trigger() { log "reload_trigger $*"; }
         procd_add_validation() { log "validation $*"; "$@"; }
         procd_send_signal() { log "send_signal $*"; }
-        uci_validate_section() { log "validate $1 $2 ${3:-}"; return "${STUB_INVALID:-0}"; }
+        uci_validate_section() {
+            log "validate $1 $2 ${3:-}"
+            [ "${STUB_INVALID_TYPE:-}" = "$2" ] && return 1
+            return "${STUB_INVALID:-0}"
+        }
         config_load() { log "config_load $*"; }
         # Two sections of each type.
         config_foreach() {
@@ -61,9 +65,21 @@ grep -qx "set_param capabilities /etc/capabilities/uplinkd.json" "$calls" &&
     grep -qx "set_param no_new_privs 1" "$calls" && grep -qx "add_jail uplinkd" "$calls" ||
     bad "capabilities"
 grep -qx "open_instance " "$calls" && grep -qx "close_instance" "$calls" || bad "instance"
-for t in globals interface member policy; do
+for t in globals interface member policy rule; do
     grep -qx "validate uplinkd $t ${t}_a" "$calls" || bad "validates no $t section"
+    grep -qx "validate uplinkd $t ${t}_b" "$calls" || bad "validates only one $t section"
 done
+
+# Only rule sections invalid: not started either.
+: >"$calls"
+STUB_INVALID_TYPE=rule run start_service 2>"$tmp/err" && bad "started with an invalid rule section"
+grep -q "open_instance" "$calls" && bad "opened an instance with an invalid rule section"
+grep -q "section 'rule_a' has invalid options" "$tmp/err" || bad "no message names the rule section: $(cat "$tmp/err")"
+
+# procd's 'ubus call service validate' sees every section type, rules too.
+: >"$calls"
+run validate_uplinkd
+grep -q "^validate uplinkd rule" "$calls" || bad "validate_uplinkd skips rules"
 
 : >"$calls"
 STUB_INVALID=1 run start_service 2>/dev/null && bad "started with invalid options"

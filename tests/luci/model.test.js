@@ -151,3 +151,116 @@ test('a dual-stack WAN shows both gateways and its delegated prefixes', () => {
 	assert.equal(six.gateway, 'fe80::1');
 	assert.equal(six.prefixes6, '');
 });
+
+test('rule addresses and ports in the forms the daemon and the importer write', () => {
+	const v = model.validate;
+	for (const ok of [[], '', '192.168.1.0/24', '192.168.1.0/24,192.168.2.0/24', ['10.0.0.1', '2001:db8::/32'],
+		'10.0.0.0/8 172.16.0.0/12', ['192.168.1.0/24,192.168.2.0/24', '10.1.1.1']])
+		assert.equal(v.prefixes(ok), true, JSON.stringify(ok));
+	for (const bad of ['192.168.1.0/33', '10.0.0.0/8,host', '2001:db8::/129', '1.2.3', '10.0.0.0/'])
+		assert.notEqual(v.prefixes(bad), true, bad);
+	assert.equal(v.prefixes('192.168.1.0/24', 'ipv4'), true);
+	assert.equal(v.prefixes(['2001:db8::/32'], 'ipv4'), "'2001:db8::/32' does not match family ipv4");
+	assert.notEqual(v.prefixes('10.0.0.0/8', 'ipv6'), true);
+	for (const ok of ['80', '80,443', '8000-8100', '8000:8100', ['80', '443,8443'], '1-65535'])
+		assert.equal(v.ports(ok), true, JSON.stringify(ok));
+	for (const bad of ['0', '65536', '100-90', '80,', 'http', '1-2-3'].filter((x) => x !== '80,'))
+		assert.notEqual(v.ports(bad), true, bad);
+	assert.equal(v.ports('80,'), true, 'an empty word is skipped, as the daemon does');
+	assert.equal(v.portsNeedProto('icmp', [], '80'), 'needs proto tcp, udp or all (tcp and udp)');
+	for (const p of ['tcp', 'udp', 'all', '', undefined, '6', '17']) assert.equal(v.portsNeedProto(p, '53', []), true, p);
+	assert.equal(v.portsNeedProto('icmp', [], []), true);
+	for (const ok of ['all', 'tcp', 'udp', 'icmp', '47', '0', '255']) assert.equal(v.proto(ok), true, ok);
+	for (const bad of ['gre', '256', '-1']) assert.notEqual(v.proto(bad), true, bad);
+	// A `list dest_ip` stays a list: its words are each value's, never one joined string.
+	assert.deepEqual(model.words(['192.168.1.0/24,192.168.2.0/24', '10.0.0.0/8']),
+		['192.168.1.0/24', '192.168.2.0/24', '10.0.0.0/8']);
+});
+
+test('gateways, targets and prefixes are refused where the daemon refuses them', () => {
+	const v = model.validate;
+	assert.equal(v.gateways(['192.0.2.1'], 'ipv4'), true);
+	assert.equal(v.gateways(['192.0.2.1', 'fe80::1'], 'any'), true);
+	assert.equal(v.gateways(['192.0.2.1', '192.0.2.2'], 'ipv4'), 'lists two gateways of one family');
+	assert.equal(v.gateways(['192.0.2.1', '192.0.2.2'], 'any'), 'lists two gateways of one family');
+	assert.equal(v.gateways(['fe80::1'], 'ipv4'), 'fe80::1 does not match family ipv4');
+	assert.equal(v.gateways(['fe80::1'], undefined), 'fe80::1 does not match family ipv4', 'ipv4 is the default');
+	assert.equal(v.gateways(['192.0.2.1'], 'ipv6'), '192.0.2.1 does not match family ipv6');
+	assert.notEqual(v.gateways(['gw'], 'ipv4'), true);
+	const nine = Array.from({ length: 9 }, (_, i) => '192.0.2.' + (i + 1));
+	assert.equal(v.targets(nine.slice(0, 8), 'ipv4'), true);
+	assert.equal(v.targets(nine, 'ipv4'), 'has 9 targets; at most 8 are supported');
+	assert.equal(v.targets(['1.1.1.1', '1.1.1.1'], 'ipv4'), 'lists 1.1.1.1 twice');
+	assert.equal(v.targets(['2606:4700::1111'], 'ipv4'), '2606:4700::1111 does not match family ipv4');
+	assert.equal(v.targets(['2606:4700::1111', '1.1.1.1'], 'any'), true);
+	assert.equal(v.ip6prefixes(['2001:db8:1::/48'], 'ipv6'), true);
+	assert.notEqual(v.ip6prefixes(['2001:db8:1::/48'], 'ipv4'), true);
+	assert.notEqual(v.ip6prefixes(['10.0.0.0/8'], 'any'), true);
+	assert.equal(v.reliabilityFor('2', ['1.1.1.1', '8.8.8.8']), true);
+	assert.equal(v.reliabilityFor('3', ['1.1.1.1', '8.8.8.8']), 'is 3 but only 2 track_ip targets are configured');
+	assert.equal(v.reliabilityFor('1', []), true, 'without targets the default 1 stands');
+	assert.notEqual(v.reliabilityFor('9', nine), true);
+	for (const ok of ['::ffff:192.0.2.1', 'fe80::1', '2001:db8:0:0:0:0:0:1', '::']) assert.equal(v.ip(ok), true, ok);
+	for (const bad of ['1:2:3:4:5:6:7:8:9', '2001:db8::1::', '01.2.3.4', 'fe80::1%eth0', ':::']) assert.notEqual(v.ip(bad), true, bad);
+});
+
+test('every other option the daemon checks', () => {
+	const v = model.validate;
+	for (const ok of ['1', '500', '1ms', '60s', '1m', '0.5s']) assert.equal(v.latency(ok), true, ok);
+	for (const bad of ['0', '61s', '2m', 'x']) assert.notEqual(v.latency(bad), true, bad);
+	assert.equal(v.latencyPair('500', '1000'), true);
+	assert.equal(v.latencyPair('2s', '1000'), 'must not exceed failure_latency (1000)');
+	assert.equal(v.lossPair('10', '40'), true);
+	assert.notEqual(v.lossPair('50', '40'), true);
+	assert.equal(v.reuseBelowSuppress('750', '2000'), true);
+	assert.equal(v.reuseBelowSuppress('2000', '2000'), 'must be below flap_suppress (2000)');
+	for (const ok of ['60', '60s', '1h'.replace('h', 'm'), '3600']) assert.equal(v.flapDuration(ok), true, ok);
+	for (const bad of ['0.5', '3601', '61m']) assert.notEqual(v.flapDuration(bad), true, bad);
+	assert.equal(v.stickyTimeout('86400'), true);
+	assert.notEqual(v.stickyTimeout('86401'), true);
+	assert.equal(v.reconcile('30s'), true);
+	assert.notEqual(v.reconcile('500ms'), true);
+	for (const ok of ['ifdown', 'ifup ifdown', ['disconnected', 'connected'], 'never', []]) assert.equal(v.flush(ok), true, String(ok));
+	assert.notEqual(v.flush('always'), true);
+	for (const ok of ['eth1', 'pppoe-wan', 'br-lan.10']) assert.equal(v.device(ok), true, ok);
+	for (const bad of ['a/b', 'eth:1', 'a b', '0123456789abcdef', '..']) assert.notEqual(v.device(bad), true, bad);
+	for (const ok of ['streaming', '_x', 'a-b.c/d']) assert.equal(v.nftSet(ok), true, ok);
+	for (const bad of ['1abc', 'a b', 'x'.repeat(65)]) assert.notEqual(v.nftSet(bad), true, bad);
+	for (const ok of ['0x3F00', '16128', '0xffffffff']) assert.equal(v.mask(ok), true, ok);
+	for (const bad of ['0', '0x0', '0x100000000', 'mask']) assert.notEqual(v.mask(bad), true, bad);
+	assert.equal(v.tableRange('1100', '1199'), true);
+	assert.equal(v.tableRange('', ''), true);
+	assert.equal(v.tableRange('1200', '1100'), 'must not be below table_first (1200)');
+	assert.notEqual(v.tableRange('200', '300'), true);
+	assert.notEqual(v.tableRange('1', '4294967294'), true);
+	assert.equal(v.rulePriority('31000'), true);
+	assert.notEqual(v.rulePriority('31001'), true);
+	assert.notEqual(v.routeProto('4'), true);
+	assert.equal(v.members(['m1', 'm2'], ['m1', 'm2']), true);
+	assert.equal(v.members('m1 m1', ['m1']), "lists 'm1' twice");
+	assert.equal(v.members(['m3'], ['m1']), "names no member section: 'm3'");
+	assert.equal(model.durationMs('1.5m', 1000), 90000);
+	assert.equal(model.durationMs('250', 1), 250);
+	assert.equal(model.durationMs('.', 1000), null);
+});
+
+test('ubus errors read as what they are', () => {
+	const denied = model.ubusError(new Error('RPC call to uplinkd/status failed with error -32002: Access denied'));
+	const invalid = model.ubusError(new Error('RPC call to uplinkd/status failed with ubus code 2: Invalid argument'));
+	const absent = model.ubusError(new Error('RPC call to uplinkd/status failed with ubus code 4: Resource not found'));
+	assert.match(denied, /Access denied/);
+	assert.match(invalid, /invalid argument/);
+	assert.match(absent, /not running/);
+	// What uhttpd answers when no uplinkd object is on the bus (checked before the ACL).
+	assert.match(model.ubusError(new Error('RPC call to uplinkd/status failed with error -32000: Object not found')), /not running/);
+	assert.equal(new Set([denied, invalid, absent]).size, 3);
+	assert.match(model.ubusError(6), /Access denied/);
+	assert.match(model.ubusError(new Error('timeout')), /could not be asked: timeout/);
+	assert.deepEqual(model.reloadOutcome(0).ok, true);
+	assert.deepEqual(model.reloadOutcome({}).ok, true);
+	const refused = model.reloadOutcome({ error: "/etc/config/uplinkd:7: section 'wan' option 'gateway' lists two gateways of one family" });
+	assert.equal(refused.ok, false);
+	assert.match(refused.message, /refused the new configuration: .*lists two gateways/);
+	assert.equal(model.reloadOutcome(9).ok, false);
+	assert.match(model.reloadOutcome(6).message, /Access denied/);
+});

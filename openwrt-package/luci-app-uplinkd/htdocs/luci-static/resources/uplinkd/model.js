@@ -198,52 +198,298 @@ function summary(status) {
 }
 
 /*
- * Option checks with the daemon's ranges (src/config/check.rs): each returns true or the
+ * Option checks with the daemon's rules (src/config/check.rs): each returns true or the
  * message to show, as LuCI's `option.validate` expects. Empty means "use the default".
+ * The list checks take every value of an option (a uci list, or one value that may join
+ * several with commas or spaces, as the daemon and the mwan3 importer write them).
  */
+var MAX_TARGETS = 8;
+
+function empty(v) {
+	return v == null || v === '';
+}
+
 function wholeNumber(lo, hi) {
 	return function(v) {
-		if (v == null || v === '') return true;
+		if (empty(v)) return true;
 		if (!/^[0-9]+$/.test(String(v)) || +v < lo || +v > hi)
 			return 'must be a whole number from ' + lo + ' to ' + hi;
 		return true;
 	};
 }
 
-function seconds(lo, hi) {
+/* Milliseconds of `500ms`, `2s`, `1.5m`, or of a plain number in `plainMs` units; null
+ * when it is none of these (as the daemon reads durations). */
+function durationMs(v, plainMs) {
+	var m = /^([0-9]*)(?:\.([0-9]*))?(ms|s|m)?$/.exec(String(v));
+	if (!m || (m[1] === '' && !m[2]) || m[1].length > 12 || (m[2] || '').length > 6)
+		return null;
+	var unit = { ms: 1, s: 1000, m: 60000 }[m[3]] || plainMs;
+	return Math.floor(parseFloat((m[1] || '0') + '.' + (m[2] || '0')) * unit + 1e-9);
+}
+
+function fmtMs(ms) {
+	if (ms >= 60000 && ms % 60000 === 0) return (ms / 60000) + 'm';
+	if (ms >= 1000 && ms % 1000 === 0) return (ms / 1000) + 's';
+	if (ms < 1000) return ms + 'ms';
+	return (ms / 1000) + 's';
+}
+
+function duration(plainMs, loMs, hiMs) {
 	return function(v) {
-		if (v == null || v === '') return true;
-		var m = /^([0-9]*)(\.[0-9]+)?(ms|s|m)?$/.exec(String(v));
-		if (!m || (m[1] === '' && !m[2])) return 'must be a duration such as 500ms, 2s or 1m';
-		var unit = { ms: 0.001, s: 1, m: 60 }[m[3] || 's'];
-		var x = parseFloat((m[1] || '0') + (m[2] || '')) * unit;
-		if (x < lo || x > hi)
-			return 'must be from ' + lo + ' s to ' + hi + ' s';
+		if (empty(v)) return true;
+		var ms = durationMs(v, plainMs);
+		if (ms == null || ms < loMs || ms > hiMs)
+			return 'must be a duration from ' + fmtMs(loMs) + ' to ' + fmtMs(hiMs) + ' such as 500ms, 2s or 1m';
 		return true;
 	};
 }
 
-function ipv4or6(v) {
-	if (v == null || v === '') return true;
+function isIpv4(v) {
+	var m = /^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(String(v));
+	if (!m) return false;
+	for (var i = 1; i <= 4; i++)
+		if (+m[i] > 255 || (m[i].length > 1 && m[i][0] === '0')) return false;
+	return true;
+}
+
+function isIpv6(v) {
 	v = String(v);
-	var m = /^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(v);
-	if (m) {
-		for (var i = 1; i <= 4; i++)
-			if (+m[i] > 255) return 'not an IP address';
-		return true;
+	if (!/^[0-9a-fA-F:.]+$/.test(v) || v.indexOf(':') < 0) return false;
+	var halves = v.split('::');
+	if (halves.length > 2) return false;
+	var groups = 0;
+	for (var h = 0; h < halves.length; h++) {
+		if (halves[h] === '') continue;
+		var parts = halves[h].split(':');
+		for (var i = 0; i < parts.length; i++) {
+			var last = h === halves.length - 1 && i === parts.length - 1;
+			if (last && parts[i].indexOf('.') >= 0) {
+				if (!isIpv4(parts[i])) return false;
+				groups += 2;
+			} else if (/^[0-9a-fA-F]{1,4}$/.test(parts[i])) {
+				groups += 1;
+			} else {
+				return false;
+			}
+		}
 	}
-	if (/^[0-9a-fA-F:]+$/.test(v) && v.indexOf(':') >= 0 && (v.match(/::/g) || []).length <= 1)
-		return true;
-	return 'not an IP address';
+	return halves.length === 2 ? groups < 8 : groups === 8;
+}
+
+/* 4, 6 or 0 (not an address). */
+function ipFamily(v) {
+	return isIpv4(v) ? 4 : isIpv6(v) ? 6 : 0;
+}
+
+function ipv4or6(v) {
+	if (empty(v)) return true;
+	return ipFamily(v) ? true : 'not an IP address';
+}
+
+function familyName(family) {
+	return family == null || family === '' ? 'ipv4' : String(family);
+}
+
+/* Whether an address of `fam` (4 or 6) may be used on a section of `family`. */
+function familyMatches(family, fam) {
+	family = familyName(family);
+	return family === 'any' || (family === 'ipv4' && fam === 4) || (family === 'ipv6' && fam === 6);
+}
+
+function values(list) {
+	if (list == null) return [];
+	return (Array.isArray(list) ? list : [ list ]).map(String);
+}
+
+/* Words of a list whose values may join several with commas or spaces. */
+function words(list) {
+	var out = [];
+	values(list).forEach(function(v) {
+		v.split(/[, ]/).forEach(function(w) { if (w !== '') out.push(w); });
+	});
+	return out;
+}
+
+/* `192.0.2.1`, `192.0.2.0/24`, `2001:db8::/32`: its family (4 or 6), or 0. */
+function prefixFamily(v) {
+	var m = /^([^/]*)(?:\/([0-9]{1,3}))?$/.exec(String(v));
+	if (!m) return 0;
+	var fam = ipFamily(m[1]);
+	if (!fam || (m[2] != null && +m[2] > (fam === 4 ? 32 : 128))) return 0;
+	return fam;
+}
+
+/* `src_ip`, `dest_ip` of a rule of `family` (default any). */
+function prefixes(list, family) {
+	family = family == null || family === '' ? 'any' : family;
+	var w = words(list);
+	for (var i = 0; i < w.length; i++) {
+		var fam = prefixFamily(w[i]);
+		if (!fam)
+			return "must be an address or network such as 192.0.2.0/24, not '" + w[i] + "'";
+		if (!familyMatches(family, fam))
+			return "'" + w[i] + "' does not match family " + family;
+	}
+	return true;
+}
+
+/* `443`, `8000-8100` or mwan3's `8000:8100`. */
+function portRange(v) {
+	var m = /^([0-9]{1,5})(?:[-:]([0-9]{1,5}))?$/.exec(String(v));
+	if (!m) return false;
+	var a = +m[1], b = m[2] == null ? a : +m[2];
+	return a >= 1 && b >= 1 && a <= 65535 && b <= 65535 && a <= b;
+}
+
+/* `src_port`, `dest_port`: `80,443`, `list dest_port 8000-8100`. */
+function ports(list) {
+	var w = words(list);
+	for (var i = 0; i < w.length; i++)
+		if (!portRange(w[i]))
+			return "must be a port or range such as 443 or 8000-8100, not '" + w[i] + "'";
+	return true;
+}
+
+/* Ports need a protocol that has them. */
+function portsNeedProto(proto, src, dest) {
+	if (!words(src).length && !words(dest).length) return true;
+	var p = proto == null || proto === '' ? 'all' : String(proto);
+	if ([ 'all', 'tcp', 'udp', '6', '17' ].indexOf(p) >= 0) return true;
+	return 'needs proto tcp, udp or all (tcp and udp)';
+}
+
+function proto(v) {
+	if (empty(v)) return true;
+	if ([ 'all', 'tcp', 'udp', 'icmp' ].indexOf(String(v)) >= 0) return true;
+	if (/^[0-9]{1,3}$/.test(String(v)) && +v <= 255) return true;
+	return "must be all, tcp, udp, icmp or a protocol number, not '" + v + "'";
+}
+
+/* `gateway`: at most one per family, each of the interface's family. */
+function gateways(list, family) {
+	var seen = {};
+	var v = values(list).filter(function(g) { return g !== ''; });
+	for (var i = 0; i < v.length; i++) {
+		var fam = ipFamily(v[i]);
+		if (!fam) return "must be an IP address, not '" + v[i] + "'";
+		if (!familyMatches(family, fam)) return v[i] + ' does not match family ' + familyName(family);
+		if (seen[fam]) return 'lists two gateways of one family';
+		seen[fam] = true;
+	}
+	return true;
+}
+
+/* `track_ip`: at most 8 distinct addresses of the interface's family. */
+function targets(list, family) {
+	var seen = {};
+	var v = values(list).filter(function(t) { return t !== ''; });
+	for (var i = 0; i < v.length; i++) {
+		var fam = ipFamily(v[i]);
+		if (!fam) return "must be an IP address, not '" + v[i] + "'";
+		if (seen[v[i]]) return 'lists ' + v[i] + ' twice';
+		if (!familyMatches(family, fam)) return v[i] + ' does not match family ' + familyName(family);
+		seen[v[i]] = true;
+	}
+	if (v.length > MAX_TARGETS)
+		return 'has ' + v.length + ' targets; at most ' + MAX_TARGETS + ' are supported';
+	return true;
+}
+
+/* `ip6prefix`: IPv6 networks, on an interface of family ipv6 or any. */
+function ip6prefixes(list, family) {
+	var v = values(list).filter(function(p) { return p !== ''; });
+	for (var i = 0; i < v.length; i++) {
+		var fam = prefixFamily(v[i]);
+		if (!fam) return "must be an address or network such as 2001:db8::/48, not '" + v[i] + "'";
+		if (fam !== 6 || familyName(family) === 'ipv4')
+			return "'" + v[i] + "' needs an IPv6 interface (family ipv6 or any)";
+	}
+	return true;
+}
+
+/* `reliability` against the number of targets. */
+function reliabilityFor(v, targetList) {
+	var r = wholeNumber(1, MAX_TARGETS)(v);
+	if (r !== true || empty(v)) return r;
+	var n = values(targetList).filter(function(t) { return t !== ''; }).length;
+	if (+v > Math.max(n, 1))
+		return 'is ' + (+v) + ' but only ' + n + ' track_ip targets are configured';
+	return true;
+}
+
+/* `flush_conntrack` words. */
+function flush(list) {
+	var ok = [ 'ifdown', 'disconnected', 'ifup', 'connected', 'never', 'none' ];
+	var v = words(list);
+	for (var i = 0; i < v.length; i++)
+		if (ok.indexOf(v[i]) < 0)
+			return "must be ifdown, disconnected, ifup, connected or never, not '" + v[i] + "'";
+	return true;
+}
+
+/* A Linux device name (the kernel's dev_valid_name()). */
+function device(v) {
+	if (empty(v)) return true;
+	v = String(v);
+	if (v.length > 15 || v === '.' || v === '..' || /[\/:\s]/.test(v))
+		return 'must be a Linux device name (1-15 bytes, no /, : or spaces)';
+	return true;
+}
+
+/* An nft set name in uplinkd's table. */
+function nftSet(v) {
+	if (empty(v)) return true;
+	if (!/^[A-Za-z_][A-Za-z0-9_\-.\/]*$/.test(String(v)) || String(v).length > 64)
+		return 'must be an nft set name (a letter, then letters, digits, _ - . /)';
+	return true;
+}
+
+function mask(v) {
+	if (empty(v)) return true;
+	v = String(v);
+	var n = /^0[xX][0-9a-fA-F]{1,8}$/.test(v) ? parseInt(v.slice(2), 16)
+		: /^[0-9]{1,10}$/.test(v) ? +v : NaN;
+	if (!(n > 0 && n <= 0xFFFFFFFF))
+		return 'must be a non-zero 32-bit mask such as 0x3F00';
+	return true;
+}
+
+/* `recovery` must not exceed `failure` (latency as durations in plain ms, loss as numbers). */
+function notAbove(kind) {
+	return function(recovery, failure) {
+		if (empty(recovery) || empty(failure)) return true;
+		var r = kind === 'latency' ? durationMs(recovery, 1) : +recovery;
+		var f = kind === 'latency' ? durationMs(failure, 1) : +failure;
+		if (r == null || f == null || isNaN(r) || isNaN(f)) return true;
+		return r <= f ? true : 'must not exceed failure_' + kind + ' (' + failure + ')';
+	};
+}
+
+function below(what) {
+	return function(v, other) {
+		if (empty(v) || empty(other) || isNaN(+v) || isNaN(+other)) return true;
+		return +v < +other ? true : 'must be below ' + what + ' (' + other + ')';
+	};
+}
+
+/* `table_first`..`table_last` as the daemon accepts them. */
+function tableRange(first, last) {
+	var f = empty(first) ? 1100 : +first, l = empty(last) ? 1199 : +last;
+	if (isNaN(f) || isNaN(l)) return true;
+	if (f > l) return 'must not be below table_first (' + f + ')';
+	if (l * 2 - f + 1 > 0xFFFFFFFF) return 'leaves no room for IPv6 nexthop ids: the range must end below 2^31';
+	if (f <= 255 && l >= 253) return 'the range must not include tables 253, 254 and 255 (default, main, local)';
+	return true;
 }
 
 function listen(v) {
-	if (v == null || v === '') return true;
+	if (empty(v)) return true;
 	v = String(v);
 	var port = /^[0-9]+$/.test(v) ? v : null;
-	var m = /^(?:\[([0-9a-fA-F:]+)\]|([0-9.]+)):([0-9]+)$/.exec(v);
+	var m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]+)$/.exec(v);
 	if (m) {
-		if (ipv4or6(m[1] || m[2]) !== true) return 'not an address:port';
+		if (m[1] != null ? !isIpv6(m[1]) : !isIpv4(m[2])) return 'not an address:port';
 		port = m[3];
 	}
 	if (port == null || +port < 1 || +port > 65535)
@@ -254,25 +500,100 @@ function listen(v) {
 /* Sections that name others must name existing ones: `names` is a list of section names. */
 function reference(names, what) {
 	return function(v) {
-		if (v == null || v === '') return true;
+		if (empty(v)) return true;
 		return names.indexOf(String(v)) >= 0 ? true : 'names no ' + what + " section: '" + v + "'";
 	};
 }
 
+/* `use_member`: existing members, each once. */
+function members(list, names) {
+	var v = words(list), seen = {};
+	for (var i = 0; i < v.length; i++) {
+		if (names.indexOf(v[i]) < 0) return "names no member section: '" + v[i] + "'";
+		if (seen[v[i]]) return "lists '" + v[i] + "' twice";
+		seen[v[i]] = true;
+	}
+	return true;
+}
+
+var SEC = 1000, MIN = 60000, HOUR = 3600000;
+
 var validate = {
 	weight: wholeNumber(1, 1000),
 	metric: wholeNumber(1, 256),
-	reliability: wholeNumber(1, 8),
+	reliability: wholeNumber(1, MAX_TARGETS),
+	reliabilityFor: reliabilityFor,
 	count: wholeNumber(1, 10),
 	upDown: wholeNumber(1, 100),
 	lossPercent: wholeNumber(0, 100),
+	flapNumber: wholeNumber(1, 1000000),
 	port: wholeNumber(1, 65535),
-	timeout: seconds(0.1, 60),
-	interval: seconds(0.1, 3600),
+	tableId: wholeNumber(1, 0xFFFFFFFE),
+	rulePriority: wholeNumber(1, 31000),
+	routeProto: wholeNumber(5, 254),
+	timeout: duration(SEC, 100, MIN),
+	interval: duration(SEC, 100, HOUR),
+	latency: duration(1, 1, MIN),
+	flapDuration: duration(SEC, SEC, HOUR),
+	reconcile: duration(SEC, SEC, HOUR),
+	stickyTimeout: duration(SEC, SEC, 24 * HOUR),
 	ip: ipv4or6,
+	gateways: gateways,
+	targets: targets,
+	ip6prefixes: ip6prefixes,
+	prefixes: prefixes,
+	ports: ports,
+	portsNeedProto: portsNeedProto,
+	proto: proto,
+	flush: flush,
+	device: device,
+	nftSet: nftSet,
+	mask: mask,
+	latencyPair: notAbove('latency'),
+	lossPair: notAbove('loss'),
+	reuseBelowSuppress: below('flap_suppress'),
+	tableRange: tableRange,
 	listen: listen,
-	reference: reference
+	reference: reference,
+	members: members
 };
+
+/* How a ubus status code (as rpc.js reports it) reads on the pages. */
+var UBUS_ERRORS = {
+	2: 'uplinkd refused the request as an invalid argument (a daemon older or newer than this page?).',
+	3: 'uplinkd does not know this method (a daemon older than this page?).',
+	4: 'uplinkd is not running or not registered on ubus.',
+	6: 'Access denied: your login may not call uplinkd (see the luci-app-uplinkd ACL).',
+	7: 'uplinkd did not answer in time.',
+	9: 'uplinkd reported an error.',
+	10: 'The connection to ubus failed.'
+};
+
+/* A message for an error from rpc.js (`RPCError: ... ubus code 6: ...`, an access
+ * refused by uhttpd, a lost session) or a bare ubus status code. */
+function ubusError(e) {
+	var code = typeof e === 'number' ? e : null;
+	var text = e && typeof e === 'object' ? String(e.message || '') : String(e == null ? '' : e);
+	var m = /ubus code ([0-9]+)/.exec(text);
+	if (m) code = +m[1];
+	if (code == null && /access denied|permission denied/i.test(text)) code = 6;
+	if (code != null && Object.prototype.hasOwnProperty.call(UBUS_ERRORS, code))
+		return UBUS_ERRORS[code];
+	if (/not found/i.test(text)) return UBUS_ERRORS[4];
+	return 'uplinkd could not be asked: ' + (text || ('ubus code ' + code));
+}
+
+/* The result of `ubus call uplinkd reload` as rpc.js returns it without `reject`: 0 (or
+ * an empty object) on success, `{ error: "..." }` or a status code when refused. */
+function reloadOutcome(r) {
+	if (r === 0 || r == null || (typeof r === 'object' && !Array.isArray(r) && typeof r.error !== 'string' && !Object.keys(r).length))
+		return { ok: true, message: 'uplinkd reloaded its configuration.' };
+	if (typeof r === 'object' && typeof r.error === 'string')
+		return { ok: false, message: 'uplinkd refused the new configuration: ' + r.error };
+	if (typeof r === 'number')
+		return { ok: false, message: 'uplinkd refused the new configuration (' + ubusError(r) + ' See the system log.)' };
+	return { ok: true, message: 'uplinkd reloaded its configuration.' };
+}
 
 var Model = {
 	STATES: STATES,
@@ -287,7 +608,11 @@ var Model = {
 	cardHtml: cardHtml,
 	cardsHtml: cardsHtml,
 	summary: summary,
-	validate: validate
+	validate: validate,
+	words: words,
+	durationMs: durationMs,
+	ubusError: ubusError,
+	reloadOutcome: reloadOutcome
 };
 
 if (typeof module === 'object' && module && module.exports)

@@ -37,8 +37,16 @@ var STYLE = [
 ].join('\n');
 
 return view.extend({
+	/* The status, or the error that kept it away (shown as such, not as "no daemon"). */
 	load: function() {
-		return Promise.all([ L.resolveDefault(callFull(), null), L.resolveDefault(fs.read(IMPORT_REPORT), null) ]);
+		return Promise.all([
+			callFull().then(function(status) {
+				return { status: status };
+			}, function(e) {
+				return { error: e };
+			}),
+			L.resolveDefault(fs.read(IMPORT_REPORT), null)
+		]);
 	},
 
 	/* Buttons only where the ACL grants the write group (the view is not read-only). */
@@ -57,7 +65,7 @@ return view.extend({
 				/* Show the outcome now rather than at the next poll. */
 				return fn(name).then(function() { return callFull(); })
 					.then(function(status) { self.update(self.container, status); })
-					.catch(function(e) { ui.addNotification(null, E('p', e.message)); });
+					.catch(function(e) { ui.addNotification(null, E('p', _(model.ubusError(e))), 'danger'); });
 			});
 		};
 		if (v.drained)
@@ -123,7 +131,7 @@ return view.extend({
 				'class': 'btn cbi-button',
 				'click': ui.createHandlerFn(this, function() {
 					return fs.remove(IMPORT_REPORT).then(function() { banner.remove(); })
-						.catch(function(e) { ui.addNotification(null, E('p', e.message)); });
+						.catch(function(e) { ui.addNotification(null, E('p', e.message), 'danger'); });
 				})
 			}, _('Dismiss')));
 		return banner;
@@ -132,17 +140,18 @@ return view.extend({
 	render: function(data) {
 		var container = E('div', { 'class': 'uplinkd-cards' });
 		this.container = container;
-		if (data[0] == null)
-			dom.content(container, E('p', _('uplinkd does not answer on ubus.')));
+		var failed = function(e) {
+			dom.content(container, E('p', { 'class': 'uplinkd-error' }, _(model.ubusError(e))));
+		};
+		if (data[0].status == null)
+			failed(data[0].error);
 		else
-			this.update(container, data[0]);
+			this.update(container, data[0].status);
 
 		poll.add(L.bind(function() {
 			return callFull().then(L.bind(function(status) {
 				this.update(container, status);
-			}, this)).catch(function() {
-				dom.content(container, E('p', _('uplinkd does not answer on ubus.')));
-			});
+			}, this)).catch(failed);
 		}, this), 5);
 
 		return E('div', {}, [
