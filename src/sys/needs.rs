@@ -6,8 +6,11 @@
 //! runs on without it: routes, rules and failover need neither. It does not try again
 //! in a loop; a restart after installing the missing piece picks it up.
 
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::nft::Netfilter;
 
@@ -64,20 +67,50 @@ pub fn check(nf: Option<&mut Netfilter>, nft: &Path) -> Needs {
     Needs { nft, ctnetlink }
 }
 
+/// How long the start-up check waits for `nft`: a hung or very slow `nft` is not a
+/// missing one (the loads beside the event loop time out and retry on their own), and
+/// the daemon must not wait for it before it routes.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// `nft -j list tables`: present, and built with JSON (OpenWrt's nftables-nojson says
-/// so on stderr). Other failures (a busy kernel, a denied operation) do not mean nft is
-/// missing: they show where the table is loaded.
+/// so on stderr). Other failures (a busy kernel, a denied operation, no answer within
+/// `CHECK_TIMEOUT`) do not mean nft is missing: they show where the table is loaded.
 fn nft_json(nft: &Path) -> Result<(), String> {
-    let out = Command::new(nft)
+    let mut child = Command::new(nft)
         .args(["-j", "list", "tables"])
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot run nft ({e})"))?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && err.to_ascii_lowercase().contains("json") {
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                // Not an answer either way: kill it with whatever it started.
+                kill_group(&child);
+                let _ = child.wait();
+                return Ok(());
+            }
+        }
+    };
+    // It has exited; a descendant still holding the pipe must not keep us reading.
+    kill_group(&child);
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    if !status.success() && err.to_ascii_lowercase().contains("json") {
         return Err(format!("nft has no JSON support ({})", err.trim()));
     }
     Ok(())
+}
+
+/// SIGKILL to the process group `child` leads (it was started with `process_group(0)`).
+fn kill_group(child: &std::process::Child) {
+    // SAFETY: kill(2) takes no pointers; a group that is gone answers ESRCH.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
 }
