@@ -46,9 +46,10 @@ pub struct Toward {
 /// The probe verdict with its hysteresis.
 ///
 /// Invariant: the verdict moves to a worse level only after `down` consecutive rounds
-/// pointing there, and to a better level only after `up` consecutive rounds; a round that
-/// agrees with the current level clears `toward`, and a round pointing to a third level
-/// restarts the count there. Carrier loss bypasses the count (see [`Health::on_carrier`]).
+/// pointing worse, and to a better level only after `up` consecutive rounds pointing
+/// better; it moves to the mildest level of that run (`toward` keeps it). A round that
+/// agrees with the current level, or points the other way, restarts the count. Carrier
+/// loss bypasses the count (see [`Health::on_carrier`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     pub level: Level,
@@ -402,9 +403,7 @@ impl Health {
                 d.fall(now);
             }
         }
-        let reason = if points_to == Level::Degraded
-            || (points_to == Level::Up && self.verdict.level == Level::Degraded)
-        {
+        let reason = if points_to == Level::Degraded || self.verdict.level == Level::Degraded {
             Reason::Quality {
                 rounds,
                 loss_percent: worst_loss,
@@ -428,19 +427,31 @@ impl Health {
             v.toward = None;
             return None;
         }
-        let rounds = match v.toward {
-            Some(t) if t.level == to => t.rounds.saturating_add(1),
-            _ => 1,
+        // Rounds on the same side of the verdict count as one run, and the run moves the
+        // verdict only as far as its mildest round: a lossy WAN whose rounds alternate
+        // between "degraded" and "down" is degraded after `down` of them, instead of
+        // each kind restarting the other's count for ever.
+        let worse = to > v.level;
+        let (level, rounds) = match v.toward {
+            Some(t) if (t.level > v.level) == worse => {
+                let mildest = if worse {
+                    t.level.min(to)
+                } else {
+                    t.level.max(to)
+                };
+                (mildest, t.rounds.saturating_add(1))
+            }
+            _ => (to, 1),
         };
-        let needed = if to > v.level { cfg.down } else { cfg.up };
+        let needed = if worse { cfg.down } else { cfg.up };
         if rounds >= needed {
             *v = Verdict {
-                level: to,
+                level,
                 toward: None,
             };
             Some(rounds)
         } else {
-            v.toward = Some(Toward { level: to, rounds });
+            v.toward = Some(Toward { level, rounds });
             None
         }
     }
