@@ -5,7 +5,7 @@
 //! when each of those options parsed, so one typo does not cascade into more errors.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::uci::{Section, Value};
 use super::*;
@@ -703,14 +703,14 @@ impl Reader<'_, '_, '_> {
         });
         let family = self.or("family", Family::Any, parse_family);
         let proto = self.or("proto", Proto::All, parse_proto);
-        let prefixes = |r: &mut Self, option: &'static str| -> Vec<Prefix> {
+        let prefixes = |r: &mut Self, option: &'static str| -> Vec<AddrMatch> {
             let mut out = Vec::new();
             for v in r.list(option).into_iter().flat_map(|v| v.split([',', ' '])) {
                 if v.is_empty() {
                     continue;
                 }
-                match parse_prefix(v) {
-                    Ok(p) if family_matches(family, &p.addr) => out.push(p),
+                match parse_addr_match(v) {
+                    Ok(p) if family_matches(family, &p.addr()) => out.push(p),
                     Ok(_) => r.error(
                         option,
                         format!("'{v}' does not match family {}", family_name(family)),
@@ -813,6 +813,22 @@ fn parse_prefix(s: &str) -> Result<Prefix, String> {
         None => max,
     };
     Ok(Prefix { addr, len })
+}
+
+/// A rule's address: what `parse_prefix` takes, or an IPv4 address with a dotted netmask
+/// (`192.0.2.0/255.255.255.0`, `0.0.0.1/0.0.0.1`).
+fn parse_addr_match(s: &str) -> Result<AddrMatch, String> {
+    if let Some((a, m)) = s.split_once('/') {
+        if let (Ok(addr), Ok(mask)) = (a.parse::<Ipv4Addr>(), m.parse::<Ipv4Addr>()) {
+            return Ok(AddrMatch::with_mask(addr, mask));
+        }
+    }
+    parse_prefix(s).map(AddrMatch::Prefix).map_err(|_| {
+        format!(
+            "must be an address, a network such as 192.0.2.0/24 or an IPv4 address with a \
+             netmask such as 0.0.0.1/0.0.0.1, not '{s}'"
+        )
+    })
 }
 
 /// `443`, `8000-8100` or mwan3's `8000:8100`.
