@@ -95,6 +95,7 @@ impl Check<'_> {
         let (mut interfaces, mut members, mut policies) = (Vec::new(), Vec::new(), Vec::new());
         let mut rules = Vec::new();
         let mut devices: HashMap<(String, bool), (usize, String)> = HashMap::new();
+        let mut sets: HashMap<String, (bool, String)> = HashMap::new();
         for s in sections {
             let r = Reader {
                 check: self,
@@ -104,7 +105,12 @@ impl Check<'_> {
             };
             match s.ty.as_str() {
                 "globals" => continue,
-                "rule" => rules.extend(r.rule(&names)),
+                "rule" => {
+                    if let Some(rule) = r.rule(&names) {
+                        self.one_family_per_set(&mut sets, s, &rule);
+                        rules.push(rule);
+                    }
+                }
                 "interface" => {
                     if let Some(i) = r.interface() {
                         self.one_section_per_device(&mut devices, s, &i);
@@ -146,6 +152,40 @@ impl Check<'_> {
             members,
             policies,
             rules,
+        }
+    }
+
+    /// An `ipset` is IPv6 in `family ipv6` rules and IPv4 in the others: one set (one nft
+    /// object, of one address type) cannot be both.
+    fn one_family_per_set(
+        &mut self,
+        seen: &mut HashMap<String, (bool, String)>,
+        s: &Section,
+        rule: &Rule,
+    ) {
+        let Some(set) = &rule.ipset else {
+            return;
+        };
+        let v6 = rule.family == Family::Ipv6;
+        match seen.get(set) {
+            Some((first, label)) if *first != v6 => {
+                let msg = format!(
+                    "set '{set}' is {} in rule '{label}' but {} here (IPv6 only in family ipv6 \
+                     rules): one set holds one family",
+                    if *first { "IPv6" } else { "IPv4" },
+                    if v6 { "IPv6" } else { "IPv4" },
+                );
+                let line = s
+                    .options
+                    .iter()
+                    .find(|o| o.name == "ipset")
+                    .map_or(s.line, |o| o.line);
+                self.error(line, Some(s.label()), Some("ipset"), msg);
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(set.clone(), (v6, s.label()));
+            }
         }
     }
 

@@ -833,6 +833,21 @@ mod tests {
     }
 
     #[test]
+    fn one_set_serves_one_family() {
+        error(
+            &format!(
+                "{MIN}config rule 'a'\n\toption ipset s\n\toption use_policy p\n\
+                 config rule 'b'\n\toption family ipv6\n\toption ipset s\n\toption use_policy p\n"
+            ),
+            "t:9: section 'b' option 'ipset' set 's' is IPv4 in rule 'a' but IPv6 here",
+        );
+        ok(&format!(
+            "{MIN}config rule 'a'\n\toption ipset s\n\toption use_policy p\n\
+             config rule 'b'\n\toption family ipv4\n\toption ipset s\n\toption use_policy p\n"
+        ));
+    }
+
+    #[test]
     fn names_reaching_nft_are_checked() {
         let rule =
             |opt: &str| format!("{MIN}config rule 'r'\n\toption {opt}\n\toption use_policy p\n");
