@@ -25,7 +25,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, Family, LastResort, PortRange, Prefix, Proto, UsePolicy};
+use crate::config::{AddrMatch, Config, Family, LastResort, PortRange, Prefix, Proto, UsePolicy};
 use crate::kernel::Family as KFamily;
 use crate::plan::{Marks, PolicyPlan};
 
@@ -99,17 +99,30 @@ const FAMILIES: [KFamily; 2] = [KFamily::V4, KFamily::V6];
 /// The rule lines for what `render` makes of each carried family: one line when only
 /// one family is carried or both render alike, else one per family, restricted to it.
 fn per_family(carried: [bool; 2], render: impl Fn(KFamily) -> Option<String>) -> Vec<String> {
-    let texts: Vec<(KFamily, Option<String>)> = FAMILIES
+    per_family_many(carried, |f| render(f).map(|t| vec![t]))
+}
+
+/// `per_family` for a rendering of several lines per family: the lines are shared when
+/// both families render the same ones.
+fn per_family_many(
+    carried: [bool; 2],
+    render: impl Fn(KFamily) -> Option<Vec<String>>,
+) -> Vec<String> {
+    let texts: Vec<(KFamily, Option<Vec<String>>)> = FAMILIES
         .into_iter()
         .filter(|f| carried[*f as usize])
         .map(|f| (f, render(f)))
         .collect();
     match texts.as_slice() {
-        [(_, t)] => t.iter().cloned().collect(),
-        [(_, Some(a)), (_, Some(b))] if a == b => vec![a.clone()],
+        [(_, t)] => t.iter().flatten().cloned().collect(),
+        [(_, Some(a)), (_, Some(b))] if a == b => a.clone(),
         _ => texts
             .into_iter()
-            .filter_map(|(f, t)| Some(format!("meta nfproto {} {}", nfproto(f), t?)))
+            .flat_map(|(f, t)| {
+                t.into_iter()
+                    .flatten()
+                    .map(move |t| format!("meta nfproto {} {t}", nfproto(f)))
+            })
             .collect(),
     }
 }
@@ -360,13 +373,11 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
                 }
             }
         };
-        select.extend(per_family(carried, |f| {
-            let m = matchers(rule, f)?.join(" ");
-            Some(if m.is_empty() {
-                target.clone()
-            } else {
-                format!("{m} {target}")
-            })
+        // Alternatives of one rule all have the same final verdict (a goto or accept), so
+        // trying them in a row keeps first-match-wins.
+        select.extend(per_family_many(carried, |f| {
+            let alternatives = matchers(rule, f)?;
+            Some(alternatives.iter().map(|m| join(m, &target)).collect())
         }));
     }
     if let Some(j) = policies
@@ -402,14 +413,29 @@ fn policy_slots(cfg: &Config, policy: &str, wans: &[WanInfo]) -> Vec<u32> {
     slots
 }
 
-/// The set of `list`'s prefixes of family `f`: `None` if the list has none of them.
-fn prefixes(list: &[Prefix], f: KFamily) -> Option<String> {
-    let of: Vec<String> = list
-        .iter()
-        .filter(|p| KFamily::of(&p.addr) == f)
-        .map(|p| format!("{}/{}", p.addr, p.len))
+/// The alternatives of one address list for family `f`, each an nft match: one set of
+/// all its prefixes, then one masked comparison per masked entry (nft sets hold prefixes
+/// and ranges, not masks). Empty if the list has no entry of that family.
+fn addr_alternatives(list: &[AddrMatch], f: KFamily, dir: &str) -> Vec<String> {
+    let a = ip(f);
+    let of = list.iter().filter(|p| KFamily::of(&p.addr()) == f);
+    let prefixes: Vec<String> = of
+        .clone()
+        .filter_map(|p| match p {
+            AddrMatch::Prefix(p) => Some(format!("{}/{}", p.addr, p.len)),
+            AddrMatch::Masked { .. } => None,
+        })
         .collect();
-    (!of.is_empty()).then(|| format!("{{ {} }}", of.join(", ")))
+    let mut out = Vec::new();
+    if !prefixes.is_empty() {
+        out.push(format!("{a} {dir} {{ {} }}", prefixes.join(", ")));
+    }
+    for p in of {
+        if let AddrMatch::Masked { addr, mask } = p {
+            out.push(format!("{a} {dir} & {mask} == {addr}"));
+        }
+    }
+    out
 }
 
 fn ports(list: &[PortRange]) -> String {
@@ -426,22 +452,34 @@ fn ports(list: &[PortRange]) -> String {
     format!("{{ {} }}", v.join(", "))
 }
 
-/// The match expressions of a rule for family `f`; `None` if it can never match that
-/// family (another `family`, address lists of the other family only). A rule's `ipset`
-/// is of the rule's family: IPv4 unless `family ipv6`.
+/// The match expressions of a rule for family `f`, as alternatives: the rule matches
+/// when any of them does. One unless an address list has masked entries (then one per
+/// combination of a source and a destination alternative, in list order). `None` if it
+/// can never match that family (another `family`, address lists of the other family
+/// only). A rule's `ipset` is of the rule's family: IPv4 unless `family ipv6`.
 fn matchers(rule: &crate::config::Rule, f: KFamily) -> Option<Vec<String>> {
     if !rule.family.carries(f) {
         return None;
     }
-    let mut m = Vec::new();
+    let mut before = String::new();
     if let Some(dev) = &rule.src_iface {
-        m.push(format!("iifname \"{dev}\""));
+        before = format!("iifname \"{dev}\"");
     }
+    let mut alternatives = vec![before];
     for (list, dir) in [(&rule.src_ip, "saddr"), (&rule.dest_ip, "daddr")] {
-        if !list.is_empty() {
-            m.push(format!("{} {dir} {}", ip(f), prefixes(list, f)?));
+        if list.is_empty() {
+            continue;
         }
+        let these = addr_alternatives(list, f, dir);
+        if these.is_empty() {
+            return None;
+        }
+        alternatives = alternatives
+            .iter()
+            .flat_map(|a| these.iter().map(move |t| join(a, t)))
+            .collect();
     }
+    let mut m = Vec::new();
     if let Some(set) = &rule.ipset {
         let set_family = if rule.family == Family::Ipv6 {
             KFamily::V6
@@ -469,7 +507,17 @@ fn matchers(rule: &crate::config::Rule, f: KFamily) -> Option<Vec<String>> {
     if !rule.dest_port.is_empty() {
         m.push(format!("th dport {}", ports(&rule.dest_port)));
     }
-    Some(m)
+    let rest = m.join(" ");
+    Some(alternatives.iter().map(|a| join(a, &rest)).collect())
+}
+
+/// `a b`, without a space where one of them is empty.
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a} {b}"),
+    }
 }
 
 /// What is in the kernel's copy of the table, by name.
@@ -744,11 +792,13 @@ mod tests {
                 Prefix {
                     addr: ip("192.168.1.0"),
                     len: 24,
-                },
+                }
+                .into(),
                 Prefix {
                     addr: ip("fd00:1::"),
                     len: 64,
-                },
+                }
+                .into(),
             ],
             dest_ip: Vec::new(),
             src_port: Vec::new(),
@@ -823,6 +873,73 @@ mod tests {
     }
 
     #[test]
+    fn masked_addresses_render_one_rule_per_alternative() {
+        let mut cfg = config(&[1], 1);
+        let masked = |a: &str, m: &str| AddrMatch::Masked {
+            addr: a.parse().unwrap(),
+            mask: m.parse().unwrap(),
+        };
+        let prefix = |a: &str, len| AddrMatch::Prefix(Prefix { addr: ip(a), len });
+        let base = Rule {
+            name: "r".into(),
+            family: Family::Any,
+            proto: Proto::Tcp,
+            src_ip: vec![masked("0.0.0.1", "0.0.0.1")],
+            dest_ip: Vec::new(),
+            src_port: Vec::new(),
+            dest_port: vec![PortRange {
+                first: 443,
+                last: 443,
+            }],
+            src_iface: Some("br-lan".into()),
+            ipset: None,
+            sticky: false,
+            timeout: Duration::from_secs(600),
+            use_policy: UsePolicy::Policy("balanced".into()),
+        };
+        cfg.rules = vec![
+            base.clone(),
+            Rule {
+                proto: Proto::All,
+                dest_port: Vec::new(),
+                src_iface: None,
+                src_ip: vec![
+                    masked("10.0.0.0", "255.0.0.255"),
+                    prefix("192.168.1.0", 24),
+                    prefix("fd00::", 8),
+                    prefix("192.168.2.0", 24),
+                ],
+                dest_ip: vec![prefix("198.51.100.0", 24), masked("0.0.0.0", "0.0.0.1")],
+                ..base.clone()
+            },
+            Rule {
+                src_ip: vec![prefix("fd00::", 8)],
+                dest_ip: vec![masked("0.0.0.0", "0.0.0.1")],
+                ..base
+            },
+        ];
+        let mut w = wans(1);
+        w[0].v6 = true;
+        let mut p = policy("balanced", &[(0, 1)]);
+        p.v6.slots = vec![(0, 1)];
+        let r = ruleset(&cfg, &[p], &w);
+        let v4 = "meta nfproto ipv4";
+        assert_eq!(
+            chain(&r, "select"),
+            [
+                format!("{v4} iifname \"br-lan\" ip saddr & 0.0.0.1 == 0.0.0.1 meta l4proto tcp th dport {{ 443 }} goto policy_0"),
+                // Prefixes in one set, then each masked entry, for every destination.
+                format!("{v4} ip saddr {{ 192.168.1.0/24, 192.168.2.0/24 }} ip daddr {{ 198.51.100.0/24 }} goto policy_0"),
+                format!("{v4} ip saddr {{ 192.168.1.0/24, 192.168.2.0/24 }} ip daddr & 0.0.0.1 == 0.0.0.0 goto policy_0"),
+                format!("{v4} ip saddr & 255.0.0.255 == 10.0.0.0 ip daddr {{ 198.51.100.0/24 }} goto policy_0"),
+                format!("{v4} ip saddr & 255.0.0.255 == 10.0.0.0 ip daddr & 0.0.0.1 == 0.0.0.0 goto policy_0"),
+                // Sources of one family and destinations of the other: never matches.
+                "goto policy_0".to_string(),
+            ]
+        );
+    }
+
+    #[test]
     fn rules_render_first_match_wins_with_sticky_sets() {
         let mut cfg = config(&[1, 1], 1);
         cfg.policies.push(crate::config::Policy {
@@ -859,7 +976,8 @@ mod tests {
                 src_ip: vec![Prefix {
                     addr: ip("192.168.77.0"),
                     len: 25,
-                }],
+                }
+                .into()],
                 ..base.clone()
             },
             Rule {

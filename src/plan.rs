@@ -891,7 +891,8 @@ mod tests {
             dest_ip: vec![Prefix {
                 addr: ip("198.51.100.0"),
                 len: 24,
-            }],
+            }
+            .into()],
             src_port: Vec::new(),
             dest_port: Vec::new(),
             src_iface: None,

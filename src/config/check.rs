@@ -5,7 +5,7 @@
 //! when each of those options parsed, so one typo does not cascade into more errors.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::uci::{Section, Value};
 use super::*;
@@ -95,6 +95,7 @@ impl Check<'_> {
         let (mut interfaces, mut members, mut policies) = (Vec::new(), Vec::new(), Vec::new());
         let mut rules = Vec::new();
         let mut devices: HashMap<(String, bool), (usize, String)> = HashMap::new();
+        let mut sets: HashMap<String, (bool, String)> = HashMap::new();
         for s in sections {
             let r = Reader {
                 check: self,
@@ -104,7 +105,12 @@ impl Check<'_> {
             };
             match s.ty.as_str() {
                 "globals" => continue,
-                "rule" => rules.extend(r.rule(&names)),
+                "rule" => {
+                    if let Some(rule) = r.rule(&names) {
+                        self.one_family_per_set(&mut sets, s, &rule);
+                        rules.push(rule);
+                    }
+                }
                 "interface" => {
                     if let Some(i) = r.interface() {
                         self.one_section_per_device(&mut devices, s, &i);
@@ -146,6 +152,40 @@ impl Check<'_> {
             members,
             policies,
             rules,
+        }
+    }
+
+    /// An `ipset` is IPv6 in `family ipv6` rules and IPv4 in the others: one set (one nft
+    /// object, of one address type) cannot be both.
+    fn one_family_per_set(
+        &mut self,
+        seen: &mut HashMap<String, (bool, String)>,
+        s: &Section,
+        rule: &Rule,
+    ) {
+        let Some(set) = &rule.ipset else {
+            return;
+        };
+        let v6 = rule.family == Family::Ipv6;
+        match seen.get(set) {
+            Some((first, label)) if *first != v6 => {
+                let msg = format!(
+                    "set '{set}' is {} in rule '{label}' but {} here (IPv6 only in family ipv6 \
+                     rules): one set holds one family",
+                    if *first { "IPv6" } else { "IPv4" },
+                    if v6 { "IPv6" } else { "IPv4" },
+                );
+                let line = s
+                    .options
+                    .iter()
+                    .find(|o| o.name == "ipset")
+                    .map_or(s.line, |o| o.line);
+                self.error(line, Some(s.label()), Some("ipset"), msg);
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(set.clone(), (v6, s.label()));
+            }
         }
     }
 
@@ -703,14 +743,14 @@ impl Reader<'_, '_, '_> {
         });
         let family = self.or("family", Family::Any, parse_family);
         let proto = self.or("proto", Proto::All, parse_proto);
-        let prefixes = |r: &mut Self, option: &'static str| -> Vec<Prefix> {
+        let prefixes = |r: &mut Self, option: &'static str| -> Vec<AddrMatch> {
             let mut out = Vec::new();
             for v in r.list(option).into_iter().flat_map(|v| v.split([',', ' '])) {
                 if v.is_empty() {
                     continue;
                 }
-                match parse_prefix(v) {
-                    Ok(p) if family_matches(family, &p.addr) => out.push(p),
+                match parse_addr_match(v) {
+                    Ok(p) if family_matches(family, &p.addr()) => out.push(p),
                     Ok(_) => r.error(
                         option,
                         format!("'{v}' does not match family {}", family_name(family)),
@@ -813,6 +853,22 @@ fn parse_prefix(s: &str) -> Result<Prefix, String> {
         None => max,
     };
     Ok(Prefix { addr, len })
+}
+
+/// A rule's address: what `parse_prefix` takes, or an IPv4 address with a dotted netmask
+/// (`192.0.2.0/255.255.255.0`, `0.0.0.1/0.0.0.1`).
+fn parse_addr_match(s: &str) -> Result<AddrMatch, String> {
+    if let Some((a, m)) = s.split_once('/') {
+        if let (Ok(addr), Ok(mask)) = (a.parse::<Ipv4Addr>(), m.parse::<Ipv4Addr>()) {
+            return Ok(AddrMatch::with_mask(addr, mask));
+        }
+    }
+    parse_prefix(s).map(AddrMatch::Prefix).map_err(|_| {
+        format!(
+            "must be an address, a network such as 192.0.2.0/24 or an IPv4 address with a \
+             netmask such as 0.0.0.1/0.0.0.1, not '{s}'"
+        )
+    })
 }
 
 /// `443`, `8000-8100` or mwan3's `8000:8100`.

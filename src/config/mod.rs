@@ -12,7 +12,7 @@ pub(crate) use check::family_name;
 use check::Check;
 
 use core::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::time::Duration;
 
@@ -169,11 +169,66 @@ pub struct Policy {
     pub last_resort: LastResort,
 }
 
-/// An address or network in a `rule` (`src_ip`, `dest_ip`).
+/// An address or network: `192.0.2.0/24`, `2001:db8::/32`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Prefix {
     pub addr: IpAddr,
     pub len: u8,
+}
+
+/// One entry of a rule's `src_ip`/`dest_ip`: `192.0.2.0/24`, or an IPv4 address with a
+/// dotted netmask. A contiguous netmask (`/255.255.255.0`) is a prefix; any other
+/// (`0.0.0.1/0.0.0.1`: the odd addresses) is a masked match.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AddrMatch {
+    Prefix(Prefix),
+    /// The addresses whose bits under `mask` equal `addr`. `mask` is not a run of leading
+    /// ones (that would be a prefix) and `addr` has no bit outside `mask`.
+    Masked {
+        addr: Ipv4Addr,
+        mask: Ipv4Addr,
+    },
+}
+
+impl AddrMatch {
+    /// The family's address (for a masked match, the value it compares with).
+    pub fn addr(&self) -> IpAddr {
+        match self {
+            AddrMatch::Prefix(p) => p.addr,
+            AddrMatch::Masked { addr, .. } => IpAddr::V4(*addr),
+        }
+    }
+
+    /// `addr` with a dotted `mask`: a prefix when the mask is contiguous, otherwise a
+    /// masked match. The bits outside the mask are cleared, as iptables does.
+    pub fn with_mask(addr: Ipv4Addr, mask: Ipv4Addr) -> AddrMatch {
+        let bits = u32::from(mask);
+        let addr = Ipv4Addr::from(u32::from(addr) & bits);
+        if bits.leading_ones() + bits.trailing_zeros() == 32 {
+            AddrMatch::Prefix(Prefix {
+                addr: IpAddr::V4(addr),
+                len: bits.leading_ones() as u8,
+            })
+        } else {
+            AddrMatch::Masked { addr, mask }
+        }
+    }
+}
+
+impl From<Prefix> for AddrMatch {
+    fn from(p: Prefix) -> AddrMatch {
+        AddrMatch::Prefix(p)
+    }
+}
+
+/// The form the config takes: `192.0.2.0/24`, `0.0.0.1/0.0.0.1`.
+impl fmt::Display for AddrMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddrMatch::Prefix(p) => write!(f, "{}/{}", p.addr, p.len),
+            AddrMatch::Masked { addr, mask } => write!(f, "{addr}/{mask}"),
+        }
+    }
 }
 
 /// A port or an inclusive port range.
@@ -210,8 +265,8 @@ pub struct Rule {
     pub name: String,
     pub family: Family,
     pub proto: Proto,
-    pub src_ip: Vec<Prefix>,
-    pub dest_ip: Vec<Prefix>,
+    pub src_ip: Vec<AddrMatch>,
+    pub dest_ip: Vec<AddrMatch>,
     pub src_port: Vec<PortRange>,
     pub dest_port: Vec<PortRange>,
     /// Incoming device (a LAN bridge, a VLAN).
@@ -704,6 +759,91 @@ mod tests {
         ok(&wan("option size 56\noption max_ttl 60\nlist flush_conntrack ifup\noption httping_ssl 0\noption keep_failure_interval 1"));
         ok(&format!(
             "{MIN}config rule 'https'\n\toption dest_port 443\n\toption use_policy p\n"
+        ));
+    }
+
+    #[test]
+    fn rule_addresses_take_netmasks() {
+        let c = ok(&format!(
+            "{MIN}config rule 'r'\n\toption src_ip '0.0.0.1/0.0.0.1 192.0.2.7/255.255.255.0'\n\t\
+             list dest_ip 10.1.2.3/255.0.255.0\n\tlist dest_ip 2001:db8::/32\n\t\
+             list dest_ip 198.51.100.9\n\toption use_policy p\n"
+        ));
+        let r = &c.rules[0];
+        let v4 = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let prefix = |a: &str, len| {
+            AddrMatch::Prefix(Prefix {
+                addr: a.parse().unwrap(),
+                len,
+            })
+        };
+        assert_eq!(
+            r.src_ip,
+            [
+                AddrMatch::Masked {
+                    addr: v4("0.0.0.1"),
+                    mask: v4("0.0.0.1")
+                },
+                prefix("192.0.2.0", 24)
+            ]
+        );
+        assert_eq!(
+            r.dest_ip,
+            [
+                AddrMatch::Masked {
+                    addr: v4("10.0.2.0"),
+                    mask: v4("255.0.255.0")
+                },
+                prefix("2001:db8::", 32),
+                prefix("198.51.100.9", 32)
+            ]
+        );
+        let shown: Vec<String> = r.dest_ip.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["10.0.2.0/255.0.255.0", "2001:db8::/32", "198.51.100.9/32"]
+        );
+        assert_eq!(
+            AddrMatch::with_mask(v4("192.0.2.9"), v4("0.0.0.0")),
+            prefix("0.0.0.0", 0)
+        );
+        assert_eq!(
+            AddrMatch::with_mask(v4("192.0.2.9"), v4("255.255.255.255")),
+            prefix("192.0.2.9", 32)
+        );
+        let rule = |v: &str| {
+            format!("{MIN}config rule 'r'\n\toption dest_ip '{v}'\n\toption use_policy p\n")
+        };
+        for bad in [
+            "2001:db8::/ffff::",
+            "10.0.0.0/255.0.0.256",
+            "10.0.0.0/33",
+            "0.0.0.1/0.0.0.1/1",
+            "host.example",
+        ] {
+            error(
+                &rule(bad),
+                "or an IPv4 address with a netmask such as 0.0.0.1/0.0.0.1",
+            );
+        }
+        error(
+            &format!("{MIN}config rule 'r'\n\toption family ipv6\n\toption src_ip 0.0.0.1/0.0.0.1\n\toption use_policy p\n"),
+            "'0.0.0.1/0.0.0.1' does not match family ipv6",
+        );
+    }
+
+    #[test]
+    fn one_set_serves_one_family() {
+        error(
+            &format!(
+                "{MIN}config rule 'a'\n\toption ipset s\n\toption use_policy p\n\
+                 config rule 'b'\n\toption family ipv6\n\toption ipset s\n\toption use_policy p\n"
+            ),
+            "t:9: section 'b' option 'ipset' set 's' is IPv4 in rule 'a' but IPv6 here",
+        );
+        ok(&format!(
+            "{MIN}config rule 'a'\n\toption ipset s\n\toption use_policy p\n\
+             config rule 'b'\n\toption family ipv4\n\toption ipset s\n\toption use_policy p\n"
         ));
     }
 

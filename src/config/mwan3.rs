@@ -16,8 +16,8 @@
 //! - **member**: members of interfaces without a section are dropped, as mwan3 skips them.
 //! - **policy**: two members of one interface become one with mwan3's total share; a
 //!   policy left without members keeps its `last_resort` (mwan3's default `unreachable`).
-//! - **rule**: mwan3's values are normalised (dotted netmasks, `:` port ranges, protocol
-//!   names); what mwan3 itself ignores (`enabled 0`, names over 15 characters, ports
+//! - **rule**: mwan3's values are normalised (dotted netmasks, also IPv4 ones that are no
+//!   prefix, `:` port ranges, protocol names); what mwan3 itself ignores (`enabled 0`, names over 15 characters, ports
 //!   without tcp/udp, a `src_iface` without a device) is ignored too; what uplinkd cannot
 //!   express drops that one rule. `use_policy unreachable`/`blackhole` become policies
 //!   without members. The policy of the first rule that matches everything becomes
@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use super::uci::{self, Section, Value};
-use super::{Error, DEFAULT_POLICY, MAX_TARGETS};
+use super::{AddrMatch, Error, Prefix, DEFAULT_POLICY, MAX_TARGETS};
 
 /// The converted file and what could not be carried over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -969,7 +969,8 @@ impl Converter<'_> {
             let mut kept = Vec::new();
             for v in items(&o.value) {
                 match prefix_of(&v) {
-                    Ok((addr, len)) => {
+                    Ok(entry) => {
+                        let addr = entry.addr();
                         let fam_ok = match family.as_str() {
                             "ipv4" => addr.is_ipv4(),
                             "ipv6" => addr.is_ipv6(),
@@ -983,10 +984,10 @@ impl Converter<'_> {
                             );
                             return None;
                         }
-                        if len != 0 {
+                        if !matches!(entry, AddrMatch::Prefix(Prefix { len: 0, .. })) {
                             matches_all = false;
                         }
-                        kept.push(format!("{addr}/{len}"));
+                        kept.push(entry.to_string());
                     }
                     Err(why) => {
                         drop(self, o.line, format!("{key} '{v}': {why}"));
@@ -1261,9 +1262,11 @@ fn usable_target(ip: &IpAddr) -> bool {
     }
 }
 
-/// mwan3's address forms: `a`, `a/len`, `a/255.255.255.0`. A dotted mask must be a run of
-/// ones (what a prefix is); host bits are cleared, as the kernel would.
-fn prefix_of(s: &str) -> Result<(IpAddr, u8), String> {
+/// mwan3's address forms: `a`, `a/len`, `a/255.255.255.0`, and IPv4 masks that are no
+/// prefix (`0.0.0.1/0.0.0.1`: odd addresses), which iptables takes and uplinkd renders as
+/// a masked match. An IPv6 mask in address form is kept when it is a prefix. Host bits are
+/// cleared, as iptables does.
+fn prefix_of(s: &str) -> Result<AddrMatch, String> {
     let (a, m) = match s.split_once('/') {
         Some((a, m)) => (a, Some(m)),
         None => (s, None),
@@ -1274,20 +1277,25 @@ fn prefix_of(s: &str) -> Result<(IpAddr, u8), String> {
     let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
     let len = match m {
         None => max,
-        Some(m) => match (m.parse::<u8>(), m.parse::<std::net::Ipv4Addr>()) {
+        Some(m) => match (m.parse::<u8>(), addr) {
             (Ok(l), _) if l <= max => l,
-            (_, Ok(mask)) if addr.is_ipv4() => {
-                let bits = u32::from(mask);
-                if bits.leading_ones() + bits.trailing_zeros() != 32 {
-                    return Err(format!(
-                        "the mask {m} is not a prefix (it picks single address bits, which \
-                         uplinkd's rules cannot express; to spread sources over WANs, a rule \
-                         with sticky '1' keeps each source on one WAN)"
-                    ));
+            (_, IpAddr::V4(a)) => match m.parse::<std::net::Ipv4Addr>() {
+                Ok(mask) => return Ok(AddrMatch::with_mask(a, mask)),
+                Err(_) => return Err(format!("'{m}' is not a prefix length or netmask")),
+            },
+            (_, IpAddr::V6(_)) => match m.parse::<std::net::Ipv6Addr>() {
+                Ok(mask) => {
+                    let bits = u128::from(mask);
+                    if bits.leading_ones() + bits.trailing_zeros() != 128 {
+                        return Err(format!(
+                            "the IPv6 mask {m} is not a prefix (it picks single address bits; \
+                             uplinkd takes such masks for IPv4 only)"
+                        ));
+                    }
+                    bits.leading_ones() as u8
                 }
-                bits.leading_ones() as u8
-            }
-            _ => return Err(format!("'{m}' is not a prefix length or netmask")),
+                Err(_) => return Err(format!("'{m}' is not a prefix length or netmask")),
+            },
         },
     };
     let addr = match addr {
@@ -1308,7 +1316,7 @@ fn prefix_of(s: &str) -> Result<(IpAddr, u8), String> {
             IpAddr::V6((u128::from(a) & keep).into())
         }
     };
-    Ok((addr, len))
+    Ok(AddrMatch::Prefix(Prefix { addr, len }))
 }
 
 /// A port or range in mwan3's forms (`443`, `8000:8100`, `8000-8100`), as `a` or `a-b`.

@@ -155,10 +155,13 @@ test('a dual-stack WAN shows both gateways and its delegated prefixes', () => {
 test('rule addresses and ports in the forms the daemon and the importer write', () => {
 	const v = model.validate;
 	for (const ok of [[], '', '192.168.1.0/24', '192.168.1.0/24,192.168.2.0/24', ['10.0.0.1', '2001:db8::/32'],
-		'10.0.0.0/8 172.16.0.0/12', ['192.168.1.0/24,192.168.2.0/24', '10.1.1.1']])
+		'10.0.0.0/8 172.16.0.0/12', ['192.168.1.0/24,192.168.2.0/24', '10.1.1.1'],
+		'0.0.0.0/0.0.0.1', '0.0.0.1/0.0.0.1 192.168.1.0/255.255.255.0', ['10.0.0.0/255.0.0.255', 'fd00::/8']])
 		assert.equal(v.prefixes(ok), true, JSON.stringify(ok));
-	for (const bad of ['192.168.1.0/33', '10.0.0.0/8,host', '2001:db8::/129', '1.2.3', '10.0.0.0/'])
+	for (const bad of ['192.168.1.0/33', '10.0.0.0/8,host', '2001:db8::/129', '1.2.3', '10.0.0.0/',
+		'10.0.0.0/255.0.0.256', '2001:db8::/ffff::', '0.0.0.1/0.0.0.1/1', 'fd00::/0.0.0.1'])
 		assert.notEqual(v.prefixes(bad), true, bad);
+	assert.equal(v.prefixes('0.0.0.1/0.0.0.1', 'ipv6'), "'0.0.0.1/0.0.0.1' does not match family ipv6");
 	assert.equal(v.prefixes('192.168.1.0/24', 'ipv4'), true);
 	assert.equal(v.prefixes(['2001:db8::/32'], 'ipv4'), "'2001:db8::/32' does not match family ipv4");
 	assert.notEqual(v.prefixes('10.0.0.0/8', 'ipv6'), true);

@@ -605,8 +605,21 @@ config rule 'sticky_even'
 	option dest_port '443'
 	option proto 'tcp'
 	option use_policy 'wan_only'
+config rule 'sticky_odd'
+	option src_ip '0.0.0.1/0.0.0.1'
+	option dest_port '443'
+	option proto 'tcp'
+	option use_policy 'balanced'
 config rule 'lan_mask'
 	option src_ip '192.168.1.77/255.255.255.0'
+	option use_policy 'wan_only'
+config rule 'v6_mask'
+	option family 'ipv6'
+	option dest_ip '2001:db8::/ffff:0:ffff::'
+	option use_policy 'wan_only'
+config rule 'v6_dotted'
+	option family 'ipv6'
+	option dest_ip '2001:db8:1::/ffff:ffff:ffff::'
 	option use_policy 'wan_only'
 config rule 'off'
 	option enabled '0'
@@ -635,22 +648,41 @@ config rule 'default_rule'
 ";
     let (cfg, import) = import(mwan3);
     let names: Vec<&str> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["lan_mask", "dns", "range", "esp", "default_rule"]);
-    let lan = &cfg.rules[0];
-    assert_eq!(lan.src_ip[0].len, 24);
     assert_eq!(
-        lan.src_ip[0].addr,
-        "192.168.1.0".parse::<std::net::IpAddr>().unwrap()
+        names,
+        [
+            "sticky_even",
+            "sticky_odd",
+            "lan_mask",
+            "v6_dotted",
+            "dns",
+            "range",
+            "esp",
+            "default_rule"
+        ]
     );
+    let shown = |r: usize| -> Vec<String> {
+        let r = &cfg.rules[r];
+        r.src_ip
+            .iter()
+            .chain(&r.dest_ip)
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(shown(0), ["0.0.0.0/0.0.0.1"]);
+    assert_eq!(shown(1), ["0.0.0.1/0.0.0.1"]);
+    assert_eq!(shown(2), ["192.168.1.0/24"]);
+    assert_eq!(shown(3), ["2001:db8:1::/48"]);
     // Ports are ignored by mwan3 unless proto is tcp or udp.
-    assert!(cfg.rules[1].dest_port.is_empty());
-    assert_eq!(cfg.rules[2].dest_port.len(), 2);
-    assert_eq!(cfg.rules[3].proto, crate::config::Proto::Number(50));
+    assert!(cfg.rules[4].dest_port.is_empty());
+    assert_eq!(cfg.rules[5].dest_port.len(), 2);
+    assert_eq!(cfg.rules[6].proto, crate::config::Proto::Number(50));
     assert_eq!(cfg.globals.default_policy, "balanced");
     assert_warned(
         &import,
         &[
-            "rule 'sticky_even': src_ip '0.0.0.0/0.0.0.1': the mask 0.0.0.1 is not a prefix",
+            "rule 'v6_mask': dest_ip '2001:db8::/ffff:0:ffff::': the IPv6 mask ffff:0:ffff:: is \
+             not a prefix",
             "rule 'off': enabled 0",
             "rule 'dns': dest_port '53' with proto all: ignored, as mwan3 does",
             "rule 'a_very_long_rule_name': its name is longer than 15 characters",

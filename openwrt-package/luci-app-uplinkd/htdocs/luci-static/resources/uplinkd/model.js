@@ -320,14 +320,23 @@ function prefixFamily(v) {
 	return fam;
 }
 
+/* A rule's address: a prefix, or an IPv4 address with a dotted netmask, contiguous
+   (`192.0.2.0/255.255.255.0`) or not (`0.0.0.1/0.0.0.1`): its family, or 0. */
+function ruleAddrFamily(v) {
+	var m = /^([^/]*)\/([^/]*)$/.exec(String(v));
+	if (m && isIpv4(m[1]) && isIpv4(m[2])) return 4;
+	return prefixFamily(v);
+}
+
 /* `src_ip`, `dest_ip` of a rule of `family` (default any). */
 function prefixes(list, family) {
 	family = family == null || family === '' ? 'any' : family;
 	var w = words(list);
 	for (var i = 0; i < w.length; i++) {
-		var fam = prefixFamily(w[i]);
+		var fam = ruleAddrFamily(w[i]);
 		if (!fam)
-			return "must be an address or network such as 192.0.2.0/24, not '" + w[i] + "'";
+			return 'must be an address, a network such as 192.0.2.0/24 or an IPv4 address ' +
+				"with a netmask such as 0.0.0.1/0.0.0.1, not '" + w[i] + "'";
 		if (!familyMatches(family, fam))
 			return "'" + w[i] + "' does not match family " + family;
 	}
