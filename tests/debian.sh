@@ -25,11 +25,7 @@ if [ -n "$need" ]; then
         exit 0
     fi
 fi
-bin=${UPLINKD_BIN:-}
-[ -n "$bin" ] || for b in dist/x86_64-unknown-linux-musl/uplinkd target/debug/uplinkd; do
-    [ -f "$b" ] && { bin=$b; break; }
-done
-[ -n "$bin" ] || { cargo build -q --bin uplinkd && bin=target/debug/uplinkd; } || exit 1
+. tests/package-bin.sh
 
 fail=0
 bad() { echo "debian: FAIL: $*" >&2; fail=1; }

@@ -1,7 +1,8 @@
 //! WANs that follow the real netifd (built from `../shared/upstream` by
 //! tests/upstream/build.sh, run chrooted in the lab's router): uplinkd without
 //! `option device` takes device, gateway and up/down from netifd over the real ubusd.
-//! One static WAN, one DHCP WAN (busybox udhcpd in the ISP), one that comes up late.
+//! One static WAN, one DHCP WAN (busybox udhcpd in the ISP), one that comes up late;
+//! a metric and a device changed with `uci` and `ubus call network reload`.
 //! Skipped with one line when the upstream sources are absent.
 #[path = "lab/mod.rs"]
 mod lab;
@@ -507,4 +508,179 @@ fn uplinkd_restart_after_sigterm_keeps_the_connections() {
 #[test]
 fn uplinkd_restart_after_kill9_keeps_the_connections() {
     restart(true);
+}
+
+/// `uci set` LINES, `uci commit network` and `ubus call network reload` in the root.
+fn uci_reload(root: &Root, sets: &[&str]) {
+    let mut line: String = sets.iter().map(|s| format!("uci set {s} && ")).collect();
+    line.push_str("uci commit network && ubus call network reload");
+    root.ok(&["sh", &root.dir, &line]);
+}
+
+/// The metric of the main table's default route on `dev`, if any.
+fn main_metric(lab: &Lab, dev: &str) -> Option<u64> {
+    lab.routes("main")
+        .iter()
+        .find(|r| r["dst"] == "default" && r["dev"] == dev)
+        .map(|r| r["metric"].as_u64().unwrap_or(0))
+}
+
+/// The device of uplinkd's default route in WAN k's table, if any.
+fn table_device(lab: &Lab, k: usize) -> Option<String> {
+    lab.routes(&lab::wan_id(k).to_string())
+        .iter()
+        .find(|r| r["dst"] == "default")
+        .and_then(|r| r["dev"].as_str().map(str::to_string))
+}
+
+/// The device of the default group's nexthop of WAN k, if it is in the group.
+fn group_device(lab: &Lab, k: usize) -> Option<String> {
+    let id = lab::wan_id(k);
+    if !lab.group_members().contains(&id) {
+        return None;
+    }
+    lab.nexthops()
+        .into_iter()
+        .find(|n| n["id"].as_u64() == Some(u64::from(id)))
+        .and_then(|n| n["dev"].as_str().map(str::to_string))
+}
+
+/// Watches the group on another thread while `f` runs, then `span` longer.
+fn watching<T>(lab: &Lab, span: Duration, f: impl FnOnce() -> T) -> (T, Vec<Vec<u32>>) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let w = sc.spawn(|| {
+            let mut bad = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                bad.extend(watch_group(lab, Duration::from_millis(200)));
+            }
+            bad
+        });
+        let t = f();
+        std::thread::sleep(span);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (t, w.join().expect("watcher"))
+    })
+}
+
+/// A new metric: netifd replaces its default route; nothing changes for uplinkd, and
+/// wan1 never leaves the group.
+#[test]
+fn netifd_metric_change_is_followed() {
+    let Some(s) = setup() else { return };
+    let (lab, root) = (&s.lab, &s.root);
+    let hooks = lab.dir().join("hooks-4.log");
+    let mut d = start(&s, &hooks);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    assert_eq!(main_metric(lab, "wan1"), Some(10));
+
+    let (took, bad) = watching(lab, Duration::from_secs(5), || {
+        let t0 = Instant::now();
+        uci_reload(root, &["network.wan1.metric=55"]);
+        let applied = wait_for(Duration::from_secs(15), || {
+            main_metric(lab, "wan1") == Some(55)
+        });
+        applied.map(|_| t0.elapsed())
+    });
+    let took = took.unwrap_or_else(|| {
+        panic!(
+            "netifd did not move the route to metric 55: {:?}\nnetifd:\n{}",
+            lab.routes("main"),
+            root.log("netifd")
+        )
+    });
+    eprintln!(
+        "netifd: metric 10 -> 55 in the main table {:.0} ms after `uci set` began; group watched 5 s more",
+        took.as_secs_f64() * 1000.0
+    );
+    assert!(bad.is_empty(), "a WAN left the group: {bad:?}\n{}", d.log());
+    assert_eq!(table_gateway(lab, 1).as_deref(), Some("10.20.1.1"));
+    assert_eq!(table_device(lab, 1).as_deref(), Some("wan1"));
+    let st = lab.status(bin());
+    assert_eq!(st["interfaces"]["wan1"]["state"], "up", "{st}");
+    assert!(
+        disconnected(&hooks).is_empty(),
+        "{:?}",
+        disconnected(&hooks)
+    );
+    let log = d.log();
+    assert!(
+        !log.contains("wan1 no-carrier") && !log.contains("wan1 down"),
+        "{log}"
+    );
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+}
+
+/// A static WAN moved to another port on the same segment: netifd takes the interface
+/// down and brings it up on the new device; uplinkd moves its nexthop, table route, rule
+/// and pinning there, probes again, and leaves nothing on the old device.
+#[test]
+fn netifd_device_change_is_followed() {
+    let Some(s) = setup() else { return };
+    let (lab, root) = (&s.lab, &s.root);
+    // A second port on ISP 1's segment: a bridge there holds the old port and the new
+    // one, `wan1b` in the router.
+    lab.ip("isp1", &["link", "add", "br0", "type", "bridge"]);
+    lab.ip("isp1", &["addr", "del", "10.20.1.1/24", "dev", "rtr"]);
+    lab.ip("isp1", &["link", "set", "rtr", "master", "br0"]);
+    lab.ip("isp1", &["addr", "add", "10.20.1.1/24", "dev", "br0"]);
+    lab.ip("isp1", &["link", "set", "br0", "up"]);
+    let isp1 = lab.ns("isp1");
+    lab.ip(
+        "rtr",
+        &[
+            "link", "add", "wan1b", "type", "veth", "peer", "name", "rtr2", "netns", &isp1,
+        ],
+    );
+    lab.ip("isp1", &["link", "set", "rtr2", "master", "br0"]);
+    lab.ip("isp1", &["link", "set", "rtr2", "up"]);
+    lab.ip("rtr", &["link", "set", "wan1b", "up"]);
+
+    let hooks = lab.dir().join("hooks-5.log");
+    let mut d = start(&s, &hooks);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    assert_eq!(group_device(lab, 1).as_deref(), Some("wan1"));
+
+    let t0 = Instant::now();
+    uci_reload(root, &["network.wan1.device=wan1b"]);
+    let moved = wait_for(Duration::from_secs(20), || {
+        table_device(lab, 1).as_deref() == Some("wan1b")
+            && group_device(lab, 1).as_deref() == Some("wan1b")
+    });
+    let took = moved.map(|_| t0.elapsed()).unwrap_or_else(|| {
+        panic!(
+            "uplinkd did not follow wan1 to wan1b; objects:\n{}uplinkd:\n{}\nnetifd:\n{}",
+            lab.uplinkd_objects(),
+            d.log(),
+            root.log("netifd")
+        )
+    });
+    eprintln!(
+        "netifd: device wan1 -> wan1b followed (table route and group) {:.0} ms after the reload began",
+        took.as_secs_f64() * 1000.0
+    );
+    let st = lab.status(bin());
+    assert_eq!(st["interfaces"]["wan1"]["device"], "wan1b", "{st}");
+    assert_eq!(table_gateway(lab, 1).as_deref(), Some("10.20.1.1"));
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    let st = lab.status(bin());
+    assert_eq!(st["interfaces"]["wan1"]["state"], "up", "{st}");
+    let objects = lab.uplinkd_objects();
+    let stale: Vec<&String> = objects
+        .routes
+        .iter()
+        .chain(&objects.nexthops)
+        .chain(&objects.rules)
+        .filter(|o| o.contains("\"wan1\""))
+        .collect();
+    assert!(stale.is_empty(), "objects on the old device: {stale:?}");
+    let out = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("\"wan1b\"") && !table.contains("\"wan1\""),
+        "nft table names the old device or not the new one:\n{table}"
+    );
+    let log = d.log();
+    assert!(!log.contains("panicked"), "{log}");
+    eprintln!("uplinkd log:\n{log}");
 }

@@ -27,11 +27,7 @@ apk=$prefix/bin/apk
 command -v busybox >/dev/null 2>&1 ||
     { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static; } >&2
 busybox=$(command -v busybox) || { echo "pkgmanagers: FAIL: no busybox" >&2; exit 1; }
-bin=${UPLINKD_BIN:-}
-[ -n "$bin" ] || for b in dist/x86_64-unknown-linux-musl/uplinkd target/debug/uplinkd; do
-    [ -f "$b" ] && { bin=$b; break; }
-done
-[ -n "$bin" ] || { cargo build -q --bin uplinkd && bin=target/debug/uplinkd; } || exit 1
+. tests/package-bin.sh
 
 fail=0
 bad() { echo "pkgmanagers: FAIL: $*" >&2; fail=1; }

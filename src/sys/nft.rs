@@ -91,11 +91,16 @@ impl Netfilter {
         Ok(Netfilter { socket, seq: 1 })
     }
 
+    /// Send `req` under the next sequence number, which is returned.
+    fn send(&mut self, req: &Request) -> io::Result<u32> {
+        self.seq = self.seq.wrapping_add(1);
+        self.socket.send(&req.finish(self.seq), 0)?;
+        Ok(self.seq)
+    }
+
     /// Send with `NLM_F_ACK`; the kernel's errno (0 = success).
     fn ack(&mut self, req: &Request) -> io::Result<i32> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        self.socket.send(&req.finish(seq), 0)?;
+        let seq = self.send(req)?;
         let mut buf = Vec::with_capacity(16 * 1024);
         loop {
             buf.clear();
@@ -180,9 +185,7 @@ impl Netfilter {
     /// Run a dump of `get` over `family`, handing every `new` message's payload to `f`.
     fn dump(&mut self, family: u8, get: u16, new: u16, mut f: impl FnMut(&[u8])) -> io::Result<()> {
         let req = Request::new(SUBSYS_NFTABLES << 8 | get, NLM_F_DUMP, &nfgenmsg(family));
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        self.socket.send(&req.finish(seq), 0)?;
+        let seq = self.send(&req)?;
         let mut buf = Vec::with_capacity(32 * 1024);
         loop {
             buf.clear();
@@ -233,9 +236,7 @@ impl Netfilter {
             NLM_F_DUMP,
             &nfgenmsg(0),
         );
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        self.socket.send(&req.finish(seq), 0)?;
+        let seq = self.send(&req)?;
         let mut out = Vec::new();
         let mut buf = Vec::with_capacity(32 * 1024);
         loop {
