@@ -1,9 +1,9 @@
 #!/bin/sh
 # Run every fuzz target (decoders of untrusted bytes: UCI text, ICMP, ubus frames,
-# netlink, HTTP heads, control lines, netifd status, mwan3 import, and config -> nft
-# ruleset) for a bounded time. cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets
-# the stable toolchain build them. FUZZ_SECONDS per target: default 8 (CI), 300 with
-# --long.
+# netlink events, addresses, routes and nexthops, nft flowtables, HTTP heads, control
+# lines, netifd status, mwan3 import, and config -> nft ruleset) for a bounded time.
+# cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets the stable toolchain build
+# them. FUZZ_SECONDS per target: default 8 (CI), 300 with --long.
 set -eu
 long=0
 [ "${1:-}" = "--long" ] && long=1

@@ -601,6 +601,36 @@ fn decode_address(payload: &[u8]) -> Option<Address> {
     })
 }
 
+/// Fuzzing entry: the address decoder and the route classifier on untrusted bytes.
+/// `data` is an `RTM_NEWADDR` payload and, from the offset its first byte names, the
+/// nexthop objects a route may refer to; the whole of it is also an `RTM_NEWROUTE`
+/// payload, classified once as a route we own and once as a foreign one.
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    let _ = decode_address(data);
+    let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let nexthops: Vec<NexthopMsg> = nexthop::decode(&data[split..]).into_iter().collect();
+    let Ok(msg) = RouteMessage::parse(data) else {
+        return;
+    };
+    let everything = Ownership {
+        protocol: u8::from(msg.header.protocol),
+        tables: 0..=u32::MAX,
+        priorities: 0..=u32::MAX,
+        nexthop_ids: 0..=u32::MAX,
+    };
+    let nothing = Ownership {
+        protocol: u8::from(msg.header.protocol).wrapping_add(1),
+        tables: 1..=0,
+        priorities: 1..=0,
+        nexthop_ids: 1..=0,
+    };
+    for own in [everything, nothing] {
+        let mut snap = Snapshot::default();
+        classify_route(&msg, &own, &nexthops, &mut snap);
+    }
+}
+
 fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
     match a {
         RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),

@@ -308,6 +308,12 @@ fn decode_flowtable(payload: &[u8]) -> Option<Flowtable> {
     })
 }
 
+/// Fuzzing entry: the flowtable decoder on an untrusted `NFT_MSG_NEWFLOWTABLE` payload.
+#[doc(hidden)]
+pub fn fuzz_decode_flowtable(payload: &[u8]) -> Option<Flowtable> {
+    decode_flowtable(payload)
+}
+
 /// How long one `nft` run may take before it is killed. Loads are small (names only are
 /// listed, set elements never), so anything near this means nft hangs.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
