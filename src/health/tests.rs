@@ -172,6 +172,51 @@ fn quality_degrades_and_recovers_with_hysteresis() {
 }
 
 #[test]
+fn heavy_loss_mixing_degraded_and_lost_rounds_is_degraded() {
+    // A WAN at ~50 % loss: the rounds some target answers point to "degraded" (every
+    // target fails the loss check), the rounds none answers point to "down". Together
+    // they are `down` rounds worse than up: the WAN is degraded, not kept up because
+    // each kind restarts the other's count.
+    let mut cfg = three();
+    cfg.quality = Some(Quality {
+        failure_latency: Duration::from_millis(1000),
+        recovery_latency: Duration::from_millis(500),
+        failure_loss: 20,
+        recovery_loss: 5,
+    });
+    let mut h = Health::new(&cfg, Some(true), at(0));
+    // Fill the windows with 50 % loss while still up (a lost round every other one
+    // keeps every target above 20 % loss).
+    let lossy = [OK, LOST, LOST];
+    let rounds: [[Answer; 3]; 2] = [lossy, [LOST; 3]];
+    let mut events = Vec::new();
+    for t in 1..=12u64 {
+        let answers = rounds[(t % 2) as usize];
+        if let Some(ev) = h.on_round(&cfg, &answers, at(t * 1000)) {
+            events.push((t, ev.to));
+        }
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1, State::Degraded, "{events:?}");
+    // Staying this bad never takes it down (down needs `down` all-lost rounds in a row)
+    // nor back up.
+    for t in 13..40u64 {
+        let answers = rounds[(t % 2) as usize];
+        assert_eq!(h.on_round(&cfg, &answers, at(t * 1000)), None, "t={t}");
+    }
+    // All lost from there: down after `down` rounds.
+    let mut down = None;
+    for t in 40..50u64 {
+        if let Some(ev) = h.on_round(&cfg, &[LOST; 3], at(t * 1000)) {
+            down = Some((t, ev.to));
+            break;
+        }
+    }
+    // (Round 39 already lost everything: 39, 40, 41.)
+    assert_eq!(down, Some((41, State::Down)));
+}
+
+#[test]
 fn flapping_wan_is_held_then_released() {
     let mut cfg = three();
     cfg.damping = Some(Damping {
