@@ -142,7 +142,7 @@ Version: $version-$release
 Depends: $(echo "$luci_depends" | sed 's/ /, /g')
 Source: feeds/luci/applications/luci-app-uplinkd
 SourceName: luci-app-uplinkd
-License: MIT
+License: GPL-2.0-only
 Section: luci
 SourceDateEpoch: $epoch
 Maintainer: $maintainer
@@ -166,7 +166,7 @@ luci_apk() {
         --info "version:$apk_version" \
         --info "description:LuCI support for uplinkd (multi-WAN failover and load balancing)" \
         --info "arch:noarch" \
-        --info "license:MIT" \
+        --info "license:GPL-2.0-only" \
         --info "origin:feeds/luci/applications/luci-app-uplinkd" \
         --info "url:$url" \
         --info "maintainer:$maintainer" \
