@@ -31,7 +31,7 @@ use crate::reconcile::{reconcile, Op};
 use crate::retry::{self, Retry};
 use crate::socket;
 use crate::sys::needs::{self, Needs};
-use crate::sys::netlink::{describe, Monitor, Netlink};
+use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
 use crate::sys::nft::{Netfilter, Nft};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
@@ -171,6 +171,9 @@ struct Daemon {
     clock: Clock,
     kernel: Box<dyn Kernel>,
     own: Ownership,
+    /// What the event monitor passes on: narrowed to our tags and the WAN devices
+    /// after every snapshot.
+    events: Rc<RefCell<EventFilter>>,
     engine: Engine,
     tx: Sender<Input>,
     rx: Receiver<Input>,
@@ -224,13 +227,27 @@ impl Daemon {
         let own = plan::ownership(&cfg);
         let netlink =
             Netlink::open(own.clone()).map_err(|e| format!("cannot open netlink: {e}"))?;
+        let events = Rc::new(RefCell::new(EventFilter {
+            own: Some(own.clone()),
+            devices: None,
+            echo_port: netlink.port_id(),
+        }));
         let mut kernel: Box<dyn Kernel> = if opts.dry_run {
             Box::new(DryRun::new(netlink))
         } else {
             Box::new(netlink)
         };
+        // The devices the configuration names; WANs that follow netifd are read once it
+        // has named theirs.
+        let reads = kernel::Reads::Devices(
+            cfg.interfaces
+                .iter()
+                .filter(|i| !i.follows_netifd() && !i.device.is_empty())
+                .map(|i| i.device.clone())
+                .collect(),
+        );
         let snap = kernel
-            .snapshot(&own)
+            .snapshot(&own, &reads)
             .map_err(|e| format!("cannot read the kernel's state: {e}"))?;
         let now = clock.now();
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
@@ -252,6 +269,7 @@ impl Daemon {
             clock,
             kernel,
             own,
+            events,
             engine,
             tx,
             rx,
@@ -374,9 +392,12 @@ impl Daemon {
         }
     }
 
-    fn spawn_monitor(&self) -> Result<(), String> {
+    fn spawn_monitor(&mut self) -> Result<(), String> {
         let mut monitor =
             Monitor::open().map_err(|e| format!("cannot open netlink events: {e}"))?;
+        let filter = monitor.filter();
+        *filter.borrow_mut() = self.events.borrow().clone();
+        self.events = filter;
         let tx = self.tx.clone();
         self.ex
             .spawn(async move {
@@ -389,6 +410,20 @@ impl Daemon {
             })
             .detach();
         Ok(())
+    }
+
+    /// Events about devices the WANs do not use, or tags we no longer own, cannot
+    /// change the next snapshot: let the monitor drop them.
+    fn narrow_events(&self, reads: &kernel::Reads, snap: &Snapshot) {
+        let devices = snap
+            .links
+            .iter()
+            .filter(|l| reads.device(&snap.links, l.ifindex))
+            .map(|l| l.ifindex)
+            .collect();
+        let mut filter = self.events.borrow_mut();
+        filter.own = Some(self.own.clone());
+        filter.devices = Some(devices);
     }
 
     fn spawn_signals(&self) -> Result<(), String> {
@@ -827,7 +862,8 @@ impl Daemon {
         }
         self.resync_at = None;
         self.periodic_at = now + self.engine.config().globals.reconcile_interval;
-        let snap = match self.kernel.snapshot(&self.own) {
+        let reads = self.engine.reads();
+        let snap = match self.kernel.snapshot(&self.own, &reads) {
             Ok(s) => s,
             Err(e) => {
                 let e = format!("kernel dump failed: {e}");
@@ -837,6 +873,7 @@ impl Daemon {
                 return;
             }
         };
+        self.narrow_events(&reads, &snap);
         self.nexthops_supported = snap.nexthops_supported;
         let outs = self.engine.on_snapshot(&snap, now);
         self.handle(outs);
@@ -1119,7 +1156,9 @@ impl Daemon {
             // Table range, priorities or protocol moved: retire everything under the old
             // tags before the new ones take over.
             log::info!("ownership tags changed: removing objects created under the old ones");
-            if let Ok(snap) = self.kernel.snapshot(&self.own) {
+            // Only our objects are wanted here.
+            let reads = kernel::Reads::Devices(Vec::new());
+            if let Ok(snap) = self.kernel.snapshot(&self.own, &reads) {
                 let ops = reconcile(&[], &snap.owned);
                 self.apply(&ops, &snap);
             }
@@ -1150,7 +1189,10 @@ impl Daemon {
         // A load still running is killed: its table is removed below anyway.
         self.nft_job = None;
         let mut code = 0;
-        match self.kernel.snapshot(&self.own) {
+        match self
+            .kernel
+            .snapshot(&self.own, &kernel::Reads::Devices(Vec::new()))
+        {
             Ok(snap) => {
                 let ops = reconcile(&[] as &[Object], &snap.owned);
                 if self.apply(&ops, &snap).is_some() {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
 use crate::health::{self, Health};
-use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
+use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Scheduler};
 use crate::time::{earliest, Instant};
@@ -663,6 +663,18 @@ impl Engine {
         } else {
             Some(&iface.device)
         }
+    }
+
+    /// What a kernel snapshot must read besides our own objects: the foreign routes on
+    /// the devices the WANs use now (their gateways).
+    pub fn reads(&self) -> Reads {
+        Reads::Devices(
+            (0..self.cfg.interfaces.len())
+                .filter_map(|i| self.device(i))
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     }
 
     /// WAN `i`'s configuration with the device it uses now; `None` while it has none.
