@@ -97,7 +97,8 @@ enum Input {
         target: IpAddr,
         target_index: u8,
         seq: u16,
-        result: Result<(), String>,
+        /// The handshake's RTT as the kernel measured it, when it has one.
+        result: Result<Option<std::time::Duration>, String>,
     },
     Signal(Signal),
     /// A request from the control socket or ubus.
@@ -590,10 +591,15 @@ impl Daemon {
             } => {
                 if let Some(i) = self.engine.wan_index(&wan) {
                     match result {
-                        Ok(()) => {
-                            let ident = self.engine.wans()[i].ident;
-                            self.engine.on_reply(i, target, ident, seq, now);
-                            log::debug!("{wan}: tcp probe to {target} answered");
+                        Ok(rtt) => {
+                            self.engine.on_tcp_answer(i, target, seq, rtt, now);
+                            match rtt {
+                                Some(rtt) => log::debug!(
+                                    "{wan}: tcp probe to {target} answered in {} us",
+                                    rtt.as_micros()
+                                ),
+                                None => log::debug!("{wan}: tcp probe to {target} answered"),
+                            }
                         }
                         Err(e) => {
                             self.engine.on_probe_error(i, target_index, seq);

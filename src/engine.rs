@@ -13,7 +13,7 @@ use crate::health::{self, Health};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Scheduler};
-use crate::time::{earliest, Instant};
+use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -430,6 +430,33 @@ impl Engine {
             return false;
         };
         w.sched.on_reply(seq, target as u8, now)
+    }
+
+    /// A TCP probe of `wan` to `from` completed its handshake; `rtt` is the kernel's
+    /// measurement of it when there is one (a reset carries none: then `now` counts).
+    pub fn on_tcp_answer(
+        &mut self,
+        wan: usize,
+        from: IpAddr,
+        seq: u16,
+        rtt: Option<Duration>,
+        now: Instant,
+    ) -> bool {
+        let Some(target) = self
+            .cfg
+            .interfaces
+            .get(wan)
+            .and_then(|i| i.track_ip.iter().position(|t| *t == from))
+        else {
+            return false;
+        };
+        let Some(w) = self.wans.get_mut(wan) else {
+            return false;
+        };
+        match rtt {
+            Some(rtt) => w.sched.on_measured_reply(seq, target as u8, rtt),
+            None => w.sched.on_reply(seq, target as u8, now),
+        }
     }
 
     /// A probe could not be sent, or its connect failed.
