@@ -1,4 +1,4 @@
-//! SIGTERM removes everything uplinkd owns and nothing else.
+//! A stop (SIGINT) removes everything uplinkd owns and nothing else.
 #[path = "lab/mod.rs"]
 mod lab;
 
@@ -21,7 +21,7 @@ fn sigterm_leaves_the_kernel_as_it_was() {
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);
     assert!(!lab.uplinkd_objects().is_empty());
 
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
     let left = lab.uplinkd_objects();
     assert!(left.is_empty(), "left behind:\n{left}");
@@ -97,9 +97,9 @@ fn a_hanging_nft_blocks_nothing() {
         "the fake nft never ran; log:\n{}",
         d.log()
     );
-    // SIGTERM while nft hangs: the daemon exits (it does not wait for nft), removes its
+    // A stop while nft hangs: the daemon exits (it does not wait for nft), removes its
     // routes, and leaves no nft behind.
-    let status = d.terminate();
+    let status = d.stop();
     let log = d.log();
     assert!(
         status.code().is_some(),
@@ -157,7 +157,7 @@ fn a_failing_nft_is_retried_with_backoff_not_in_a_loop() {
     let text = lab.control(bin(), &["status"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("nft: failed"), "{text}");
-    let status = d.terminate();
+    let status = d.stop();
     let log = d.log();
     assert!(status.success(), "exit {status}; log:\n{log}");
     // Each plan change tries at once, a failure waits 0.5 s, 1 s, 2 s ...: a handful
@@ -210,9 +210,9 @@ fn a_filled_user_set_survives_stop_and_restart() {
             "{what}: elements lost:\n{e}"
         );
     };
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
-    has_elements("after SIGTERM");
+    has_elements("after a stop");
     // Only the set stays: no chain of ours filters anything while uplinkd is stopped.
     let left = chains(&lab);
     assert!(left.is_empty(), "chains left: {left:?}");
@@ -231,9 +231,9 @@ fn a_filled_user_set_survives_stop_and_restart() {
     }
     assert!(loaded, "table not reloaded; log:\n{}", d.log());
     has_elements("after restart");
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
-    has_elements("after the second SIGTERM");
+    has_elements("after the second stop");
     // Without sets of others, stop removes the whole table.
     lab.nft("rtr", "delete set inet uplinkd dns4\n");
     let mut d = lab.start_daemon(bin(), &cfg, &[]);
@@ -244,7 +244,7 @@ fn a_filled_user_set_survives_stop_and_restart() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
     let out = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
     assert!(!out.status.success(), "table left behind");
