@@ -14,7 +14,7 @@ fn bin() -> &'static Path {
 const STARTUP: Duration = Duration::from_secs(15);
 
 #[test]
-fn sigterm_leaves_the_kernel_as_it_was() {
+fn stop_leaves_the_kernel_as_it_was() {
     let lab = Lab::new(3);
     let before = lab.foreign_objects();
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], lab::FAST), &[]);
@@ -30,6 +30,46 @@ fn sigterm_leaves_the_kernel_as_it_was() {
         before, after,
         "foreign objects changed:\nbefore:\n{before}\nafter:\n{after}"
     );
+}
+
+/// SIGTERM, a restart's first half, leaves every object (the next start adopts them);
+/// `uplinkd cleanup`, run the moment SIGTERM is sent (as procd's stop does), waits for
+/// the daemon to exit and then removes them all.
+#[test]
+fn sigterm_keeps_everything_and_cleanup_removes_it() {
+    let lab = Lab::new(2);
+    let before = lab.foreign_objects();
+    let config = lab::config(&[1, 1], lab::FAST);
+    let mut d = lab.start_daemon(bin(), &config, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    let ours = lab.uplinkd_objects();
+    assert!(!ours.is_empty());
+
+    let status = d.terminate();
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    assert_eq!(lab.uplinkd_objects(), ours, "SIGTERM changed the objects");
+    let table = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
+    assert!(table.status.success(), "SIGTERM removed the nft table");
+
+    let mut d2 = lab.start_daemon(bin(), &config, &[]);
+    lab.wait_group(&mut d2, &[1, 2], STARTUP);
+    assert!(d2.log().contains("adopting"), "{}", d2.log());
+    // SAFETY: sending a signal has no memory-safety preconditions.
+    unsafe { libc::kill(d2.pid() as libc::pid_t, libc::SIGTERM) };
+    let conf = d2.config_path().to_str().unwrap_or("").to_string();
+    let out = lab.control(bin(), &["cleanup", "-c", &conf]);
+    assert!(
+        out.status.success(),
+        "cleanup: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d2.log()
+    );
+    assert!(d2.wait_exit(Duration::from_secs(10)).is_some());
+    let left = lab.uplinkd_objects();
+    assert!(left.is_empty(), "left behind:\n{left}");
+    let table = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
+    assert!(!table.status.success(), "the nft table is left");
+    assert_eq!(lab.foreign_objects(), before, "foreign objects changed");
 }
 
 /// Sum of the probes sent to every target of every WAN, from `status --json`.
