@@ -1141,6 +1141,87 @@ mod tests {
     }
 
     #[test]
+    fn timeline_ubus_outage_keeps_the_last_netifd_view() {
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let snap = snapshot(&[true, true]);
+        let view = netifd_up("wan2", "10.20.2.1");
+        core.on_netifd(1, Some(view.clone()), at(0));
+        core.on_snapshot(&snap, at(10));
+        assert_eq!(group(&core), vec![1100, 1101]);
+        // t = 1 s .. 49 s: ubusd is gone, then back without netifd's objects (netifd
+        // registers again only after its own 2 s retry): no netifd update at all, only
+        // the periodic re-checks of an unchanged kernel. Nothing moves.
+        let mut out = Vec::new();
+        for t in (1000..49_000).step_by(100) {
+            let o = core.poll(at(t));
+            answer(&mut core, &o, None, at(t + 5));
+            out.extend(o);
+            if t % 2000 == 0 {
+                out.extend(core.on_snapshot(&snap, at(t)));
+            }
+            assert_eq!(group(&core), vec![1100, 1101], "at {t} ms");
+        }
+        assert!(transitions(&out).is_empty(), "{out:?}");
+        assert_eq!(core.device(1), Some("wan2"));
+        // t = 49 s: netifd's object is back and answers as before: nothing changes.
+        let (changed, out) = core.on_netifd(1, Some(view), at(49_000));
+        assert!(!changed);
+        assert!(out.is_empty());
+        // Only netifd removing the object (ubus.object.remove) makes it unknown.
+        let (changed, out) = core.on_netifd(1, None, at(50_000));
+        assert!(changed);
+        assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+    }
+
+    /// netifd's `status` replies as `netifd_dump_status` (netifd `ubus.c`) shapes them:
+    /// `l3_device` only while the interface is up, `device` (the main device) only for
+    /// protocols that have one (not for a `no_device` handler such as QMI's).
+    #[test]
+    fn netifd_status_shapes_of_ppp_wwan_and_dhcp() {
+        use crate::bus::parse_netifd;
+        use serde_json::json;
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let feed = |core: &mut Engine, v: serde_json::Value, t: u64| {
+            core.on_netifd(1, Some(parse_netifd(&v)), at(t));
+            core.device(1).map(str::to_string)
+        };
+        // PPPoE over eth0.2: up on pppoe-wan, a default route without a gateway.
+        let ppp_up = json!({"up": true, "pending": false, "available": true, "proto": "pppoe",
+            "l3_device": "pppoe-wan", "device": "eth0.2", "uptime": 12,
+            "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "0.0.0.0", "source": "0.0.0.0/0"}]});
+        assert_eq!(
+            feed(&mut core, ppp_up.clone(), 0).as_deref(),
+            Some("pppoe-wan")
+        );
+        assert_eq!(
+            core.wans()[1].netifd.as_ref().and_then(|n| n.gateway),
+            Some(None)
+        );
+        // PPPoE down (peer gone, redialling): no l3_device, only eth0.2.
+        let ppp_down = json!({"up": false, "pending": true, "available": true, "proto": "pppoe",
+            "device": "eth0.2", "data": {}});
+        assert_eq!(feed(&mut core, ppp_down, 10).as_deref(), Some("pppoe-wan"));
+        assert_eq!(feed(&mut core, ppp_up, 20).as_deref(), Some("pppoe-wan"));
+        // wwan over QMI: the network device wwan0 while up; the control device
+        // (/dev/cdc-wdm0) is a protocol option, never `device`.
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let qmi_up = json!({"up": true, "proto": "qmi", "l3_device": "wwan0",
+            "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "10.64.64.64"}]});
+        assert_eq!(feed(&mut core, qmi_up, 0).as_deref(), Some("wwan0"));
+        let qmi_down = json!({"up": false, "pending": false, "available": true, "proto": "qmi",
+            "data": {}});
+        assert_eq!(feed(&mut core, qmi_down, 10).as_deref(), Some("wwan0"));
+        // DHCP: the L3 device is the main device; down it keeps reporting it.
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let dhcp_up = json!({"up": true, "proto": "dhcp", "l3_device": "wan2", "device": "wan2",
+            "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "10.20.2.1"}]});
+        assert_eq!(feed(&mut core, dhcp_up, 0).as_deref(), Some("wan2"));
+        let dhcp_down = json!({"up": false, "proto": "dhcp", "device": "wan2"});
+        assert_eq!(feed(&mut core, dhcp_down, 10).as_deref(), Some("wan2"));
+        assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
+    }
+
+    #[test]
     fn netifd_l3_device_is_kept_while_down() {
         let mut core = Engine::new(netifd_config(), None, 1, at(0));
         // PPPoE: up on pppoe-wan over wan2; down it reports only the Ethernet device.
