@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
-use crate::health::{self, Health};
+use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Scheduler};
@@ -391,14 +391,22 @@ impl Engine {
 
     fn set_link_view(&mut self, i: usize, link: Option<LinkView>, now: Instant) -> Option<Output> {
         let wan = &mut self.wans[i];
+        let had_link = wan.link.is_some_and(|l| l.up && l.carrier);
         wan.link = link;
         if wan.pending != Pending::No {
             return None;
         }
         // A WAN that follows netifd is usable only while netifd calls it up.
         let netifd_up = wan.netifd.as_ref().map_or(true, |n| n.up);
-        let carrier = netifd_up && link.is_some_and(|l| l.up && l.carrier);
-        let event = wan.health.on_carrier(carrier, now)?;
+        let has_link = link.is_some_and(|l| l.up && l.carrier);
+        let carrier = netifd_up && has_link;
+        let mut event = wan.health.on_carrier(carrier, now)?;
+        // Say what happened: netifd's word, when the device's carrier did not change.
+        event.reason = match event.reason {
+            Reason::CarrierLost if has_link => Reason::NetifdDown,
+            Reason::CarrierBack | Reason::Untracked if had_link => Reason::NetifdUp,
+            other => other,
+        };
         if !carrier {
             wan.sched.reset();
         }
@@ -1126,6 +1134,16 @@ mod tests {
         };
         let (_, out) = core.on_netifd(1, Some(down), at(100));
         assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+        let reasons = |out: &[Output]| -> Vec<Reason> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Transition { event, .. } => Some(event.reason.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // The carrier never changed: the log says what netifd said.
+        assert_eq!(reasons(&out), vec![Reason::NetifdDown]);
         let out = core.on_snapshot(&snap, at(120));
         assert_eq!(core.device(1), Some("wan2"));
         assert_eq!(core.wans()[1].v4.gateway, None);
@@ -1134,7 +1152,8 @@ mod tests {
         assert!(!core.desired(true).objects.iter().any(|o| matches!(o,
             Object::Nexthop(n) if matches!(n.kind, NexthopKind::Via { ifindex: 11, .. }))));
         // ifup: back with its route.
-        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(200));
+        let (_, out) = core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(200));
+        assert_eq!(reasons(&out), vec![Reason::NetifdUp]);
         core.on_snapshot(&snap, at(220));
         assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.1"))));
         assert_eq!(core.wans()[1].health.state(), State::Up);
