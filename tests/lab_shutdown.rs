@@ -33,8 +33,8 @@ fn stop_leaves_the_kernel_as_it_was() {
 }
 
 /// SIGTERM, a restart's first half, leaves every object (the next start adopts them);
-/// `uplinkd cleanup`, run the moment SIGTERM is sent (as procd's stop does), waits for
-/// the daemon to exit and then removes them all.
+/// `uplinkd cleanup` refuses while a daemon runs, and run the moment SIGTERM is sent
+/// (as procd's stop does) waits for the daemon to exit and then removes them all.
 #[test]
 fn sigterm_keeps_everything_and_cleanup_removes_it() {
     let lab = Lab::new(2);
@@ -54,9 +54,20 @@ fn sigterm_keeps_everything_and_cleanup_removes_it() {
     let mut d2 = lab.start_daemon(bin(), &config, &[]);
     lab.wait_group(&mut d2, &[1, 2], STARTUP);
     assert!(d2.log().contains("adopting"), "{}", d2.log());
+    // While the daemon runs (and would put everything back), cleanup waits its 10 s and
+    // refuses.
+    let conf = d2.config_path().to_str().unwrap_or("").to_string();
+    let out = lab.control(bin(), &["cleanup", "-c", &conf]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("still running"), "{err}");
+    assert_eq!(
+        lab.uplinkd_objects(),
+        ours,
+        "a refused cleanup changed the objects"
+    );
     // SAFETY: sending a signal has no memory-safety preconditions.
     unsafe { libc::kill(d2.pid() as libc::pid_t, libc::SIGTERM) };
-    let conf = d2.config_path().to_str().unwrap_or("").to_string();
     let out = lab.control(bin(), &["cleanup", "-c", &conf]);
     assert!(
         out.status.success(),
