@@ -1367,6 +1367,9 @@ mod tests {
         // netifd never answered: judged on what is known (no device) at the deadline.
         let out = core.poll(at(5000));
         assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+        // The start transition: logged as the initial state, never as "(was up)".
+        assert!(out.iter().all(|o| !matches!(o,
+            Output::Transition { event, .. } if event.reason != Reason::Start)));
         assert!(!core.waiting_for_netifd());
     }
 
