@@ -215,5 +215,5 @@ fn main() {
     }
     report("loaded", &a, &b, s1 - s0, f1 - f0);
     println!("         {}", ping_report(pings));
-    let _ = d.terminate();
+    let _ = d.stop();
 }
