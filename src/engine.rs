@@ -12,7 +12,7 @@ use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
 use crate::health::{self, Health};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
-use crate::probe::{Params, Scheduler};
+use crate::probe::{Params, Reply, Scheduler};
 use crate::time::{earliest, Instant};
 
 /// Something the shell must do or report.
@@ -429,7 +429,14 @@ impl Engine {
         else {
             return false;
         };
-        w.sched.on_reply(seq, target as u8, now)
+        match w.sched.on_reply(seq, target as u8, now) {
+            Reply::Ignored => false,
+            Reply::Answer => true,
+            Reply::Late => {
+                w.health.on_late();
+                true
+            }
+        }
     }
 
     /// A probe could not be sent, or its connect failed.
@@ -452,7 +459,7 @@ impl Engine {
         let iface = &self.cfg.interfaces[i];
         Params {
             targets: iface.track_ip.len() as u8,
-            count: iface.count,
+            count: self.wans[i].health.probes_per_target(iface),
             timeout: iface.timeout,
             interval: self.wans[i].health.interval(iface),
         }

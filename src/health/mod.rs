@@ -210,6 +210,9 @@ pub struct Health {
     history: heapless::Deque<Round, HISTORY_LEN>,
 }
 
+/// Least probes per target in a round that confirms a fall.
+pub const CONFIRM_COUNT: u8 = 2;
+
 /// Probe rounds kept per WAN for charts.
 pub const HISTORY_LEN: usize = 120;
 
@@ -334,6 +337,17 @@ impl Health {
         }
     }
 
+    /// Probes per target in the next round: `count`, and at least [`CONFIRM_COUNT`] while
+    /// a fall is being confirmed: a lost round is rare on a live path, two in a row of
+    /// rounds that each probe every target twice are rarer by far (see DESIGN.md, "False
+    /// downs under random loss").
+    pub fn probes_per_target(&self, cfg: &Interface) -> u8 {
+        match self.verdict.toward {
+            Some(t) if t.level > self.verdict.level => cfg.count.max(CONFIRM_COUNT),
+            _ => cfg.count,
+        }
+    }
+
     /// Whether the WAN should be probed at all.
     pub fn probing(&self) -> bool {
         self.enabled && self.carrier == Some(true) && !self.targets.is_empty()
@@ -417,6 +431,18 @@ impl Health {
             }
         };
         self.update(now, reason)
+    }
+
+    /// A reply came after its target's derived deadline but within `timeout`
+    /// ([`crate::probe::Reply::Late`]): the path is slow, not dead. A fall being confirmed
+    /// starts over, so a sudden rise in RTT (a saturated uplink) is never taken for a
+    /// blackhole; the verdict itself is left alone.
+    pub fn on_late(&mut self) {
+        if let Some(t) = self.verdict.toward {
+            if t.level > self.verdict.level {
+                self.verdict.toward = None;
+            }
+        }
     }
 
     /// Apply the hysteresis to one round pointing at `to`; returns the length of the run
