@@ -369,6 +369,25 @@ impl Engine {
         out
     }
 
+    /// The kernel failed to resolve a neighbour: if it is a WAN's gateway on that WAN's
+    /// device, the WAN is down now.
+    pub fn on_neighbour_failed(&mut self, ifindex: u32, addr: IpAddr, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (i, wan) in self.wans.iter_mut().enumerate() {
+            let on_device = wan.link.is_some_and(|l| l.ifindex == ifindex);
+            if !on_device || wan.pending != Pending::No {
+                continue;
+            }
+            if wan.path(Family::of(&addr)).gateway != Some(Some(addr)) {
+                continue;
+            }
+            if let Some(event) = wan.health.on_gateway_failed(now) {
+                out.push(Output::Transition { wan: i, event });
+            }
+        }
+        out
+    }
+
     /// A link disappeared.
     pub fn on_link_gone(&mut self, ifindex: u32, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
@@ -943,6 +962,27 @@ mod tests {
         assert!(out
             .iter()
             .all(|o| !matches!(o, Output::Probe { wan: 1, .. })));
+    }
+
+    #[test]
+    fn a_gateway_the_kernel_cannot_resolve_takes_its_wan_out_at_once() {
+        let cfg = config(&[1, 1], 1);
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        // Another host on wan2's link, and wan1's gateway seen on wan2's device: nothing.
+        assert!(core
+            .on_neighbour_failed(11, ip("10.20.2.77"), at(50))
+            .is_empty());
+        assert!(core
+            .on_neighbour_failed(11, ip("10.20.1.1"), at(60))
+            .is_empty());
+        let out = core.on_neighbour_failed(11, ip("10.20.2.1"), at(100));
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 1, event }]
+                if event.to == State::Down && event.reason == health::Reason::GatewayFailed),
+            "{out:?}"
+        );
+        assert_eq!(group(&core), vec![1100]);
     }
 
     #[test]

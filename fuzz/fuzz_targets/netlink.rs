@@ -1,5 +1,5 @@
 //! rtnetlink datagrams are untrusted input (anything in the kernel's answer that the
-//! decoders do not expect): the event decoder, the nexthop decoder, the address decoder,
+//! decoders do not expect): the event decoder (links, neighbours, routes), the nexthop decoder, the address decoder,
 //! the route classifier and the ack parser must never panic, whatever the bytes.
 #![no_main]
 

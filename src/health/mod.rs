@@ -137,6 +137,9 @@ pub enum Reason {
     },
     CarrierLost,
     CarrierBack,
+    /// The kernel failed to resolve the gateway on the link (ARP or NDP went
+    /// unanswered): nothing can leave through it.
+    GatewayFailed,
     /// A fall pushed the flap penalty over `suppress`.
     Damped {
         penalty: u32,
@@ -172,6 +175,7 @@ impl fmt::Display for Reason {
             ),
             Reason::CarrierLost => f.write_str("carrier lost"),
             Reason::CarrierBack => f.write_str("carrier back, probing"),
+            Reason::GatewayFailed => f.write_str("gateway does not answer ARP/NDP"),
             Reason::Damped { penalty } => write!(f, "flapping, penalty {penalty}"),
             Reason::Released => f.write_str("flap penalty decayed"),
             Reason::Disabled => f.write_str("disabled"),
@@ -519,6 +523,27 @@ impl Health {
             Reason::CarrierLost
         };
         self.update(now, reason)
+    }
+
+    /// The kernel's neighbour entry of the gateway went to `NUD_FAILED`: the gateway
+    /// answered none of the kernel's solicitations (Linux sends `ucast_solicit` unicast,
+    /// then `mcast_solicit` multicast ones, `retrans_time` apart). That is certain, so
+    /// the verdict goes down at once, without waiting for probe rounds; coming back takes
+    /// `up` good rounds as always. A fall for the damper like any other.
+    pub fn on_gateway_failed(&mut self, now: Instant) -> Option<Event> {
+        if self.targets.is_empty() || self.verdict.level == Level::Down {
+            // Untracked WANs follow their carrier only; a down one stays down.
+            self.verdict.toward = None;
+            return None;
+        }
+        self.verdict = Verdict {
+            level: Level::Down,
+            toward: None,
+        };
+        if let Some(d) = &mut self.damper {
+            d.fall(now);
+        }
+        self.update(now, Reason::GatewayFailed)
     }
 
     pub fn set_enabled(&mut self, enabled: bool, now: Instant) -> Option<Event> {

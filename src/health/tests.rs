@@ -512,3 +512,29 @@ fn recovery_after_a_blackhole_still_needs_up_rounds_at_the_recovery_pace() {
         sim.events
     );
 }
+
+#[test]
+fn a_failed_gateway_is_down_at_once_and_comes_back_by_rounds() {
+    let cfg = defaults();
+    let mut h = Health::new(&cfg, Some(true), at(0));
+    assert_eq!(h.on_round(&cfg, &[OK; 3], at(1000)), None);
+    // The kernel's ARP for the gateway went unanswered (NUD_FAILED) at 1.5 s.
+    let ev = h.on_gateway_failed(at(1500)).expect("edge");
+    assert_eq!(
+        (ev.from, ev.to, ev.reason),
+        (State::Up, State::Down, Reason::GatewayFailed)
+    );
+    assert_eq!(h.on_gateway_failed(at(1600)), None, "edge-triggered");
+    assert_eq!(h.interval(&cfg), cfg.recovery_interval);
+    assert_eq!(h.on_round(&cfg, &[OK; 3], at(3000)), None);
+    assert_eq!(h.on_round(&cfg, &[OK; 3], at(4000)), None);
+    assert_eq!(
+        h.on_round(&cfg, &[OK; 3], at(5000)).map(|e| e.to),
+        Some(State::Up)
+    );
+    // A WAN without targets follows its carrier only.
+    let untracked = interface("wan", "eth1", &[]);
+    let mut h = Health::new(&untracked, Some(true), at(0));
+    assert_eq!(h.on_gateway_failed(at(10)), None);
+    assert_eq!(h.state(), State::Up);
+}

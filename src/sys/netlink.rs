@@ -40,8 +40,8 @@ use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SmolSoc
 
 use super::nexthop::{self, NexthopMsg, AF_INET, AF_INET6};
 use super::wire::{
-    parse_ack, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN,
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+    parse_ack, u16_at, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR,
+    NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
 };
 use crate::kernel::{
     self, Address, Family, ForeignDefault, GroupMember, Kernel, Link, MultipathHop, Nexthop,
@@ -56,6 +56,12 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWNEIGH: u16 = 28;
+/// `struct ndmsg` (12 bytes): family, pad, pad, ifindex, state, flags, type.
+const NDMSG_LEN: usize = 12;
+const NDA_DST: u16 = 1;
+/// `ndm_state` bits (include/uapi/linux/neighbour.h).
+const NUD_FAILED: u16 = 0x20;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWRULE: u16 = 32;
@@ -78,6 +84,7 @@ const RTM_F_CLONED: u32 = 0x200;
 
 /// Multicast groups of the event socket (`enum rtnetlink_groups`).
 const RTNLGRP_LINK: u32 = 1;
+const RTNLGRP_NEIGH: u32 = 3;
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
 const RTNLGRP_IPV4_RULE: u32 = 8;
@@ -1043,6 +1050,7 @@ impl Monitor {
         socket.socket_mut().bind_auto()?;
         for group in [
             RTNLGRP_LINK,
+            RTNLGRP_NEIGH,
             RTNLGRP_IPV4_IFADDR,
             RTNLGRP_IPV6_IFADDR,
             RTNLGRP_IPV4_ROUTE,
@@ -1143,8 +1151,29 @@ fn route_event_matters(payload: &[u8]) -> bool {
     dst_len == 0 && u32::from(table) != RT_TABLE_LOCAL && !cloned
 }
 
+/// A neighbour message, if it says the kernel failed to resolve the entry. Every other
+/// neighbour state (a LAN's hosts come and go all day) is dropped here, where it costs
+/// the least: only a failure can change what uplinkd does.
+fn decode_failed_neighbour(payload: &[u8]) -> Option<kernel::Event> {
+    let hdr = payload.get(..NDMSG_LEN)?;
+    let family = hdr[0];
+    let ifindex = u32_at(hdr, 4)?;
+    let state = u16_at(hdr, 8)?;
+    if state & NUD_FAILED == 0 {
+        return None;
+    }
+    let addr = Attrs::new(payload.get(NDMSG_LEN..)?)
+        .find(|(k, _)| *k == NDA_DST)
+        .and_then(|(_, v)| match (family, v.len()) {
+            (AF_INET, 4) => <[u8; 4]>::try_from(v).ok().map(IpAddr::from),
+            (AF_INET6, 16) => <[u8; 16]>::try_from(v).ok().map(IpAddr::from),
+            _ => None,
+        })?;
+    Some(kernel::Event::NeighbourFailed { ifindex, addr })
+}
+
 /// The events in one datagram of the event socket. Link messages become `Link` /
-/// `LinkGone`; address, rule and nexthop messages and default-route messages one
+/// `LinkGone`; a neighbour the kernel failed to resolve `NeighbourFailed`; address, rule and nexthop messages and default-route messages one
 /// `Changed` (other routes cannot matter: [`route_event_matters`]); a cut-off datagram
 /// an `Overrun`. Undecodable messages are skipped.
 pub fn decode_events(buf: &[u8]) -> Vec<kernel::Event> {
@@ -1164,6 +1193,7 @@ pub fn decode_events(buf: &[u8]) -> Vec<kernel::Event> {
                 }
             }
             RTM_NEWROUTE | RTM_DELROUTE => changed |= route_event_matters(m.payload),
+            RTM_NEWNEIGH => events.extend(decode_failed_neighbour(m.payload)),
             RTM_NEWADDR
             | RTM_DELADDR
             | RTM_NEWRULE
