@@ -121,6 +121,30 @@ fn main() {
         "15 % random loss each way: {false_downs} false downs over {loss_runs} x 60 s"
     ));
 
+    // A gateway that stops answering ARP requests (but still forwards, and still learns
+    // from replies): the router's entry for it stays usable until the kernel re-checks
+    // it (STALE, DELAY, PROBE), then FAILED.
+    lab.nft(
+        "isp2",
+        "add table arp benchgw\nadd chain arp benchgw in { type filter hook input priority 0; }\n\
+         add rule arp benchgw in arp operation request drop\n",
+    );
+    let gone = time_until(Duration::from_secs(120), || !lab.in_group(2));
+    let log = d.log();
+    let reason = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("wan2 down"))
+        .unwrap_or("no transition logged")
+        .to_string();
+    lab.nft("isp2", "delete table arp benchgw\n");
+    say(format!(
+        "gateway stops answering ARP -> out of the group after {:.0} ms: {reason}",
+        gone.map_or(f64::NAN, ms)
+    ));
+    lab.restore(2);
+    lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(30));
+
     // Bursts: total loss for 1 s at the start of every 10 s.
     if std::env::var_os("BENCH_NO_BURSTS").is_some() {
         report.write();
