@@ -565,6 +565,10 @@ impl Daemon {
                             self.handle(outs);
                             self.resync_at = earliest(self.resync_at, Some(now));
                         }
+                        KernelEvent::NeighbourFailed { ifindex, addr } => {
+                            let outs = self.engine.on_neighbour_failed(ifindex, addr, now);
+                            self.handle(outs);
+                        }
                         KernelEvent::Changed => {
                             self.resync_at = earliest(self.resync_at, Some(now + RESYNC_DELAY));
                         }

@@ -12,7 +12,7 @@ use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
-use crate::probe::{Params, Scheduler};
+use crate::probe::{Params, Reply, Scheduler};
 use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
@@ -369,6 +369,25 @@ impl Engine {
         out
     }
 
+    /// The kernel failed to resolve a neighbour: if it is a WAN's gateway on that WAN's
+    /// device, the WAN is down now.
+    pub fn on_neighbour_failed(&mut self, ifindex: u32, addr: IpAddr, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (i, wan) in self.wans.iter_mut().enumerate() {
+            let on_device = wan.link.is_some_and(|l| l.ifindex == ifindex);
+            if !on_device || wan.pending != Pending::No {
+                continue;
+            }
+            if wan.path(Family::of(&addr)).gateway != Some(Some(addr)) {
+                continue;
+            }
+            if let Some(event) = wan.health.on_gateway_failed(now) {
+                out.push(Output::Transition { wan: i, event });
+            }
+        }
+        out
+    }
+
     /// A link disappeared.
     pub fn on_link_gone(&mut self, ifindex: u32, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
@@ -437,7 +456,14 @@ impl Engine {
         else {
             return false;
         };
-        w.sched.on_reply(seq, target as u8, now)
+        match w.sched.on_reply(seq, target as u8, now) {
+            Reply::Ignored => false,
+            Reply::Answer => true,
+            Reply::Late => {
+                w.health.on_late();
+                true
+            }
+        }
     }
 
     /// A TCP probe of `wan` to `from` completed its handshake; `rtt` is the kernel's
@@ -461,10 +487,14 @@ impl Engine {
         let Some(w) = self.wans.get_mut(wan) else {
             return false;
         };
-        match rtt {
+        let reply = match rtt {
             Some(rtt) => w.sched.on_measured_reply(seq, target as u8, rtt),
             None => w.sched.on_reply(seq, target as u8, now),
+        };
+        if reply == Reply::Late {
+            w.health.on_late();
         }
+        reply.counted()
     }
 
     /// A probe could not be sent, or its connect failed.
@@ -487,7 +517,7 @@ impl Engine {
         let iface = &self.cfg.interfaces[i];
         Params {
             targets: iface.track_ip.len() as u8,
-            count: iface.count,
+            count: self.wans[i].health.probes_per_target(iface),
             timeout: iface.timeout,
             interval: self.wans[i].health.interval(iface),
         }
@@ -983,6 +1013,27 @@ mod tests {
         assert!(out
             .iter()
             .all(|o| !matches!(o, Output::Probe { wan: 1, .. })));
+    }
+
+    #[test]
+    fn a_gateway_the_kernel_cannot_resolve_takes_its_wan_out_at_once() {
+        let cfg = config(&[1, 1], 1);
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        // Another host on wan2's link, and wan1's gateway seen on wan2's device: nothing.
+        assert!(core
+            .on_neighbour_failed(11, ip("10.20.2.77"), at(50))
+            .is_empty());
+        assert!(core
+            .on_neighbour_failed(11, ip("10.20.1.1"), at(60))
+            .is_empty());
+        let out = core.on_neighbour_failed(11, ip("10.20.2.1"), at(100));
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 1, event }]
+                if event.to == State::Down && event.reason == health::Reason::GatewayFailed),
+            "{out:?}"
+        );
+        assert_eq!(group(&core), vec![1100]);
     }
 
     #[test]

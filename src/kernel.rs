@@ -328,6 +328,9 @@ pub enum Event {
     Link(Link),
     /// A link went away.
     LinkGone { ifindex: u32 },
+    /// The kernel gave up resolving a neighbour (`NUD_FAILED`): it answered no ARP or
+    /// NDP solicitation. Carried so a dead gateway is acted on without waiting for probes.
+    NeighbourFailed { ifindex: u32, addr: IpAddr },
     /// Addresses, routes, rules or nexthops changed.
     Changed,
     /// The event socket overflowed (`ENOBUFS`): events were lost, resync now.

@@ -557,9 +557,11 @@ impl<'s> Reader<'_, '_, 's> {
         let interval = self.or("interval", Duration::from_secs(1), |s| {
             duration(s, SEC, 100, HOUR)
         });
-        let failure_interval = self.or("failure_interval", interval, |s| {
-            duration(s, SEC, 100, HOUR)
-        });
+        // Confirm a fall twice as fast as the steady pace (see DESIGN.md, "Blackhole
+        // detection time"); 100 ms is the shortest interval accepted.
+        let confirm = (interval / 2).max(Duration::from_millis(100));
+        let failure_interval =
+            self.or("failure_interval", confirm, |s| duration(s, SEC, 100, HOUR));
         let recovery_interval = self.or("recovery_interval", interval, |s| {
             duration(s, SEC, 100, HOUR)
         });

@@ -637,7 +637,7 @@ mod tests {
                 i.failure_interval,
                 i.recovery_interval
             ),
-            (s, s, s, s)
+            (s, s, Duration::from_millis(500), s)
         );
         assert_eq!(
             (i.up, i.down, i.initial_state, i.quality),
@@ -701,9 +701,9 @@ mod tests {
             [
                 "a: disabled (device e1)",
                 "b: device e2, gateway auto, tcp port 443 1 target (reliability 1, count 1), interval 1.5s \
-                 (failure 1.5s, recovery 1.5s), timeout 1s, down 3, up 3, quality on (down above 1s/40% loss, \
+                 (failure 750ms, recovery 1.5s), timeout 1s, down 3, up 3, quality on (down above 1s/40% loss, \
                  up below 500ms/10%), damping off; member of no policy",
-                "c: device e3, gateway auto, no tracking (up while the device has carrier), interval 1s (failure 1s, \
+                "c: device e3, gateway auto, no tracking (up while the device has carrier), interval 1s (failure 500ms, \
                  recovery 1s), timeout 1s, down 3, up 3, quality off, damping on; member of no policy",
             ]
         );

@@ -656,6 +656,18 @@ impl Converter<'_> {
                 self.option(opt, default);
             }
         }
+        // mwan3 confirms a fall at `interval`; uplinkd's default is twice as fast.
+        let section = &self.out[self.out.rfind("config ").unwrap_or(0)..];
+        if !section.contains("\toption failure_interval ") {
+            let interval = section
+                .rfind("\toption interval ")
+                .map(|i| &section[i + "\toption interval ".len()..])
+                .and_then(|rest| rest.lines().next())
+                .map(|v| v.trim_matches('\'').to_string());
+            if let Some(interval) = interval {
+                self.option("failure_interval", &interval);
+            }
+        }
     }
 
     /// `flush_conntrack`: ifup, ifdown, connected, disconnected, never; mwan3's older

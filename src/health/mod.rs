@@ -137,6 +137,9 @@ pub enum Reason {
     },
     CarrierLost,
     CarrierBack,
+    /// The kernel failed to resolve the gateway on the link (ARP or NDP went
+    /// unanswered): nothing can leave through it.
+    GatewayFailed,
     /// netifd reports the interface down while its device still has carrier (ifdown, a
     /// lost DHCP lease or PPP session). Given by the engine in place of `CarrierLost`.
     NetifdDown,
@@ -177,6 +180,7 @@ impl fmt::Display for Reason {
             ),
             Reason::CarrierLost => f.write_str("carrier lost"),
             Reason::CarrierBack => f.write_str("carrier back, probing"),
+            Reason::GatewayFailed => f.write_str("gateway does not answer ARP/NDP"),
             Reason::NetifdDown => f.write_str("netifd reports the interface down"),
             Reason::NetifdUp => f.write_str("netifd reports the interface up"),
             Reason::Damped { penalty } => write!(f, "flapping, penalty {penalty}"),
@@ -216,6 +220,9 @@ pub struct Health {
     /// The last [`HISTORY_LEN`] probe rounds, oldest first.
     history: heapless::Deque<Round, HISTORY_LEN>,
 }
+
+/// Least probes per target in a round that confirms a fall.
+pub const CONFIRM_COUNT: u8 = 2;
 
 /// Probe rounds kept per WAN for charts.
 pub const HISTORY_LEN: usize = 120;
@@ -341,6 +348,17 @@ impl Health {
         }
     }
 
+    /// Probes per target in the next round: `count`, and at least [`CONFIRM_COUNT`] while
+    /// a fall is being confirmed: a lost round is rare on a live path, two in a row of
+    /// rounds that each probe every target twice are rarer by far (see DESIGN.md, "False
+    /// downs under random loss").
+    pub fn probes_per_target(&self, cfg: &Interface) -> u8 {
+        match self.verdict.toward {
+            Some(t) if t.level > self.verdict.level => cfg.count.max(CONFIRM_COUNT),
+            _ => cfg.count,
+        }
+    }
+
     /// Whether the WAN should be probed at all.
     pub fn probing(&self) -> bool {
         self.enabled && self.carrier == Some(true) && !self.targets.is_empty()
@@ -426,6 +444,18 @@ impl Health {
         self.update(now, reason)
     }
 
+    /// A reply came after its target's derived deadline but within `timeout`
+    /// ([`crate::probe::Reply::Late`]): the path is slow, not dead. A fall being confirmed
+    /// starts over, so a sudden rise in RTT (a saturated uplink) is never taken for a
+    /// blackhole; the verdict itself is left alone.
+    pub fn on_late(&mut self) {
+        if let Some(t) = self.verdict.toward {
+            if t.level > self.verdict.level {
+                self.verdict.toward = None;
+            }
+        }
+    }
+
     /// Apply the hysteresis to one round pointing at `to`; returns the length of the run
     /// when it flips the verdict.
     fn count(&mut self, to: Level, cfg: &Interface) -> Option<u8> {
@@ -500,6 +530,27 @@ impl Health {
             Reason::CarrierLost
         };
         self.update(now, reason)
+    }
+
+    /// The kernel's neighbour entry of the gateway went to `NUD_FAILED`: the gateway
+    /// answered none of the kernel's solicitations (Linux sends `ucast_solicit` unicast,
+    /// then `mcast_solicit` multicast ones, `retrans_time` apart). That is certain, so
+    /// the verdict goes down at once, without waiting for probe rounds; coming back takes
+    /// `up` good rounds as always. A fall for the damper like any other.
+    pub fn on_gateway_failed(&mut self, now: Instant) -> Option<Event> {
+        if self.targets.is_empty() || self.verdict.level == Level::Down {
+            // Untracked WANs follow their carrier only; a down one stays down.
+            self.verdict.toward = None;
+            return None;
+        }
+        self.verdict = Verdict {
+            level: Level::Down,
+            toward: None,
+        };
+        if let Some(d) = &mut self.damper {
+            d.fall(now);
+        }
+        self.update(now, Reason::GatewayFailed)
     }
 
     pub fn set_enabled(&mut self, enabled: bool, now: Instant) -> Option<Event> {

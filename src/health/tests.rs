@@ -312,3 +312,229 @@ fn history_is_bounded_and_transitions_are_counted() {
         0
     );
 }
+
+// Timelines of the probe schedule and health together: a path decides the fate of every
+// probe (its RTT, or lost), the driver steps time in milliseconds.
+
+use crate::probe::{Params, Reply, Scheduler, MIN_TIMEOUT};
+
+/// The defaults: interval 1 s, timeout 1 s, failure interval 500 ms, down 3, up 3.
+fn defaults() -> Interface {
+    let mut cfg = three();
+    cfg.failure_interval = Duration::from_millis(500);
+    cfg
+}
+
+struct Sim {
+    sched: Scheduler,
+    health: Health,
+    now: Instant,
+    /// (arrives at, seq, target)
+    flying: Vec<(Instant, u16, u8)>,
+    events: Vec<(Instant, State)>,
+    late: u32,
+}
+
+impl Sim {
+    fn new(cfg: &Interface) -> Sim {
+        Sim {
+            sched: Scheduler::new(0),
+            health: Health::new(cfg, Some(true), at(0)),
+            now: at(0),
+            flying: Vec::new(),
+            events: Vec::new(),
+            late: 0,
+        }
+    }
+
+    /// Run until `until`; `fate(sent_at, target)` is the RTT of a probe, or `None` if it
+    /// or its reply is lost.
+    fn run(
+        &mut self,
+        cfg: &Interface,
+        until: Instant,
+        mut fate: impl FnMut(Instant, u8) -> Option<Duration>,
+    ) {
+        while self.now < until {
+            let now = self.now;
+            let (due, rest): (Vec<_>, Vec<_>) = self.flying.drain(..).partition(|f| f.0 <= now);
+            self.flying = rest;
+            for (_, seq, target) in due {
+                if self.sched.on_reply(seq, target, now) == Reply::Late {
+                    self.late += 1;
+                    self.health.on_late();
+                }
+            }
+            while let Some(round) = self.sched.finished(now) {
+                if let Some(e) = self.health.on_round(cfg, &round, now) {
+                    self.events.push((now, e.to));
+                }
+            }
+            let params = Params {
+                targets: cfg.track_ip.len() as u8,
+                count: self.health.probes_per_target(cfg),
+                timeout: cfg.timeout,
+                interval: self.health.interval(cfg),
+            };
+            for p in self.sched.start(now, &params) {
+                if let Some(rtt) = fate(now, p.target) {
+                    self.flying.push((now + rtt, p.seq, p.target));
+                }
+            }
+            self.now = now + Duration::from_millis(1);
+        }
+    }
+
+    fn first(&self, state: State) -> Option<Instant> {
+        self.events.iter().find(|e| e.1 == state).map(|e| e.0)
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so every run sees the same losses.
+struct Rng(u64);
+
+impl Rng {
+    fn percent(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % 100
+    }
+}
+
+const RTT: Duration = Duration::from_millis(20);
+
+#[test]
+fn a_blackhole_is_out_one_derived_timeout_after_two_confirmations() {
+    let cfg = defaults();
+    let mut sim = Sim::new(&cfg);
+    // Rounds at 0, 1000, ...: by 10 s every target's RTT is well known (20 ms), so its
+    // probes are lost after 200 ms (the floor), not after the 1 s timeout.
+    sim.run(&cfg, at(10_300), |_, _| Some(RTT));
+    assert_eq!(sim.sched.rtt()[0].timeout(cfg.timeout), MIN_TIMEOUT);
+    // The path dies at 10.3 s. The round of 11.0 s is lost at 11.2 s; confirmations
+    // start every 500 ms (11.5, 12.0) and each is lost 200 ms after it started.
+    sim.run(&cfg, at(20_000), |_, _| None);
+    assert_eq!(sim.events[0], (at(12_200), State::Down));
+    // The same blackhole before the RTT is known: every round waits the full timeout.
+    let mut cold = Sim::new(&cfg);
+    cold.run(&cfg, at(300), |_, _| Some(RTT));
+    cold.run(&cfg, at(10_000), |_, _| None);
+    // Round 1.0 s lost at 2.0 s, confirmations at 2.0 and 2.5 s lost at 3.0 and 3.5 s.
+    assert_eq!(cold.events[0], (at(3_500), State::Down));
+}
+
+#[test]
+fn blackhole_to_out_over_every_phase_is_at_most_two_and_a_quarter_seconds() {
+    let cfg = defaults();
+    let mut outs = Vec::new();
+    for phase in (0..1000).step_by(50) {
+        let mut sim = Sim::new(&cfg);
+        let t0 = at(10_000 + phase);
+        sim.run(&cfg, at(20_000), |sent, _| (sent + RTT < t0).then_some(RTT));
+        let down = sim.first(State::Down).expect("down");
+        outs.push(down.saturating_since(t0).as_millis() as u64);
+    }
+    outs.sort_unstable();
+    // A blackhole waits for the next round (0..1 s), which is lost after 200 ms, then
+    // two confirmations 500 ms apart: 1.2..2.2 s, median 1.7 s.
+    assert!(outs.iter().all(|&o| (1200..=2200).contains(&o)), "{outs:?}");
+    assert_eq!(outs[outs.len() / 2], 1700, "{outs:?}");
+}
+
+#[test]
+fn fifteen_percent_loss_each_way_for_an_hour_never_goes_down() {
+    let cfg = defaults();
+    let mut sim = Sim::new(&cfg);
+    let mut rng = Rng(0x5eed);
+    sim.run(&cfg, at(3_600_000), |_, _| {
+        let there = rng.percent() >= 15;
+        let back = rng.percent() >= 15;
+        (there && back).then_some(RTT)
+    });
+    assert_eq!(sim.events, vec![], "no false down");
+}
+
+#[test]
+fn total_loss_bursts_of_one_second_never_take_it_down_longer_ones_do() {
+    let cfg = defaults();
+    // A 1 s burst every 10 s for 5 minutes, at a phase that drifts against the rounds.
+    let mut sim = Sim::new(&cfg);
+    let burst = |t: Instant, len: u64| {
+        let ms = t.millis();
+        ms >= 10_000 && (ms + ms / 10_000 * 37) % 10_000 < len
+    };
+    sim.run(&cfg, at(310_000), |sent, _| {
+        (!burst(sent, 1000) && !burst(sent + RTT / 2, 1000)).then_some(RTT)
+    });
+    assert_eq!(
+        sim.events,
+        vec![],
+        "1 s bursts are within (down - 1) x failure_interval"
+    );
+    // 1.5 s bursts: a lost round, and both confirmations, can fall inside one.
+    let mut sim = Sim::new(&cfg);
+    sim.run(&cfg, at(310_000), |sent, _| {
+        (!burst(sent, 1500) && !burst(sent + RTT / 2, 1500)).then_some(RTT)
+    });
+    assert!(sim.first(State::Down).is_some());
+}
+
+#[test]
+fn a_path_that_turns_slow_is_not_taken_for_dead() {
+    let cfg = defaults();
+    let mut sim = Sim::new(&cfg);
+    sim.run(&cfg, at(10_000), |_, _| Some(RTT));
+    // A saturated uplink: the RTT jumps from 20 ms to 700 ms, past the 200 ms derived
+    // deadline but within the 1 s timeout. Rounds are judged lost at 200 ms, then the
+    // late replies cancel the fall being confirmed, and the deadlines grow to fit.
+    sim.run(&cfg, at(60_000), |_, _| Some(Duration::from_millis(700)));
+    assert_eq!(sim.events, vec![]);
+    assert!(sim.late > 0);
+    let t = sim.sched.rtt()[0].timeout(cfg.timeout);
+    assert!(t > Duration::from_millis(700), "{t:?}");
+    assert_eq!(sim.health.verdict().toward, None);
+}
+
+#[test]
+fn recovery_after_a_blackhole_still_needs_up_rounds_at_the_recovery_pace() {
+    let cfg = defaults();
+    let mut sim = Sim::new(&cfg);
+    sim.run(&cfg, at(10_300), |_, _| Some(RTT));
+    sim.run(&cfg, at(30_300), |_, _| None);
+    assert_eq!(sim.first(State::Down), Some(at(12_200)));
+    sim.run(&cfg, at(60_000), |_, _| Some(RTT));
+    // Back at 30.3 s: rounds every second (recovery_interval), three good ones.
+    let up = sim.first(State::Up).expect("up");
+    assert!(
+        up >= at(32_300) && up <= at(33_400),
+        "up at {up} ({:?})",
+        sim.events
+    );
+}
+
+#[test]
+fn a_failed_gateway_is_down_at_once_and_comes_back_by_rounds() {
+    let cfg = defaults();
+    let mut h = Health::new(&cfg, Some(true), at(0));
+    assert_eq!(h.on_round(&cfg, &[OK; 3], at(1000)), None);
+    // The kernel's ARP for the gateway went unanswered (NUD_FAILED) at 1.5 s.
+    let ev = h.on_gateway_failed(at(1500)).expect("edge");
+    assert_eq!(
+        (ev.from, ev.to, ev.reason),
+        (State::Up, State::Down, Reason::GatewayFailed)
+    );
+    assert_eq!(h.on_gateway_failed(at(1600)), None, "edge-triggered");
+    assert_eq!(h.interval(&cfg), cfg.recovery_interval);
+    assert_eq!(h.on_round(&cfg, &[OK; 3], at(3000)), None);
+    assert_eq!(h.on_round(&cfg, &[OK; 3], at(4000)), None);
+    assert_eq!(
+        h.on_round(&cfg, &[OK; 3], at(5000)).map(|e| e.to),
+        Some(State::Up)
+    );
+    // A WAN without targets follows its carrier only.
+    let untracked = interface("wan", "eth1", &[]);
+    let mut h = Health::new(&untracked, Some(true), at(0));
+    assert_eq!(h.on_gateway_failed(at(10)), None);
+    assert_eq!(h.state(), State::Up);
+}

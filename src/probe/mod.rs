@@ -8,6 +8,13 @@
 //! the timeout is longer than the interval; they are handed to health strictly in the
 //! order they started, so a quick round never overtakes a slow one.
 //!
+//! Once a target has answered [`WELL_KNOWN`] probes, its probes are judged lost sooner:
+//! at a deadline derived from its smoothed RTT like TCP's retransmission timeout
+//! (RFC 6298: `srtt + 4·rttvar`), at least [`MIN_TIMEOUT`] and at most `timeout`. The round
+//! is handed to health at the latest of its targets' deadlines; a reply that comes after
+//! its target's deadline but within `timeout` is reported as [`Reply::Late`]: the path is
+//! slow, not dead, and health must not count that round toward a fall.
+//!
 //! Each probe carries a 16-bit sequence number unique among the rounds in flight; the
 //! shell matches replies to (WAN, identifier) and the scheduler checks that the reply's
 //! sequence belongs to the target it came from, so a stale or foreign reply is never
@@ -25,6 +32,68 @@ use crate::time::{earliest, Duration, Instant};
 pub const MAX_ROUNDS: usize = 16;
 /// Most probes per target per round (`count`).
 pub const MAX_COUNT: u8 = 10;
+/// Answers a target needs before its timeout is derived from its RTT.
+pub const WELL_KNOWN: u8 = 5;
+/// The shortest derived timeout: below it, scheduling jitter of a busy router (and of the
+/// targets) would be mistaken for loss.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// What a reply meant.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Unknown, stale, duplicate or from the wrong target: not counted.
+    Ignored,
+    /// An answer in its round.
+    Answer,
+    /// An answer after its target's derived deadline (within `timeout`), for a round
+    /// already handed to health as lost there.
+    Late,
+}
+
+impl Reply {
+    /// Whether the reply was one of ours (in its round or late).
+    pub fn counted(self) -> bool {
+        self != Reply::Ignored
+    }
+}
+
+/// Smoothed RTT of one target (RFC 6298, section 2), in microseconds.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rtt {
+    srtt_us: u64,
+    rttvar_us: u64,
+    samples: u8,
+}
+
+impl Rtt {
+    fn sample(&mut self, rtt: Duration) {
+        let r = rtt.as_micros().min(u128::from(u32::MAX)) as u64;
+        if self.samples == 0 {
+            self.srtt_us = r;
+            self.rttvar_us = r / 2;
+        } else {
+            // RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|; SRTT <- 7/8 SRTT + 1/8 R'.
+            self.rttvar_us = (3 * self.rttvar_us + self.srtt_us.abs_diff(r)) / 4;
+            self.srtt_us = (7 * self.srtt_us + r) / 8;
+        }
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    /// The smoothed RTT, once there is a sample.
+    pub fn srtt(&self) -> Option<Duration> {
+        (self.samples > 0).then(|| Duration::from_micros(self.srtt_us))
+    }
+
+    /// How long to wait for this target's answer: `srtt + 4·rttvar` once it is
+    /// [`WELL_KNOWN`], within [`MIN_TIMEOUT`]..=`timeout`; `timeout` before that.
+    pub fn timeout(&self, timeout: Duration) -> Duration {
+        if self.samples < WELL_KNOWN {
+            return timeout;
+        }
+        let rto = Duration::from_micros(self.srtt_us.saturating_add(4 * self.rttvar_us));
+        rto.max(MIN_TIMEOUT).min(timeout)
+    }
+}
 
 /// How the current round should look.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -49,7 +118,12 @@ pub type Round = heapless::Vec<Answer, MAX_TARGETS>;
 #[derive(Clone, Debug)]
 struct InFlight {
     started_at: Instant,
+    /// `timeout` after the start: no reply counts after it.
     deadline: Instant,
+    /// Each target's derived deadline (at most `deadline`).
+    target_deadlines: [Instant; MAX_TARGETS],
+    /// Handed to health already; kept until `deadline` to recognise late replies.
+    reported: bool,
     first_seq: u16,
     count: u8,
     targets: u8,
@@ -68,8 +142,26 @@ impl InFlight {
         (i < self.probes()).then_some(i)
     }
 
-    fn done(&self, now: Instant) -> bool {
-        self.outstanding == 0 || now >= self.deadline
+    /// Whether target `t` still has a probe unresolved.
+    fn waiting_for(&self, t: u8) -> bool {
+        let count = u16::from(self.count);
+        let mask = if count >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << count) - 1
+        };
+        let shift = u16::from(t) * count;
+        shift < 128 && (self.outstanding >> shift) & mask != 0
+    }
+
+    /// When the round can be judged: at once when every probe is resolved, else at the
+    /// latest derived deadline of the targets still waited for.
+    fn judge_at(&self) -> Instant {
+        (0..self.targets)
+            .filter(|&t| self.waiting_for(t))
+            .map(|t| self.target_deadlines[usize::from(t)])
+            .max()
+            .unwrap_or(self.started_at)
     }
 }
 
@@ -79,6 +171,7 @@ pub struct Scheduler {
     last_start: Option<Instant>,
     rounds: Deque<InFlight, MAX_ROUNDS>,
     next_seq: u16,
+    rtt: [Rtt; MAX_TARGETS],
 }
 
 impl Scheduler {
@@ -88,14 +181,26 @@ impl Scheduler {
             last_start: None,
             rounds: Deque::new(),
             next_seq: seed,
+            rtt: [Rtt::default(); MAX_TARGETS],
         }
     }
 
-    /// Forget rounds in flight (carrier lost, disabled, targets changed); the next round
-    /// starts at the next poll.
+    /// What is known of each target's RTT, in `track_ip` order.
+    pub fn rtt(&self) -> &[Rtt; MAX_TARGETS] {
+        &self.rtt
+    }
+
+    /// Forget rounds in flight and what was learnt of the path (carrier lost, disabled,
+    /// targets changed); the next round starts at the next poll.
     pub fn reset(&mut self) {
         self.rounds.clear();
         self.last_start = None;
+        self.rtt = [Rtt::default(); MAX_TARGETS];
+    }
+
+    /// The oldest round not yet handed to health.
+    fn pending(&self) -> Option<&InFlight> {
+        self.rounds.iter().find(|r| !r.reported)
     }
 
     /// Ask for a round to start at the next poll (`probe` on demand).
@@ -109,16 +214,26 @@ impl Scheduler {
             Some(t) => t + p.interval,
             None => Instant::ZERO,
         };
-        let deadline = self.rounds.front().map(|r| r.deadline);
-        earliest(Some(next_start), deadline)
+        let judge = self.pending().map(InFlight::judge_at);
+        earliest(Some(next_start), judge)
     }
 
-    /// The oldest round, if it is finished: answered in full, or past its deadline.
+    /// The oldest round not yet handed to health, if it is finished: answered in full,
+    /// or past the deadlines of the targets that did not answer.
     pub fn finished(&mut self, now: Instant) -> Option<Round> {
-        if !self.rounds.front()?.done(now) {
+        // Rounds past `timeout` cannot take replies any more.
+        while self
+            .rounds
+            .front()
+            .is_some_and(|r| r.reported && (now >= r.deadline || r.outstanding == 0))
+        {
+            self.rounds.pop_front();
+        }
+        let r = self.rounds.iter_mut().find(|r| !r.reported)?;
+        if now < r.judge_at() {
             return None;
         }
-        let r = self.rounds.pop_front()?;
+        r.reported = true;
         Some(
             r.answers[..usize::from(r.targets)]
                 .iter()
@@ -141,9 +256,15 @@ impl Scheduler {
         let targets = p.targets.min(MAX_TARGETS as u8);
         let count = p.count.clamp(1, MAX_COUNT);
         let probes = u16::from(targets) * u16::from(count);
+        let mut target_deadlines = [now + p.timeout; MAX_TARGETS];
+        for (d, rtt) in target_deadlines.iter_mut().zip(&self.rtt) {
+            *d = now + rtt.timeout(p.timeout);
+        }
         let round = InFlight {
             started_at: now,
             deadline: now + p.timeout,
+            target_deadlines,
+            reported: false,
             first_seq: self.next_seq,
             count,
             targets,
@@ -175,34 +296,43 @@ impl Scheduler {
         Some((round, i))
     }
 
-    /// A reply for `seq` from target `target` arrived at `now`. Returns whether it was
-    /// counted (false: unknown, stale, duplicate, or from the wrong target).
-    pub fn on_reply(&mut self, seq: u16, target: u8, now: Instant) -> bool {
+    /// A reply for `seq` from target `target` arrived at `now` (the kernel's receive
+    /// time). Every reply within `timeout` teaches the target's RTT, late ones included,
+    /// so a path that became slower soon gets deadlines that fit it again.
+    pub fn on_reply(&mut self, seq: u16, target: u8, now: Instant) -> Reply {
         self.answer(seq, target, |started_at| now.saturating_since(started_at))
     }
 
     /// An answer for `seq` whose round-trip time the kernel measured (a TCP handshake:
     /// `tcpi_rtt`), so the time the loop took to hear of it does not count. Judged as
     /// if it had arrived `rtt` after the round started.
-    pub fn on_measured_reply(&mut self, seq: u16, target: u8, rtt: Duration) -> bool {
+    pub fn on_measured_reply(&mut self, seq: u16, target: u8, rtt: Duration) -> Reply {
         self.answer(seq, target, |_| rtt)
     }
 
-    fn answer(&mut self, seq: u16, target: u8, rtt: impl FnOnce(Instant) -> Duration) -> bool {
+    fn answer(&mut self, seq: u16, target: u8, rtt: impl FnOnce(Instant) -> Duration) -> Reply {
         let Some((round, i)) = self.locate(seq, target) else {
-            return false;
+            return Reply::Ignored;
         };
         let rtt = rtt(round.started_at);
         if round.started_at + rtt >= round.deadline {
-            return false;
+            return Reply::Ignored;
         }
         round.outstanding &= !(1 << i);
-        let slot = &mut round.answers[usize::from(target)];
-        *slot = Some(match *slot {
-            Some(best) => best.min(rtt),
-            None => rtt,
-        });
-        true
+        let reply = if round.reported {
+            Reply::Late
+        } else {
+            let slot = &mut round.answers[usize::from(target)];
+            *slot = Some(match *slot {
+                Some(best) => best.min(rtt),
+                None => rtt,
+            });
+            Reply::Answer
+        };
+        if let Some(est) = self.rtt.get_mut(usize::from(target)) {
+            est.sample(rtt);
+        }
+        reply
     }
 
     /// Sending `seq` failed (e.g. ENETUNREACH: no route in the WAN's table): the probe
@@ -242,10 +372,10 @@ mod tests {
         assert_eq!(sent[0].seq, 100);
         assert!(s.start(at(500), &params).is_empty());
         assert_eq!(s.poll_at(&params), Some(at(1000)));
-        assert!(s.on_reply(100, 0, at(20)));
-        assert!(s.on_reply(102, 2, at(35)));
+        assert!(s.on_reply(100, 0, at(20)).counted());
+        assert!(s.on_reply(102, 2, at(35)).counted());
         assert!(s.finished(at(40)).is_none(), "target 1 still outstanding");
-        assert!(s.on_reply(101, 1, at(50)));
+        assert!(s.on_reply(101, 1, at(50)).counted());
         let r = s.finished(at(50)).expect("complete early");
         assert_eq!(
             r.as_slice(),
@@ -263,15 +393,21 @@ mod tests {
         let mut s = Scheduler::new(0);
         let params = p(2, 1);
         s.start(at(0), &params);
-        assert!(!s.on_reply(1, 0, at(10)), "seq 1 was sent to target 1");
-        assert!(!s.on_reply(7, 0, at(10)), "never sent");
-        assert!(s.on_reply(0, 0, at(10)));
-        assert!(!s.on_reply(0, 0, at(11)), "duplicate");
+        assert!(
+            !s.on_reply(1, 0, at(10)).counted(),
+            "seq 1 was sent to target 1"
+        );
+        assert!(!s.on_reply(7, 0, at(10)).counted(), "never sent");
+        assert!(s.on_reply(0, 0, at(10)).counted());
+        assert!(!s.on_reply(0, 0, at(11)).counted(), "duplicate");
         assert_eq!(s.poll_at(&params), Some(at(1000)));
         assert!(s.finished(at(999)).is_none());
         let r = s.finished(at(1000)).expect("deadline");
         assert_eq!(r.as_slice(), &[Some(Duration::from_millis(10)), None]);
-        assert!(!s.on_reply(1, 1, at(1001)), "stale: its round is over");
+        assert!(
+            !s.on_reply(1, 1, at(1001)).counted(),
+            "stale: its round is over"
+        );
     }
 
     #[test]
@@ -280,13 +416,18 @@ mod tests {
         let params = p(2, 1);
         s.start(at(0), &params);
         // The kernel measured 2.5 ms; the loop was busy and reads it at t=400.
-        assert!(s.on_measured_reply(0, 0, Duration::from_micros(2500)));
+        assert!(s
+            .on_measured_reply(0, 0, Duration::from_micros(2500))
+            .counted());
         assert!(
-            !s.on_measured_reply(0, 0, Duration::from_millis(1)),
+            !s.on_measured_reply(0, 0, Duration::from_millis(1))
+                .counted(),
             "duplicate"
         );
         // A measurement beyond the timeout is a loss, like a late reply.
-        assert!(!s.on_measured_reply(1, 1, Duration::from_millis(1000)));
+        assert!(!s
+            .on_measured_reply(1, 1, Duration::from_millis(1000))
+            .counted());
         let r = s.finished(at(1000)).expect("deadline");
         assert_eq!(r.as_slice(), &[Some(Duration::from_micros(2500)), None]);
     }
@@ -298,8 +439,8 @@ mod tests {
         assert_eq!(sent.len(), 6);
         assert_eq!(sent[3].target, 1);
         s.on_error(0, 0);
-        assert!(s.on_reply(2, 0, at(30)));
-        assert!(s.on_reply(1, 0, at(40)));
+        assert!(s.on_reply(2, 0, at(30)).counted());
+        assert!(s.on_reply(1, 0, at(40)).counted());
         for seq in 3..6 {
             s.on_error(seq, 1);
         }
@@ -318,7 +459,7 @@ mod tests {
         };
         s.start(at(0), &params); // seq 0, lost
         s.start(at(500), &params); // seq 1, answered fast
-        assert!(s.on_reply(1, 0, at(510)));
+        assert!(s.on_reply(1, 0, at(510)).counted());
         assert!(s.finished(at(600)).is_none(), "round 0 still pending");
         assert_eq!(s.finished(at(1000)).unwrap().as_slice(), &[None]);
         assert_eq!(
@@ -332,8 +473,8 @@ mod tests {
         let mut s = Scheduler::new(u16::MAX);
         let sent = s.start(at(0), &p(2, 1));
         assert_eq!((sent[0].seq, sent[1].seq), (u16::MAX, 0));
-        assert!(s.on_reply(0, 1, at(5)));
-        assert!(s.on_reply(u16::MAX, 0, at(6)));
+        assert!(s.on_reply(0, 1, at(5)).counted());
+        assert!(s.on_reply(u16::MAX, 0, at(6)).counted());
         assert!(s.finished(at(6)).is_some());
     }
 

@@ -56,6 +56,12 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWNEIGH: u16 = 28;
+/// `struct ndmsg` (12 bytes): family, pad, pad, ifindex, state, flags, type.
+const NDMSG_LEN: usize = 12;
+const NDA_DST: u16 = 1;
+/// `ndm_state` bits (include/uapi/linux/neighbour.h).
+const NUD_FAILED: u16 = 0x20;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWRULE: u16 = 32;
@@ -85,6 +91,7 @@ const RTM_F_CLONED: u32 = 0x200;
 
 /// Multicast groups of the event socket (`enum rtnetlink_groups`).
 const RTNLGRP_LINK: u32 = 1;
+const RTNLGRP_NEIGH: u32 = 3;
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
 const RTNLGRP_IPV4_RULE: u32 = 8;
@@ -1179,6 +1186,7 @@ impl Monitor {
         socket.socket_mut().bind_auto()?;
         for group in [
             RTNLGRP_LINK,
+            RTNLGRP_NEIGH,
             RTNLGRP_IPV4_IFADDR,
             RTNLGRP_IPV6_IFADDR,
             RTNLGRP_IPV4_ROUTE,
@@ -1284,6 +1292,27 @@ pub struct EventFilter {
     /// Port id of our request socket ([`Netlink::port_id`]): the kernel stamps it on
     /// the notifications of our own writes, which the daemon already knows about.
     pub echo_port: u32,
+}
+
+/// A neighbour message, if it says the kernel failed to resolve the entry. Every other
+/// neighbour state (a LAN's hosts come and go all day) is dropped here, where it costs
+/// the least: only a failure can change what uplinkd does.
+fn decode_failed_neighbour(payload: &[u8]) -> Option<kernel::Event> {
+    let hdr = payload.get(..NDMSG_LEN)?;
+    let family = hdr[0];
+    let ifindex = u32_at(hdr, 4)?;
+    let state = u16_at(hdr, 8)?;
+    if state & NUD_FAILED == 0 {
+        return None;
+    }
+    let addr = Attrs::new(payload.get(NDMSG_LEN..)?)
+        .find(|(k, _)| *k == NDA_DST)
+        .and_then(|(_, v)| match (family, v.len()) {
+            (AF_INET, 4) => <[u8; 4]>::try_from(v).ok().map(IpAddr::from),
+            (AF_INET6, 16) => <[u8; 16]>::try_from(v).ok().map(IpAddr::from),
+            _ => None,
+        })?;
+    Some(kernel::Event::NeighbourFailed { ifindex, addr })
 }
 
 /// What one event message is to the daemon.
@@ -1396,7 +1425,8 @@ fn multipath_oifs(mut v: &[u8]) -> Vec<u32> {
 }
 
 /// The events in one datagram of the event socket, as `filter` sees them. Link
-/// messages become `Link` / `LinkGone`; address, route, rule and nexthop messages that
+/// messages become `Link` / `LinkGone`; a neighbour the kernel failed to resolve
+/// `NeighbourFailed`; address, route, rule and nexthop messages that
 /// matter one `Changed`, echoes of our writes and foreign objects nothing; a cut-off
 /// datagram an `Overrun`. Undecodable messages are skipped.
 pub fn decode_events(buf: &[u8], filter: &EventFilter) -> Vec<kernel::Event> {
@@ -1418,6 +1448,10 @@ pub fn decode_events(buf: &[u8], filter: &EventFilter) -> Vec<kernel::Event> {
                 continue;
             }
             RTM_NEWROUTE | RTM_DELROUTE => filter.route(m.pid, m.payload),
+            RTM_NEWNEIGH => {
+                events.extend(decode_failed_neighbour(m.payload));
+                continue;
+            }
             RTM_NEWADDR | RTM_DELADDR => filter.address(m.payload),
             RTM_NEWRULE | RTM_DELRULE if filter.is_echo(m.pid) => Class::Echo,
             RTM_NEWRULE | RTM_DELRULE => Class::Matters,

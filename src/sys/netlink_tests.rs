@@ -932,3 +932,99 @@ fn monitor_overflow_is_an_overrun() {
         );
     });
 }
+
+#[test]
+fn decodes_failed_neighbours_only() {
+    use super::wire::Request;
+    // struct ndmsg: family, pad, pad, ifindex, state, flags, type; then NDA_DST (1).
+    let neigh = |family: u8, state: u16, dst: &[u8]| {
+        let mut h = [0u8; 12];
+        h[0] = family;
+        h[4..8].copy_from_slice(&3u32.to_ne_bytes());
+        h[8..10].copy_from_slice(&state.to_ne_bytes());
+        let mut m = Request::new(28, 0, &h);
+        m.attr(1, dst);
+        m.finish(0)
+    };
+    // NUD_FAILED (0x20): the gateway 10.20.1.1 answered no ARP.
+    assert_eq!(
+        decode_events(
+            &neigh(libc::AF_INET as u8, 0x20, &[10, 20, 1, 1]),
+            &EventFilter::default()
+        ),
+        vec![Event::NeighbourFailed {
+            ifindex: 3,
+            addr: ip("10.20.1.1")
+        }]
+    );
+    let v6: [u8; 16] = ip("fe80::1")
+        .to_string()
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    assert_eq!(
+        decode_events(
+            &neigh(libc::AF_INET6 as u8, 0x20, &v6),
+            &EventFilter::default()
+        ),
+        vec![Event::NeighbourFailed {
+            ifindex: 3,
+            addr: ip("fe80::1")
+        }]
+    );
+    // REACHABLE (0x02), STALE (0x04), INCOMPLETE (0x01): dropped at decode.
+    for state in [0x02, 0x04, 0x01, 0x80] {
+        assert_eq!(
+            decode_events(
+                &neigh(libc::AF_INET as u8, state, &[10, 20, 1, 1]),
+                &EventFilter::default()
+            ),
+            vec![]
+        );
+    }
+    // A destination of the wrong length, a cut header: skipped, never a panic.
+    assert_eq!(
+        decode_events(
+            &neigh(libc::AF_INET as u8, 0x20, &[10, 20, 1]),
+            &EventFilter::default()
+        ),
+        vec![]
+    );
+    assert_eq!(
+        decode_events(
+            &neigh(libc::AF_INET6 as u8, 0x20, &[10, 20, 1, 1]),
+            &EventFilter::default()
+        ),
+        vec![]
+    );
+    assert_eq!(
+        decode_events(
+            &Request::new(28, 0, &[0u8; 9]).finish(0),
+            &EventFilter::default()
+        ),
+        vec![]
+    );
+}
+
+#[test]
+fn monitor_reports_a_gateway_that_answers_no_arp() {
+    let ns = lab();
+    ns.run(|| {
+        // Nothing answers for 10.20.1.1 on wan1 (its peer has no address). Solicit
+        // faster than the 1 s default so the entry fails within a second.
+        std::fs::write("/proc/sys/net/ipv4/neigh/wan1/retrans_time_ms", "100").unwrap();
+        let mut monitor = Monitor::open().unwrap();
+        let sock = std::net::UdpSocket::bind("10.20.1.2:0").unwrap();
+        // Sending makes the kernel resolve the gateway: INCOMPLETE, then FAILED after
+        // mcast_solicit (3) unanswered requests.
+        let _ = sock.send_to(b"x", "10.20.1.1:9");
+        let ev = wait_for(&mut monitor, |e| matches!(e, Event::NeighbourFailed { .. }));
+        assert_eq!(
+            ev,
+            Some(Event::NeighbourFailed {
+                ifindex: 3,
+                addr: ip("10.20.1.1")
+            })
+        );
+    });
+}

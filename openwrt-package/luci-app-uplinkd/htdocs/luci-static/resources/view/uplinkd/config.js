@@ -255,7 +255,7 @@ return view.extend({
 		number(s, 'probes', 'interval', _('Probe interval'),
 			_('Time between rounds: a duration such as 500ms, 2s or 1m (100ms to 1h); a plain number is seconds.'), '1s', v.interval);
 		number(s, 'probes', 'failure_interval', _('Interval while failing'),
-			_('Time between rounds while a failure is being confirmed. Empty: the probe interval.'), '', v.interval);
+			_('Time between rounds while a failure is being confirmed. Empty: half the probe interval.'), '', v.interval);
 		number(s, 'probes', 'recovery_interval', _('Interval while recovering'),
 			_('Time between rounds while a down uplink is coming back. Empty: the probe interval.'), '', v.interval);
 		number(s, 'probes', 'timeout', _('Probe timeout'),
