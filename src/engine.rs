@@ -1401,6 +1401,54 @@ mod tests {
         assert_eq!(slots, vec![2, 0, 1]);
     }
 
+    /// keepalived's roles decide which transitions flush (conntrackd replicates the
+    /// deletions to the peer), and a new master flushes what is out on it.
+    #[test]
+    fn timeline_ha_roles_and_flushes() {
+        let mut core = Engine::new(config(&[1, 1], 1), None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, false]), at(0));
+        let ev = |from, to| health::Event {
+            from,
+            to,
+            reason: health::Reason::Start,
+        };
+        let down = ev(State::Up, State::Down);
+        let carrier = ev(State::Up, State::NoCarrier);
+        assert!(core.flushes(0, &down) && core.flushes(0, &carrier), "alone");
+        assert_eq!(
+            core.set_role(ha::Role::Backup, at(10)),
+            vec![Output::Role {
+                from: None,
+                to: ha::Role::Backup
+            }]
+        );
+        assert!(
+            !core.flushes(0, &down) && !core.flushes(0, &carrier),
+            "backup"
+        );
+        assert!(
+            core.set_role(ha::Role::Backup, at(20)).is_empty(),
+            "no edge"
+        );
+        // Takeover: wan2 has no carrier here, so what was committed for it is flushed.
+        assert_eq!(
+            core.set_role(ha::Role::Master, at(30)),
+            vec![
+                Output::Role {
+                    from: Some(ha::Role::Backup),
+                    to: ha::Role::Master
+                },
+                Output::Flush { wan: 1 },
+            ]
+        );
+        assert!(core.flushes(0, &down), "the ISP is dead for both routers");
+        assert!(!core.flushes(0, &carrier), "the peer takes over");
+        assert_eq!(
+            core.ha().map(|h| (h.role, h.since)),
+            Some((ha::Role::Master, at(30)))
+        );
+    }
+
     /// Every interface pinned to the slot its file order gives it now.
     fn pin(mut cfg: Config) -> Config {
         for (i, s) in cfg.slots().into_iter().enumerate() {
