@@ -42,6 +42,8 @@ pub const DEFAULT_SOCKET: &str = "/var/run/ubus/ubus.sock";
 pub const OBJECT: &str = "uplinkd";
 /// The event (and notification type) sent on every transition.
 pub const WAN_EVENT: &str = "uplinkd.wan";
+/// The event and notification of an HA role change.
+pub const HA_EVENT: &str = "uplinkd.ha";
 /// How long a netifd status query may take.
 const NETIFD_TIMEOUT: Duration = Duration::from_secs(3);
 /// netifd's objects.
@@ -57,6 +59,8 @@ const NETIFD_RETRIES: u32 = 7;
 pub enum Out {
     /// A transition, as [`control::wan_event`] shapes it.
     Wan(Value),
+    /// An HA role change, as [`control::ha_event`] shapes it.
+    Ha(Value),
     /// Ask netifd again about every WAN that follows it (after a reload, periodically).
     RefreshNetifd,
     /// Ask netifd again about one WAN.
@@ -146,6 +150,19 @@ enum Step {
     Out(Option<Out>),
 }
 
+/// Send `data` as the event `name` and as a notification of that name to the
+/// subscribers of our object.
+async fn announce(client: &Client, object: Option<u32>, name: &str, data: &Value) {
+    if let Err(e) = client.send_event(name, data).await {
+        log::debug!("ubus: cannot send {name}: {e}");
+    }
+    if let Some(id) = object {
+        if let Err(e) = client.notify(id, name, data).await {
+            log::debug!("ubus: cannot notify subscribers: {e}");
+        }
+    }
+}
+
 impl Task {
     async fn run(self, out_rx: Receiver<Out>) {
         let mut session = Session::new(&self.socket);
@@ -182,14 +199,10 @@ impl Task {
                     Step::Out(Some(Out::RefreshNetifd)) => self.refresh_all(&client),
                     Step::Out(Some(Out::Refresh(name))) => self.refresh(&client, name),
                     Step::Out(Some(Out::Wan(data))) => {
-                        if let Err(e) = client.send_event(WAN_EVENT, &data).await {
-                            log::debug!("ubus: cannot send {WAN_EVENT}: {e}");
-                        }
-                        if let Some(id) = object {
-                            if let Err(e) = client.notify(id, WAN_EVENT, &data).await {
-                                log::debug!("ubus: cannot notify subscribers: {e}");
-                            }
-                        }
+                        announce(&client, object, WAN_EVENT, &data).await
+                    }
+                    Step::Out(Some(Out::Ha(data))) => {
+                        announce(&client, object, HA_EVENT, &data).await
                     }
                 }
             }

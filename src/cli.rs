@@ -1,5 +1,5 @@
 //! The control commands of the command line: `uplinkd status|reload|probe|enable|
-//! disable|set-weight`, talking to the running daemon over the control socket.
+//! disable|set-weight|ha`, talking to the running daemon over the control socket.
 //!
 //! Exit codes, for scripts: 0 done, 1 the daemon refused (its message on stderr),
 //! 2 usage error, 3 the daemon is not reachable.
@@ -18,6 +18,7 @@ pub const USAGE: &str = "\
        uplinkd probe [WAN]                        probe now
        uplinkd enable|disable WAN                 take a WAN in or out of service
        uplinkd set-weight WAN N                   run-time weight (lost on reload)
+       uplinkd ha master|backup|fault             HA role, from keepalived's notify
          (all with --control-socket PATH, default /var/run/uplinkd.sock on
           OpenWrt, /run/uplinkd/uplinkd.sock elsewhere)
 ";
@@ -33,7 +34,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn is_command(word: &str) -> bool {
     matches!(
         word,
-        "status" | "reload" | "probe" | "enable" | "disable" | "set-weight"
+        "status" | "reload" | "probe" | "enable" | "disable" | "set-weight" | "ha"
     )
 }
 
@@ -70,6 +71,7 @@ fn parse(command: &str, rest: &[String]) -> Result<Parsed, String> {
         ("probe", [wan]) => ("probe", json!({"interface": wan})),
         ("enable", [wan]) => ("enable", json!({"interface": wan})),
         ("disable", [wan]) => ("disable", json!({"interface": wan})),
+        ("ha", [role]) => ("ha", json!({"role": role})),
         ("set-weight", [wan, n]) => {
             let n: u64 = n
                 .parse()
@@ -140,6 +142,9 @@ mod tests {
         assert_eq!(p.args, json!({"interface": "wan1"}));
         assert!(parse("disable", &[]).is_err());
         assert!(parse("reload", &words("--json")).is_err());
+        let p = parse("ha", &words("master")).unwrap();
+        assert_eq!((p.method, p.args), ("ha", json!({"role": "master"})));
+        assert!(parse("ha", &words("")).is_err());
         assert!(parse("set-weight", &words("wan1 x")).is_err());
         assert!(parse("probe", &words("a b")).is_err());
     }

@@ -9,6 +9,7 @@
 //! | `set_weight` | `interface` (string), `weight` (1-1000) | run-time weight override |
 //! | `disable` | `interface` (string) | drain: the WAN takes no new flows |
 //! | `enable` | `interface` (string) | undo `disable` |
+//! | `ha` | `role` (`master`, `backup` or `fault`) | keepalived's VRRP transition (HA pair) |
 //!
 //! Run-time changes show in `status` and are lost on reload. Unknown methods are
 //! `MethodNotFound`, wrong or missing arguments `InvalidArgument`, an unknown WAN
@@ -34,6 +35,7 @@ pub enum Request {
     SetWeight { interface: String, weight: u16 },
     Disable { interface: String },
     Enable { interface: String },
+    Ha { role: crate::engine::ha::Role },
 }
 
 /// A refused request: the ubus status code and a message for people.
@@ -72,6 +74,7 @@ pub fn methods() -> Vec<Method> {
         Method::new("set_weight", &[("interface", Str), ("weight", Int32)]),
         Method::new("disable", &[("interface", Str)]),
         Method::new("enable", &[("interface", Str)]),
+        Method::new("ha", &[("role", Str)]),
     ]
 }
 
@@ -94,6 +97,7 @@ impl Request {
             "status" | "probe" | "disable" | "enable" => &["interface"],
             "set_weight" => &["interface", "weight"],
             "reload" => &[],
+            "ha" => &["role"],
             other => {
                 return Err(Error::new(
                     Status::MethodNotFound,
@@ -133,6 +137,15 @@ impl Request {
             "enable" => Request::Enable {
                 interface: required()?,
             },
+            "ha" => {
+                let role = args.get("role").and_then(Value::as_str);
+                let role = role
+                    .and_then(crate::engine::ha::Role::parse)
+                    .ok_or_else(|| {
+                        Error::bad("ha: 'role' must be \"master\", \"backup\" or \"fault\"")
+                    })?;
+                Request::Ha { role }
+            }
             _ => {
                 let interface = required()?;
                 let weight = match args.get("weight") {
@@ -204,6 +217,7 @@ pub fn apply(
             })?;
             Ok((json!({}), outs))
         }
+        Request::Ha { role } => Ok((json!({}), engine.set_role(*role, now))),
         Request::Reload => Err(Error::new(
             Status::NotSupported,
             "reload is carried out by the daemon",
@@ -218,6 +232,14 @@ pub fn wan_event(name: &str, event: &crate::health::Event) -> Value {
         "state": event.to.as_str(),
         "previous": event.from.as_str(),
         "reason": event.reason.to_string(),
+    })
+}
+
+/// The JSON of a `uplinkd.ha` event: the HA role keepalived reported.
+pub fn ha_event(from: Option<crate::engine::ha::Role>, to: crate::engine::ha::Role) -> Value {
+    json!({
+        "role": to.as_str(),
+        "previous": from.map_or("none", |r| r.as_str()),
     })
 }
 
@@ -486,7 +508,8 @@ mod tests {
                 "probe",
                 "set_weight",
                 "disable",
-                "enable"
+                "enable",
+                "ha"
             ]
         );
         assert_eq!(

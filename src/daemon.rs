@@ -18,9 +18,8 @@ use smol::{LocalExecutor, Timer};
 use crate::bus::{self, Bus, NetifdUpdate};
 use crate::config::{Config, TrackMethod};
 use crate::control::{self, Call, Request};
-use crate::dataplane::{self, Ruleset, WanInfo};
+use crate::dataplane::{self, Ruleset};
 use crate::engine::{Engine, Output};
-use crate::health::State;
 use crate::hooks::{self, Hooks};
 use crate::http;
 use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
@@ -661,7 +660,6 @@ impl Daemon {
                 Output::Transition { wan, event } => {
                     let iface = &self.engine.config().interfaces[wan];
                     let name = iface.name.clone();
-                    let flush_cfg = iface.flush;
                     let was = match event.reason {
                         crate::health::Reason::Start => String::new(),
                         _ => format!(" (was {})", event.from.as_str()),
@@ -687,11 +685,7 @@ impl Daemon {
                             reason: event.reason.to_string(),
                         });
                     }
-                    let out = |s: &State| {
-                        matches!(s, State::Down | State::NoCarrier | State::Held { .. })
-                    };
-                    let flush = (out(&event.to) && !out(&event.from) && flush_cfg.on_down)
-                        || (event.to == State::Up && flush_cfg.on_up);
+                    let flush = self.engine.flushes(wan, &event);
                     let mark = self.wan_mark(wan);
                     if let (true, Some(mark)) = (flush, mark) {
                         self.pending_flush.push((name, mark));
@@ -714,6 +708,32 @@ impl Daemon {
                         describe_gateway(from),
                         describe_gateway(to)
                     );
+                }
+                Output::Role { from, to } => {
+                    let was = from.map_or("none", |r| r.as_str());
+                    log::info!("HA role {} (was {was})", to.as_str());
+                    if let Some(bus) = &self.bus {
+                        bus.send(bus::Out::Ha(control::ha_event(from, to)));
+                    }
+                }
+                Output::Flush { wan } => {
+                    let name = self.engine.config().interfaces[wan].name.clone();
+                    if let Some(mark) = self.wan_mark(wan) {
+                        log::info!("{name}: out on this router: flushing its pinned connections");
+                        self.pending_flush.push((name, mark));
+                    }
+                }
+                Output::Moved { wan, from, to } => {
+                    let name = self.engine.config().interfaces[wan].name.clone();
+                    log::warn!(
+                        "{name} moved from slot {from} to {to}: its pinned connections are \
+                         flushed (pin slots with option slot to keep them across such edits)"
+                    );
+                    // Their conntrack mark now names another WAN's slot (or none).
+                    let marks = Marks::new(self.engine.config().globals.fwmark_mask);
+                    if let Some(mark) = marks.wan(from) {
+                        self.pending_flush.push((name, mark));
+                    }
                 }
                 Output::AskNetifd { wan } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
@@ -951,21 +971,7 @@ impl Daemon {
 
     /// The nft table for `desired`.
     fn ruleset(&self, desired: &Desired) -> Ruleset {
-        let cfg = self.engine.config();
-        let wans: Vec<WanInfo> = (0..cfg.interfaces.len())
-            .zip(self.engine.wans())
-            .map(|(i, w)| {
-                let family = cfg.interfaces[i].family;
-                WanInfo {
-                    slot: w.slot,
-                    device: self.engine.device(i).map(str::to_string),
-                    v4: family.carries(kernel::Family::V4),
-                    v6: family.carries(kernel::Family::V6),
-                    prefixes6: w.v6.prefixes.clone(),
-                }
-            })
-            .collect();
-        dataplane::ruleset(cfg, &desired.policies, &wans)
+        self.engine.ruleset(desired)
     }
 
     /// Whether route writes wait for the nft load that is running.

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
-use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Selector, Snapshot};
+use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Reply, Scheduler};
 use crate::time::{earliest, Duration, Instant};
@@ -37,6 +37,17 @@ pub enum Output {
     /// The kernel's default route on a WAN that follows netifd disagrees with what
     /// netifd last said: ask netifd again.
     AskNetifd { wan: usize },
+    /// The HA role keepalived reported changed (`uplinkd ha master|backup|fault`).
+    Role {
+        from: Option<ha::Role>,
+        to: ha::Role,
+    },
+    /// Delete the connections pinned to WAN `wan` now (see [`Engine::set_role`]).
+    Flush { wan: usize },
+    /// A reload moved a WAN to another slot (a WAN inserted or removed before it, or
+    /// its `option slot` changed): the connections pinned with the old slot's mark
+    /// would now route through whatever WAN holds that slot.
+    Moved { wan: usize, from: u32, to: u32 },
 }
 
 /// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
@@ -110,7 +121,54 @@ impl Wan {
     }
 }
 
+/// Membership of an HA pair (keepalived VRRP + conntrackd): the role keepalived's notify
+/// script reported, and when.
+pub mod ha {
+    use crate::time::Instant;
+
+    /// keepalived's VRRP states as its `notify` script names them.
+    #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+    pub enum Role {
+        /// Holds the virtual addresses: forwards the LAN's traffic.
+        Master,
+        /// Ready (probing, tables in place), forwards nothing.
+        Backup,
+        /// keepalived found a tracked interface or script failing: forwards nothing.
+        Fault,
+    }
+
+    impl Role {
+        pub const NAMES: [&'static str; 3] = ["master", "backup", "fault"];
+
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Role::Master => "master",
+                Role::Backup => "backup",
+                Role::Fault => "fault",
+            }
+        }
+
+        pub fn parse(s: &str) -> Option<Role> {
+            match s {
+                "master" => Some(Role::Master),
+                "backup" => Some(Role::Backup),
+                "fault" => Some(Role::Fault),
+                _ => None,
+            }
+        }
+    }
+
+    /// The role in force and since when.
+    #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+    pub struct Ha {
+        pub role: Role,
+        pub since: Instant,
+    }
+}
+
 pub struct Engine {
+    /// The HA role, once keepalived has reported one; `None` on a router alone.
+    ha: Option<ha::Ha>,
     cfg: Config,
     wans: Vec<Wan>,
     ident_base: u16,
@@ -120,11 +178,9 @@ pub struct Engine {
     netifd_wait: Option<Instant>,
 }
 
-/// The slots and group membership found at start, by device.
+/// The group membership found at start.
 #[derive(Clone, Debug, Default)]
 struct Adoption {
-    /// `(device, family, slot)` of every `oif` rule of ours.
-    oif: Vec<(String, Family, u32)>,
     /// Tables (= first nexthop ids) of the default policy's group members.
     group: Vec<u32>,
     /// Whether anything was adopted at all.
@@ -137,44 +193,19 @@ impl Engine {
     /// restart changes nothing in the kernel.
     pub fn new(cfg: Config, previous: Option<&Snapshot>, ident_base: u16, now: Instant) -> Engine {
         let mut core = Engine {
+            ha: None,
             cfg,
             wans: Vec::new(),
             ident_base,
             adoption: Adoption::default(),
             netifd_wait: None,
         };
-        let own = core.ownership();
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
-        let mut slots: Vec<Option<u32>> = core
-            .cfg
-            .interfaces
-            .iter()
-            .map(|i| adopted_slot(&adopted, &own, i, core.cfg.globals.table_first))
-            .collect();
-        // Slots of devices no device-bound WAN claims may belong to a WAN that follows
-        // netifd: keep them free until netifd names its device.
-        let first = core.cfg.globals.table_first;
-        core.adoption.oif = adopted
-            .iter()
-            .filter_map(|o| match o {
-                Object::Rule(r) if own.tables.contains(&r.table) => match &r.selector {
-                    Selector::Oif(dev) => Some((dev.clone(), r.family, r.table - first)),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
-        let reserved: Vec<u32> = core
-            .adoption
-            .oif
-            .iter()
-            .map(|(_, _, s)| *s)
-            .filter(|s| !slots.contains(&Some(*s)))
-            .collect();
-        assign_free_slots(&mut slots, &reserved);
+        // Slots come from the configuration alone (never from what a previous run left),
+        // so that both routers of an HA pair route a synced connection's mark alike.
+        let slots = core.cfg.slots();
         for (i, iface) in core.cfg.interfaces.iter().enumerate() {
-            let slot = slots[i].unwrap_or(i as u32);
-            core.wans.push(new_wan(iface, slot, ident_base, now));
+            core.wans.push(new_wan(iface, slots[i], ident_base, now));
         }
         // With `default_policy 'default'` no group tells which WANs were up: they keep
         // their initial state.
@@ -212,30 +243,11 @@ impl Engine {
         self.wans.iter().any(|w| w.pending == Pending::Netifd)
     }
 
-    /// WAN `i` has its device from netifd: take the slot and verdict a previous run
-    /// left for that device, as a device-bound WAN does at start.
+    /// WAN `i` has its device from netifd: take the verdict a previous run left for its
+    /// slot, as a device-bound WAN does at start. The slot itself is the configuration's.
     fn adopt_netifd(&mut self, i: usize, now: Instant) {
-        let Some(device) = self.wans[i].netifd_device.clone() else {
+        if self.wans[i].netifd_device.is_none() {
             return;
-        };
-        let family = self.cfg.interfaces[i].family;
-        let found = self
-            .adoption
-            .oif
-            .iter()
-            .find(|(d, f, _)| *d == device && family.carries(*f))
-            .map(|(_, _, s)| *s);
-        if let Some(slot) = found {
-            let taken = self
-                .wans
-                .iter()
-                .enumerate()
-                .any(|(j, w)| j != i && w.slot == slot);
-            if !taken && slot < plan::MAX_WANS {
-                let w = &mut self.wans[i];
-                w.slot = slot;
-                w.ident = self.ident_base.wrapping_add(slot as u16);
-            }
         }
         if self.adoption.any {
             let id = self.cfg.globals.table_first + self.wans[i].slot;
@@ -615,9 +627,81 @@ impl Engine {
         plan::plan(&self.cfg, &views, nexthops_supported)
     }
 
+    /// The HA role keepalived last reported, if any.
+    pub fn ha(&self) -> Option<ha::Ha> {
+        self.ha
+    }
+
+    /// keepalived's notify script reports a VRRP transition. On becoming master, every
+    /// WAN that cannot carry traffic here gets a [`Output::Flush`]: conntrackd has just
+    /// committed the peer's connections (`conntrackd -c` runs before this call), and
+    /// those pinned to a WAN that is out on this router would otherwise stay pinned to a
+    /// dead end, as no transition of that WAN will come to flush them. Reporting the
+    /// role in force again changes nothing.
+    pub fn set_role(&mut self, role: ha::Role, now: Instant) -> Vec<Output> {
+        let from = self.ha.map(|h| h.role);
+        if from == Some(role) {
+            return Vec::new();
+        }
+        self.ha = Some(ha::Ha { role, since: now });
+        let mut out = vec![Output::Role { from, to: role }];
+        if role == ha::Role::Master {
+            out.extend(
+                self.wans
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| !w.health.state().carries_pinned())
+                    .map(|(wan, _)| Output::Flush { wan }),
+            );
+        }
+        out
+    }
+
+    /// Whether a transition of a WAN to `to` deletes its pinned connections, given the
+    /// WAN's `flush_conntrack` and the HA role. Alone: as configured. In an HA pair the
+    /// deletions reach the peer through conntrackd, so only what is dead for both
+    /// routers is flushed: a backup or faulty router flushes nothing (its kernel holds
+    /// no live connection; on takeover `set_role` flushes what it must), and a master
+    /// does not flush on carrier loss, its own link: keepalived moves the pair and the
+    /// peer carries those connections on.
+    pub fn flushes(&self, wan: usize, event: &health::Event) -> bool {
+        let Some(iface) = self.cfg.interfaces.get(wan) else {
+            return false;
+        };
+        let out = |s: &health::State| !s.carries_pinned();
+        let flush = (out(&event.to) && !out(&event.from) && iface.flush.on_down)
+            || (event.to == health::State::Up && iface.flush.on_up);
+        match self.ha.map(|h| h.role) {
+            None => flush,
+            Some(ha::Role::Master) => flush && event.to != health::State::NoCarrier,
+            Some(ha::Role::Backup | ha::Role::Fault) => false,
+        }
+    }
+
+    /// The nft table for `desired` (this engine's plan).
+    pub fn ruleset(&self, desired: &Desired) -> crate::dataplane::Ruleset {
+        let cfg = &self.cfg;
+        let wans: Vec<crate::dataplane::WanInfo> = (0..cfg.interfaces.len())
+            .zip(&self.wans)
+            .map(|(i, w)| {
+                let family = cfg.interfaces[i].family;
+                crate::dataplane::WanInfo {
+                    slot: w.slot,
+                    device: self.device(i).map(str::to_string),
+                    v4: family.carries(Family::V4),
+                    v6: family.carries(Family::V6),
+                    prefixes6: w.v6.prefixes.clone(),
+                }
+            })
+            .collect();
+        crate::dataplane::ruleset(cfg, &desired.policies, &wans)
+    }
+
     /// Switch to a new config, keeping what did not change (STYLE §7): unchanged WANs
-    /// keep everything, retuned ones keep their health, restarted ones start over in
-    /// their old slot, new ones get a free slot. Link facts are kept until the next dump.
+    /// keep everything, retuned ones keep their health, restarted ones start over. Every
+    /// WAN takes the slot the new configuration gives it ([`Config::slots`]); a WAN that
+    /// changes slot is reported ([`Output::Moved`]). Link facts are kept until the next
+    /// dump.
     pub fn reload(&mut self, cfg: Config, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         let mut old: Vec<(String, Wan, crate::config::Interface)> = self
@@ -627,15 +711,10 @@ impl Engine {
             .zip(self.wans.drain(..))
             .map(|(i, w)| (i.name.clone(), w, i))
             .collect();
-        let mut slots: Vec<Option<u32>> = cfg
-            .interfaces
-            .iter()
-            .map(|i| old.iter().find(|o| o.0 == i.name).map(|o| o.1.slot))
-            .collect();
-        assign_free_slots(&mut slots, &[]);
+        let slots = cfg.slots();
         let mut wans = Vec::new();
         for (i, iface) in cfg.interfaces.iter().enumerate() {
-            let slot = slots[i].unwrap_or(i as u32);
+            let slot = slots[i];
             let prev = old
                 .iter()
                 .position(|o| o.0 == iface.name)
@@ -654,9 +733,25 @@ impl Engine {
                         if let Some(event) = event {
                             out.push(Output::Transition { wan: i, event });
                         }
+                        if w.slot != slot {
+                            out.push(Output::Moved {
+                                wan: i,
+                                from: w.slot,
+                                to: slot,
+                            });
+                            w.slot = slot;
+                            w.ident = self.ident_base.wrapping_add(slot as u16);
+                        }
                         w
                     }
                     Change::Restart => {
+                        if w.slot != slot {
+                            out.push(Output::Moved {
+                                wan: i,
+                                from: w.slot,
+                                to: slot,
+                            });
+                        }
                         let mut fresh = new_wan(iface, slot, self.ident_base, now);
                         fresh.link = w.link;
                         fresh.v4.addresses = w.v4.addresses.clone();
@@ -857,44 +952,6 @@ fn netifd_device(
     }
 }
 
-/// The slot a previous run used for `iface`, read from its `oif` rule of a family it
-/// carries (two sections may share a device, one per family, as in mwan3).
-fn adopted_slot(
-    owned: &[&Object],
-    own: &Ownership,
-    iface: &Interface,
-    table_first: u32,
-) -> Option<u32> {
-    let oif = Selector::Oif(iface.device.clone());
-    owned.iter().find_map(|o| match o {
-        Object::Rule(r) if r.selector == oif && iface.family.carries(r.family) => {
-            own.tables.contains(&r.table).then(|| r.table - table_first)
-        }
-        _ => None,
-    })
-}
-
-/// Give every WAN without a slot the lowest slot nobody holds, preferring slots not in
-/// `reserved`; drop duplicates.
-fn assign_free_slots(slots: &mut [Option<u32>], reserved: &[u32]) {
-    for i in 0..slots.len() {
-        if let Some(s) = slots[i] {
-            if slots[..i].contains(&Some(s)) || s >= plan::MAX_WANS {
-                slots[i] = None;
-            }
-        }
-    }
-    for i in 0..slots.len() {
-        if slots[i].is_none() {
-            let free = (0..plan::MAX_WANS)
-                .find(|s| !slots.contains(&Some(*s)) && !reserved.contains(s))
-                .or_else(|| (0..).find(|s| !slots.contains(&Some(*s))))
-                .unwrap_or(0);
-            slots[i] = Some(free);
-        }
-    }
-}
-
 /// The gateway of the best foreign default route on `ifindex` (lowest metric, main
 /// table first): what netifd, NetworkManager or a DHCP client installed.
 fn discover_gateway(snap: &Snapshot, ifindex: u32, f: Family) -> Option<Option<IpAddr>> {
@@ -921,6 +978,7 @@ fn source_prefixes(snap: &Snapshot, ifindex: u32) -> impl Iterator<Item = Prefix
 mod tests {
     use super::*;
     use crate::health::State;
+    use crate::kernel::Selector;
     use crate::testutil::{config, ip, snapshot};
     use crate::time::Duration;
 
@@ -1416,8 +1474,8 @@ mod tests {
     }
 
     #[test]
-    fn restart_keeps_a_netifd_slot_free_for_its_wan() {
-        // wan2 (netifd) sat in slot 0 and wan1 in slot 1 in the previous run.
+    fn restart_takes_the_configured_slot_not_the_previous_one() {
+        // A previous run (another release, or history) put wan2 in slot 0 and wan1 in 1.
         let mut snap = previous_run();
         for o in snap.owned.iter_mut() {
             if let Object::Rule(r) = o {
@@ -1432,13 +1490,9 @@ mod tests {
         }
         let mut core = Engine::new(netifd_config(), Some(&snap), 2, at(0));
         core.wait_for_netifd(at(5000));
-        assert_eq!(core.wans()[0].slot, 1, "wan1 keeps its slot");
+        assert_eq!(core.wans()[0].slot, 0, "the file's order, not the kernel's");
         core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(100));
-        assert_eq!(
-            core.wans()[1].slot,
-            0,
-            "wan2 gets back the slot of its device"
-        );
+        assert_eq!(core.wans()[1].slot, 1);
     }
 
     #[test]
@@ -1464,7 +1518,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_adopts_slots_and_group_membership() {
+    fn restart_adopts_group_membership() {
         let cfg = config(&[1, 1, 1], 1);
         // A previous run: wan2 was down (not in the group).
         let mut prev_core = Engine::new(cfg.clone(), None, 1, at(0));
@@ -1501,14 +1555,159 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
         assert_eq!(core.wans()[0].slot, 0);
-        // A new WAN in front gets a fresh slot; the others keep theirs.
+        // A new WAN in front takes slot 0 and moves the others (reported, so that their
+        // pinned connections are flushed); they keep their health.
         let mut more = new.clone();
         let mut extra = more.interfaces[0].clone();
         extra.name = "wan0".into();
         extra.device = "wan0".into();
         more.interfaces.insert(0, extra);
-        core.reload(more, at(20));
+        let out = core.reload(more.clone(), at(20));
+        let slots: Vec<u32> = core.wans().iter().map(|w| w.slot).collect();
+        assert_eq!(slots, vec![0, 1, 2]);
+        assert_eq!(
+            out,
+            vec![
+                Output::Moved {
+                    wan: 1,
+                    from: 0,
+                    to: 1
+                },
+                Output::Moved {
+                    wan: 2,
+                    from: 1,
+                    to: 2
+                },
+            ]
+        );
+        assert_eq!(core.wans()[2].health.state(), State::NoCarrier);
+        // With pins, the same insertion moves nothing.
+        let mut core = Engine::new(pin(new.clone()), None, 1, at(0));
+        let mut more = pin(new);
+        let mut extra = more.interfaces[0].clone();
+        extra.name = "wan0".into();
+        extra.device = "wan0".into();
+        extra.slot = None;
+        more.interfaces.insert(0, extra);
+        assert!(core.reload(more, at(20)).is_empty());
         let slots: Vec<u32> = core.wans().iter().map(|w| w.slot).collect();
         assert_eq!(slots, vec![2, 0, 1]);
+    }
+
+    /// keepalived's roles decide which transitions flush (conntrackd replicates the
+    /// deletions to the peer), and a new master flushes what is out on it.
+    #[test]
+    fn timeline_ha_roles_and_flushes() {
+        let mut core = Engine::new(config(&[1, 1], 1), None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, false]), at(0));
+        let ev = |from, to| health::Event {
+            from,
+            to,
+            reason: health::Reason::Start,
+        };
+        let down = ev(State::Up, State::Down);
+        let carrier = ev(State::Up, State::NoCarrier);
+        assert!(core.flushes(0, &down) && core.flushes(0, &carrier), "alone");
+        assert_eq!(
+            core.set_role(ha::Role::Backup, at(10)),
+            vec![Output::Role {
+                from: None,
+                to: ha::Role::Backup
+            }]
+        );
+        assert!(
+            !core.flushes(0, &down) && !core.flushes(0, &carrier),
+            "backup"
+        );
+        assert!(
+            core.set_role(ha::Role::Backup, at(20)).is_empty(),
+            "no edge"
+        );
+        // Takeover: wan2 has no carrier here, so what was committed for it is flushed.
+        assert_eq!(
+            core.set_role(ha::Role::Master, at(30)),
+            vec![
+                Output::Role {
+                    from: Some(ha::Role::Backup),
+                    to: ha::Role::Master
+                },
+                Output::Flush { wan: 1 },
+            ]
+        );
+        assert!(core.flushes(0, &down), "the ISP is dead for both routers");
+        assert!(!core.flushes(0, &carrier), "the peer takes over");
+        assert_eq!(
+            core.ha().map(|h| (h.role, h.since)),
+            Some((ha::Role::Master, at(30)))
+        );
+    }
+
+    /// Every interface pinned to the slot its file order gives it now.
+    fn pin(mut cfg: Config) -> Config {
+        for (i, s) in cfg.slots().into_iter().enumerate() {
+            cfg.interfaces[i].slot = Some(s);
+        }
+        cfg
+    }
+
+    /// What a router hands the kernel: its routes, rules and nexthops, and its nft
+    /// script, rendered once every link is up and every WAN judged.
+    fn rendered(core: &mut Engine) -> (Vec<Object>, String) {
+        core.on_snapshot(&snapshot(&[true, true, true, true]), at(100_000));
+        let desired = core.desired(true);
+        let mut objects = desired.objects.clone();
+        objects.sort_by_key(|o| format!("{o:?}"));
+        let nft = core
+            .ruleset(&desired)
+            .script(&crate::dataplane::Existing::default());
+        (objects, nft)
+    }
+
+    /// Two routers of an HA pair with the same file must route a connection synced with
+    /// its conntrack mark the same way, whatever each lived through before.
+    #[test]
+    fn timeline_same_file_same_kernel_objects_whatever_the_history() {
+        let full = config(&[1, 2, 3, 4], 1);
+        let without = |names: &[&str]| {
+            let mut c = full.clone();
+            c.interfaces.retain(|i| !names.contains(&i.name.as_str()));
+            c.members.retain(|m| !names.contains(&m.interface.as_str()));
+            let members: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
+            c.policies[0].use_member = members;
+            c
+        };
+        // Router A: started with the file.
+        let mut a = Engine::new(full.clone(), None, 1, at(0));
+        let a_objects = rendered(&mut a);
+        // Router B: started with wan2 and wan4 missing, then reloaded twice (WANs coming).
+        let mut b = Engine::new(without(&["wan2", "wan4"]), None, 7, at(0));
+        rendered(&mut b);
+        b.reload(without(&["wan2"]), at(200_000));
+        rendered(&mut b);
+        b.reload(full.clone(), at(300_000));
+        // Router C: started with the file, then wan1 went away and came back.
+        let mut c = Engine::new(full.clone(), None, 3, at(0));
+        rendered(&mut c);
+        c.reload(without(&["wan1"]), at(200_000));
+        rendered(&mut c);
+        c.reload(full.clone(), at(300_000));
+        // Router D: restarted over the objects of a run whose file listed the WANs in the
+        // opposite order (an adoption must not carry the old slots over).
+        let mut reversed = full.clone();
+        reversed.interfaces.reverse();
+        let mut old = Engine::new(reversed, None, 5, at(0));
+        let mut left = snapshot(&[true, true, true, true]);
+        left.owned = rendered(&mut old).0;
+        let mut d = Engine::new(full.clone(), Some(&left), 9, at(0));
+        for (name, core) in [("B", &mut b), ("C", &mut c), ("D", &mut d)] {
+            let slots: Vec<u32> = core.wans().iter().map(|w| w.slot).collect();
+            assert_eq!(slots, vec![0, 1, 2, 3], "router {name}");
+            let (objects, nft) = rendered(core);
+            assert_eq!(
+                objects, a_objects.0,
+                "router {name}: routes, rules, nexthops"
+            );
+            assert_eq!(nft, a_objects.1, "router {name}: nft ruleset");
+        }
     }
 }

@@ -118,6 +118,21 @@ pub fn render(status: &Value) -> String {
         "Seconds until a failed part is written again.",
     );
 
+    let mut ha = Family::new(
+        "uplinkd_ha_role",
+        "gauge",
+        "1 for the HA role keepalived reported (master, backup, fault), 0 for the others.",
+    );
+    if let Some(role) = status
+        .get("ha")
+        .and_then(|h| h.get("role"))
+        .and_then(Value::as_str)
+    {
+        for name in crate::engine::ha::Role::NAMES {
+            ha.add(&[("role", name)], flag(name == role));
+        }
+    }
+
     let empty = Map::new();
     for (part, s) in status
         .get("sync")
@@ -207,6 +222,7 @@ pub fn render(status: &Value) -> String {
         sync_ok,
         sync_failures,
         sync_retry,
+        ha,
     ] {
         let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(f.help));
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);

@@ -22,10 +22,20 @@ pub fn report(engine: &Engine, plan: Option<&Desired>, now: Instant) -> Value {
         let (name, value) = interface(engine, plan, i, now);
         interfaces.insert(name, value);
     }
-    json!({
+    let mut report = json!({
         "interfaces": interfaces,
         "policies": policies(engine.config(), plan),
-    })
+    });
+    // The HA role keepalived reported; left out on a router alone (or before
+    // keepalived's first notify after a start).
+    if let (Some(h), Some(o)) = (engine.ha(), report.as_object_mut()) {
+        let ha = json!({
+            "role": h.role.as_str(),
+            "since": now.saturating_since(h.since).as_secs(),
+        });
+        o.insert("ha".into(), ha);
+    }
+    report
 }
 
 /// The report limited to one WAN: `{"interfaces": {name: {..}}, "policies": {..}}`;
@@ -400,6 +410,14 @@ pub fn table(report: &Value) -> String {
         out.push('\n');
     }
     out.push_str(&sync_lines(report));
+    if let Some(ha) = report.get("ha") {
+        let role = ha.get("role").and_then(Value::as_str).unwrap_or("-");
+        let since = ha
+            .get("since")
+            .and_then(Value::as_u64)
+            .map_or("-".into(), age);
+        out.push_str(&format!("ha: {role} for {since}\n"));
+    }
     let policies = report.get("policies").and_then(Value::as_object);
     for (name, p) in policies.unwrap_or(&empty) {
         let members: Vec<String> = p

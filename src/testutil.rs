@@ -36,6 +36,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
             on_down: true,
             on_up: false,
         },
+        slot: None,
     }
 }
 

@@ -56,6 +56,15 @@ for t in smoke openwrt; do
     esac
 done
 
+# An HA pair (README "High availability"): keepalived and conntrackd from Debian's
+# packages between two namespace routers; skipped with one line without them.
+sh tests/ha.sh >"$log" 2>&1
+case $? in
+0) grep -E '^ha' "$log" ;;
+77) head -n 1 "$log" ;;
+*) tail -n 80 "$log"; status=1 ;;
+esac
+
 # The README's demo, as a smoke test: without a terminal it runs its scripted tour.
 if cargo run -q --example lab </dev/null >"$log" 2>&1; then
     echo "demo tour: ok"

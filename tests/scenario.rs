@@ -174,7 +174,11 @@ fn run(duration: Duration, seed: u64, loss: impl Fn(usize, Instant) -> u64) -> R
                     }
                 }
                 Output::Transition { wan, event } => out.transitions.push((now, wan, event.to)),
-                Output::Gateway { .. } | Output::AskNetifd { .. } => {}
+                Output::Gateway { .. }
+                | Output::AskNetifd { .. }
+                | Output::Role { .. }
+                | Output::Flush { .. }
+                | Output::Moved { .. } => {}
             }
         }
         let desired = engine.desired(true);

@@ -146,12 +146,59 @@ impl Check<'_> {
                 self.error(s.line, Some(s.label()), None, msg);
             }
         }
+        self.slots(sections, &globals, &interfaces, policies.len());
         Config {
             globals,
             interfaces,
             members,
             policies,
             rules,
+        }
+    }
+
+    /// `option slot`: distinct, and below the policies' tables (which count down from
+    /// `table_last`) and the policies' marks.
+    fn slots(
+        &mut self,
+        sections: &[Section],
+        g: &Globals,
+        interfaces: &[Interface],
+        policies: usize,
+    ) {
+        let span = u64::from(g.table_last.saturating_sub(g.table_first)) + 1;
+        let room = span
+            .saturating_sub(policies as u64)
+            .min(u64::from(crate::plan::MAX_WANS));
+        let mut seen: Vec<(u32, &str)> = Vec::new();
+        for i in interfaces {
+            let Some(slot) = i.slot else { continue };
+            let Some(s) = sections
+                .iter()
+                .find(|s| s.ty == "interface" && s.name.as_deref() == Some(i.name.as_str()))
+            else {
+                continue;
+            };
+            let line = s
+                .options
+                .iter()
+                .find(|o| o.name == "slot")
+                .map_or(s.line, |o| o.line);
+            let msg = if let Some((_, other)) = seen.iter().find(|(n, _)| *n == slot) {
+                format!("{slot} is already the slot of interface '{other}'")
+            } else if u64::from(slot) >= room {
+                format!(
+                    "{slot} is outside the WAN slots: table_first..table_last ({}..{}) leaves slots 0..{} beside {policies} policies",
+                    g.table_first,
+                    g.table_last,
+                    room.saturating_sub(1)
+                )
+            } else if crate::plan::Marks::new(g.fwmark_mask).wan(slot).is_none() {
+                format!("{slot} has no mark in fwmark_mask {:#x}", g.fwmark_mask)
+            } else {
+                seen.push((slot, &i.name));
+                continue;
+            };
+            self.error(line, Some(s.label()), Some("slot"), msg);
         }
     }
 
@@ -575,6 +622,9 @@ impl<'s> Reader<'_, '_, 's> {
         let quality = self.quality();
         let damping = self.damping();
         let flush = self.flush();
+        let slot = self.get("slot", |s| {
+            number(s, 0, u64::from(crate::plan::MAX_WANS) - 1)
+        });
         self.finish(&["size", "max_ttl", "keep_failure_interval", "httping_ssl"]);
         Some(Interface {
             name: name?,
@@ -598,6 +648,7 @@ impl<'s> Reader<'_, '_, 's> {
             quality,
             damping,
             flush,
+            slot,
         })
     }
 

@@ -149,6 +149,9 @@ pub struct Interface {
     pub damping: Option<Damping>,
     /// `flush_conntrack`: which of this WAN's pinned connections to delete when.
     pub flush: Flush,
+    /// `option slot`: pins the WAN's slot (mark, table, nexthop id); `None` takes the
+    /// lowest slot that no earlier interface holds and none pins (see [`Config::slots`]).
+    pub slot: Option<u32>,
 }
 
 /// `config member`.
@@ -479,6 +482,27 @@ impl Config {
 
     pub fn policy(&self, name: &str) -> Option<&Policy> {
         self.policies.iter().find(|p| p.name == name)
+    }
+
+    /// Every interface's slot, index-aligned with `interfaces`: a pure function of the
+    /// configuration, so that two routers with the same file give every WAN the same
+    /// mark, table and nexthop ids whatever happened before (starts, reloads, adoption).
+    /// Pinned interfaces (`option slot`) take theirs; the others, in file order, take the
+    /// lowest slot no pin claims and no earlier interface took. Validation guarantees the
+    /// pins are distinct and inside the table range.
+    pub fn slots(&self) -> Vec<u32> {
+        let pinned: Vec<u32> = self.interfaces.iter().filter_map(|i| i.slot).collect();
+        let mut taken: Vec<u32> = Vec::with_capacity(self.interfaces.len());
+        for i in &self.interfaces {
+            let slot = match i.slot {
+                Some(s) if !taken.contains(&s) => s,
+                _ => (0..)
+                    .find(|s| !pinned.contains(s) && !taken.contains(s))
+                    .unwrap_or(0),
+            };
+            taken.push(slot);
+        }
+        taken
     }
 
     /// The policy named by `globals.default_policy` (validation guarantees it exists).
@@ -1075,6 +1099,50 @@ mod tests {
         ok(&wan(
             "option recovery_loss 50\noption flap_damping 0\noption flap_reuse 3000",
         ));
+    }
+
+    #[test]
+    fn slots_follow_the_file_and_pins() {
+        let two = |a: &str, b: &str, c: &str| {
+            format!(
+                "config interface 'wan1'\n\toption device eth1\n{a}\n\
+                 config interface 'wan2'\n\toption device eth2\n{b}\n\
+                 config interface 'wan3'\n\toption device eth3\n{c}\n\
+                 config policy 'p'\n"
+            )
+        };
+        assert_eq!(ok(&two("", "", "")).slots(), vec![0, 1, 2]);
+        // A pin is kept free for its WAN; the others fill the gaps in file order.
+        let pinned = ok(&two("", "", "option slot 0"));
+        assert_eq!(pinned.slots(), vec![1, 2, 0]);
+        assert_eq!(pinned.interfaces[2].slot, Some(0));
+        assert_eq!(
+            ok(&two("option slot 7", "", "option slot 1")).slots(),
+            vec![7, 0, 1]
+        );
+        error(
+            &two("option slot 3", "", "option slot 3"),
+            "t:9: section 'wan3' option 'slot' 3 is already the slot of interface 'wan1'",
+        );
+        error(
+            &two("option slot 100", "", ""),
+            "option 'slot' must be a whole number from 0 to 99",
+        );
+        // Slots stop below the policies' tables (which count down from table_last).
+        let small = "config globals 'g'\n\toption table_first 1100\n\toption table_last 1103\n";
+        error(
+            &format!("{small}{}", two("", "option slot 3", "")),
+            "option 'slot' 3 is outside the WAN slots: table_first..table_last (1100..1103) \
+             leaves slots 0..2 beside 1 policies",
+        );
+        // The mark must fit the mask (0x300 holds WAN marks 1 only).
+        error(
+            &format!(
+                "config globals 'g'\n\toption fwmark_mask 0x300\n{}",
+                two("option slot 1", "", "")
+            ),
+            "option 'slot' 1 has no mark in fwmark_mask 0x300",
+        );
     }
 
     #[test]

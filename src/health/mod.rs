@@ -78,6 +78,12 @@ impl State {
     pub const NAMES: [&'static str; State::COUNT] =
         ["up", "degraded", "down", "held", "no-carrier", "disabled"];
 
+    /// Whether the WAN still carries the connections pinned to it: not while it is down,
+    /// held or without carrier (a drained WAN keeps its connections).
+    pub fn carries_pinned(&self) -> bool {
+        !matches!(self, State::Down | State::NoCarrier | State::Held { .. })
+    }
+
     /// Position of this state in [`State::NAMES`].
     pub fn index(&self) -> usize {
         match self {

@@ -61,6 +61,14 @@ test('a WAN without targets and an empty history', () => {
 	assert.deepEqual(model.summary(fixture('no_targets')), ['lte: Up (0s)']);
 });
 
+test('the HA role of a pair member', () => {
+	const status = Object.assign({}, fixture('no_targets'), { ha: { role: 'backup', since: 300 } });
+	assert.equal(model.haLine(status), 'HA: backup (5m00s)');
+	assert.deepEqual(model.summary(status), ['lte: Up (0s)', 'HA: backup (5m00s)']);
+	for (const alone of [fixture('no_targets'), { ha: null }, { ha: { role: 7 } }, null])
+		assert.equal(model.haLine(alone), null);
+});
+
 test('no WANs at all', () => {
 	assert.deepEqual(model.wans(fixture('empty')), []);
 	assert.match(model.cardsHtml(fixture('empty')), /No WAN interfaces/);

@@ -189,12 +189,24 @@ function cardsHtml(status) {
 	return list.map(cardHtml).join('');
 }
 
-/* One line per WAN, for an overview widget. */
+/* The HA role keepalived reported ("HA: master (5m)"), or null on a router alone. */
+function haLine(status) {
+	var ha = obj(obj(status).ha);
+	if (typeof ha.role !== 'string')
+		return null;
+	return 'HA: ' + ha.role + (isNum(ha.since) ? ' (' + formatAge(ha.since) + ')' : '');
+}
+
+/* One line per WAN, for an overview widget, and the HA role of a pair member. */
 function summary(status) {
-	return wans(status).map(function(v) {
+	var lines = wans(status).map(function(v) {
 		var rtt = v.targets.filter(function(t) { return t.rtt !== '-'; }).map(function(t) { return t.rtt; })[0];
 		return v.name + ': ' + v.label + (rtt ? ', ' + rtt : '') + ' (' + v.since + ')';
 	});
+	var ha = haLine(status);
+	if (ha)
+		lines.push(ha);
+	return lines;
 }
 
 /*
@@ -617,6 +629,7 @@ var Model = {
 	cardHtml: cardHtml,
 	cardsHtml: cardsHtml,
 	summary: summary,
+	haLine: haLine,
 	validate: validate,
 	words: words,
 	durationMs: durationMs,

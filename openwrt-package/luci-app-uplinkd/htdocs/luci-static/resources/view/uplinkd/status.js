@@ -93,6 +93,10 @@ return view.extend({
 			if (!(c.getAttribute && c.getAttribute('data-wan') != null))
 				container.removeChild(c);
 		});
+		/* A member of an HA pair says which role keepalived gave it. */
+		var ha = model.haLine(status);
+		if (ha)
+			container.insertBefore(E('p', { 'class': 'uplinkd-ha' }, ha), container.firstChild);
 		var seen = {};
 		views.forEach(function(v) {
 			seen[v.name] = true;
