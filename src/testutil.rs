@@ -36,6 +36,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
             on_down: true,
             on_up: false,
         },
+        bandwidth: Default::default(),
     }
 }
 
@@ -81,6 +82,7 @@ pub fn config(weights: &[u16], targets: usize) -> Config {
             name: "balanced".into(),
             use_member: (1..=weights.len()).map(|i| format!("m{i}")).collect(),
             last_resort: LastResort::Default,
+            mode: crate::config::Mode::Weighted,
         }],
         rules: Vec::new(),
     }
