@@ -1029,6 +1029,44 @@ mod tests {
     }
 
     #[test]
+    fn timeline_least_connections_steers_new_flows_through_the_plan() {
+        let mut cfg = config(&[1, 1], 1);
+        cfg.policies[0].mode = Mode::LeastConnections;
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        assert_eq!(
+            core.sampling(),
+            [0, 1].map(|wan| Sampling {
+                wan,
+                connections: true,
+                counters: false
+            })
+        );
+        let slots = |core: &Engine| core.desired(true).policies[0].v4.slots.clone();
+        core.poll(at(0));
+        assert_eq!(slots(&core), [(0, 1), (1, 1)], "nothing measured yet");
+        let conns = |n| Sample {
+            connections: Some(n),
+            ..Sample::default()
+        };
+        core.on_sample(0, conns(100), at(1000));
+        core.on_sample(1, conns(0), at(1000));
+        // Not before its second is up, then wan2 alone takes new flows.
+        core.poll(at(500));
+        assert_eq!(slots(&core), [(0, 1), (1, 1)]);
+        assert!(core.poll_at().is_some_and(|t| t <= at(1000)));
+        core.poll(at(1000));
+        assert_eq!(slots(&core), [(1, 1)]);
+        // The group keeps both (it routes only unmarked traffic).
+        assert_eq!(group(&core), vec![1100, 1101]);
+        // A reload starts the mode over.
+        let cfg = core.config().clone();
+        core.reload(cfg, at(1500));
+        core.poll(at(1500));
+        assert_eq!(slots(&core), [(0, 1), (1, 1)]);
+    }
+
+    #[test]
     fn carrier_loss_leaves_the_group_at_once() {
         let cfg = config(&[1, 1], 1);
         let mut core = Engine::new(cfg, None, 1, at(0));

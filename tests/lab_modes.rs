@@ -72,3 +72,110 @@ fn least_connections_fills_the_emptier_wan_until_even() {
     drop(held);
     d.terminate();
 }
+
+/// Keeps one connection (on whichever WAN it got) busy echoing bulk data until dropped.
+struct Bulk {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Bulk {
+    fn start(conn: lab::LongConn) -> Bulk {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let chunk = [b'x'; 16 * 1024];
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut moved = 0u64;
+            let s = &conn.stream;
+            let _ = s.set_nonblocking(true);
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+                if let Ok(n) = (&*s).write(&chunk) {
+                    moved += n as u64;
+                }
+                while let Ok(n) = (&*s).read(&mut buf) {
+                    if n == 0 {
+                        return moved;
+                    }
+                    moved += n as u64;
+                }
+            }
+            moved
+        });
+        Bulk {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Bulk {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let moved = t.join().unwrap_or(0);
+            eprintln!("bulk moved {} MB", moved / 1_000_000);
+        }
+    }
+}
+
+/// 8 Mbit/s each way: the lab's veth pairs carry far more, so one bulk connection
+/// saturates it.
+const BANDWIDTH: &str = "option bandwidth_down '8000'\noption bandwidth_up '8000'";
+
+#[test]
+fn overflow_fills_the_first_then_spills() {
+    let lab = Lab::new(2);
+    let conf = with_mode(
+        &[1, 1],
+        &[BANDWIDTH, BANDWIDTH],
+        "\toption mode 'overflow'\n\toption overflow_threshold '50'\n",
+    );
+    let mut d = lab.start_daemon(bin(), &conf, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    std::thread::sleep(Duration::from_secs(3));
+    let t = lab.connect_many(40);
+    eprintln!("idle: {t:?}");
+    assert_eq!(
+        (t.count(1), t.failed),
+        (40, 0),
+        "below the threshold all on wan1"
+    );
+
+    let mut conn = lab.open_long_lived(1);
+    let bulk = Bulk::start(conn.remove(0));
+    std::thread::sleep(Duration::from_secs(4));
+    let t = lab.connect_many(40);
+    eprintln!("wan1 saturated: {t:?}");
+    drop(bulk);
+    assert_eq!((t.count(2), t.failed), (40, 0), "above it new flows spill");
+    d.terminate();
+}
+
+#[test]
+fn least_used_follows_spare_capacity() {
+    let lab = Lab::new(2);
+    let conf = with_mode(
+        &[1, 1],
+        &[BANDWIDTH, BANDWIDTH],
+        "\toption mode 'least_used'\n",
+    );
+    let mut d = lab.start_daemon(bin(), &conf, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    // The bulk transfer on whichever WAN its connection got.
+    let mut conn = lab.open_long_lived(1);
+    let busy = conn[0].isp;
+    let other = 3 - busy;
+    let bulk = Bulk::start(conn.remove(0));
+    // Weights move 20 points of 100 every 3 s: from 50/50 to 0/100 in about 9 s.
+    std::thread::sleep(Duration::from_secs(15));
+    let t = lab.connect_many(100);
+    eprintln!("wan{busy} saturated: {t:?}");
+    drop(bulk);
+    assert_eq!(t.failed, 0, "{t:?}");
+    assert!(t.count(other) >= 80, "{t:?}; log:\n{}", d.log());
+    d.terminate();
+}
