@@ -594,7 +594,12 @@ mod tests {
             traffic(&mut b, 1, s * 1000, &mut rx1, 5_000);
             b.tick(&cfg, &ms, |_| true, at(s * 1000));
         }
-        assert_eq!(weights(&b), [(0, 50), (1, 50)]);
+        // Even again (the EWMA's rounding leaves a point).
+        let w = weights(&b);
+        assert!(
+            w[0].1.abs_diff(50) <= 1 && w[1].1.abs_diff(50) <= 1,
+            "{w:?}"
+        );
     }
 
     #[test]
