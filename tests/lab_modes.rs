@@ -179,3 +179,90 @@ fn least_used_follows_spare_capacity() {
     assert!(t.count(other) >= 80, "{t:?}; log:\n{}", d.log());
     d.terminate();
 }
+
+/// A slow path without netem: a token bucket (`tc tbf`, 1 Mbit/s, 15 kB queue) on the
+/// ISP's port towards the router, kept busy by a ping stream from the ISP slightly above
+/// its rate, so packets to the router queue behind it (about 8 ms more RTT here, with
+/// jitter; hence a 2 ms margin).
+struct SlowPath {
+    ns: String,
+    flood: std::process::Child,
+}
+
+impl SlowPath {
+    fn start(lab: &Lab, k: usize) -> SlowPath {
+        let ns = lab.ns(&format!("isp{k}"));
+        let tc = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "tc", "qdisc", "replace", "dev", "rtr"])
+            .args([
+                "root", "tbf", "rate", "1mbit", "burst", "1540", "limit", "15000",
+            ])
+            .status()
+            .expect("run tc");
+        assert!(tc.success(), "tc tbf in {ns}");
+        let flood = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &ns, "ping", "-q", "-i", "0.0085", "-s", "1400",
+            ])
+            .arg(format!("10.20.{k}.2"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn ping");
+        SlowPath { ns, flood }
+    }
+}
+
+impl Drop for SlowPath {
+    fn drop(&mut self) {
+        let _ = self.flood.kill();
+        let _ = self.flood.wait();
+        let _ = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "tc", "qdisc", "del", "dev", "rtr", "root",
+            ])
+            .status();
+    }
+}
+
+#[test]
+fn lowest_latency_follows_the_faster_wan() {
+    let lab = Lab::new(2);
+    let conf = with_mode(
+        &[1, 1],
+        &[],
+        "\toption mode 'lowest_latency'\n\toption latency_hold '2s'\n\toption latency_margin '2ms'\n",
+    );
+    let mut d = lab.start_daemon(bin(), &conf, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    let slow = SlowPath::start(&lab, 1);
+    std::thread::sleep(Duration::from_secs(8));
+    let t = lab.connect_many(100);
+    eprintln!("wan1 slow: {t:?}");
+    let out = lab.exec("rtr", &["ping", "-c", "3", "-I", "wan1", "203.0.113.1"]);
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(t.count(2) >= 95, "{t:?}; log:\n{}", d.log());
+
+    // The other one becomes the slow one: new flows move within a few seconds.
+    drop(slow);
+    let _slow = SlowPath::start(&lab, 2);
+    let t0 = std::time::Instant::now();
+    let mut in_a_row = 0;
+    while in_a_row < 5 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no move; log:\n{}",
+            d.log()
+        );
+        match lab.connect_once(Duration::from_secs(2)) {
+            Ok(1) => in_a_row += 1,
+            _ => in_a_row = 0,
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("moved to wan1 after {:?}", t0.elapsed());
+    let t = lab.connect_many(100);
+    eprintln!("wan2 slow: {t:?}");
+    assert!(t.count(1) >= 95, "{t:?}");
+    d.terminate();
+}
