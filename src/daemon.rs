@@ -31,7 +31,7 @@ use crate::retry::{self, Retry};
 use crate::socket;
 use crate::sys::needs::{self, Needs};
 use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
-use crate::sys::nft::{Netfilter, Nft};
+use crate::sys::nft::{link_bytes, Netfilter, Nft};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::{dryrun::DryRun, logger};
@@ -73,6 +73,8 @@ const HASH_POLICY: &str = "/proc/sys/net/ipv4/fib_multipath_hash_policy";
 const RESYNC_DELAY: Duration = Duration::from_millis(20);
 /// How often the daemon checks that its nft table still exists (`nft flush ruleset`).
 const NFT_CHECK: Duration = Duration::from_secs(2);
+/// How often the policies' modes are measured.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// What `nft` may take at exit, in all: SIGTERM must be honoured within a second even
 /// when nft hangs. What is left then is replaced by the next start.
 const NFT_AT_EXIT: Duration = Duration::from_millis(600);
@@ -231,6 +233,8 @@ struct Daemon {
     flowtables: Option<Vec<crate::sys::nft::Flowtable>>,
     /// Marks of WANs whose pinned connections must be flushed after the next sync.
     pending_flush: Vec<(String, u32)>,
+    /// When the policies' modes are next measured (every second while one needs it).
+    sample_at: Instant,
 }
 
 impl Daemon {
@@ -314,6 +318,7 @@ impl Daemon {
             nft_check_at: now,
             flowtables: None,
             pending_flush: Vec::new(),
+            sample_at: now,
         };
         d.start_front_ends();
         if !d.opts.dry_run {
@@ -470,6 +475,7 @@ impl Daemon {
                 log::warn!("nft: the load is slow: routes are written without waiting for it");
                 self.nft_hold_until = None;
             }
+            self.sample(now);
             let outs = self.engine.poll(now);
             self.handle(outs);
             self.sync_sockets();
@@ -495,6 +501,7 @@ impl Daemon {
                 nft_retry,
                 Some(self.periodic_at).filter(|_| syncing),
                 self.nf.is_some().then_some(self.nft_check_at),
+                (!self.engine.sampling().is_empty()).then_some(self.sample_at),
             ]
             .into_iter()
             .fold(None, earliest);
@@ -962,6 +969,36 @@ impl Daemon {
         );
         self.writes += writes;
         failed
+    }
+
+    /// Measure what the policies' modes need (live connections per WAN mark, link byte
+    /// counters), once a second and only while a policy's mode needs it. Both are single
+    /// small kernel reads: a mark-filtered conntrack dump, two sysfs counters.
+    fn sample(&mut self, now: Instant) {
+        if now < self.sample_at {
+            return;
+        }
+        self.sample_at = now + SAMPLE_INTERVAL;
+        let mask = self.engine.config().globals.fwmark_mask;
+        for want in self.engine.sampling() {
+            let mut sample = crate::balance::Sample::default();
+            if want.connections && self.needs.ctnetlink {
+                let mark = self.wan_mark(want.wan);
+                if let (Some(mark), Some(nf)) = (mark, self.nf.as_mut()) {
+                    match nf.count_conntrack(mark, mask) {
+                        Ok(n) => sample.connections = Some(n),
+                        Err(e) => log::debug!("conntrack count for mark {mark:#x}: {e}"),
+                    }
+                }
+            }
+            if want.counters {
+                if let Some((rx, tx)) = self.engine.device(want.wan).and_then(link_bytes) {
+                    sample.rx_bytes = Some(rx);
+                    sample.tx_bytes = Some(tx);
+                }
+            }
+            self.engine.on_sample(want.wan, sample, now);
+        }
     }
 
     fn wan_mark(&self, wan: usize) -> Option<u32> {

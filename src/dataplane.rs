@@ -258,8 +258,14 @@ pub fn ruleset(cfg: &Config, policies: &[PolicyPlan], wans: &[WanInfo]) -> Rules
                             format!("{range} : goto pin_{slot}")
                         })
                         .collect();
+                    // round_robin: a counter instead of a random number, so the
+                    // members take new flows in turn (each weight times).
+                    let gen = match cfg.policy(&p.name).map(|c| c.mode) {
+                        Some(crate::config::Mode::RoundRobin) => "inc",
+                        _ => "random",
+                    };
                     Some(format!(
-                        "numgen random mod {total} vmap {{ {} }}",
+                        "numgen {gen} mod {total} vmap {{ {} }}",
                         map.join(", ")
                     ))
                 }
@@ -715,6 +721,17 @@ mod tests {
     }
 
     #[test]
+    fn round_robin_takes_members_in_turn() {
+        let mut cfg = config(&[2, 1], 1);
+        cfg.policies[0].mode = crate::config::Mode::RoundRobin;
+        let r = ruleset(&cfg, &[policy("balanced", &[(0, 2), (1, 1)])], &wans(2));
+        assert_eq!(
+            chain(&r, "policy_0"),
+            ["numgen inc mod 3 vmap { 0-1 : goto pin_0, 2 : goto pin_1 }"]
+        );
+    }
+
+    #[test]
     fn no_member_means_last_resort_mark_or_nothing() {
         let mut cfg = config(&[1], 1);
         cfg.policies[0].last_resort = LastResort::Unreachable;
@@ -946,6 +963,7 @@ mod tests {
             name: "only2".into(),
             use_member: vec!["m2".into()],
             last_resort: LastResort::Default,
+            mode: crate::config::Mode::Weighted,
         });
         let base = Rule {
             name: "r".into(),

@@ -8,7 +8,8 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
+use crate::balance::{self, Balancer, Sample};
+use crate::config::{Change, Config, Interface, Mode, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
@@ -176,6 +177,21 @@ pub struct Engine {
     adoption: Adoption,
     /// Until when start-up waits for netifd (see [`Engine::wait_for_netifd`]).
     netifd_wait: Option<Instant>,
+    /// The policies' modes: measurements in, effective weights out.
+    balancer: Balancer,
+    /// When the balancer next recomputes (every second while a mode measures).
+    balance_at: Option<Instant>,
+}
+
+/// What the shell should measure of one WAN for the policies' modes (see
+/// [`Engine::sampling`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    pub wan: usize,
+    /// Live conntrack entries with this WAN's mark (`least_connections`).
+    pub connections: bool,
+    /// The link's byte counters (`least_used`, `overflow`).
+    pub counters: bool,
 }
 
 /// The group membership found at start.
@@ -199,6 +215,8 @@ impl Engine {
             ident_base,
             adoption: Adoption::default(),
             netifd_wait: None,
+            balancer: Balancer::default(),
+            balance_at: None,
         };
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
         // Slots come from the configuration alone (never from what a previous run left),
@@ -562,6 +580,10 @@ impl Engine {
                 if let Some(event) = wan.health.on_round(iface, &round, now) {
                     out.push(Output::Transition { wan: i, event });
                 }
+                if let Some(rtt) = wan.health.history().last().and_then(|r| r.rtt_us) {
+                    let rtt = Duration::from_micros(u64::from(rtt));
+                    self.balancer.on_rtt(wan.slot, rtt, now);
+                }
             }
             if !wan.health.probing() {
                 wan.sched.reset();
@@ -589,12 +611,96 @@ impl Engine {
                 });
             }
         }
+        self.balance(now);
         out
+    }
+
+    /// Recompute the modes' effective weights when due; a change shows in
+    /// [`Engine::desired`], which the daemon compares with what it applied.
+    fn balance(&mut self, now: Instant) {
+        if self.balance_at.is_some_and(|t| t > now) {
+            return;
+        }
+        self.balance_at = self.balancer.poll_at(&self.cfg, now);
+        if self.balance_at.is_none() && self.balancer.weights().iter().all(|w| w.is_empty()) {
+            return;
+        }
+        let slot_of = |name: &str| {
+            let i = self.cfg.interfaces.iter().position(|i| i.name == name)?;
+            Some(self.wans.get(i)?.slot)
+        };
+        let members: Vec<Vec<balance::Member>> = (0..self.cfg.policies.len())
+            .map(|j| balance::members(&self.cfg, j, slot_of))
+            .collect();
+        let usable: Vec<u32> = self
+            .wans
+            .iter()
+            .zip(&self.cfg.interfaces)
+            .filter(|(w, i)| {
+                i.enabled
+                    && !w.admin_disabled
+                    && w.health.state().usability() == health::Usability::Full
+            })
+            .map(|(w, _)| w.slot)
+            .collect();
+        if self
+            .balancer
+            .tick(&self.cfg, &members, |s| usable.contains(&s), now)
+        {
+            log::debug!("policy weights now {:?}", self.balancer.weights());
+        }
+    }
+
+    /// What the shell should measure for the policies' modes, every second.
+    pub fn sampling(&self) -> Vec<Sampling> {
+        let mut out: Vec<Sampling> = Vec::new();
+        for p in &self.cfg.policies {
+            let (connections, counters) = match p.mode {
+                Mode::LeastConnections => (true, false),
+                Mode::LeastUsed | Mode::Overflow { .. } => (false, true),
+                _ => continue,
+            };
+            for m in p.use_member.iter().filter_map(|m| self.cfg.member(m)) {
+                let Some(wan) = self
+                    .cfg
+                    .interfaces
+                    .iter()
+                    .position(|i| i.name == m.interface)
+                else {
+                    continue;
+                };
+                match out.iter_mut().find(|s| s.wan == wan) {
+                    Some(s) => {
+                        s.connections |= connections;
+                        s.counters |= counters;
+                    }
+                    None => out.push(Sampling {
+                        wan,
+                        connections,
+                        counters,
+                    }),
+                }
+            }
+        }
+        out
+    }
+
+    /// A measurement of WAN `wan` (see [`Engine::sampling`]).
+    pub fn on_sample(&mut self, wan: usize, sample: Sample, now: Instant) {
+        if let Some(w) = self.wans.get(wan) {
+            self.balancer.on_sample(w.slot, sample, now);
+        }
+    }
+
+    /// The balancer's view (effective weights, smoothed use), for status.
+    pub fn balancer(&self) -> &Balancer {
+        &self.balancer
     }
 
     /// When [`Engine::poll`] next has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
         let mut at = self.netifd_wait.filter(|_| self.waiting_for_netifd());
+        at = earliest(at, self.balance_at);
         for (i, w) in self.wans.iter().enumerate() {
             at = earliest(at, w.health.poll_at());
             if w.health.probing() {
@@ -624,7 +730,12 @@ impl Engine {
                 weight: w.weight,
             })
             .collect();
-        plan::plan(&self.cfg, &views, nexthops_supported)
+        plan::plan_with(
+            &self.cfg,
+            &views,
+            nexthops_supported,
+            self.balancer.weights(),
+        )
     }
 
     /// The HA role keepalived last reported, if any.
@@ -770,6 +881,10 @@ impl Engine {
             wans.push(wan);
         }
         self.cfg = cfg;
+        // Policies may have moved, changed mode or members: their modes start over
+        // (measurements too: a restarted WAN's counters are another device's).
+        self.balancer = Balancer::default();
+        self.balance_at = None;
         self.wans = wans;
         out
     }
@@ -1046,6 +1161,44 @@ mod tests {
         );
         assert_eq!(group(&core), vec![1100, 1101, 1102]);
         assert_eq!(transitions.len(), 2, "{transitions:?}");
+    }
+
+    #[test]
+    fn timeline_least_connections_steers_new_flows_through_the_plan() {
+        let mut cfg = config(&[1, 1], 1);
+        cfg.policies[0].mode = Mode::LeastConnections;
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        assert_eq!(
+            core.sampling(),
+            [0, 1].map(|wan| Sampling {
+                wan,
+                connections: true,
+                counters: false
+            })
+        );
+        let slots = |core: &Engine| core.desired(true).policies[0].v4.slots.clone();
+        core.poll(at(0));
+        assert_eq!(slots(&core), [(0, 1), (1, 1)], "nothing measured yet");
+        let conns = |n| Sample {
+            connections: Some(n),
+            ..Sample::default()
+        };
+        core.on_sample(0, conns(100), at(1000));
+        core.on_sample(1, conns(0), at(1000));
+        // Not before its second is up, then wan2 alone takes new flows.
+        core.poll(at(500));
+        assert_eq!(slots(&core), [(0, 1), (1, 1)]);
+        assert!(core.poll_at().is_some_and(|t| t <= at(1000)));
+        core.poll(at(1000));
+        assert_eq!(slots(&core), [(1, 1)]);
+        // The group keeps both (it routes only unmarked traffic).
+        assert_eq!(group(&core), vec![1100, 1101]);
+        // A reload starts the mode over.
+        let cfg = core.config().clone();
+        core.reload(cfg, at(1500));
+        core.poll(at(1500));
+        assert_eq!(slots(&core), [(0, 1), (1, 1)]);
     }
 
     #[test]

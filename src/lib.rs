@@ -21,6 +21,7 @@
 //! against a fresh dump and the shell applies only the difference. The core also says
 //! when it next needs to run (`poll_at`), the only reason the loop ever sleeps.
 
+pub mod balance;
 pub mod bus;
 pub mod cli;
 pub mod config;

@@ -31,6 +31,7 @@
 //! for 1024), and a WAN's delegated prefixes are bound to it: an ISP routes its prefix
 //! back only through its own link, and drops other sources (BCP 38).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::config::{Config, Interface, LastResort, Policy, Prefix, RULE_PRIORITY_SPAN};
@@ -245,12 +246,24 @@ impl Wan<'_> {
     }
 }
 
-/// Compute the desired kernel objects.
+/// Compute the desired kernel objects, with each policy's configured weights.
 pub fn plan(cfg: &Config, wans: &[Wan], nexthops_supported: bool) -> Desired {
+    plan_with(cfg, wans, nexthops_supported, &Vec::new())
+}
+
+/// Compute the desired kernel objects, with the effective weights of the policies'
+/// modes (`balance`): per policy, per WAN slot; 0 keeps a member out of the new-flow
+/// choice (it stays in the nexthop group, which only carries unmarked traffic).
+pub fn plan_with(
+    cfg: &Config,
+    wans: &[Wan],
+    nexthops_supported: bool,
+    effective: &crate::balance::Weights,
+) -> Desired {
     let mut objects = Vec::new();
     let mut members: Vec<[Members; 2]> = Vec::new();
     for f in [Family::V4, Family::V6] {
-        let chosen = plan_family(cfg, wans, nexthops_supported, f, &mut objects);
+        let chosen = plan_family(cfg, wans, nexthops_supported, effective, f, &mut objects);
         for (index, m) in chosen.into_iter().enumerate() {
             if members.len() <= index {
                 members.push(Default::default());
@@ -304,6 +317,7 @@ fn plan_family(
     cfg: &Config,
     wans: &[Wan],
     nexthops_supported: bool,
+    effective: &crate::balance::Weights,
     f: Family,
     objects: &mut Vec<Object>,
 ) -> Vec<Members> {
@@ -393,8 +407,14 @@ fn plan_family(
     for (index, policy) in cfg.policies.iter().enumerate() {
         let is_default = policy.name == g.default_policy;
         let table = policy_table(cfg, index);
-        let chosen = choose_members(cfg, policy, wans, f);
-        let slots: Vec<(u32, u16)> = chosen.members.iter().map(|(w, wt)| (w.slot, *wt)).collect();
+        let mut chosen = choose_members(cfg, policy, wans, f);
+        apply_mode(&mut chosen.members, effective.get(index));
+        let slots: Vec<(u32, u16)> = chosen
+            .members
+            .iter()
+            .filter(|(_, wt)| *wt > 0)
+            .map(|(w, wt)| (w.slot, *wt))
+            .collect();
         let mut members: Vec<(&Wan, u16)> = chosen.members;
         scale_weights(&mut members);
         let plan = Members {
@@ -535,6 +555,22 @@ fn choose_members<'w, 'a>(
     Chosen {
         members: Vec::new(),
         degraded_only: false,
+    }
+}
+
+/// Replace the members' weights with the mode's effective ones. A member the mode has
+/// no weight for gets 0 (it became usable since the last measurement); when that leaves
+/// no member with a weight, the configured weights stay: a mode never empties a policy.
+fn apply_mode(members: &mut [(&Wan, u16)], effective: Option<&HashMap<u32, u16>>) {
+    let Some(weights) = effective.filter(|w| !w.is_empty()) else {
+        return;
+    };
+    let get = |slot: u32| weights.get(&slot).copied().unwrap_or(0);
+    if members.iter().all(|(w, _)| get(w.slot) == 0) {
+        return;
+    }
+    for m in members.iter_mut() {
+        m.1 = get(m.0.slot);
     }
 }
 
@@ -740,6 +776,24 @@ mod tests {
             .filter(|o| matches!(o, Object::Route(r) if r.table == 1101))
             .collect();
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn mode_weights_steer_new_flows_and_never_empty_a_policy() {
+        let cfg = config(&[3, 1, 1], 1);
+        let w = wans(&cfg, &UP3);
+        // wan2 alone for new flows; the group keeps every usable member.
+        let eff = vec![HashMap::from([(0, 0), (1, 5), (2, 0)])];
+        let d = plan_with(&cfg, &w, true, &eff);
+        assert_eq!(d.policies[0].v4.slots, vec![(1, 5)]);
+        assert_eq!(group(&d), Some(vec![(1100, 1), (1101, 5), (1102, 1)]));
+        // The mode's only choice is down: configured weights, not an empty choice.
+        let w = wans(&cfg, &[State::Up, State::Down, State::Up]);
+        let d = plan_with(&cfg, &w, true, &eff);
+        assert_eq!(d.policies[0].v4.slots, vec![(0, 3), (2, 1)]);
+        // No weights (weighted mode, nothing measured): unchanged.
+        let d = plan_with(&cfg, &w, true, &vec![HashMap::new()]);
+        assert_eq!(d, plan(&cfg, &w, true));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
             on_up: false,
         },
         slot: None,
+        bandwidth: Default::default(),
     }
 }
 
@@ -82,6 +83,7 @@ pub fn config(weights: &[u16], targets: usize) -> Config {
             name: "balanced".into(),
             use_member: (1..=weights.len()).map(|i| format!("m{i}")).collect(),
             last_resort: LastResort::Default,
+            mode: crate::config::Mode::Weighted,
         }],
         rules: Vec::new(),
     }

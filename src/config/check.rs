@@ -126,6 +126,40 @@ impl Check<'_> {
             }
         }
 
+        // Modes that follow capacity need it on every member's interface.
+        for p in policies
+            .iter()
+            .filter(|p: &&Policy| p.mode.needs_bandwidth())
+        {
+            let Some(s) = sections
+                .iter()
+                .find(|s| s.ty == "policy" && s.name.as_deref() == Some(p.name.as_str()))
+            else {
+                continue;
+            };
+            for m in p.use_member.iter() {
+                let Some(iface) = members
+                    .iter()
+                    .find(|x: &&Member| &x.name == m)
+                    .and_then(|x| {
+                        interfaces
+                            .iter()
+                            .find(|i: &&Interface| i.name == x.interface)
+                    })
+                else {
+                    continue;
+                };
+                if iface.bandwidth.down == 0 && iface.bandwidth.up == 0 {
+                    let msg = format!(
+                        "mode {} needs bandwidth_down or bandwidth_up on interface '{}' (member '{m}')",
+                        p.mode.name(),
+                        iface.name
+                    );
+                    self.error(s.line, Some(s.label()), Some("mode"), msg);
+                }
+            }
+        }
+
         // One routing table per interface and per policy.
         let g = &globals;
         if let Some(span) = g.table_last.checked_sub(g.table_first) {
@@ -625,6 +659,10 @@ impl<'s> Reader<'_, '_, 's> {
         let slot = self.get("slot", |s| {
             number(s, 0, u64::from(crate::plan::MAX_WANS) - 1)
         });
+        let bandwidth = Bandwidth {
+            down: self.or("bandwidth_down", 0, |s| number(s, 1, 100_000_000)),
+            up: self.or("bandwidth_up", 0, |s| number(s, 1, 100_000_000)),
+        };
         self.finish(&["size", "max_ttl", "keep_failure_interval", "httping_ssl"]);
         Some(Interface {
             name: name?,
@@ -649,6 +687,7 @@ impl<'s> Reader<'_, '_, 's> {
             damping,
             flush,
             slot,
+            bandwidth,
         })
     }
 
@@ -777,12 +816,58 @@ impl<'s> Reader<'_, '_, 's> {
             }
         }
         let last_resort = self.or("last_resort", default_last_resort, parse_last_resort);
+        let mode = self.mode();
         self.finish(&[]);
         Some(Policy {
             name: name?,
             use_member,
             last_resort,
+            mode,
         })
+    }
+
+    /// `mode` and the options that tune it; a tuning option of another mode is an error
+    /// (it would silently do nothing).
+    fn mode(&mut self) -> Mode {
+        let mode = self.or("mode", Mode::Weighted, |s| match s {
+            "weighted" => Ok(Mode::Weighted),
+            "round_robin" => Ok(Mode::RoundRobin),
+            "least_connections" => Ok(Mode::LeastConnections),
+            "least_used" => Ok(Mode::LeastUsed),
+            "lowest_latency" => Ok(Mode::LowestLatency {
+                margin: Duration::ZERO,
+                hold: Duration::ZERO,
+            }),
+            "overflow" => Ok(Mode::Overflow { threshold: 0 }),
+            _ => Err(format!(
+                "must be weighted, round_robin, least_connections, lowest_latency, \
+                 least_used or overflow, not '{s}'"
+            )),
+        });
+        for (option, wanted) in [
+            ("overflow_threshold", "overflow"),
+            ("latency_margin", "lowest_latency"),
+            ("latency_hold", "lowest_latency"),
+        ] {
+            if mode.name() != wanted && self.sec.get(option).is_some() {
+                self.read.push(option);
+                self.error(option, format!("only applies to mode {wanted}"));
+            }
+        }
+        match mode {
+            Mode::LowestLatency { .. } => Mode::LowestLatency {
+                margin: self.or("latency_margin", Duration::from_millis(10), |s| {
+                    duration(s, MS, 0, 10 * SEC)
+                }),
+                hold: self.or("latency_hold", Duration::from_secs(5), |s| {
+                    duration(s, SEC, 0, HOUR)
+                }),
+            },
+            Mode::Overflow { .. } => Mode::Overflow {
+                threshold: self.or("overflow_threshold", 80, |s| number(s, 1, 100)),
+            },
+            other => other,
+        }
     }
 }
 

@@ -152,6 +152,16 @@ pub struct Interface {
     /// `option slot`: pins the WAN's slot (mark, table, nexthop id); `None` takes the
     /// lowest slot that no earlier interface holds and none pins (see [`Config::slots`]).
     pub slot: Option<u32>,
+    /// Capacity in kbit/s (`bandwidth_down`, `bandwidth_up`), for the `least_used` and
+    /// `overflow` modes.
+    pub bandwidth: Bandwidth,
+}
+
+/// A WAN's capacity per direction, kbit/s; 0 = not configured.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bandwidth {
+    pub down: u32,
+    pub up: u32,
 }
 
 /// `config member`.
@@ -170,6 +180,48 @@ pub struct Policy {
     pub name: String,
     pub use_member: Vec<String>,
     pub last_resort: LastResort,
+    /// How new flows are spread over the usable members of the best tier.
+    pub mode: Mode,
+}
+
+/// A policy's `mode`: how the usable members of its best tier share new flows. Every
+/// mode ends in the same place, effective weights for the nft choice and the nexthop
+/// group (`balance`), so pinning, rules, sticky sets and draining work the same in all.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Random choice in proportion to the weights (the default).
+    Weighted,
+    /// In turn (`numgen inc`); a member's weight repeats it in the pattern.
+    RoundRobin,
+    /// The member with the fewest live connections pinned to it, per unit of weight.
+    LeastConnections,
+    /// The member with the lowest smoothed RTT; another one takes over only after it has
+    /// been better by `margin` for `hold`.
+    LowestLatency { margin: Duration, hold: Duration },
+    /// In proportion to spare capacity (`bandwidth_down`/`bandwidth_up` minus what the
+    /// link counters show in use).
+    LeastUsed,
+    /// Members in order (metric, then config order) until the first one's use passes
+    /// `threshold` percent of its capacity; then new flows spill to the next one.
+    Overflow { threshold: u8 },
+}
+
+impl Mode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Weighted => "weighted",
+            Mode::RoundRobin => "round_robin",
+            Mode::LeastConnections => "least_connections",
+            Mode::LowestLatency { .. } => "lowest_latency",
+            Mode::LeastUsed => "least_used",
+            Mode::Overflow { .. } => "overflow",
+        }
+    }
+
+    /// Whether the mode needs the members' `bandwidth_down`/`bandwidth_up`.
+    pub fn needs_bandwidth(&self) -> bool {
+        matches!(self, Mode::LeastUsed | Mode::Overflow { .. })
+    }
 }
 
 /// An address or network: `192.0.2.0/24`, `2001:db8::/32`.
@@ -629,6 +681,84 @@ mod tests {
     }
 
     #[test]
+    fn policy_modes_and_their_options() {
+        let with = |iface: &str, policy: &str| {
+            format!(
+                "config interface 'wan'\n\toption device eth1\n{iface}\n\
+                 config member 'm'\n\toption interface wan\n\
+                 config policy 'p'\n\tlist use_member m\n{policy}\n"
+            )
+        };
+        let mode = |iface: &str, policy: &str| ok(&with(iface, policy)).policies[0].mode;
+        assert_eq!(mode("", ""), Mode::Weighted);
+        assert_eq!(mode("", "option mode round_robin"), Mode::RoundRobin);
+        assert_eq!(
+            mode("", "option mode least_connections"),
+            Mode::LeastConnections
+        );
+        assert_eq!(
+            mode("", "option mode lowest_latency\noption latency_hold 3"),
+            Mode::LowestLatency {
+                margin: Duration::from_millis(10),
+                hold: Duration::from_secs(3)
+            }
+        );
+        let bw = "option bandwidth_down 50000\noption bandwidth_up 10000";
+        assert_eq!(mode(bw, "option mode least_used"), Mode::LeastUsed);
+        assert_eq!(
+            mode(bw, "option mode overflow"),
+            Mode::Overflow { threshold: 80 }
+        );
+        assert_eq!(
+            ok(&with(bw, "")).interfaces[0].bandwidth,
+            Bandwidth {
+                down: 50000,
+                up: 10000
+            }
+        );
+        for (iface, policy, expected) in [
+            (
+                "",
+                "option mode fastest",
+                "option 'mode' must be weighted, round_robin",
+            ),
+            (
+                "",
+                "option mode overflow",
+                "mode overflow needs bandwidth_down or bandwidth_up on interface 'wan'",
+            ),
+            (
+                "",
+                "option mode least_used",
+                "mode least_used needs bandwidth_down",
+            ),
+            (
+                bw,
+                "option mode overflow\noption overflow_threshold 101",
+                "option 'overflow_threshold'",
+            ),
+            (
+                "",
+                "option overflow_threshold 50",
+                "option 'overflow_threshold' only applies to mode overflow",
+            ),
+            (
+                "",
+                "option mode round_robin\noption latency_margin 5",
+                "only applies to mode lowest_latency",
+            ),
+            (
+                "option bandwidth_down fast",
+                "",
+                "option 'bandwidth_down' must be",
+            ),
+            ("option bandwidth_up 0", "", "option 'bandwidth_up' must be"),
+        ] {
+            error(&with(iface, policy), expected);
+        }
+    }
+
+    #[test]
     fn defaults() {
         let c = ok(MIN);
         let g = &c.globals;
@@ -680,7 +810,8 @@ mod tests {
             Policy {
                 name: "p".into(),
                 use_member: vec![],
-                last_resort: LastResort::Default
+                last_resort: LastResort::Default,
+                mode: Mode::Weighted,
             }
         );
     }

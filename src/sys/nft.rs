@@ -27,7 +27,10 @@ use crate::dataplane::{Existing, TABLE};
 /// `NFNL_SUBSYS_CTNETLINK`, `NFNL_SUBSYS_NFTABLES` (linux/netfilter/nfnetlink.h).
 const SUBSYS_CTNETLINK: u16 = 1;
 const SUBSYS_NFTABLES: u16 = 10;
+/// `IPCTNL_MSG_CT_NEW` (what a dump answers with), `IPCTNL_MSG_CT_GET`,
 /// `IPCTNL_MSG_CT_DELETE`, `IPCTNL_MSG_CT_GET_STATS`; `NFT_MSG_GETTABLE`.
+const CT_NEW: u16 = 0;
+const CT_GET: u16 = 1;
 const CT_DELETE: u16 = 2;
 const CT_GET_STATS: u16 = 5;
 const NFT_GETTABLE: u16 = 1;
@@ -170,6 +173,60 @@ impl Netfilter {
         }
         Ok(())
     }
+}
+
+impl Netfilter {
+    /// How many conntrack entries (both families) carry `mark` within `mask`: the live
+    /// connections pinned to one WAN. The kernel filters the dump by mark
+    /// (`CTA_MARK`/`CTA_MARK_MASK` in a dump request, ctnetlink since Linux 3.x), so
+    /// only that WAN's entries cross to user space, and nothing of them is decoded: the
+    /// messages are counted. Only made while a policy uses `least_connections`.
+    pub fn count_conntrack(&mut self, mark: u32, mask: u32) -> io::Result<u32> {
+        let mut req = Request::new(
+            SUBSYS_CTNETLINK << 8 | CT_GET,
+            NLM_F_DUMP,
+            &nfgenmsg(libc::AF_UNSPEC as u8),
+        );
+        req.attr(CTA_MARK, &mark.to_be_bytes());
+        req.attr(CTA_MARK_MASK, &mask.to_be_bytes());
+        let seq = self.send(&req)?;
+        let mut n = 0u32;
+        let mut buf = Vec::with_capacity(32 * 1024);
+        loop {
+            buf.clear();
+            self.socket.recv(&mut buf, 0)?;
+            for m in Messages::new(&buf).filter(|m| m.seq == seq) {
+                match m.kind {
+                    NLMSG_DONE => return Ok(n),
+                    NLMSG_ERROR => {
+                        let errno =
+                            parse_ack(m.flags, m.payload).map_or(libc::EBADMSG, |a| a.errno);
+                        return Err(io::Error::from_raw_os_error(errno));
+                    }
+                    k if k == SUBSYS_CTNETLINK << 8 | CT_NEW => n = n.saturating_add(1),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// A WAN device's byte counters (received, sent) from sysfs: the same 64-bit counters
+/// as netlink's `IFLA_STATS64`, for one device, without a dump of every link. `None`
+/// while the device does not exist.
+pub fn link_bytes(device: &str) -> Option<(u64, u64)> {
+    if !crate::config::is_device_name(device) {
+        return None;
+    }
+    let read = |what: &str| {
+        let path = format!("/sys/class/net/{device}/statistics/{what}");
+        std::fs::read_to_string(path)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    Some((read("rx_bytes")?, read("tx_bytes")?))
 }
 
 /// A flowtable somebody (fw4's `flow_offloading`) set up.

@@ -144,6 +144,14 @@ test('validation matches the daemon', () => {
 	for (const bad of ['1.1.1', '256.1.1.1', 'host', '1::2::3']) assert.notEqual(v.ip(bad), true, bad);
 	for (const ok of ['9110', '127.0.0.1:9110', '0.0.0.0:80', '[::1]:9110']) assert.equal(v.listen(ok), true, ok);
 	for (const bad of ['0', '70000', 'localhost:80', '1.2.3.4', '1.2.3.4:0']) assert.notEqual(v.listen(bad), true, bad);
+	for (const ok of ['1', '8000', '100000000']) assert.equal(v.bandwidth(ok), true, ok);
+	for (const bad of ['0', '100000001', '8M', '1.5']) assert.notEqual(v.bandwidth(bad), true, bad);
+	assert.equal(v.overflowThreshold('100'), true);
+	for (const bad of ['0', '101']) assert.notEqual(v.overflowThreshold(bad), true, bad);
+	for (const ok of ['0', '10', '10ms', '10s']) assert.equal(v.latencyMargin(ok), true, ok);
+	assert.notEqual(v.latencyMargin('11s'), true);
+	for (const ok of ['0', '5', '1m', '60m']) assert.equal(v.latencyHold(ok), true, ok);
+	assert.notEqual(v.latencyHold('61m'), true);
 	const ref = v.reference(['wan', 'lte'], 'interface');
 	assert.equal(ref('wan'), true);
 	assert.equal(ref('wan2'), "names no interface section: 'wan2'");

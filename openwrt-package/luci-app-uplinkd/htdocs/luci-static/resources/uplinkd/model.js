@@ -542,6 +542,10 @@ var SEC = 1000, MIN = 60000, HOUR = 3600000;
 var validate = {
 	weight: wholeNumber(1, 1000),
 	metric: wholeNumber(1, 256),
+	bandwidth: wholeNumber(1, 100000000),
+	overflowThreshold: wholeNumber(1, 100),
+	latencyMargin: duration(1, 0, 10 * SEC),
+	latencyHold: duration(SEC, 0, HOUR),
 	reliability: wholeNumber(1, MAX_TARGETS),
 	reliabilityFor: reliabilityFor,
 	count: wholeNumber(1, 10),

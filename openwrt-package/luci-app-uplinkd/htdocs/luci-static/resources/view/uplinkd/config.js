@@ -222,6 +222,11 @@ return view.extend({
 			return r === true ? true : _(r);
 		};
 
+		number(s, 'general', 'bandwidth_down', _('Download capacity'),
+			_('kbit/s (1 to 100000000); needed by the least used and overflow modes.'), '', v.bandwidth);
+		number(s, 'general', 'bandwidth_up', _('Upload capacity'),
+			_('kbit/s (1 to 100000000); needed by the least used and overflow modes.'), '', v.bandwidth);
+
 		o = s.taboption('probes', form.DynamicList, 'track_ip', _('Probe targets'),
 			_('Addresses that should always answer through this uplink, at most 8, of the address family above. None: the uplink follows its carrier only.'));
 		listCheck(o, function(section_id, list) {
@@ -356,6 +361,38 @@ return view.extend({
 			var r = v.members(value, names('member'));
 			return r === true ? true : _(r);
 		};
+
+		o = s.option(form.ListValue, 'mode', _('Mode'),
+			_('How new connections are spread over the usable members of the best metric.'));
+		o.value('weighted', _('weighted (random, by weight)'));
+		o.value('round_robin', _('round robin (in turn, by weight)'));
+		o.value('least_connections', _('least connections (per unit of weight)'));
+		o.value('lowest_latency', _('lowest latency'));
+		o.value('least_used', _('least used (spare capacity)'));
+		o.value('overflow', _('overflow (fill in order)'));
+		o.default = 'weighted';
+		o.optional = true;
+
+		o = s.option(form.Value, 'overflow_threshold', _('Overflow at'),
+			_('Percent of a member\'s capacity (1 to 100) above which new connections spill to the next one.'));
+		o.placeholder = '80';
+		o.optional = true;
+		o.depends('mode', 'overflow');
+		o.validate = check(v.overflowThreshold);
+
+		o = s.option(form.Value, 'latency_margin', _('Latency margin'),
+			_('How much faster another member must be to take over: 0 to 10s; a plain number is milliseconds.'));
+		o.placeholder = '10ms';
+		o.optional = true;
+		o.depends('mode', 'lowest_latency');
+		o.validate = check(v.latencyMargin);
+
+		o = s.option(form.Value, 'latency_hold', _('Latency hold'),
+			_('For how long it must stay faster: 0 to 1h; a plain number is seconds.'));
+		o.placeholder = '5s';
+		o.optional = true;
+		o.depends('mode', 'lowest_latency');
+		o.validate = check(v.latencyHold);
 
 		o = s.option(form.ListValue, 'last_resort', _('Last resort'));
 		o.value('', _('as in the global settings'));
