@@ -8,7 +8,7 @@
 //! counters), the daemon's mean RTT per WAN (a busy event loop would read replies late
 //! and inflate it), the requests served and failed, and the daemon's CPU time.
 
-#[path = "../tests/lab/mod.rs"]
+#[path = "../tests/lab/support.rs"]
 mod lab;
 
 use std::io::{Read, Write};
