@@ -53,6 +53,24 @@ if [ "$status" -ne 0 ]; then
 fi
 phase "cargo test"
 
+# Lints and API docs, warnings as errors.
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+if cargo clippy --all-targets -- -D warnings >"$log" 2>&1; then
+    echo "clippy: ok"
+else
+    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
+    echo "clippy: FAILED"
+    status=1
+fi
+if RUSTDOCFLAGS="-D warnings" cargo doc --no-deps >"$log" 2>&1; then
+    echo "doc: ok"
+else
+    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
+    echo "doc: FAILED"
+    status=1
+fi
+phase "clippy, doc"
+
 # The decoders of untrusted bytes, fuzzed for a bounded time.
 if FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
     grep -E '^(fuzz|Done)' "$log"
