@@ -164,5 +164,5 @@ fn main() {
         let _ = c.join();
     }
     report("loaded", &a, &b, s1 - s0, f1 - f0);
-    let _ = d.terminate();
+    let _ = d.stop();
 }
