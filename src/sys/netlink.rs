@@ -619,6 +619,8 @@ pub fn fuzz_decode(data: &[u8]) {
         priorities: 0..=u32::MAX,
         nexthop_ids: 0..=u32::MAX,
     };
+    // Empty ranges on purpose: this ownership claims nothing.
+    #[allow(clippy::reversed_empty_ranges)]
     let nothing = Ownership {
         protocol: u8::from(msg.header.protocol).wrapping_add(1),
         tables: 1..=0,
@@ -1145,7 +1147,7 @@ fn route_event_matters(payload: &[u8]) -> bool {
 
 /// The events in one datagram of the event socket. Link messages become `Link` /
 /// `LinkGone`; address, rule and nexthop messages and default-route messages one
-/// `Changed` (other routes cannot matter: [`route_event_matters`]); a cut-off datagram
+/// `Changed` (other routes cannot matter: `route_event_matters`); a cut-off datagram
 /// an `Overrun`. Undecodable messages are skipped.
 pub fn decode_events(buf: &[u8]) -> Vec<kernel::Event> {
     let mut events = Vec::new();

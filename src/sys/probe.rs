@@ -352,15 +352,12 @@ pub fn tcp_outcome(target: IpAddr, errno: i32, icmp: Option<IcmpError>) -> io::R
             let from = e
                 .offender
                 .map_or_else(|| "an unknown hop".to_string(), |a| a.to_string());
-            Err(io::Error::new(
-                io::ErrorKind::Other,
-                format!(
-                    "ICMP type {} code {} from {from}: {}",
-                    e.kind,
-                    e.code,
-                    io::Error::from_raw_os_error(errno)
-                ),
-            ))
+            Err(io::Error::other(format!(
+                "ICMP type {} code {} from {from}: {}",
+                e.kind,
+                e.code,
+                io::Error::from_raw_os_error(errno)
+            )))
         }
         None if errno == libc::ECONNREFUSED => Ok(()),
         None => Err(io::Error::from_raw_os_error(errno)),

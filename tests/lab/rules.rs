@@ -160,11 +160,9 @@ fn inbound_connections_answer_through_the_wan_they_came_in_on() {
         .expect("netns")
         .expect("listen");
     let server = std::thread::spawn(move || {
-        for stream in listener.incoming().take(5) {
-            if let Ok(mut s) = stream {
-                let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                let _ = writeln!(s, "hello {peer}");
-            }
+        for mut s in listener.incoming().take(5).flatten() {
+            let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let _ = writeln!(s, "hello {peer}");
         }
     });
     for _ in 0..5 {

@@ -25,6 +25,7 @@ fn lab_tears_down_and_removes_stale_namespaces() {
     let stale = "ul4999999x1-rtr";
     let _ = Command::new("ip").args(["netns", "add", stale]).status();
     let names: Vec<String>;
+    let mut sleeper;
     {
         let lab = Lab::new(2);
         assert!(!namespaces().contains(stale), "stale namespace survived");
@@ -37,11 +38,13 @@ fn lab_tears_down_and_removes_stale_namespaces() {
             assert!(list.contains(n.as_str()), "{n} missing");
         }
         // Something running inside must not keep the lab alive.
-        let _sleeper = Command::new("ip")
+        sleeper = Command::new("ip")
             .args(["netns", "exec", &lab.ns("rtr"), "sleep", "60"])
             .spawn()
             .expect("spawn sleep");
     }
+    // The lab killed it.
+    let _ = sleeper.wait();
     let list = namespaces();
     for n in &names {
         assert!(!list.contains(n.as_str()), "{n} not deleted");
