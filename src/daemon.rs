@@ -31,7 +31,7 @@ use crate::reconcile::{reconcile, Op};
 use crate::retry::{self, Retry};
 use crate::socket;
 use crate::sys::needs::{self, Needs};
-use crate::sys::netlink::{describe, Monitor, Netlink};
+use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
 use crate::sys::nft::{Netfilter, Nft};
 use crate::sys::probe::{tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
@@ -109,7 +109,8 @@ enum Input {
         target: IpAddr,
         target_index: u8,
         seq: u16,
-        result: Result<(), String>,
+        /// The handshake's RTT as the kernel measured it, when it has one.
+        result: Result<Option<std::time::Duration>, String>,
     },
     Signal(Signal),
     /// A request from the control socket or ubus.
@@ -183,6 +184,9 @@ struct Daemon {
     clock: Clock,
     kernel: Box<dyn Kernel>,
     own: Ownership,
+    /// What the event monitor passes on: narrowed to our tags and the WAN devices
+    /// after every snapshot.
+    events: Rc<RefCell<EventFilter>>,
     engine: Engine,
     tx: Sender<Input>,
     rx: Receiver<Input>,
@@ -236,13 +240,27 @@ impl Daemon {
         let own = plan::ownership(&cfg);
         let netlink =
             Netlink::open(own.clone()).map_err(|e| format!("cannot open netlink: {e}"))?;
+        let events = Rc::new(RefCell::new(EventFilter {
+            own: Some(own.clone()),
+            devices: None,
+            echo_port: netlink.port_id(),
+        }));
         let mut kernel: Box<dyn Kernel> = if opts.dry_run {
             Box::new(DryRun::new(netlink))
         } else {
             Box::new(netlink)
         };
+        // The devices the configuration names; WANs that follow netifd are read once it
+        // has named theirs.
+        let reads = kernel::Reads::Devices(
+            cfg.interfaces
+                .iter()
+                .filter(|i| !i.follows_netifd() && !i.device.is_empty())
+                .map(|i| i.device.clone())
+                .collect(),
+        );
         let snap = kernel
-            .snapshot(&own)
+            .snapshot(&own, &reads)
             .map_err(|e| format!("cannot read the kernel's state: {e}"))?;
         let now = clock.now();
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
@@ -264,6 +282,7 @@ impl Daemon {
             clock,
             kernel,
             own,
+            events,
             engine,
             tx,
             rx,
@@ -386,9 +405,12 @@ impl Daemon {
         }
     }
 
-    fn spawn_monitor(&self) -> Result<(), String> {
+    fn spawn_monitor(&mut self) -> Result<(), String> {
         let mut monitor =
             Monitor::open().map_err(|e| format!("cannot open netlink events: {e}"))?;
+        let filter = monitor.filter();
+        *filter.borrow_mut() = self.events.borrow().clone();
+        self.events = filter;
         let tx = self.tx.clone();
         self.ex
             .spawn(async move {
@@ -401,6 +423,20 @@ impl Daemon {
             })
             .detach();
         Ok(())
+    }
+
+    /// Events about devices the WANs do not use, or tags we no longer own, cannot
+    /// change the next snapshot: let the monitor drop them.
+    fn narrow_events(&self, reads: &kernel::Reads, snap: &Snapshot) {
+        let devices = snap
+            .links
+            .iter()
+            .filter(|l| reads.device(&snap.links, l.ifindex))
+            .map(|l| l.ifindex)
+            .collect();
+        let mut filter = self.events.borrow_mut();
+        filter.own = Some(self.own.clone());
+        filter.devices = Some(devices);
     }
 
     fn spawn_signals(&self) -> Result<(), String> {
@@ -567,10 +603,15 @@ impl Daemon {
             } => {
                 if let Some(i) = self.engine.wan_index(&wan) {
                     match result {
-                        Ok(()) => {
-                            let ident = self.engine.wans()[i].ident;
-                            self.engine.on_reply(i, target, ident, seq, now);
-                            log::debug!("{wan}: tcp probe to {target} answered");
+                        Ok(rtt) => {
+                            self.engine.on_tcp_answer(i, target, seq, rtt, now);
+                            match rtt {
+                                Some(rtt) => log::debug!(
+                                    "{wan}: tcp probe to {target} answered in {} us",
+                                    rtt.as_micros()
+                                ),
+                                None => log::debug!("{wan}: tcp probe to {target} answered"),
+                            }
                         }
                         Err(e) => {
                             self.engine.on_probe_error(i, target_index, seq);
@@ -840,7 +881,8 @@ impl Daemon {
         }
         self.resync_at = None;
         self.periodic_at = now + self.engine.config().globals.reconcile_interval;
-        let snap = match self.kernel.snapshot(&self.own) {
+        let reads = self.engine.reads();
+        let snap = match self.kernel.snapshot(&self.own, &reads) {
             Ok(s) => s,
             Err(e) => {
                 let e = format!("kernel dump failed: {e}");
@@ -850,6 +892,7 @@ impl Daemon {
                 return;
             }
         };
+        self.narrow_events(&reads, &snap);
         self.nexthops_supported = snap.nexthops_supported;
         let outs = self.engine.on_snapshot(&snap, now);
         self.handle(outs);
@@ -1122,7 +1165,9 @@ impl Daemon {
             // Table range, priorities or protocol moved: retire everything under the old
             // tags before the new ones take over.
             log::info!("ownership tags changed: removing objects created under the old ones");
-            if let Ok(snap) = self.kernel.snapshot(&self.own) {
+            // Only our objects are wanted here.
+            let reads = kernel::Reads::Devices(Vec::new());
+            if let Ok(snap) = self.kernel.snapshot(&self.own, &reads) {
                 let ops = reconcile(&[], &snap.owned);
                 self.apply(&ops, &snap);
             }
@@ -1248,7 +1293,8 @@ async fn remove_owned(
     dry_run: bool,
 ) -> Removed {
     let mut removed = Removed { code: 0, writes: 0 };
-    match kernel.snapshot(own) {
+    // Only our objects are wanted here.
+    match kernel.snapshot(own, &kernel::Reads::Devices(Vec::new())) {
         Ok(snap) => {
             let ops = reconcile(&[] as &[Object], &snap.owned);
             let (writes, failed) = apply_ops(kernel, own, &ops, &snap, dry_run);

@@ -10,10 +10,10 @@ use std::net::IpAddr;
 
 use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
-use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
+use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Scheduler};
-use crate::time::{earliest, Instant};
+use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -440,6 +440,33 @@ impl Engine {
         w.sched.on_reply(seq, target as u8, now)
     }
 
+    /// A TCP probe of `wan` to `from` completed its handshake; `rtt` is the kernel's
+    /// measurement of it when there is one (a reset carries none: then `now` counts).
+    pub fn on_tcp_answer(
+        &mut self,
+        wan: usize,
+        from: IpAddr,
+        seq: u16,
+        rtt: Option<Duration>,
+        now: Instant,
+    ) -> bool {
+        let Some(target) = self
+            .cfg
+            .interfaces
+            .get(wan)
+            .and_then(|i| i.track_ip.iter().position(|t| *t == from))
+        else {
+            return false;
+        };
+        let Some(w) = self.wans.get_mut(wan) else {
+            return false;
+        };
+        match rtt {
+            Some(rtt) => w.sched.on_measured_reply(seq, target as u8, rtt),
+            None => w.sched.on_reply(seq, target as u8, now),
+        }
+    }
+
     /// A probe could not be sent, or its connect failed.
     pub fn on_probe_error(&mut self, wan: usize, target_index: u8, seq: u16) {
         if let Some(w) = self.wans.get_mut(wan) {
@@ -671,6 +698,18 @@ impl Engine {
         } else {
             Some(&iface.device)
         }
+    }
+
+    /// What a kernel snapshot must read besides our own objects: the foreign routes on
+    /// the devices the WANs use now (their gateways).
+    pub fn reads(&self) -> Reads {
+        Reads::Devices(
+            (0..self.cfg.interfaces.len())
+                .filter_map(|i| self.device(i))
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     }
 
     /// WAN `i`'s configuration with the device it uses now; `None` while it has none.
