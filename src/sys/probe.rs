@@ -251,7 +251,7 @@ pub struct Received {
 /// often the target is probed.
 ///
 /// A completed handshake also returns its round-trip time as the kernel measured it
-/// ([`handshake_rtt`]); a reset returns `None`.
+/// (`handshake_rtt`); a reset returns `None`.
 pub async fn tcp_connect(
     device: &str,
     source: Option<IpAddr>,
