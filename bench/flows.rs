@@ -12,7 +12,7 @@
 //! - IPv6 (dual-stack lab): blackhole → out of the IPv6 group at the default timers, and
 //!   the same UDP resume time for an IPv6 flow.
 
-#[path = "../tests/lab/mod.rs"]
+#[path = "../tests/lab/support.rs"]
 mod lab;
 
 #[path = "common.rs"]

@@ -10,7 +10,7 @@
 //! (the lab's true RTT: `ping` takes its times from the kernel, and no loop of ours is
 //! in its way), the requests served and failed, and the daemon's CPU time.
 
-#[path = "../tests/lab/mod.rs"]
+#[path = "../tests/lab/support.rs"]
 mod lab;
 
 use std::io::{Read, Write};

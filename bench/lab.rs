@@ -9,7 +9,7 @@
 //! - resident memory and CPU of the daemon with 3 WANs × 3 targets at 1 s intervals;
 //! - kernel writes per state change (the daemon logs one `kernel:` line per write).
 
-#[path = "../tests/lab/mod.rs"]
+#[path = "../tests/lab/support.rs"]
 mod lab;
 
 #[path = "common.rs"]

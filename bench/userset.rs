@@ -8,7 +8,7 @@
 //!
 //!   bench-userset UPLINKD [ELEMENTS]
 
-#[path = "../tests/lab/mod.rs"]
+#[path = "../tests/lab/support.rs"]
 mod lab;
 
 #[path = "common.rs"]

@@ -10,7 +10,7 @@
 //! Needs root. `--uplinkd PATH` overrides the daemon binary (default: `uplinkd` in the
 //! target directory this example was built into).
 
-#[path = "../tests/lab/mod.rs"]
+#[path = "../tests/lab/support.rs"]
 mod lab;
 
 use std::io::BufRead;

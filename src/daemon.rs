@@ -147,7 +147,7 @@ impl Clock {
         Instant::from_micros(self.0.elapsed().as_micros() as u64)
     }
 
-    fn from_std(&self, t: std::time::Instant) -> Instant {
+    fn of_std(&self, t: std::time::Instant) -> Instant {
         Instant::from_micros(t.saturating_duration_since(self.0).as_micros() as u64)
     }
 
@@ -592,7 +592,7 @@ impl Daemon {
             } => {
                 if let Some(i) = self.engine.wan_index(&wan) {
                     // The kernel's receive time: the wait for the loop is not RTT.
-                    let at = received.map_or(now, |r| self.clock.from_std(r).min(now));
+                    let at = received.map_or(now, |r| self.clock.of_std(r).min(now));
                     let counted = self
                         .engine
                         .on_reply(i, reply.from, reply.ident, reply.seq, at);
@@ -1321,7 +1321,7 @@ pub fn cleanup(cfg: &Config, control_socket: Option<&std::path::Path>, nft: Path
     removed.code
 }
 
-/// What [`remove_owned`] did.
+/// What `remove_owned` did.
 pub struct Removed {
     /// 0, or 1 when something may remain.
     pub code: i32,

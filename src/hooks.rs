@@ -4,7 +4,7 @@
 //! On each transition the files in the hooks directory (default `/etc/uplinkd.d/`) that
 //! are executable run one after another in name order, then the user hook (default
 //! `/etc/uplinkd.user`) if it exists and is executable. Each gets the transition in its
-//! environment (see [`env`]) and nothing on its command line: no shell ever sees a
+//! environment (see [`env()`]) and nothing on its command line: no shell ever sees a
 //! string from the configuration. A hook file must be owned by root (by the daemon's
 //! user) and not writable by group or others, else it is skipped with a warning: whoever
 //! can write it runs code as root.

@@ -173,7 +173,7 @@ fn nft_accepts_what_check_accepts() {
     let dir = std::env::temp_dir().join(format!("uplinkd-check-nft-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("uplinkd");
-    let mut rng = Rng(0x5eed_0f_c0ff_ee42);
+    let mut rng = Rng(0x005e_ed0f_c0ff_ee42);
     let (mut accepted, mut refused) = (0, 0);
     for i in 0..150 {
         let text = config(&mut rng);

@@ -15,11 +15,15 @@ if [ "$long" = 1 ]; then
 else
     seconds=${FUZZ_SECONDS:-8}
 fi
+# FUZZ_TARGET_DIR: where the instrumented build goes (default fuzz/target); tests/run.sh
+# keeps it outside the clone, so that libFuzzer and the dependencies are built once.
+set --
+[ -n "${FUZZ_TARGET_DIR:-}" ] && set -- --target-dir "$FUZZ_TARGET_DIR"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for target in $(cargo fuzz list); do
     echo "fuzz $target: ${seconds}s"
-    cargo fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=0 >"$log" 2>&1 || {
+    cargo fuzz run "$@" "$target" -- -max_total_time="$seconds" -print_final_stats=0 >"$log" 2>&1 || {
         tail -n 40 "$log"
         echo "fuzz $target: FAILED"
         exit 1

@@ -4,28 +4,81 @@
 # uses are installed first if they are missing.
 set -u
 
+#
+# What does not change between runs is built once into a cache outside the clone
+# (UPLINKD_BUILD_CACHE, default /var/cache/uplinkd-build), like the upstream userland in
+# /var/cache/uplinkd-upstream: the router targets' std and dependencies, zig, and the
+# instrumented fuzz build. Each phase prints its wall time ("time: ...").
+
 TEST_DEPS=1 . "$(dirname "$0")/lab/deps.sh"
 
 cd "$(dirname "$0")/.." || exit 1
+cache=${UPLINKD_BUILD_CACHE:-/var/cache/uplinkd-build}
+mkdir -p "$cache" || exit 1
+cross_targets="mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf"
+
+start=$(date +%s)
+last=$start
+phase() {
+    _now=$(date +%s)
+    echo "time: $1 $((_now - last))s (total $((_now - start))s)"
+    last=$_now
+}
+
+# One build serves `cargo test`, the lab, the demo and the upstream tests (same profile).
 cargo build --all-targets || exit $?
+phase "cargo build"
+
+log=$(mktemp)
+crosslog=$(mktemp)
+trap 'rm -f "$log" "$crosslog"' EXIT
+
+# The router builds are CPU-bound and the lab mostly waits on timers: the former run
+# meanwhile, at the lowest priority, so that they do not delay the lab's daemons. One
+# build at a time per cache.
+cross_pid=""
+if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
+    CARGO_TARGET_DIR=$cache/cross-target UPLINKD_VENV=$cache/cross-venv \
+        nice -n 19 flock "$cache/cross.lock" ./packaging/build.sh $cross_targets >"$crosslog" 2>&1 &
+    cross_pid=$!
+fi
 
 # Keep the full output in a file, print cargo's result lines, exit with cargo's status.
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-cargo test --no-fail-fast >"$log" 2>&1
+# The lab (one binary, tests in parallel) must run here: a skip would be a failure.
+UPLINKD_LAB_REQUIRED=1 cargo test --no-fail-fast >"$log" 2>&1
 status=$?
 grep -E '^(test result:|     Running |test .* FAILED|error)' "$log"
 if [ "$status" -ne 0 ]; then
     sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
 fi
+phase "cargo test"
+
+# Lints and API docs, warnings as errors.
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+if cargo clippy --all-targets -- -D warnings >"$log" 2>&1; then
+    echo "clippy: ok"
+else
+    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
+    echo "clippy: FAILED"
+    status=1
+fi
+if RUSTDOCFLAGS="-D warnings" cargo doc --no-deps >"$log" 2>&1; then
+    echo "doc: ok"
+else
+    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
+    echo "doc: FAILED"
+    status=1
+fi
+phase "clippy, doc"
 
 # The decoders of untrusted bytes, fuzzed for a bounded time.
-if ./tests/fuzz.sh >"$log" 2>&1; then
+if FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
     grep -E '^(fuzz|Done)' "$log"
 else
     tail -n 60 "$log"
     status=1
 fi
+phase "fuzz"
 
 # The Prometheus output, parsed by a real exposition-format parser.
 if ./tests/metrics.sh >"$log" 2>&1; then
@@ -34,6 +87,7 @@ else
     tail -n 40 "$log"
     status=1
 fi
+phase "metrics"
 
 # The LuCI app: syntax checks and the view logic under node's test runner.
 if ./tests/luci.sh >"$log" 2>&1; then
@@ -42,6 +96,7 @@ else
     tail -n 60 "$log"
     status=1
 fi
+phase "luci"
 
 # OpenWrt's real userland built from ../shared/upstream (tests/upstream/README.md): the
 # harness itself, then uplinkd on real ubusd, rpcd, uhttpd and procd. Without the sources
@@ -54,6 +109,7 @@ for t in smoke openwrt; do
     77) head -n 1 "$log" ;;
     *) tail -n 80 "$log"; status=1 ;;
     esac
+    phase "upstream $t"
 done
 
 # An HA pair (README "High availability"): keepalived and conntrackd from Debian's
@@ -73,26 +129,34 @@ else
     tail -n 60 "$log"
     status=1
 fi
+phase "demo"
 
 # The packages under the real package managers: opkg and apk-tools built from
 # ../shared/upstream (skipped with one line without it), and the amd64 .deb in a booted
 # Debian container with systemd (UPLINKD_SKIP_DEBIAN=1 skips it).
 sh tests/pkgmanagers.sh || status=1
+phase "pkgmanagers"
 sh tests/debian.sh || status=1
+phase "debian"
 
 # Router builds: the init script against stub procd, the mips (big-endian) and armv7
 # binaries under qemu-user, the size budget on mipsel, and the package structure. The
 # first run installs zig, qemu-user and rust-src and builds std per target (minutes);
-# later runs reuse the caches. UPLINKD_SKIP_CROSS=1 skips the builds and qemu runs.
+# later runs reuse the cache. UPLINKD_SKIP_CROSS=1 skips the builds and qemu runs.
 sh tests/initscript.sh || status=1
-if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
-    ./packaging/build.sh mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf >/dev/null 2>&1 ||
-        { echo "cross build failed: run packaging/build.sh to see why" >&2; status=1; }
+phase "initscript"
+if [ -n "$cross_pid" ]; then
+    if ! wait "$cross_pid"; then
+        tail -n 40 "$crosslog"
+        echo "cross build failed: run packaging/build.sh to see why" >&2
+        status=1
+    fi
+    phase "cross build (the rest of it)"
     UPLINKD_SKIP_BUILD=1 sh tests/cross.sh || status=1
-    UPLINKD_SKIP_BUILD=1 sh bench/size.sh mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf || status=1
+    UPLINKD_SKIP_BUILD=1 sh bench/size.sh $cross_targets || status=1
     # Packages of the targets built above (aarch64 is left out of CI to save a std build).
     pkgdir=$(mktemp -d)
-    for t in mips-unknown-linux-musl mipsel-unknown-linux-musl armv7-unknown-linux-musleabihf; do
+    for t in $cross_targets; do
         mkdir -p "$pkgdir/$t" && cp "dist/$t/uplinkd" "$pkgdir/$t/" || status=1
     done
     if DIST=$pkgdir ./packaging/package.sh >/dev/null; then
@@ -101,5 +165,6 @@ if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
         status=1
     fi
     rm -rf "$pkgdir"
+    phase "cross tests, size, packages"
 fi
 exit "$status"

@@ -12,7 +12,7 @@
 //!   the netifd interface. Targets must be addresses of the interface's family that can
 //!   answer; hostnames and `0.0.0.0` are dropped. `reliability 0` (mwan3 then never
 //!   declares the WAN down) becomes "no targets" (the WAN follows its link). Track
-//!   methods uplinkd lacks map to the nearest one ([`TRACK_METHODS`]).
+//!   methods uplinkd lacks map to the nearest one (`TRACK_METHODS`).
 //! - **member**: members of interfaces without a section are dropped, as mwan3 skips them.
 //! - **policy**: two members of one interface become one with mwan3's total share; a
 //!   policy left without members keeps its `last_resort` (mwan3's default `unreachable`).
@@ -950,7 +950,7 @@ impl Converter<'_> {
                 return None;
             }
         };
-        let family = match get("family").map(|(f, l)| (f, l)) {
+        let family = match get("family") {
             None => "any".to_string(),
             Some((f, _)) if matches!(f.as_str(), "any" | "ipv4" | "ipv6") => f,
             Some((f, l)) => {

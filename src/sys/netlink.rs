@@ -752,6 +752,8 @@ pub fn fuzz_decode(data: &[u8]) {
         priorities: 0..=u32::MAX,
         nexthop_ids: 0..=u32::MAX,
     };
+    // Empty ranges on purpose: this ownership claims nothing.
+    #[allow(clippy::reversed_empty_ranges)]
     let nothing = Ownership {
         protocol: u8::from(msg.header.protocol).wrapping_add(1),
         tables: 1..=0,

@@ -488,10 +488,10 @@ impl Drop for GroupKill {
 /// The chain, set and map names in `nft -t list table` output:
 /// ```text
 /// table inet uplinkd {
-/// 	set users {
-/// 		type ipv4_addr
-/// 	}
-/// 	chain select {
+///     set users {
+///         type ipv4_addr
+///     }
+///     chain select {
 /// ```
 /// Only lines one level below the table are read, so no rule text can look like a name.
 pub fn parse_names(text: &str) -> Existing {

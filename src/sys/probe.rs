@@ -251,7 +251,7 @@ pub struct Received {
 /// often the target is probed.
 ///
 /// A completed handshake also returns its round-trip time as the kernel measured it
-/// ([`handshake_rtt`]); a reset returns `None`.
+/// (`handshake_rtt`); a reset returns `None`.
 pub async fn tcp_connect(
     device: &str,
     source: Option<IpAddr>,
@@ -385,15 +385,12 @@ pub fn tcp_outcome(target: IpAddr, errno: i32, icmp: Option<IcmpError>) -> io::R
             let from = e
                 .offender
                 .map_or_else(|| "an unknown hop".to_string(), |a| a.to_string());
-            Err(io::Error::new(
-                io::ErrorKind::Other,
-                format!(
-                    "ICMP type {} code {} from {from}: {}",
-                    e.kind,
-                    e.code,
-                    io::Error::from_raw_os_error(errno)
-                ),
-            ))
+            Err(io::Error::other(format!(
+                "ICMP type {} code {} from {from}: {}",
+                e.kind,
+                e.code,
+                io::Error::from_raw_os_error(errno)
+            )))
         }
         None if errno == libc::ECONNREFUSED => Ok(()),
         None => Err(io::Error::from_raw_os_error(errno)),

@@ -1,7 +1,6 @@
 //! Without `nft` the daemon says so once at start, with what will not work, runs on with
 //! its routes and rules (failover needs no nft), and does not retry in a loop.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +15,9 @@ const STARTUP: Duration = Duration::from_secs(15);
 
 #[test]
 fn without_nft_it_says_so_once_and_routes() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     // A PATH with `ip` (to enter the namespace) and no `nft`, for the daemon only.
     let dir = std::env::temp_dir().join(format!("uplinkd-no-nft-{}", std::process::id()));

@@ -1,8 +1,7 @@
 //! The lab checked on its own, without uplinkd: routes that mimic the daemon's layout are
 //! installed by hand, then traffic, breakage and observation helpers are exercised.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::process::Command;
 use std::time::Duration;
@@ -19,10 +18,14 @@ fn namespaces() -> String {
 
 #[test]
 fn lab_tears_down_and_removes_stale_namespaces() {
+    if crate::skip() {
+        return;
+    }
     // A leftover of a crashed run: a pid that cannot be alive (above the kernel's limit).
     let stale = "ul4999999x1-rtr";
     let _ = Command::new("ip").args(["netns", "add", stale]).status();
     let names: Vec<String>;
+    let mut sleeper;
     {
         let lab = Lab::new(2);
         assert!(!namespaces().contains(stale), "stale namespace survived");
@@ -35,11 +38,13 @@ fn lab_tears_down_and_removes_stale_namespaces() {
             assert!(list.contains(n.as_str()), "{n} missing");
         }
         // Something running inside must not keep the lab alive.
-        let _sleeper = Command::new("ip")
+        sleeper = Command::new("ip")
             .args(["netns", "exec", &lab.ns("rtr"), "sleep", "60"])
             .spawn()
             .expect("spawn sleep");
     }
+    // The lab killed it.
+    let _ = sleeper.wait();
     let list = namespaces();
     for n in &names {
         assert!(!list.contains(n.as_str()), "{n} not deleted");
@@ -48,6 +53,9 @@ fn lab_tears_down_and_removes_stale_namespaces() {
 
 #[test]
 fn static_balance_spreads_and_isps_break() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     // What netifd leaves: three defaults in main; what fw4 leaves: a masquerade.
     let main = lab.routes("main");
@@ -146,6 +154,9 @@ fn static_balance_spreads_and_isps_break() {
 
 #[test]
 fn carrier_loss_long_lived_connections_and_monitor() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     lab.install_static_balance(&[1, 1, 1]);
     let conns = lab.open_long_lived(24);
@@ -219,6 +230,9 @@ fn carrier_loss_long_lived_connections_and_monitor() {
 
 #[test]
 fn gateway_change_moves_the_main_default() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let before = lab.foreign_objects();
     let gw = lab.change_gateway(2);
@@ -239,6 +253,9 @@ fn gateway_change_moves_the_main_default() {
 
 #[test]
 fn config_renders_every_wan() {
+    if crate::skip() {
+        return;
+    }
     let c = lab::config(&[3, 1, 1], lab::FAST);
     assert_eq!(c.matches("config interface").count(), 3);
     assert_eq!(c.matches("list track_ip").count(), 9);

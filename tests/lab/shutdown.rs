@@ -1,6 +1,5 @@
 //! A stop (SIGINT) removes everything uplinkd owns and nothing else.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +14,9 @@ const STARTUP: Duration = Duration::from_secs(15);
 
 #[test]
 fn stop_leaves_the_kernel_as_it_was() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let before = lab.foreign_objects();
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], lab::FAST), &[]);
@@ -37,6 +39,9 @@ fn stop_leaves_the_kernel_as_it_was() {
 /// (as procd's stop does) waits for the daemon to exit and then removes them all.
 #[test]
 fn sigterm_keeps_everything_and_cleanup_removes_it() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let before = lab.foreign_objects();
     let config = lab::config(&[1, 1], lab::FAST);
@@ -112,6 +117,9 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn a_hanging_nft_blocks_nothing() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     // An `nft` that never answers (and starts a child, as a wrapper script might).
     let marker = lab.write_file("nft-hangs", "");
@@ -172,6 +180,9 @@ fn a_hanging_nft_blocks_nothing() {
 
 #[test]
 fn a_failing_nft_is_retried_with_backoff_not_in_a_loop() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let calls = lab.write_file("nft-calls", "");
     let fake = lab.write_file(
@@ -245,6 +256,9 @@ fn chains(lab: &Lab) -> Vec<String> {
 
 #[test]
 fn a_filled_user_set_survives_stop_and_restart() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let cfg = lab::config(&[1, 1], lab::FAST);
     let mut d = lab.start_daemon(bin(), &cfg, &[]);

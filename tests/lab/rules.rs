@@ -1,8 +1,7 @@
 //! Rules choose policies (first match wins), sticky rules keep a source on one WAN, and
 //! inbound connections (to the router, or port-forwarded to the LAN) answer through the
 //! WAN they arrived on.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -36,6 +35,9 @@ fn all_on(t: &lab::Tally, k: usize) -> bool {
 
 #[test]
 fn rules_pick_policies_and_reloads_break_nothing() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let port_rule = "\nconfig rule 'web'\n\toption proto 'tcp'\n\toption dest_port '8000-8100'\n\toption use_policy 'only1'\n";
     let mut d = lab.start_daemon(bin(), &config(port_rule), &[]);
@@ -99,6 +101,9 @@ fn rules_pick_policies_and_reloads_break_nothing() {
 
 #[test]
 fn sticky_rule_keeps_a_source_on_one_wan_until_the_timeout() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let rule = "\nconfig rule 'sticky'\n\toption proto 'tcp'\n\toption sticky '1'\n\toption timeout '2'\n\toption use_policy 'balanced'\n";
     let mut d = lab.start_daemon(bin(), &config(rule), &[]);
@@ -126,6 +131,9 @@ fn sticky_rule_keeps_a_source_on_one_wan_until_the_timeout() {
 
 #[test]
 fn inbound_connections_answer_through_the_wan_they_came_in_on() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     // Failover: WAN1 preferred. Inbound traffic arrives on WAN2 all the same.
     let cfg = lab::config(&[1, 1], lab::FAST).replace(
@@ -152,11 +160,9 @@ fn inbound_connections_answer_through_the_wan_they_came_in_on() {
         .expect("netns")
         .expect("listen");
     let server = std::thread::spawn(move || {
-        for stream in listener.incoming().take(5) {
-            if let Ok(mut s) = stream {
-                let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                let _ = writeln!(s, "hello {peer}");
-            }
+        for mut s in listener.incoming().take(5).flatten() {
+            let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let _ = writeln!(s, "hello {peer}");
         }
     });
     for _ in 0..5 {

@@ -1,7 +1,6 @@
 //! Flap damping: a WAN whose carrier flaps every 2 s is held down instead of churning the
 //! policy group.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +15,9 @@ const STARTUP: Duration = Duration::from_secs(15);
 
 #[test]
 fn flapping_wan_is_damped() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let opts = format!(
         "{}\noption flap_damping '1'\noption flap_penalty '1000'\noption flap_suppress '2000'\noption flap_reuse '750'\noption flap_half_life '10s'\noption flap_max_hold '60s'",

@@ -1,6 +1,5 @@
 //! Weights 3:1:1 share new connections about 60/20/20.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +14,9 @@ const STARTUP: Duration = Duration::from_secs(15);
 
 #[test]
 fn weights_split_new_connections() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let mut d = lab.start_daemon(bin(), &lab::config(&[3, 1, 1], lab::FAST), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);

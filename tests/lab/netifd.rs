@@ -4,8 +4,7 @@
 //! One static WAN, one DHCP WAN (busybox udhcpd in the ISP), one that comes up late;
 //! a metric and a device changed with `uci` and `ubus call network reload`.
 //! Skipped with one line when the upstream sources are absent.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -322,6 +321,9 @@ fn disconnected(hook_log: &Path) -> Vec<String> {
 
 #[test]
 fn netifd_wans_are_followed() {
+    if crate::skip() {
+        return;
+    }
     let Some(mut s) = setup() else { return };
     let (lab, root) = (&s.lab, &s.root);
     let hooks = lab.dir().join("hooks-1.log");
@@ -387,6 +389,9 @@ fn watch_group(lab: &Lab, span: Duration) -> Vec<Vec<u32>> {
 
 #[test]
 fn ubusd_restart_keeps_the_wans_and_the_connections() {
+    if crate::skip() {
+        return;
+    }
     let Some(s) = setup() else { return };
     let (lab, root) = (&s.lab, &s.root);
     let hooks = lab.dir().join("hooks-2.log");
@@ -536,11 +541,17 @@ fn restart(kill9: bool) {
 
 #[test]
 fn uplinkd_restart_after_sigterm_keeps_the_connections() {
+    if crate::skip() {
+        return;
+    }
     restart(false);
 }
 
 #[test]
 fn uplinkd_restart_after_kill9_keeps_the_connections() {
+    if crate::skip() {
+        return;
+    }
     restart(true);
 }
 
@@ -601,6 +612,9 @@ fn watching<T>(lab: &Lab, span: Duration, f: impl FnOnce() -> T) -> (T, Vec<Vec<
 /// wan1 never leaves the group.
 #[test]
 fn netifd_metric_change_is_followed() {
+    if crate::skip() {
+        return;
+    }
     let Some(s) = setup() else { return };
     let (lab, root) = (&s.lab, &s.root);
     let hooks = lab.dir().join("hooks-4.log");
@@ -650,6 +664,9 @@ fn netifd_metric_change_is_followed() {
 /// and pinning there, probes again, and leaves nothing on the old device.
 #[test]
 fn netifd_device_change_is_followed() {
+    if crate::skip() {
+        return;
+    }
     let Some(s) = setup() else { return };
     let (lab, root) = (&s.lab, &s.root);
     // A second port on ISP 1's segment: a bridge there holds the old port and the new

@@ -1,6 +1,5 @@
 //! Carrier loss removes a WAN at once; carrier back brings it in after `up` good rounds.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +16,9 @@ const OPTS: &str = "option interval '1'\noption timeout '1'\noption failure_inte
 
 #[test]
 fn carrier_loss_and_return() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], OPTS), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);

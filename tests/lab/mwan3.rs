@@ -1,8 +1,7 @@
 //! Coming from mwan3: every configuration in tests/mwan3 converts, passes `check` and
 //! starts in `--dry-run`; and `use_policy default` leaves connections to the main routing
 //! table, whatever uplinkd thinks of the WAN the main table chose.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +26,9 @@ fn corpus() -> Vec<PathBuf> {
 
 #[test]
 fn every_mwan3_config_converts_checks_and_starts_in_dry_run() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(1);
     let files = corpus();
     assert!(files.len() >= 20, "{} configurations", files.len());
@@ -98,6 +100,9 @@ fn every_mwan3_config_converts_checks_and_starts_in_dry_run() {
 /// the LAN and from the router, and keep doing so while uplinkd holds wan1 down.
 #[test]
 fn use_policy_default_leaves_connections_to_the_main_table() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let cfg = lab::config(&[1, 1, 1], lab::FAST).replace(
         "config policy 'balanced'\n\tlist use_member 'wan1_m1'\n",
@@ -152,6 +157,9 @@ fn use_policy_default_leaves_connections_to_the_main_table() {
 /// an explicitly named network file must exist and parse; `--help` documents `-n`.
 #[test]
 fn import_mwan3_command_line() {
+    if crate::skip() {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("uplinkd-import-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let write = |name: &str, text: &str| {
@@ -239,6 +247,9 @@ fn import_mwan3_command_line() {
 /// best IPv6 default goes through wan1, the default policy over wan2+wan3.
 #[test]
 fn use_policy_default_leaves_ipv6_connections_to_the_main_table() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new_dual_stack(3);
     let mut cfg = String::from("config globals 'globals'\n\toption default_policy 'balanced'\n");
     for k in 1..=3 {

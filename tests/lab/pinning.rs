@@ -1,8 +1,7 @@
 //! Connection pinning: flows that work keep working through weight changes, failures,
 //! recoveries, a new WAN and a drain; a failed WAN's UDP flows move at once; the table
 //! survives firewall rebuilds and comes back after `nft flush ruleset`.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,6 +55,9 @@ fn shares(v: &[(usize, f64)]) -> BTreeMap<usize, f64> {
 
 #[test]
 fn flows_survive_weights_failures_recovery_a_new_wan_and_a_drain() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(4);
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], OPTS), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);
@@ -152,6 +154,9 @@ fn flows_survive_weights_failures_recovery_a_new_wan_and_a_drain() {
 
 #[test]
 fn a_failed_wans_udp_flows_move_within_an_interval_others_stay() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], OPTS), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);
@@ -192,6 +197,9 @@ fn a_failed_wans_udp_flows_move_within_an_interval_others_stay() {
 
 #[test]
 fn firewall_rebuilds_and_ruleset_flushes_do_not_lose_pinning() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], OPTS), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);
@@ -233,6 +241,9 @@ fn firewall_rebuilds_and_ruleset_flushes_do_not_lose_pinning() {
 /// pinned WAN and a failed WAN's flows still move once their conntrack entries go.
 #[test]
 fn software_flow_offloading_keeps_pinning_and_failover() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     // Kernels built without CONFIG_NF_FLOW_TABLE cannot run this test: say so loudly.
     let probe = lab.exec(

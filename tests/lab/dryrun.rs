@@ -1,7 +1,6 @@
 //! `--dry-run`: the daemon reads the real kernel and prints the `ip` equivalent of every
 //! change, but writes nothing.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +13,9 @@ fn bin() -> &'static Path {
 
 #[test]
 fn dry_run_prints_ip_commands_and_writes_nothing() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let before = lab.foreign_objects();
     let mut d = lab.start_daemon(bin(), &lab::config(&[3, 1, 1], lab::FAST), &["--dry-run"]);

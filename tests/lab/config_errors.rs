@@ -1,7 +1,6 @@
 //! Bad configs: `check` names file, line and option; the daemon refuses to start with one
 //! and keeps its running state when handed one on SIGHUP.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -58,6 +57,9 @@ fn cases() -> Vec<Broken> {
 
 #[test]
 fn check_accepts_a_good_config() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(1);
     let path = lab.write_file("good.conf", &lab::config(&[3, 1, 1], lab::FAST));
     let out = lab.run_uplinkd(bin(), &["check", "-c", path.to_str().unwrap_or("")]);
@@ -79,6 +81,9 @@ fn check_accepts_a_good_config() {
 
 #[test]
 fn check_names_file_line_and_option() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(1);
     for (i, case) in cases().iter().enumerate() {
         let path = lab.write_file(&format!("bad{i}.conf"), &case.text);
@@ -106,6 +111,9 @@ fn check_names_file_line_and_option() {
 
 #[test]
 fn daemon_refuses_to_start_with_a_bad_config() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     for (i, case) in cases().iter().enumerate() {
         let mut d = lab.start_daemon(bin(), &case.text, &[]);
@@ -126,6 +134,9 @@ fn daemon_refuses_to_start_with_a_bad_config() {
 
 #[test]
 fn bad_config_on_sighup_keeps_the_running_state() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let mut d = lab.start_daemon(bin(), &lab::config(&[3, 1, 1], lab::FAST), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));

@@ -3,8 +3,7 @@
 //! breaks; `/status.json` and `/` are served; anything but GET on the three paths, an
 //! unknown path, a malformed or oversized request head, a foreign `Host` are refused;
 //! one client's slow heads do not lock out another.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -104,6 +103,9 @@ fn check_metrics_match_status(lab: &Lab) {
 
 #[test]
 fn http_listener_serves_metrics_status_and_page_and_refuses_the_rest() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let cfg = lab::config_with(
         &[1, 1],
@@ -230,6 +232,9 @@ fn slow_heads(addr: &str, n: usize) -> Vec<TcpStream> {
 
 #[test]
 fn one_clients_slow_heads_do_not_lock_out_another() {
+    if crate::skip() {
+        return;
+    }
     const LAN_LISTEN: &str = "192.168.77.1:9110";
     let lab = Lab::new(1);
     let cfg = lab::config_with(

@@ -1,6 +1,5 @@
 //! check_quality: heavy loss on a reachable WAN degrades it out of the group.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +16,9 @@ const OPTS: &str = "option interval '0.5'\noption timeout '1'\noption failure_in
 
 #[test]
 fn heavy_loss_degrades_and_recovers() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], OPTS), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);

@@ -1,7 +1,6 @@
 //! After kill -9, a new uplinkd adopts what the old one left: no duplicates, no deletions,
 //! long-lived connections survive.
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +15,9 @@ const STARTUP: Duration = Duration::from_secs(15);
 
 #[test]
 fn restart_after_kill9_adopts_without_churn() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(3);
     let config = lab::config(&[1, 1, 1], lab::FAST);
     let mut d = lab.start_daemon(bin(), &config, &[]);
