@@ -8,7 +8,7 @@
 //!   chain, both directions): how often the WAN left the group;
 //! - 1 s total-loss bursts every 10 s: how often the WAN left the group.
 
-#[path = "../tests/lab/mod.rs"]
+#[path = "../tests/lab/support.rs"]
 mod lab;
 
 #[path = "common.rs"]

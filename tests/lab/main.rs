@@ -29,6 +29,7 @@ mod last_resort;
 mod leak;
 mod loss;
 mod luci;
+mod modes;
 mod mwan3;
 mod needs;
 mod netifd;

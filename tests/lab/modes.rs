@@ -2,7 +2,7 @@
 //! the weight pattern; `least_connections` sends new connections to the WAN with fewer
 //! live ones until the counts even out.
 #[path = "lab/mod.rs"]
-mod lab;
+use crate::support as lab;
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +23,9 @@ fn with_mode(weights: &[u16], per_wan: &[&str], policy: &str) -> String {
 
 #[test]
 fn round_robin_follows_the_weight_pattern() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let conf = with_mode(&[2, 1], &[], "\toption mode 'round_robin'\n");
     let mut d = lab.start_daemon(bin(), &conf, &[]);
@@ -38,6 +41,9 @@ fn round_robin_follows_the_weight_pattern() {
 
 #[test]
 fn least_connections_fills_the_emptier_wan_until_even() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     // First wan2 is drained, so 100 long-lived connections all land on wan1.
     let policy = "\toption mode 'least_connections'\n";
@@ -128,6 +134,9 @@ const BANDWIDTH: &str = "option bandwidth_down '8000'\noption bandwidth_up '8000
 
 #[test]
 fn overflow_fills_the_first_then_spills() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let conf = with_mode(
         &[1, 1],
@@ -157,6 +166,9 @@ fn overflow_fills_the_first_then_spills() {
 
 #[test]
 fn least_used_follows_spare_capacity() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let conf = with_mode(
         &[1, 1],
@@ -227,6 +239,9 @@ impl Drop for SlowPath {
 
 #[test]
 fn lowest_latency_follows_the_faster_wan() {
+    if crate::skip() {
+        return;
+    }
     let lab = Lab::new(2);
     let conf = with_mode(
         &[1, 1],
