@@ -120,6 +120,7 @@ case $? in
 77) head -n 1 "$log" ;;
 *) tail -n 80 "$log"; status=1 ;;
 esac
+phase "ha"
 
 # The README's demo, as a smoke test: without a terminal it runs its scripted tour.
 if cargo run -q --example lab </dev/null >"$log" 2>&1; then

@@ -1,7 +1,6 @@
 //! Policy modes against the real kernel: `round_robin` splits new connections exactly by
 //! the weight pattern; `least_connections` sends new connections to the WAN with fewer
 //! live ones until the counts even out.
-#[path = "lab/mod.rs"]
 use crate::support as lab;
 
 use std::path::Path;
