@@ -349,7 +349,9 @@ pub fn table(report: &Value) -> String {
             "-".to_string()
         } else {
             let min = rtts.iter().copied().fold(f64::INFINITY, f64::min);
-            format!("{min:.1} ms")
+            // Tenths by hand: `{:.1}` would link the float formatting code.
+            let tenths = (min.max(0.0) * 10.0).round() as u64;
+            format!("{}.{} ms", tenths / 10, tenths % 10)
         };
         let losses: Vec<u64> = targets
             .iter()

@@ -572,10 +572,11 @@ impl Converter<'_> {
             if let Some((_, lo, hi)) = NUMERIC_INTERFACE.iter().find(|(n, _, _)| *n == opt) {
                 // Seconds may have a fraction (uplinkd takes 0.1 s steps).
                 let duration = opt == "timeout" || opt.ends_with("interval");
+                // (uplinkd's own duration parser: no float parsing code in the binary.)
                 let fraction = duration
-                    .then(|| v.trim().parse::<f64>().ok())
+                    .then(|| super::check::duration(v.trim(), 1000, 100, hi * 1000).ok())
                     .flatten()
-                    .filter(|f| f.fract() != 0.0 && *f >= 0.1 && *f <= *hi as f64);
+                    .filter(|d| d.as_millis() % 1000 != 0);
                 if fraction.is_some() {
                     self.option(opt, v.trim());
                     continue;
