@@ -66,6 +66,9 @@ pub struct Wan {
     pending: Pending,
     /// The kernel gateway (per family) for which netifd was last asked again.
     asked: [Option<Option<IpAddr>>; 2],
+    /// Per target (index into `track_ip`): why its last tcp, http or dns probe failed
+    /// (`HTTP 302`, `SERVFAIL`, `timed out`); `None` once one succeeds.
+    pub last_error: Vec<Option<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -432,6 +435,17 @@ impl Engine {
         w.sched.on_reply(seq, target as u8, now)
     }
 
+    /// The outcome of target `target_index`'s last tcp, http or dns probe, for status.
+    pub fn set_last_result(&mut self, wan: usize, target_index: u8, error: Option<String>) {
+        if let Some(slot) = self
+            .wans
+            .get_mut(wan)
+            .and_then(|w| w.last_error.get_mut(usize::from(target_index)))
+        {
+            *slot = error;
+        }
+    }
+
     /// A probe could not be sent, or its connect failed.
     pub fn on_probe_error(&mut self, wan: usize, target_index: u8, seq: u16) {
         if let Some(w) = self.wans.get_mut(wan) {
@@ -755,6 +769,7 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         netifd_device: None,
         pending: Pending::No,
         asked: [None, None],
+        last_error: vec![None; iface.track_ip.len()],
     }
 }
 
