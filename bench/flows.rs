@@ -143,7 +143,7 @@ fn v4_events(bin: &Path, r: &mut Report) {
         "drained ISP1: {:.1}% of 100 new connections",
         t.share(1)
     ));
-    d.terminate();
+    d.stop();
 }
 
 /// Time for a UDP flow on the failed ISP to be answered elsewhere, `runs` times.
@@ -206,7 +206,7 @@ fn v4_udp(bin: &Path, runs: usize, r: &mut Report) {
         median(&resume),
         list(&resume, 2)
     ));
-    d.terminate();
+    d.stop();
 }
 
 fn v6(bin: &Path, runs: usize, r: &mut Report) {
@@ -246,7 +246,7 @@ fn v6(bin: &Path, runs: usize, r: &mut Report) {
         median(&resume),
         list(&resume, 2)
     ));
-    d.terminate();
+    d.stop();
 }
 
 fn main() {

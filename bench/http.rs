@@ -6,7 +6,9 @@
 //! clients sending GET /metrics at a fixed pace (default 1000 requests/s) from the
 //! router namespace, it reports: probe rounds per WAN per second (from the status
 //! counters), the daemon's mean RTT per WAN (a busy event loop would read replies late
-//! and inflate it), the requests served and failed, and the daemon's CPU time.
+//! and inflate it) beside the RTT `ping` measures on the same path at the same time
+//! (the lab's true RTT: `ping` takes its times from the kernel, and no loop of ours is
+//! in its way), the requests served and failed, and the daemon's CPU time.
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
@@ -74,6 +76,48 @@ fn sample(lab: &Lab, pid: u32) -> Sample {
     }
 }
 
+/// `ping` through each WAN device to the first target, 5 per second for `secs`, in a
+/// thread each; joined, they give the average RTT in ms per WAN.
+fn ping_during(lab: &Lab, secs: u64) -> Vec<thread::JoinHandle<Option<f64>>> {
+    (1..=2)
+        .map(|k| {
+            let ns = lab.ns("rtr");
+            thread::spawn(move || {
+                let count = (secs * 5).to_string();
+                let target = lab::TARGETS[0].to_string();
+                let dev = format!("wan{k}");
+                let out = std::process::Command::new("ip")
+                    .args(["netns", "exec", &ns, "ping", "-n", "-q", "-i", "0.2"])
+                    .args(["-c", &count, "-I", &dev, &target])
+                    .output()
+                    .ok()?;
+                // rtt min/avg/max/mdev = 0.041/0.062/0.101/0.013 ms
+                let text = String::from_utf8_lossy(&out.stdout);
+                let stats = text.lines().find(|l| l.contains("min/avg/max"))?;
+                stats
+                    .split('=')
+                    .nth(1)?
+                    .trim()
+                    .split('/')
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
+        })
+        .collect()
+}
+
+fn ping_report(pings: Vec<thread::JoinHandle<Option<f64>>>) -> String {
+    let avg: Vec<String> = pings
+        .into_iter()
+        .map(|p| match p.join().ok().flatten() {
+            Some(ms) => format!("{ms:.2} ms"),
+            None => "-".into(),
+        })
+        .collect();
+    format!("ping on the same paths {}", avg.join(" / "))
+}
+
 fn report(name: &str, a: &Sample, b: &Sample, served: u64, failed: u64) {
     let secs = b.at.duration_since(a.at).as_secs_f64();
     let rounds: Vec<String> = a
@@ -110,9 +154,11 @@ fn main() {
     println!("uplinkd HTTP load: 2 WANs x 3 targets, interval 0.5 s; {rate} GET /metrics per s from {THREADS} threads");
 
     let a = sample(&lab, pid);
+    let pings = ping_during(&lab, secs);
     thread::sleep(Duration::from_secs(secs));
     let b = sample(&lab, pid);
     report("quiet", &a, &b, 0, 0);
+    println!("         {}", ping_report(pings));
 
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
@@ -130,7 +176,10 @@ fn main() {
                     let ok = (|| -> std::io::Result<bool> {
                         let mut s = TcpStream::connect(LISTEN)?;
                         s.set_read_timeout(Some(Duration::from_secs(5)))?;
-                        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                        // The Host header must name the listener (DNS-rebinding guard).
+                        s.write_all(
+                            format!("GET /metrics HTTP/1.1\r\nHost: {LISTEN}\r\n\r\n").as_bytes(),
+                        )?;
                         buf.clear();
                         s.read_to_end(&mut buf)?;
                         Ok(buf.starts_with(b"HTTP/1.1 200 "))
@@ -153,6 +202,7 @@ fn main() {
         failed.load(Ordering::Relaxed),
     );
     let a = sample(&lab, pid);
+    let pings = ping_during(&lab, secs);
     thread::sleep(Duration::from_secs(secs));
     let b = sample(&lab, pid);
     let (s1, f1) = (
@@ -164,5 +214,6 @@ fn main() {
         let _ = c.join();
     }
     report("loaded", &a, &b, s1 - s0, f1 - f0);
-    let _ = d.terminate();
+    println!("         {}", ping_report(pings));
+    let _ = d.stop();
 }

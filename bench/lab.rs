@@ -133,7 +133,7 @@ fn main() {
     say(format!(
         "3 WANs x 3 targets, 1 s interval: RSS {rss} kB (peak {hwm} kB; anonymous {anon} kB, file-backed {file} kB), CPU {cpu:.2} % of a core over 30 s"
     ));
-    d.terminate();
+    d.stop();
     drop(lab);
 
     // --- last resort: the daemon alone reacts ------------------------------------------
@@ -162,7 +162,7 @@ fn main() {
         median(&last),
         last.len()
     ));
-    d.terminate();
+    d.stop();
     drop(lab);
 
     report.write();

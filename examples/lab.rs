@@ -85,7 +85,7 @@ fn run() -> i32 {
     } else {
         tour(&lab, &mut d)
     };
-    let status = d.terminate();
+    let status = d.stop();
     println!("uplinkd exited: {status}");
     let left = lab.uplinkd_objects();
     if !left.is_empty() {

@@ -329,9 +329,7 @@ impl Task {
             .spawn(async move {
                 let path = format!("{NETIFD_OBJECT}.{name}");
                 for attempt in 0..NETIFD_RETRIES {
-                    if attempt > 0 {
-                        Timer::after(NETIFD_RETRY_FIRST * (1 << (attempt - 1))).await;
-                    }
+                    Timer::after(retry_delay(attempt)).await;
                     if !asks.borrow().current(&name, generation) || client.closed().is_some() {
                         return;
                     }
@@ -363,6 +361,15 @@ impl Task {
                 }
             })
             .detach();
+    }
+}
+
+/// How long attempt `attempt` (0-based) of a netifd status query waits first: not at
+/// all, then `NETIFD_RETRY_FIRST`, doubling.
+fn retry_delay(attempt: u32) -> Duration {
+    match attempt {
+        0 => Duration::ZERO,
+        n => NETIFD_RETRY_FIRST * (1 << (n - 1).min(16)),
     }
 }
 
@@ -454,6 +461,41 @@ pub fn parse_netifd(v: &Value) -> Netifd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a ubusd restart netifd registers its objects again only at its next ubus
+    /// reconnect, which it tries every 2 s (netifd `ubus.c`,
+    /// `netifd_ubus_reconnect_timer`): a query that finds the object missing must still
+    /// be retrying then, and go on a while after.
+    #[test]
+    fn netifd_retries_outlast_netifds_reconnect() {
+        let schedule: Vec<Duration> = (0..NETIFD_RETRIES).map(retry_delay).collect();
+        assert_eq!(
+            schedule[0],
+            Duration::ZERO,
+            "the first question goes at once"
+        );
+        assert!(schedule.windows(2).all(|w| w[1] > w[0]), "{schedule:?}");
+        let mut t = Duration::ZERO;
+        let times: Vec<Duration> = schedule
+            .iter()
+            .map(|d| {
+                t += *d;
+                t
+            })
+            .collect();
+        assert!(
+            times
+                .iter()
+                .filter(|t| **t <= Duration::from_secs(2))
+                .count()
+                >= 3
+        );
+        assert!(times.iter().any(|t| *t > Duration::from_secs(2)));
+        assert!(
+            *times.last().unwrap() >= Duration::from_secs(10),
+            "{times:?}"
+        );
+    }
 
     #[test]
     fn netifd_status_fields() {

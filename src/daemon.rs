@@ -32,7 +32,7 @@ use crate::reconcile::{reconcile, Op};
 use crate::retry::{self, Retry};
 use crate::socket;
 use crate::sys::needs::{self, Needs};
-use crate::sys::netlink::{describe, Monitor, Netlink};
+use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
 use crate::sys::nft::{Netfilter, Nft};
 use crate::sys::probe::{dns_ask, http_get, process_cookie, tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
@@ -85,6 +85,18 @@ const NFT_HOLD: Duration = Duration::from_secs(2);
 /// judging them without it.
 const NETIFD_WAIT: Duration = Duration::from_secs(5);
 
+/// How the daemon exits.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Exit {
+    /// SIGTERM, what procd and systemd send for a restart: leave routes, rules, nexthops,
+    /// the nft table and the hash-policy sysctl as they are. Forwarding goes on exactly as
+    /// it was ("fail static", as routing daemons do for a graceful restart) and the next
+    /// start adopts all of it (see DESIGN.md "Stop").
+    Keep,
+    /// SIGINT, what a stop sends: remove everything uplinkd owns.
+    Remove,
+}
+
 enum Input {
     Kernel(Vec<KernelEvent>),
     Reply {
@@ -99,7 +111,8 @@ enum Input {
         target: IpAddr,
         target_index: u8,
         seq: u16,
-        result: Result<(), String>,
+        /// The handshake's RTT as the kernel measured it, when it has one.
+        result: Result<Option<std::time::Duration>, String>,
     },
     Signal(Signal),
     /// A request from the control socket or ubus.
@@ -173,6 +186,9 @@ struct Daemon {
     clock: Clock,
     kernel: Box<dyn Kernel>,
     own: Ownership,
+    /// What the event monitor passes on: narrowed to our tags and the WAN devices
+    /// after every snapshot.
+    events: Rc<RefCell<EventFilter>>,
     engine: Engine,
     tx: Sender<Input>,
     rx: Receiver<Input>,
@@ -226,13 +242,27 @@ impl Daemon {
         let own = plan::ownership(&cfg);
         let netlink =
             Netlink::open(own.clone()).map_err(|e| format!("cannot open netlink: {e}"))?;
+        let events = Rc::new(RefCell::new(EventFilter {
+            own: Some(own.clone()),
+            devices: None,
+            echo_port: netlink.port_id(),
+        }));
         let mut kernel: Box<dyn Kernel> = if opts.dry_run {
             Box::new(DryRun::new(netlink))
         } else {
             Box::new(netlink)
         };
+        // The devices the configuration names; WANs that follow netifd are read once it
+        // has named theirs.
+        let reads = kernel::Reads::Devices(
+            cfg.interfaces
+                .iter()
+                .filter(|i| !i.follows_netifd() && !i.device.is_empty())
+                .map(|i| i.device.clone())
+                .collect(),
+        );
         let snap = kernel
-            .snapshot(&own)
+            .snapshot(&own, &reads)
             .map_err(|e| format!("cannot read the kernel's state: {e}"))?;
         let now = clock.now();
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
@@ -254,6 +284,7 @@ impl Daemon {
             clock,
             kernel,
             own,
+            events,
             engine,
             tx,
             rx,
@@ -376,9 +407,12 @@ impl Daemon {
         }
     }
 
-    fn spawn_monitor(&self) -> Result<(), String> {
+    fn spawn_monitor(&mut self) -> Result<(), String> {
         let mut monitor =
             Monitor::open().map_err(|e| format!("cannot open netlink events: {e}"))?;
+        let filter = monitor.filter();
+        *filter.borrow_mut() = self.events.borrow().clone();
+        self.events = filter;
         let tx = self.tx.clone();
         self.ex
             .spawn(async move {
@@ -391,6 +425,20 @@ impl Daemon {
             })
             .detach();
         Ok(())
+    }
+
+    /// Events about devices the WANs do not use, or tags we no longer own, cannot
+    /// change the next snapshot: let the monitor drop them.
+    fn narrow_events(&self, reads: &kernel::Reads, snap: &Snapshot) {
+        let devices = snap
+            .links
+            .iter()
+            .filter(|l| reads.device(&snap.links, l.ifindex))
+            .map(|l| l.ifindex)
+            .collect();
+        let mut filter = self.events.borrow_mut();
+        filter.own = Some(self.own.clone());
+        filter.devices = Some(devices);
     }
 
     fn spawn_signals(&self) -> Result<(), String> {
@@ -466,13 +514,13 @@ impl Daemon {
                 None => self.rx.recv().await.ok(),
             };
             if let Some(input) = input {
-                if self.input(input) {
-                    return self.shutdown().await;
+                if let Some(exit) = self.input(input) {
+                    return self.exit(exit).await;
                 }
                 // Drain what else is queued before doing the work once.
                 while let Ok(more) = self.rx.try_recv() {
-                    if self.input(more) {
-                        return self.shutdown().await;
+                    if let Some(exit) = self.input(more) {
+                        return self.exit(exit).await;
                     }
                 }
             }
@@ -502,8 +550,8 @@ impl Daemon {
             || self.periodic_at <= now
     }
 
-    /// Handle one input; true when the daemon is to stop.
-    fn input(&mut self, input: Input) -> bool {
+    /// Handle one input; `Some` when the daemon is to exit, and how.
+    fn input(&mut self, input: Input) -> Option<Exit> {
         let now = self.clock.now();
         match input {
             Input::Kernel(events) => {
@@ -558,10 +606,15 @@ impl Daemon {
                 if let Some(i) = self.engine.wan_index(&wan) {
                     let method = self.engine.config().interfaces[i].track_method.name();
                     match &result {
-                        Ok(()) => {
-                            let ident = self.engine.wans()[i].ident;
-                            self.engine.on_reply(i, target, ident, seq, now);
-                            log::debug!("{wan}: {method} probe to {target} answered");
+                        Ok(rtt) => {
+                            self.engine.on_tcp_answer(i, target, seq, *rtt, now);
+                            match rtt {
+                                Some(rtt) => log::debug!(
+                                    "{wan}: {method} probe to {target} answered in {} us",
+                                    rtt.as_micros()
+                                ),
+                                None => log::debug!("{wan}: {method} probe to {target} answered"),
+                            }
                         }
                         Err(e) => {
                             self.engine.on_probe_error(i, target_index, seq);
@@ -574,7 +627,8 @@ impl Daemon {
             Input::Signal(Signal::Reload) => {
                 let _ = self.reload(now);
             }
-            Input::Signal(Signal::Terminate) => return true,
+            Input::Signal(Signal::Terminate) => return Some(Exit::Keep),
+            Input::Signal(Signal::Stop) => return Some(Exit::Remove),
             Input::Control(call) => {
                 let result = self.control(&call.method, &call.args, now);
                 let _ = call.reply.try_send(result);
@@ -591,7 +645,7 @@ impl Daemon {
             }
             Input::Nft { ruleset, result } => self.nft_done(ruleset, result, now),
         }
-        false
+        None
     }
 
     /// Act on the engine's outputs.
@@ -732,11 +786,15 @@ impl Daemon {
                                     };
                                     let to = SocketAddr::new(target, port);
                                     let request = std::str::from_utf8(&ask).unwrap_or_default();
-                                    http_get(&device, source, mark, to, request, &expect).await
+                                    http_get(&device, source, mark, to, request, &expect)
+                                        .await
+                                        .map(|()| None)
                                 }
                                 TrackMethod::Dns { port, .. } => {
                                     let to = SocketAddr::new(target, port);
-                                    dns_ask(&device, source, mark, to, &ask).await
+                                    dns_ask(&device, source, mark, to, &ask)
+                                        .await
+                                        .map(|()| None)
                                 }
                                 TrackMethod::Tcp { port } => {
                                     let to = SocketAddr::new(target, port);
@@ -872,7 +930,8 @@ impl Daemon {
         }
         self.resync_at = None;
         self.periodic_at = now + self.engine.config().globals.reconcile_interval;
-        let snap = match self.kernel.snapshot(&self.own) {
+        let reads = self.engine.reads();
+        let snap = match self.kernel.snapshot(&self.own, &reads) {
             Ok(s) => s,
             Err(e) => {
                 let e = format!("kernel dump failed: {e}");
@@ -882,6 +941,7 @@ impl Daemon {
                 return;
             }
         };
+        self.narrow_events(&reads, &snap);
         self.nexthops_supported = snap.nexthops_supported;
         let outs = self.engine.on_snapshot(&snap, now);
         self.handle(outs);
@@ -918,24 +978,14 @@ impl Daemon {
 
     /// Apply ops in order; the first error if any failed (those are retried later).
     fn apply(&mut self, ops: &[Op], snap: &Snapshot) -> Option<String> {
-        let mut failed = None;
-        for op in ops {
-            match self.kernel.apply(op) {
-                Ok(()) => {
-                    self.writes += 1;
-                    if !self.opts.dry_run {
-                        log::info!("kernel: {}", describe(op, &snap.links, self.own.protocol));
-                    }
-                }
-                // Already gone: the kernel removes nexthops with their link, and routes
-                // with their nexthops. That is the state we wanted.
-                Err(e) if matches!(op, Op::Delete(_)) && e.errno == Some(libc::ENOENT) => {}
-                Err(e) => {
-                    log::warn!("kernel: {e}");
-                    failed.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
+        let (writes, failed) = apply_ops(
+            self.kernel.as_mut(),
+            &self.own,
+            ops,
+            snap,
+            self.opts.dry_run,
+        );
+        self.writes += writes;
         failed
     }
 
@@ -1164,7 +1214,9 @@ impl Daemon {
             // Table range, priorities or protocol moved: retire everything under the old
             // tags before the new ones take over.
             log::info!("ownership tags changed: removing objects created under the old ones");
-            if let Ok(snap) = self.kernel.snapshot(&self.own) {
+            // Only our objects are wanted here.
+            let reads = kernel::Reads::Devices(Vec::new());
+            if let Ok(snap) = self.kernel.snapshot(&self.own, &reads) {
                 let ops = reconcile(&[], &snap.owned);
                 self.apply(&ops, &snap);
             }
@@ -1187,57 +1239,33 @@ impl Daemon {
         Ok(())
     }
 
-    /// Remove what is ours and return the exit code. Bounded: routes go over netlink;
-    /// `nft` gets `NFT_AT_EXIT` in all, and what it cannot remove in that time is
-    /// replaced by the next start.
-    async fn shutdown(&mut self) -> i32 {
-        log::info!("stopping: removing uplinkd's kernel objects");
-        // A load still running is killed: its table is removed below anyway.
+    /// Exit as `how` says and return the exit code.
+    async fn exit(&mut self, how: Exit) -> i32 {
+        // A load still running is killed: nft commits a file as one transaction, so the
+        // table stays as it was before it, and the next start (or the removal below)
+        // takes it from there.
         self.nft_job = None;
-        let mut code = 0;
-        match self.kernel.snapshot(&self.own) {
-            Ok(snap) => {
-                let ops = reconcile(&[] as &[Object], &snap.owned);
-                if self.apply(&ops, &snap).is_some() {
-                    code = 1;
-                }
-            }
-            Err(e) => {
-                log::error!("kernel dump failed, objects may remain: {e}");
-                code = 1;
-            }
+        if how == Exit::Keep {
+            log::info!(
+                "stopping: routes, rules and the nft table stay for the next start \
+                 ('uplinkd cleanup' or SIGINT removes them)"
+            );
+            // Per-flow hashing stays on too: the kept multipath routes rely on it. Its
+            // old value goes with this process: the next start sees 1.
+            self.control = None;
+            log::info!("stopped after {} kernel writes", self.writes);
+            return 0;
         }
-        if let Some(nf) = self.nf.as_mut() {
-            if nf.table_exists().unwrap_or(true) {
-                let nft = &self.nft;
-                // Names only (never set elements), then our chains and sticky sets go;
-                // sets others fill stay with their elements.
-                let names = nf.names().map_err(|e| format!("cannot list it: {e}"));
-                let work = async {
-                    let ex = names?;
-                    let kept = ex.sets.iter().filter(|s| !dataplane::owned_set(s)).count();
-                    nft.load(dataplane::stop_script(&ex)).await.map(|()| kept)
-                };
-                let limit = async {
-                    Timer::after(NFT_AT_EXIT).await;
-                    Err(format!("nft did not finish within {NFT_AT_EXIT:?}"))
-                };
-                match smol::future::or(work, limit).await {
-                    Ok(0) => {}
-                    Ok(kept) => log::info!(
-                        "nft: kept table inet {} for {kept} sets filled by others",
-                        dataplane::TABLE
-                    ),
-                    Err(e) => {
-                        log::error!(
-                            "nft: cannot remove table inet {} ({e}): the next start replaces it",
-                            dataplane::TABLE
-                        );
-                        code = 1;
-                    }
-                }
-            }
-        }
+        log::info!("stopping: removing uplinkd's kernel objects");
+        let removed = remove_owned(
+            self.kernel.as_mut(),
+            &self.own,
+            self.nf.as_mut(),
+            &self.nft,
+            self.opts.dry_run,
+        )
+        .await;
+        self.writes += removed.writes;
         if let Some(old) = self.old_hash_policy.take() {
             if let Err(e) = std::fs::write(HASH_POLICY, &old) {
                 log::warn!("cannot restore {HASH_POLICY} to {old}: {e}");
@@ -1245,8 +1273,151 @@ impl Daemon {
         }
         self.control = None;
         log::info!("stopped after {} kernel writes", self.writes);
-        code
+        removed.code
     }
+}
+
+/// How long `uplinkd cleanup` waits for a daemon that is exiting (procd's stop runs it
+/// right after sending SIGTERM; procd itself waits `term_timeout`, 10 s, before SIGKILL).
+const CLEANUP_WAIT: Duration = Duration::from_secs(10);
+
+/// `uplinkd cleanup`: remove what a daemon with this configuration left in the kernel
+/// (after SIGTERM, kill -9 or a crash). A daemon still running would put it all back at
+/// its next sync, so this first waits for it to exit (its control socket stops
+/// answering), bounded, and refuses if it does not. Returns the exit code.
+pub fn cleanup(cfg: &Config, control_socket: Option<&std::path::Path>, nft: PathBuf) -> i32 {
+    if let Some(path) = control_socket {
+        let until = std::time::Instant::now() + CLEANUP_WAIT;
+        while std::os::unix::net::UnixStream::connect(path).is_ok() {
+            if std::time::Instant::now() >= until {
+                log::error!(
+                    "uplinkd is still running (it answers on {}): stop it first",
+                    path.display()
+                );
+                return 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let own = plan::ownership(cfg);
+    let mut kernel = match Netlink::open(own.clone()) {
+        Ok(k) => k,
+        Err(e) => {
+            log::error!("cannot open netlink: {e}");
+            return 1;
+        }
+    };
+    let mut nf = match Netfilter::open() {
+        Ok(nf) => Some(nf),
+        Err(e) => {
+            log::warn!("cannot open netfilter netlink ({e}): the nft table is not checked");
+            None
+        }
+    };
+    let nft = Nft {
+        path: nft,
+        ..Nft::default()
+    };
+    let removed = smol::block_on(remove_owned(&mut kernel, &own, nf.as_mut(), &nft, false));
+    log::info!("cleanup: {} kernel objects removed", removed.writes);
+    removed.code
+}
+
+/// What [`remove_owned`] did.
+pub struct Removed {
+    /// 0, or 1 when something may remain.
+    pub code: i32,
+    pub writes: u64,
+}
+
+/// Remove every kernel object with our tags and our nft table (sets that others fill
+/// stay, with their elements). Bounded: routes go over netlink; `nft` gets `NFT_AT_EXIT`
+/// in all, and what it cannot remove in that time is replaced by the next start.
+/// Shared by a stop (SIGINT) and `uplinkd cleanup`.
+async fn remove_owned(
+    kernel: &mut dyn Kernel,
+    own: &Ownership,
+    nf: Option<&mut Netfilter>,
+    nft: &Nft,
+    dry_run: bool,
+) -> Removed {
+    let mut removed = Removed { code: 0, writes: 0 };
+    // Only our objects are wanted here.
+    match kernel.snapshot(own, &kernel::Reads::Devices(Vec::new())) {
+        Ok(snap) => {
+            let ops = reconcile(&[] as &[Object], &snap.owned);
+            let (writes, failed) = apply_ops(kernel, own, &ops, &snap, dry_run);
+            removed.writes = writes;
+            if failed.is_some() {
+                removed.code = 1;
+            }
+        }
+        Err(e) => {
+            log::error!("kernel dump failed, objects may remain: {e}");
+            removed.code = 1;
+        }
+    }
+    if let Some(nf) = nf {
+        if nf.table_exists().unwrap_or(true) {
+            // Names only (never set elements), then our chains and sticky sets go;
+            // sets others fill stay with their elements.
+            let names = nf.names().map_err(|e| format!("cannot list it: {e}"));
+            let work = async {
+                let ex = names?;
+                let kept = ex.sets.iter().filter(|s| !dataplane::owned_set(s)).count();
+                nft.load(dataplane::stop_script(&ex)).await.map(|()| kept)
+            };
+            let limit = async {
+                Timer::after(NFT_AT_EXIT).await;
+                Err(format!("nft did not finish within {NFT_AT_EXIT:?}"))
+            };
+            match smol::future::or(work, limit).await {
+                Ok(0) => {}
+                Ok(kept) => log::info!(
+                    "nft: kept table inet {} for {kept} sets filled by others",
+                    dataplane::TABLE
+                ),
+                Err(e) => {
+                    log::error!(
+                        "nft: cannot remove table inet {} ({e}): the next start replaces it",
+                        dataplane::TABLE
+                    );
+                    removed.code = 1;
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// Apply ops in order: the number of writes done, and the first error if any failed.
+fn apply_ops(
+    kernel: &mut dyn Kernel,
+    own: &Ownership,
+    ops: &[Op],
+    snap: &Snapshot,
+    dry_run: bool,
+) -> (u64, Option<String>) {
+    let mut writes = 0;
+    let mut failed = None;
+    for op in ops {
+        match kernel.apply(op) {
+            Ok(()) => {
+                writes += 1;
+                if !dry_run {
+                    log::info!("kernel: {}", describe(op, &snap.links, own.protocol));
+                }
+            }
+            // Already gone: the kernel removes nexthops with their link, and routes
+            // with their nexthops. That is the state we wanted.
+            Err(e) if matches!(op, Op::Delete(_)) && e.errno == Some(libc::ENOENT) => {}
+            Err(e) => {
+                log::warn!("kernel: {e}");
+                failed.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    (writes, failed)
 }
 
 /// Forwards everything from `rx` into the event loop's channel, wrapped by `wrap`.

@@ -9,11 +9,11 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::config::{Change, Config, Interface, Prefix, TrackMethod};
-use crate::health::{self, Health};
-use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Selector, Snapshot};
+use crate::health::{self, Health, Reason};
+use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Selector, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Scheduler};
-use crate::time::{earliest, Instant};
+use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -394,14 +394,22 @@ impl Engine {
 
     fn set_link_view(&mut self, i: usize, link: Option<LinkView>, now: Instant) -> Option<Output> {
         let wan = &mut self.wans[i];
+        let had_link = wan.link.is_some_and(|l| l.up && l.carrier);
         wan.link = link;
         if wan.pending != Pending::No {
             return None;
         }
         // A WAN that follows netifd is usable only while netifd calls it up.
         let netifd_up = wan.netifd.as_ref().map_or(true, |n| n.up);
-        let carrier = netifd_up && link.is_some_and(|l| l.up && l.carrier);
-        let event = wan.health.on_carrier(carrier, now)?;
+        let has_link = link.is_some_and(|l| l.up && l.carrier);
+        let carrier = netifd_up && has_link;
+        let mut event = wan.health.on_carrier(carrier, now)?;
+        // Say what happened: netifd's word, when the device's carrier did not change.
+        event.reason = match event.reason {
+            Reason::CarrierLost if has_link => Reason::NetifdDown,
+            Reason::CarrierBack | Reason::Untracked if had_link => Reason::NetifdUp,
+            other => other,
+        };
         if !carrier {
             wan.sched.reset();
         }
@@ -443,6 +451,33 @@ impl Engine {
             .and_then(|w| w.last_error.get_mut(usize::from(target_index)))
         {
             *slot = error;
+        }
+    }
+
+    /// A TCP probe of `wan` to `from` completed its handshake; `rtt` is the kernel's
+    /// measurement of it when there is one (a reset carries none: then `now` counts).
+    pub fn on_tcp_answer(
+        &mut self,
+        wan: usize,
+        from: IpAddr,
+        seq: u16,
+        rtt: Option<Duration>,
+        now: Instant,
+    ) -> bool {
+        let Some(target) = self
+            .cfg
+            .interfaces
+            .get(wan)
+            .and_then(|i| i.track_ip.iter().position(|t| *t == from))
+        else {
+            return false;
+        };
+        let Some(w) = self.wans.get_mut(wan) else {
+            return false;
+        };
+        match rtt {
+            Some(rtt) => w.sched.on_measured_reply(seq, target as u8, rtt),
+            None => w.sched.on_reply(seq, target as u8, now),
         }
     }
 
@@ -677,6 +712,18 @@ impl Engine {
         } else {
             Some(&iface.device)
         }
+    }
+
+    /// What a kernel snapshot must read besides our own objects: the foreign routes on
+    /// the devices the WANs use now (their gateways).
+    pub fn reads(&self) -> Reads {
+        Reads::Devices(
+            (0..self.cfg.interfaces.len())
+                .filter_map(|i| self.device(i))
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     }
 
     /// WAN `i`'s configuration with the device it uses now; `None` while it has none.
@@ -1141,6 +1188,16 @@ mod tests {
         };
         let (_, out) = core.on_netifd(1, Some(down), at(100));
         assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+        let reasons = |out: &[Output]| -> Vec<Reason> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Transition { event, .. } => Some(event.reason.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // The carrier never changed: the log says what netifd said.
+        assert_eq!(reasons(&out), vec![Reason::NetifdDown]);
         let out = core.on_snapshot(&snap, at(120));
         assert_eq!(core.device(1), Some("wan2"));
         assert_eq!(core.wans()[1].v4.gateway, None);
@@ -1149,10 +1206,92 @@ mod tests {
         assert!(!core.desired(true).objects.iter().any(|o| matches!(o,
             Object::Nexthop(n) if matches!(n.kind, NexthopKind::Via { ifindex: 11, .. }))));
         // ifup: back with its route.
-        core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(200));
+        let (_, out) = core.on_netifd(1, Some(netifd_up("wan2", "10.20.2.1")), at(200));
+        assert_eq!(reasons(&out), vec![Reason::NetifdUp]);
         core.on_snapshot(&snap, at(220));
         assert_eq!(core.wans()[1].v4.gateway, Some(Some(ip("10.20.2.1"))));
         assert_eq!(core.wans()[1].health.state(), State::Up);
+    }
+
+    #[test]
+    fn timeline_ubus_outage_keeps_the_last_netifd_view() {
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let snap = snapshot(&[true, true]);
+        let view = netifd_up("wan2", "10.20.2.1");
+        core.on_netifd(1, Some(view.clone()), at(0));
+        core.on_snapshot(&snap, at(10));
+        assert_eq!(group(&core), vec![1100, 1101]);
+        // t = 1 s .. 49 s: ubusd is gone, then back without netifd's objects (netifd
+        // registers again only after its own 2 s retry): no netifd update at all, only
+        // the periodic re-checks of an unchanged kernel. Nothing moves.
+        let mut out = Vec::new();
+        for t in (1000..49_000).step_by(100) {
+            let o = core.poll(at(t));
+            answer(&mut core, &o, None, at(t + 5));
+            out.extend(o);
+            if t % 2000 == 0 {
+                out.extend(core.on_snapshot(&snap, at(t)));
+            }
+            assert_eq!(group(&core), vec![1100, 1101], "at {t} ms");
+        }
+        assert!(transitions(&out).is_empty(), "{out:?}");
+        assert_eq!(core.device(1), Some("wan2"));
+        // t = 49 s: netifd's object is back and answers as before: nothing changes.
+        let (changed, out) = core.on_netifd(1, Some(view), at(49_000));
+        assert!(!changed);
+        assert!(out.is_empty());
+        // Only netifd removing the object (ubus.object.remove) makes it unknown.
+        let (changed, out) = core.on_netifd(1, None, at(50_000));
+        assert!(changed);
+        assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+    }
+
+    /// netifd's `status` replies as `netifd_dump_status` (netifd `ubus.c`) shapes them:
+    /// `l3_device` only while the interface is up, `device` (the main device) only for
+    /// protocols that have one (not for a `no_device` handler such as QMI's).
+    #[test]
+    fn netifd_status_shapes_of_ppp_wwan_and_dhcp() {
+        use crate::bus::parse_netifd;
+        use serde_json::json;
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let feed = |core: &mut Engine, v: serde_json::Value, t: u64| {
+            core.on_netifd(1, Some(parse_netifd(&v)), at(t));
+            core.device(1).map(str::to_string)
+        };
+        // PPPoE over eth0.2: up on pppoe-wan, a default route without a gateway.
+        let ppp_up = json!({"up": true, "pending": false, "available": true, "proto": "pppoe",
+            "l3_device": "pppoe-wan", "device": "eth0.2", "uptime": 12,
+            "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "0.0.0.0", "source": "0.0.0.0/0"}]});
+        assert_eq!(
+            feed(&mut core, ppp_up.clone(), 0).as_deref(),
+            Some("pppoe-wan")
+        );
+        assert_eq!(
+            core.wans()[1].netifd.as_ref().and_then(|n| n.gateway),
+            Some(None)
+        );
+        // PPPoE down (peer gone, redialling): no l3_device, only eth0.2.
+        let ppp_down = json!({"up": false, "pending": true, "available": true, "proto": "pppoe",
+            "device": "eth0.2", "data": {}});
+        assert_eq!(feed(&mut core, ppp_down, 10).as_deref(), Some("pppoe-wan"));
+        assert_eq!(feed(&mut core, ppp_up, 20).as_deref(), Some("pppoe-wan"));
+        // wwan over QMI: the network device wwan0 while up; the control device
+        // (/dev/cdc-wdm0) is a protocol option, never `device`.
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let qmi_up = json!({"up": true, "proto": "qmi", "l3_device": "wwan0",
+            "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "10.64.64.64"}]});
+        assert_eq!(feed(&mut core, qmi_up, 0).as_deref(), Some("wwan0"));
+        let qmi_down = json!({"up": false, "pending": false, "available": true, "proto": "qmi",
+            "data": {}});
+        assert_eq!(feed(&mut core, qmi_down, 10).as_deref(), Some("wwan0"));
+        // DHCP: the L3 device is the main device; down it keeps reporting it.
+        let mut core = Engine::new(netifd_config(), None, 1, at(0));
+        let dhcp_up = json!({"up": true, "proto": "dhcp", "l3_device": "wan2", "device": "wan2",
+            "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "10.20.2.1"}]});
+        assert_eq!(feed(&mut core, dhcp_up, 0).as_deref(), Some("wan2"));
+        let dhcp_down = json!({"up": false, "proto": "dhcp", "device": "wan2"});
+        assert_eq!(feed(&mut core, dhcp_down, 10).as_deref(), Some("wan2"));
+        assert_eq!(core.wans()[1].health.state(), State::NoCarrier);
     }
 
     #[test]
@@ -1282,6 +1421,9 @@ mod tests {
         // netifd never answered: judged on what is known (no device) at the deadline.
         let out = core.poll(at(5000));
         assert_eq!(transitions(&out), vec![(1, State::NoCarrier)]);
+        // The start transition: logged as the initial state, never as "(was up)".
+        assert!(out.iter().all(|o| !matches!(o,
+            Output::Transition { event, .. } if event.reason != Reason::Start)));
         assert!(!core.waiting_for_netifd());
     }
 

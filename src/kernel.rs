@@ -334,11 +334,36 @@ pub enum Event {
     Overrun,
 }
 
+/// Which foreign routes a snapshot reads, besides everything carrying our tags. What is
+/// not read is filtered out by the kernel where it can be (see `sys::netlink`), so a
+/// router with a full BGP table in `main` costs a snapshot nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Foreign default routes on every device (tools and tests).
+    Everywhere,
+    /// Foreign default routes on these devices only: the WANs' (gateway discovery). A
+    /// name that no link has is skipped.
+    Devices(Vec<String>),
+}
+
+impl Reads {
+    /// Whether a route on `ifindex` is read, given the snapshot's links.
+    pub fn device(&self, links: &[Link], ifindex: u32) -> bool {
+        match self {
+            Reads::Everywhere => true,
+            Reads::Devices(names) => links
+                .iter()
+                .any(|l| l.ifindex == ifindex && names.contains(&l.name)),
+        }
+    }
+}
+
 /// The narrow boundary to the kernel (STYLE §8): dump and apply. Implemented by
 /// netlink and by the dry-run backend, which prints `ip` equivalents instead.
 pub trait Kernel {
-    /// Dump links, addresses, foreign default routes and everything we own.
-    fn snapshot(&mut self, own: &Ownership) -> Result<Snapshot, Error>;
+    /// Dump links, addresses, everything we own and the foreign default routes `reads`
+    /// names.
+    fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, Error>;
     /// Apply one operation. Ops arrive already ordered by [`crate::reconcile`].
     fn apply(&mut self, op: &Op) -> Result<(), Error>;
 }

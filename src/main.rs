@@ -13,6 +13,9 @@ const DEFAULT_CONFIG: &str = "/etc/config/uplinkd";
 const USAGE: &str = "\
 usage: uplinkd [-c FILE] [--stderr] [--dry-run]   run the daemon in the foreground
        uplinkd check [-c FILE]                    validate a configuration
+       uplinkd cleanup [-c FILE]                  remove what a daemon with this
+                                                  configuration left in the kernel
+                                                  (SIGTERM keeps it for the next start)
        uplinkd import-mwan3 [-c FILE] [-n FILE] [-o FILE] ...
                                                   convert an mwan3 configuration
                                                   (import-mwan3 --help: all options)
@@ -36,6 +39,7 @@ fn usage() -> String {
 enum Command {
     Run,
     Check,
+    Cleanup,
 }
 
 struct Args {
@@ -69,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
             .map_err(|a| format!("argument is not valid UTF-8: {a:?}"))?;
         match arg.as_str() {
             "check" if first => args.command = Command::Check,
+            "cleanup" if first => args.command = Command::Cleanup,
             name if first && cli::is_command(name) => {
                 let rest: Vec<String> = it.map(|a| a.to_string_lossy().into_owned()).collect();
                 std::process::exit(i32::from(cli::run(name, &rest)));
@@ -178,6 +183,29 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Cleanup => {
+            let cfg = match loaded {
+                Ok(cfg) => cfg,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    eprintln!(
+                        "uplinkd: cleanup needs the configuration's tables and priorities: {} errors in {}",
+                        errors.len(),
+                        args.config.display()
+                    );
+                    return ExitCode::from(1);
+                }
+            };
+            logger::init(true, cfg.globals.log_level);
+            let code = daemon::cleanup(
+                &cfg,
+                args.daemon.control_socket.as_deref(),
+                args.daemon.nft.clone(),
+            );
+            ExitCode::from(code as u8)
+        }
         Command::Run => {
             // Before any thread exists, so every thread inherits the mask.
             if let Err(e) = signals::block() {

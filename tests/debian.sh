@@ -2,8 +2,9 @@
 # The amd64 .deb in a real Debian (bookworm, minbase + systemd) booted with
 # systemd-nspawn in a private network namespace: install the previous release, start,
 # `uplinkd status` through the control socket (default /run/uplinkd/uplinkd.sock),
-# `systemctl reload`, CapEff only CAP_NET_ADMIN + CAP_NET_RAW, `systemctl stop` leaves
-# no rules, routes or nft table; upgrade to this tree's package with an edited config
+# `systemctl reload`, CapEff only CAP_NET_ADMIN + CAP_NET_RAW, `systemctl restart` keeps
+# the rules, routes and nft table (SIGTERM) for the new process, `systemctl stop`
+# (SIGINT) leaves none; upgrade to this tree's package with an edited config
 # (kept, still enabled, restarted), remove (stopped), purge (nothing left); lintian
 # reports no errors. The Debian root is made once with debootstrap and cached outside
 # the clone in ${UPLINKD_UPSTREAM_CACHE:-/var/cache/uplinkd-upstream}/debian-<key>;
@@ -185,6 +186,23 @@ sleep 1
 [ "$(mainpid)" = "$p1" ] || bad "reload restarted the daemon"
 cx journalctl -u uplinkd --no-pager | grep -qi reload || bad "no reload in the journal"
 cx uplinkd status >/dev/null 2>&1 || bad "status after reload"
+# Restart: RestartKillSignal=SIGTERM, the objects stay and the new process adopts them;
+# `ip monitor` sees none of them deleted in between.
+before=$(leftovers | sort)
+ip -n "$name" monitor rule route nexthop >"$tmp/monitor" 2>&1 &
+mon=$!
+sleep 0.3
+cx systemctl restart uplinkd.service || bad "systemctl restart"
+i=0
+until cx uplinkd status >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.2; i=$((i + 1)); done
+sleep 1
+kill "$mon" 2>/dev/null
+wait "$mon" 2>/dev/null
+[ "$(mainpid)" != "$p1" ] || bad "restart: same process"
+deleted=$(grep -E '^Deleted (4[0-9]{3}:|.*table 11[0-9][0-9]|.*id )' "$tmp/monitor" | head -n 3)
+[ -z "$deleted" ] || bad "restart deleted: $deleted"
+[ "$(leftovers | sort)" = "$before" ] || bad "restart changed the objects: $(leftovers)"
+cx journalctl -u uplinkd --no-pager | grep -q 'adopting' || bad "restart: nothing adopted"
 cx systemctl stop uplinkd.service
 [ -z "$(leftovers)" ] || bad "stop left: $(leftovers)"
 # RuntimeDirectory=: systemd removes the socket's directory with the service.
@@ -212,5 +230,5 @@ for f in /etc/uplinkd/uplinkd /etc/systemd/system/multi-user.target.wants/uplink
     /etc/systemd/system/uplinkd.service /var/lib/systemd/deb-systemd-helper-enabled/uplinkd.service; do
     cx test -e "$f" && bad "purge left $f"
 done
-[ "$fail" = 0 ] && echo "debian: ok (install, status, reload, CapEff, stop, upgrade, remove, purge; lintian: $(grep -c '^W: ' "$tmp/lintian") warnings, no errors)"
+[ "$fail" = 0 ] && echo "debian: ok (install, status, reload, CapEff, restart, stop, upgrade, remove, purge; lintian: $(grep -c '^W: ' "$tmp/lintian") warnings, no errors)"
 exit "$fail"

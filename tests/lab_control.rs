@@ -161,7 +161,7 @@ fn control_socket_status_drain_weight_and_errors() {
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stderr(&o).contains("keeping the running configuration"));
 
-    assert!(d.terminate().success());
+    assert!(d.stop().success());
     assert!(!s.exists(), "socket removed at exit");
 }
 
@@ -277,5 +277,5 @@ fn hooks_run_in_order_and_never_delay_failover() {
         "{}",
         d.log()
     );
-    assert!(d.terminate().success());
+    assert!(d.stop().success());
 }

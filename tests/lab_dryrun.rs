@@ -53,5 +53,5 @@ fn dry_run_prints_ip_commands_and_writes_nothing() {
         "0",
         "dry run changed a sysctl"
     );
-    assert!(d.terminate().success(), "log:\n{}", d.log());
+    assert!(d.stop().success(), "log:\n{}", d.log());
 }

@@ -195,5 +195,5 @@ fn fw4_reload_and_restart_keep_connections_table_and_pinning() {
     assert!(ok.is_ok(), "{:?}", lab.check_alive_by_isp(&more));
     let (_, broken) = lab.check_alive_by_isp(&conns);
     assert!(broken.is_empty(), "at the end: {broken:?}");
-    d.terminate();
+    d.stop();
 }

@@ -195,6 +195,6 @@ fn timed_out_hooks_die_with_their_daemons_and_unsafe_hooks_are_skipped() {
         "{}",
         d.log()
     );
-    assert!(d.terminate().success());
+    assert!(d.stop().success());
     assert!(processes_with(&daemon_arg, false).is_empty());
 }

@@ -89,7 +89,7 @@ fn every_mwan3_config_converts_checks_and_starts_in_dry_run() {
             "{name}: exited; log:\n{}",
             d.log()
         );
-        assert!(d.terminate().success(), "{name}: log:\n{}", d.log());
+        assert!(d.stop().success(), "{name}: log:\n{}", d.log());
     }
 }
 
@@ -145,7 +145,7 @@ fn use_policy_default_leaves_connections_to_the_main_table() {
         (10, 0),
         "pinned to main, they live on"
     );
-    assert!(d.terminate().success(), "log:\n{}", d.log());
+    assert!(d.stop().success(), "log:\n{}", d.log());
 }
 
 /// `import-mwan3` fails only for input it cannot read or without an interface section;
@@ -285,5 +285,5 @@ fn use_policy_default_leaves_ipv6_connections_to_the_main_table() {
     assert!(down.is_ok(), "wan1 never went down; log:\n{}", d.log());
     let t = lab.connect_many_to(server, 20);
     assert!(t.failed == 0 && t.count(1) == t.ok(), "wan1 down: {t:?}");
-    assert!(d.terminate().success(), "log:\n{}", d.log());
+    assert!(d.stop().success(), "log:\n{}", d.log());
 }

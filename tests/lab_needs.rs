@@ -41,7 +41,7 @@ fn without_nft_it_says_so_once_and_routes() {
     assert!(!log.contains("nft: loading table"), "log:\n{log}");
     assert!(!lab.uplinkd_objects().is_empty());
 
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
     let left = lab.uplinkd_objects();
     assert!(left.is_empty(), "left behind:\n{left}");

@@ -141,7 +141,7 @@ fn flows_survive_weights_failures_recovery_a_new_wan_and_a_drain() {
         assert!(isp == 3 || isp == 4, "router traffic used ISP{isp}");
     }
 
-    assert!(d.terminate().success(), "log:\n{}", d.log());
+    assert!(d.stop().success(), "log:\n{}", d.log());
     let tables = lab.exec("rtr", &["nft", "list", "tables"]);
     assert!(
         !String::from_utf8_lossy(&tables.stdout).contains("uplinkd"),

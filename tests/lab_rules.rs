@@ -94,7 +94,7 @@ fn rules_pick_policies_and_reloads_break_nothing() {
     );
     assert!(all_on(&lab.connect_many(30), 3), "set rule -> only3");
     assert_eq!(lab.check_alive(&pinned), (20, 0));
-    assert!(d.terminate().success());
+    assert!(d.stop().success());
 }
 
 #[test]

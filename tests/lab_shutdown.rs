@@ -1,4 +1,4 @@
-//! SIGTERM removes everything uplinkd owns and nothing else.
+//! A stop (SIGINT) removes everything uplinkd owns and nothing else.
 #[path = "lab/mod.rs"]
 mod lab;
 
@@ -14,14 +14,14 @@ fn bin() -> &'static Path {
 const STARTUP: Duration = Duration::from_secs(15);
 
 #[test]
-fn sigterm_leaves_the_kernel_as_it_was() {
+fn stop_leaves_the_kernel_as_it_was() {
     let lab = Lab::new(3);
     let before = lab.foreign_objects();
     let mut d = lab.start_daemon(bin(), &lab::config(&[1, 1, 1], lab::FAST), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], STARTUP);
     assert!(!lab.uplinkd_objects().is_empty());
 
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
     let left = lab.uplinkd_objects();
     assert!(left.is_empty(), "left behind:\n{left}");
@@ -30,6 +30,57 @@ fn sigterm_leaves_the_kernel_as_it_was() {
         before, after,
         "foreign objects changed:\nbefore:\n{before}\nafter:\n{after}"
     );
+}
+
+/// SIGTERM, a restart's first half, leaves every object (the next start adopts them);
+/// `uplinkd cleanup` refuses while a daemon runs, and run the moment SIGTERM is sent
+/// (as procd's stop does) waits for the daemon to exit and then removes them all.
+#[test]
+fn sigterm_keeps_everything_and_cleanup_removes_it() {
+    let lab = Lab::new(2);
+    let before = lab.foreign_objects();
+    let config = lab::config(&[1, 1], lab::FAST);
+    let mut d = lab.start_daemon(bin(), &config, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    let ours = lab.uplinkd_objects();
+    assert!(!ours.is_empty());
+
+    let status = d.terminate();
+    assert!(status.success(), "exit {status}; log:\n{}", d.log());
+    assert_eq!(lab.uplinkd_objects(), ours, "SIGTERM changed the objects");
+    let table = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
+    assert!(table.status.success(), "SIGTERM removed the nft table");
+
+    let mut d2 = lab.start_daemon(bin(), &config, &[]);
+    lab.wait_group(&mut d2, &[1, 2], STARTUP);
+    assert!(d2.log().contains("adopting"), "{}", d2.log());
+    // While the daemon runs (and would put everything back), cleanup waits its 10 s and
+    // refuses.
+    let conf = d2.config_path().to_str().unwrap_or("").to_string();
+    let out = lab.control(bin(), &["cleanup", "-c", &conf]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("still running"), "{err}");
+    assert_eq!(
+        lab.uplinkd_objects(),
+        ours,
+        "a refused cleanup changed the objects"
+    );
+    // SAFETY: sending a signal has no memory-safety preconditions.
+    unsafe { libc::kill(d2.pid() as libc::pid_t, libc::SIGTERM) };
+    let out = lab.control(bin(), &["cleanup", "-c", &conf]);
+    assert!(
+        out.status.success(),
+        "cleanup: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d2.log()
+    );
+    assert!(d2.wait_exit(Duration::from_secs(10)).is_some());
+    let left = lab.uplinkd_objects();
+    assert!(left.is_empty(), "left behind:\n{left}");
+    let table = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
+    assert!(!table.status.success(), "the nft table is left");
+    assert_eq!(lab.foreign_objects(), before, "foreign objects changed");
 }
 
 /// Sum of the probes sent to every target of every WAN, from `status --json`.
@@ -97,9 +148,9 @@ fn a_hanging_nft_blocks_nothing() {
         "the fake nft never ran; log:\n{}",
         d.log()
     );
-    // SIGTERM while nft hangs: the daemon exits (it does not wait for nft), removes its
+    // A stop while nft hangs: the daemon exits (it does not wait for nft), removes its
     // routes, and leaves no nft behind.
-    let status = d.terminate();
+    let status = d.stop();
     let log = d.log();
     assert!(
         status.code().is_some(),
@@ -157,7 +208,7 @@ fn a_failing_nft_is_retried_with_backoff_not_in_a_loop() {
     let text = lab.control(bin(), &["status"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("nft: failed"), "{text}");
-    let status = d.terminate();
+    let status = d.stop();
     let log = d.log();
     assert!(status.success(), "exit {status}; log:\n{log}");
     // Each plan change tries at once, a failure waits 0.5 s, 1 s, 2 s ...: a handful
@@ -210,9 +261,9 @@ fn a_filled_user_set_survives_stop_and_restart() {
             "{what}: elements lost:\n{e}"
         );
     };
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
-    has_elements("after SIGTERM");
+    has_elements("after a stop");
     // Only the set stays: no chain of ours filters anything while uplinkd is stopped.
     let left = chains(&lab);
     assert!(left.is_empty(), "chains left: {left:?}");
@@ -231,9 +282,9 @@ fn a_filled_user_set_survives_stop_and_restart() {
     }
     assert!(loaded, "table not reloaded; log:\n{}", d.log());
     has_elements("after restart");
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
-    has_elements("after the second SIGTERM");
+    has_elements("after the second stop");
     // Without sets of others, stop removes the whole table.
     lab.nft("rtr", "delete set inet uplinkd dns4\n");
     let mut d = lab.start_daemon(bin(), &cfg, &[]);
@@ -244,7 +295,7 @@ fn a_filled_user_set_survives_stop_and_restart() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = d.terminate();
+    let status = d.stop();
     assert!(status.success(), "exit {status}; log:\n{}", d.log());
     let out = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
     assert!(!out.status.success(), "table left behind");

@@ -137,6 +137,11 @@ pub enum Reason {
     },
     CarrierLost,
     CarrierBack,
+    /// netifd reports the interface down while its device still has carrier (ifdown, a
+    /// lost DHCP lease or PPP session). Given by the engine in place of `CarrierLost`.
+    NetifdDown,
+    /// netifd reports the interface up again on a device that had carrier all along.
+    NetifdUp,
     /// A fall pushed the flap penalty over `suppress`.
     Damped {
         penalty: u32,
@@ -172,6 +177,8 @@ impl fmt::Display for Reason {
             ),
             Reason::CarrierLost => f.write_str("carrier lost"),
             Reason::CarrierBack => f.write_str("carrier back, probing"),
+            Reason::NetifdDown => f.write_str("netifd reports the interface down"),
+            Reason::NetifdUp => f.write_str("netifd reports the interface up"),
             Reason::Damped { penalty } => write!(f, "flapping, penalty {penalty}"),
             Reason::Released => f.write_str("flap penalty decayed"),
             Reason::Disabled => f.write_str("disabled"),

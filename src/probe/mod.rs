@@ -180,14 +180,25 @@ impl Scheduler {
     /// A reply for `seq` from target `target` arrived at `now`. Returns whether it was
     /// counted (false: unknown, stale, duplicate, or from the wrong target).
     pub fn on_reply(&mut self, seq: u16, target: u8, now: Instant) -> bool {
+        self.answer(seq, target, |started_at| now.saturating_since(started_at))
+    }
+
+    /// An answer for `seq` whose round-trip time the kernel measured (a TCP handshake:
+    /// `tcpi_rtt`), so the time the loop took to hear of it does not count. Judged as
+    /// if it had arrived `rtt` after the round started.
+    pub fn on_measured_reply(&mut self, seq: u16, target: u8, rtt: Duration) -> bool {
+        self.answer(seq, target, |_| rtt)
+    }
+
+    fn answer(&mut self, seq: u16, target: u8, rtt: impl FnOnce(Instant) -> Duration) -> bool {
         let Some((round, i)) = self.locate(seq, target) else {
             return false;
         };
-        if now >= round.deadline {
+        let rtt = rtt(round.started_at);
+        if round.started_at + rtt >= round.deadline {
             return false;
         }
         round.outstanding &= !(1 << i);
-        let rtt = now.saturating_since(round.started_at);
         let slot = &mut round.answers[usize::from(target)];
         *slot = Some(match *slot {
             Some(best) => best.min(rtt),
@@ -263,6 +274,23 @@ mod tests {
         let r = s.finished(at(1000)).expect("deadline");
         assert_eq!(r.as_slice(), &[Some(Duration::from_millis(10)), None]);
         assert!(!s.on_reply(1, 1, at(1001)), "stale: its round is over");
+    }
+
+    #[test]
+    fn a_measured_rtt_counts_whenever_the_loop_hears_of_it() {
+        let mut s = Scheduler::new(0);
+        let params = p(2, 1);
+        s.start(at(0), &params);
+        // The kernel measured 2.5 ms; the loop was busy and reads it at t=400.
+        assert!(s.on_measured_reply(0, 0, Duration::from_micros(2500)));
+        assert!(
+            !s.on_measured_reply(0, 0, Duration::from_millis(1)),
+            "duplicate"
+        );
+        // A measurement beyond the timeout is a loss, like a late reply.
+        assert!(!s.on_measured_reply(1, 1, Duration::from_millis(1000)));
+        let r = s.finished(at(1000)).expect("deadline");
+        assert_eq!(r.as_slice(), &[Some(Duration::from_micros(2500)), None]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use super::netlink::describe;
-use crate::kernel::{Error, Kernel, Link, Object, Ownership, Snapshot};
+use crate::kernel::{Error, Kernel, Link, Object, Ownership, Reads, Snapshot};
 use crate::reconcile::Op;
 
 pub struct DryRun<K: Kernel> {
@@ -42,8 +42,8 @@ impl<K: Kernel> DryRun<K> {
 }
 
 impl<K: Kernel> Kernel for DryRun<K> {
-    fn snapshot(&mut self, own: &Ownership) -> Result<Snapshot, Error> {
-        let mut snap = self.inner.snapshot(own)?;
+    fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, Error> {
+        let mut snap = self.inner.snapshot(own, reads)?;
         self.protocol = own.protocol;
         self.links = snap.links.clone();
         let overlay = self.overlay.get_or_insert_with(|| snap.owned.clone());
@@ -80,7 +80,7 @@ mod tests {
     }
 
     impl Kernel for Fake {
-        fn snapshot(&mut self, _own: &Ownership) -> Result<Snapshot, Error> {
+        fn snapshot(&mut self, _own: &Ownership, _reads: &Reads) -> Result<Snapshot, Error> {
             Ok(self.snap.clone())
         }
         fn apply(&mut self, op: &Op) -> Result<(), Error> {
@@ -135,7 +135,7 @@ mod tests {
         let mut dry = DryRun::with_output(fake, Box::new(out.clone()));
         let desired = vec![nh(1101, 3), rule(4101, 1101)];
 
-        let snap = dry.snapshot(&own()).unwrap();
+        let snap = dry.snapshot(&own(), &Reads::Everywhere).unwrap();
         assert_eq!(snap.owned, vec![rule(4100, 1100)]);
         for op in reconcile(&desired, &snap.owned) {
             dry.apply(&op).unwrap();
@@ -148,7 +148,7 @@ mod tests {
         );
 
         // The next pass sees its own writes: nothing to do, nothing printed.
-        let snap = dry.snapshot(&own()).unwrap();
+        let snap = dry.snapshot(&own(), &Reads::Everywhere).unwrap();
         let mut owned = snap.owned.clone();
         owned.sort();
         let mut want = desired.clone();
@@ -168,9 +168,12 @@ mod tests {
             },
         };
         let mut dry = DryRun::with_output(fake, Box::new(out.clone()));
-        dry.snapshot(&own()).unwrap();
+        dry.snapshot(&own(), &Reads::Everywhere).unwrap();
         dry.apply(&Op::Replace(nh(1101, 4))).unwrap();
-        assert_eq!(dry.snapshot(&own()).unwrap().owned, vec![nh(1101, 4)]);
+        assert_eq!(
+            dry.snapshot(&own(), &Reads::Everywhere).unwrap().owned,
+            vec![nh(1101, 4)]
+        );
         assert_eq!(
             out.take(),
             "ip nexthop replace id 1101 via 10.20.4.1 dev if4 proto 212\n"

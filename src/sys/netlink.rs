@@ -40,12 +40,12 @@ use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SmolSoc
 
 use super::nexthop::{self, NexthopMsg, AF_INET, AF_INET6};
 use super::wire::{
-    parse_ack, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN,
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+    align, parse_ack, u16_at, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR,
+    NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
 };
 use crate::kernel::{
     self, Address, Family, ForeignDefault, GroupMember, Kernel, Link, MultipathHop, Nexthop,
-    NexthopKind, Object, Ownership, Route, RouteTarget, Rule, Selector, Snapshot,
+    NexthopKind, Object, Ownership, Reads, Route, RouteTarget, Rule, Selector, Snapshot,
 };
 use crate::reconcile::Op;
 
@@ -65,6 +65,13 @@ const RTM_GETRULE: u16 = 34;
 const IFF_UP: u32 = 0x1;
 const IFF_LOWER_UP: u32 = 0x1_0000;
 const IFLA_IFNAME: u16 = 3;
+const RTA_OIF: u16 = 4;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
+const RTA_NH_ID: u16 = 30;
+const RTPROT_KERNEL: u8 = 2;
+const RT_SCOPE_LINK: u8 = 253;
+const RTN_UNICAST: u8 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -128,12 +135,6 @@ impl Failure {
     }
 }
 
-/// One message of a dump, copied out of the receive buffer.
-struct Reply {
-    kind: u16,
-    payload: Vec<u8>,
-}
-
 /// The request/ack socket. Every write carries `NLM_F_ACK` and is waited for, so a
 /// failure is reported against the operation that caused it.
 pub struct Netlink {
@@ -143,6 +144,9 @@ pub struct Netlink {
     /// Links of the last snapshot, to name devices in error messages.
     links: Vec<Link>,
     buf: Vec<u8>,
+    /// The kernel checks dump requests strictly and honours their filters
+    /// (`NETLINK_GET_STRICT_CHK`, kernel >= 4.20).
+    strict: bool,
 }
 
 impl Netlink {
@@ -155,6 +159,15 @@ impl Netlink {
         // Best effort: the kernel's reason for a refusal, and short error replies.
         let _ = socket.set_ext_ack(true);
         let _ = socket.set_cap_ack(true);
+        // Kernel 4.20 added NETLINK_GET_STRICT_CHK: dump requests are validated and
+        // their header fields and attributes filter what is dumped. Older kernels
+        // refuse the option (ENOPROTOOPT); dumps are then whole and filtered here.
+        let strict = socket.set_netlink_get_strict_chk(true).is_ok();
+        if !strict {
+            log::info!(
+                "netlink: the kernel cannot filter dumps (before 4.20): reading whole tables"
+            );
+        }
         // The kernel answers every request; a reply that never comes (a lost datagram)
         // must surface as an error, not hang the daemon.
         set_timeout(&socket, libc::SO_RCVTIMEO, REPLY_TIMEOUT_S);
@@ -164,7 +177,23 @@ impl Netlink {
             own,
             links: Vec::new(),
             buf: Vec::with_capacity(RECV_BUF),
+            strict,
         })
+    }
+
+    /// The netlink port id of the request socket: the kernel stamps it on the
+    /// notifications our own writes cause, which is how the event monitor knows them.
+    pub fn port_id(&self) -> u32 {
+        let mut addr = netlink_sys::SocketAddr::new(0, 0);
+        match self.socket.get_address(&mut addr) {
+            Ok(()) => addr.port_number(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Whether dumps are filtered by the kernel (strict checking accepted).
+    pub fn filters_dumps(&self) -> bool {
+        self.strict
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -212,12 +241,19 @@ impl Netlink {
         }
     }
 
-    /// Runs a dump to its end, redoing it when the kernel flags it inconsistent.
-    fn dump(&mut self, req: &Request) -> Result<Vec<Reply>, Failure> {
+    /// Runs a dump to its end, handing every message to `each` as it arrives (nothing
+    /// but what `each` keeps is held, so a dump of 300,000 routes costs one receive
+    /// buffer), and redoes it, from a fresh `A`, when the kernel flags it inconsistent.
+    fn dump<A: Default>(
+        &mut self,
+        req: &Request,
+        mut each: impl FnMut(&mut A, u16, &[u8]),
+    ) -> Result<A, Failure> {
         let mut last = Failure::Retry;
         for _ in 0..DUMP_ATTEMPTS {
-            match self.dump_once(req) {
-                Ok(replies) => return Ok(replies),
+            let mut acc = A::default();
+            match self.dump_once(req, &mut |kind, payload| each(&mut acc, kind, payload)) {
+                Ok(()) => return Ok(acc),
                 Err(Failure::Retry) => last = Failure::Retry,
                 Err(e) => return Err(e),
             }
@@ -225,10 +261,13 @@ impl Netlink {
         Err(last)
     }
 
-    fn dump_once(&mut self, req: &Request) -> Result<Vec<Reply>, Failure> {
+    fn dump_once(
+        &mut self,
+        req: &Request,
+        each: &mut dyn FnMut(u16, &[u8]),
+    ) -> Result<(), Failure> {
         let seq = self.next_seq();
         self.socket.send(&req.finish(seq), 0).map_err(Failure::Io)?;
-        let mut replies = Vec::new();
         let mut interrupted = false;
         let mut truncated = false;
         loop {
@@ -259,65 +298,113 @@ impl Netlink {
                         if interrupted || truncated {
                             return Err(Failure::Retry);
                         }
-                        return Ok(replies);
+                        return Ok(());
                     }
                     NLMSG_ERROR => {
                         return match parse_ack(m.flags, m.payload) {
-                            Some(Ack { errno: 0, .. }) => Ok(replies),
+                            Some(Ack { errno: 0, .. }) => Ok(()),
                             Some(ack) => Err(Failure::Kernel(ack)),
                             None => Err(Failure::Io(io::Error::from_raw_os_error(libc::EBADMSG))),
                         };
                     }
                     NLMSG_OVERRUN => return Err(Failure::Retry),
-                    kind => replies.push(Reply {
-                        kind,
-                        payload: m.payload.to_vec(),
-                    }),
+                    kind if !truncated => each(kind, m.payload),
+                    _ => {}
                 }
             }
         }
     }
 
-    fn dump_all(
+    /// Dumps routes with `req`, classifying each as it arrives (see [`RoutePass`]).
+    fn dump_routes(
         &mut self,
-        kind: u16,
-        header: &[u8],
-        what: &str,
-    ) -> Result<Vec<Reply>, kernel::Error> {
-        let req = Request::new(kind, NLM_F_DUMP, header);
-        self.dump(&req)
-            .map_err(|f| f.into_error(format!("dump {what}")))
+        req: &Request,
+        pass: RoutePass,
+        own: &Ownership,
+        nexthops: &[NexthopMsg],
+    ) -> Result<Snapshot, Failure> {
+        self.dump(req, |part: &mut Snapshot, kind, payload| {
+            if kind != RTM_NEWROUTE {
+                return;
+            }
+            let Ok(msg) = RouteMessage::parse(payload) else {
+                log::debug!("skipping an undecodable route message");
+                return;
+            };
+            classify_route(&msg, own, nexthops, pass, part);
+        })
     }
 }
 
+/// Which routes of a dump a snapshot keeps: a filtered dump asks for either ours (by
+/// protocol) or those on one device, and a route of ours on a WAN device comes in both.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum RoutePass {
+    Owned,
+    Foreign,
+    Both,
+}
+
+/// `RTM_GETROUTE` dump request for `family`, which the kernel (strict checking, 4.20+)
+/// narrows to routes of `protocol` and/or through `oif` (0: any), as
+/// `ip route show proto P` / `ip route show dev D` ask (`ip_valid_fib_dump_req`:
+/// rtm_table, rtm_protocol, rtm_type, RTA_TABLE and RTA_OIF filter; the prefix lengths
+/// must be 0).
+fn route_dump_request(family: u8, protocol: u8, oif: u32) -> Request {
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    let mut header = [0u8; 12];
+    header[0] = family;
+    header[5] = protocol;
+    let mut req = Request::new(RTM_GETROUTE, NLM_F_DUMP, &header);
+    if oif != 0 {
+        req.attr_u32(RTA_OIF, oif);
+    }
+    req
+}
+
 impl Kernel for Netlink {
-    fn snapshot(&mut self, own: &Ownership) -> Result<Snapshot, kernel::Error> {
+    fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, kernel::Error> {
         self.own = own.clone();
         let mut snap = Snapshot::default();
+        let what = |what: &'static str| move |f: Failure| f.into_error(format!("dump {what}"));
 
-        for r in self.dump_all(RTM_GETLINK, &[0u8; 16], "links")? {
-            if r.kind == RTM_NEWLINK {
-                snap.links.extend(decode_link(&r.payload));
-            }
-        }
+        snap.links = self
+            .dump(
+                &Request::new(RTM_GETLINK, NLM_F_DUMP, &[0u8; 16]),
+                |links: &mut Vec<Link>, kind, payload| {
+                    if kind == RTM_NEWLINK {
+                        links.extend(decode_link(payload));
+                    }
+                },
+            )
+            .map_err(what("links"))?;
         self.links = snap.links.clone();
 
-        for r in self.dump_all(RTM_GETADDR, &[0u8; 8], "addresses")? {
-            if r.kind == RTM_NEWADDR {
-                snap.addresses.extend(decode_address(&r.payload));
-            }
-        }
+        snap.addresses = self
+            .dump(
+                &Request::new(RTM_GETADDR, NLM_F_DUMP, &[0u8; 8]),
+                |addrs: &mut Vec<Address>, kind, payload| {
+                    if kind == RTM_NEWADDR {
+                        addrs.extend(decode_address(payload));
+                    }
+                },
+            )
+            .map_err(what("addresses"))?;
 
-        let mut nexthops = Vec::new();
-        match self.dump(&nexthop::dump_request(NLM_F_DUMP)) {
-            Ok(replies) => {
+        // Nexthops are not filtered: the kernel can narrow a nexthop dump by device or
+        // to groups only, not by id or protocol, and a stale nexthop of ours on a device
+        // that is no longer a WAN must still be found and removed.
+        let nexthops = match self.dump(
+            &nexthop::dump_request(NLM_F_DUMP),
+            |nhs: &mut Vec<NexthopMsg>, kind, payload| {
+                if kind == nexthop::RTM_NEWNEXTHOP {
+                    nhs.extend(nexthop::decode(payload));
+                }
+            },
+        ) {
+            Ok(nhs) => {
                 snap.nexthops_supported = true;
-                nexthops.extend(
-                    replies
-                        .iter()
-                        .filter(|r| r.kind == nexthop::RTM_NEWNEXTHOP)
-                        .filter_map(|r| nexthop::decode(&r.payload)),
-                );
+                nhs
             }
             // Before 5.3 the message type is unknown to rtnetlink.
             Err(f)
@@ -327,28 +414,80 @@ impl Kernel for Netlink {
                 ) =>
             {
                 snap.nexthops_supported = false;
+                Vec::new()
             }
             Err(f) => return Err(f.into_error("dump nexthops".into())),
-        }
+        };
         for nh in &nexthops {
             if own.owns_nexthop(nh.id, nh.protocol) {
                 snap.owned.push(Object::Nexthop(to_nexthop(nh, &nexthops)));
             }
         }
 
-        // rtm_table RT_TABLE_UNSPEC: every table; ids above 255 come in RTA_TABLE.
-        for r in self.dump_all(RTM_GETROUTE, &[0u8; 12], "routes")? {
-            if r.kind != RTM_NEWROUTE {
-                continue;
+        let devices: Option<Vec<u32>> = match reads {
+            Reads::Devices(names) if self.strict => Some(
+                snap.links
+                    .iter()
+                    .filter(|l| names.contains(&l.name))
+                    .map(|l| l.ifindex)
+                    .collect(),
+            ),
+            _ => None,
+        };
+        match devices {
+            // Ours by protocol, then what is on each WAN device: the kernel walks its
+            // tables and sends only those, and a BGP table elsewhere is never copied.
+            Some(devices) => {
+                for family in [AF_INET, AF_INET6] {
+                    let req = route_dump_request(family, own.protocol, 0);
+                    let part = self
+                        .dump_routes(&req, RoutePass::Owned, own, &nexthops)
+                        .map_err(what("routes"))?;
+                    snap.owned.extend(part.owned);
+                    for &oif in &devices {
+                        let req = route_dump_request(family, 0, oif);
+                        match self.dump_routes(&req, RoutePass::Foreign, own, &nexthops) {
+                            Ok(part) => snap.foreign_defaults.extend(part.foreign_defaults),
+                            // The device went away since the link dump.
+                            Err(f) if f.errno() == Some(libc::ENODEV) => {}
+                            Err(f) => return Err(what("routes")(f)),
+                        }
+                    }
+                }
             }
-            let Ok(msg) = RouteMessage::parse(&r.payload[..]) else {
-                log::debug!("skipping an undecodable route message");
-                continue;
-            };
-            classify_route(&msg, own, &nexthops, &mut snap);
+            // rtm_table RT_TABLE_UNSPEC: every table; ids above 255 come in RTA_TABLE.
+            None => {
+                let req = route_dump_request(0, 0, 0);
+                let part = self
+                    .dump_routes(&req, RoutePass::Both, own, &nexthops)
+                    .map_err(what("routes"))?;
+                snap.owned.extend(part.owned);
+                snap.foreign_defaults = part.foreign_defaults;
+                let links = &snap.links;
+                snap.foreign_defaults
+                    .retain(|d| reads.device(links, d.ifindex));
+            }
         }
 
-        let rules = match self.dump(&Request::new(RTM_GETRULE, NLM_F_DUMP, &[0u8; 12])) {
+        // Rules cannot be filtered (`fib_valid_dumprule_req` wants an empty request)
+        // and are few.
+        let rules = match self.dump(
+            &Request::new(RTM_GETRULE, NLM_F_DUMP, &[0u8; 12]),
+            |rules: &mut Vec<Object>, kind, payload| {
+                if kind != RTM_NEWRULE {
+                    return;
+                }
+                let Ok(msg) = RuleMessage::parse(payload) else {
+                    log::debug!("skipping an undecodable rule message");
+                    return;
+                };
+                if let Some((rule, protocol)) = to_rule(&msg) {
+                    if own.owns_rule(rule.priority, protocol) {
+                        rules.push(Object::Rule(rule));
+                    }
+                }
+            },
+        ) {
             Ok(rules) => rules,
             // A kernel answers every request with a message, errors included; a send
             // refused with EOPNOTSUPP comes from an emulator's netlink translation
@@ -362,20 +501,7 @@ impl Kernel for Netlink {
             }
             Err(f) => return Err(f.into_error("dump rules".into())),
         };
-        for r in rules {
-            if r.kind != RTM_NEWRULE {
-                continue;
-            }
-            let Ok(msg) = RuleMessage::parse(&r.payload[..]) else {
-                log::debug!("skipping an undecodable rule message");
-                continue;
-            };
-            if let Some((rule, protocol)) = to_rule(&msg) {
-                if own.owns_rule(rule.priority, protocol) {
-                    snap.owned.push(Object::Rule(rule));
-                }
-            }
-        }
+        snap.owned.extend(rules);
         Ok(snap)
     }
 
@@ -627,7 +753,7 @@ pub fn fuzz_decode(data: &[u8]) {
     };
     for own in [everything, nothing] {
         let mut snap = Snapshot::default();
-        classify_route(&msg, &own, &nexthops, &mut snap);
+        classify_route(&msg, &own, &nexthops, RoutePass::Both, &mut snap);
     }
 }
 
@@ -659,6 +785,7 @@ fn classify_route(
     msg: &RouteMessage,
     own: &Ownership,
     nexthops: &[NexthopMsg],
+    pass: RoutePass,
     snap: &mut Snapshot,
 ) {
     let h: &RouteHeader = &msg.header;
@@ -699,6 +826,9 @@ fn classify_route(
     });
 
     if own.owns_route(table, protocol) {
+        if pass == RoutePass::Foreign {
+            return;
+        }
         let dst = attrs
             .iter()
             .find_map(|a| match a {
@@ -742,7 +872,11 @@ fn classify_route(
         return;
     }
 
-    if h.destination_prefix_length != 0 || table == RT_TABLE_LOCAL || h.kind != RouteType::Unicast {
+    if pass == RoutePass::Owned
+        || h.destination_prefix_length != 0
+        || table == RT_TABLE_LOCAL
+        || h.kind != RouteType::Unicast
+    {
         return;
     }
     // A source-specific default (`default from <prefix>`), as netifd installs for
@@ -1030,6 +1164,8 @@ fn table_name(table: u32) -> String {
 pub struct Monitor {
     socket: SmolSocket,
     buf: Vec<u8>,
+    /// Shared with the daemon, which narrows it after every snapshot.
+    filter: std::rc::Rc<std::cell::RefCell<EventFilter>>,
 }
 
 impl Monitor {
@@ -1057,7 +1193,13 @@ impl Monitor {
         Ok(Monitor {
             socket,
             buf: Vec::with_capacity(RECV_BUF),
+            filter: Default::default(),
         })
+    }
+
+    /// The filter [`Monitor::next`] decodes with; the owner updates it in place.
+    pub fn filter(&self) -> std::rc::Rc<std::cell::RefCell<EventFilter>> {
+        self.filter.clone()
     }
 
     /// Waits for the next datagram and decodes it. An overflowed socket (`ENOBUFS`)
@@ -1068,7 +1210,7 @@ impl Monitor {
             self.buf.clear();
             match self.socket.recv(&mut self.buf).await {
                 Ok(()) => {
-                    let events = decode_events(&self.buf);
+                    let events = decode_events(&self.buf, &self.filter.borrow());
                     if !events.is_empty() {
                         return events;
                     }
@@ -1129,50 +1271,164 @@ fn set_rcvbuf(socket: &Socket, size: libc::c_int) {
     }
 }
 
-/// Whether a route event can change what a snapshot gives the engine: only default
-/// routes (`dst_len` 0) outside the local table, not cached clones. Every route uplinkd
-/// owns is a default route, and the foreign routes it reads are defaults (gateways); a
-/// BGP feed churning thousands of prefixes in `main` or in a table of its own costs
-/// nothing. Undecodable headers count, since a resync is always safe.
-fn route_event_matters(payload: &[u8]) -> bool {
-    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
-    let (Some(&dst_len), Some(&table)) = (payload.get(1), payload.get(4)) else {
-        return true;
-    };
-    let cloned = u32_at(payload, 8).is_some_and(|f| f & RTM_F_CLONED != 0);
-    dst_len == 0 && u32::from(table) != RT_TABLE_LOCAL && !cloned
+/// What the event monitor lets through, decided when a message is decoded (STYLE §13,
+/// as BIRD's netlink scan does): the daemon updates it after every snapshot. The
+/// default lets every message that could matter to some configuration through.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Our tags: events about objects carrying them matter (unless they are echoes).
+    pub own: Option<Ownership>,
+    /// Ifindexes of the WAN devices: foreign routes, nexthops and addresses matter only
+    /// there. `None`: on every device.
+    pub devices: Option<Vec<u32>>,
+    /// Port id of our request socket ([`Netlink::port_id`]): the kernel stamps it on
+    /// the notifications of our own writes, which the daemon already knows about.
+    pub echo_port: u32,
 }
 
-/// The events in one datagram of the event socket. Link messages become `Link` /
-/// `LinkGone`; address, rule and nexthop messages and default-route messages one
-/// `Changed` (other routes cannot matter: [`route_event_matters`]); a cut-off datagram
-/// an `Overrun`. Undecodable messages are skipped.
-pub fn decode_events(buf: &[u8]) -> Vec<kernel::Event> {
+/// What one event message is to the daemon.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// A notification of our own write.
+    Echo,
+    /// Nothing a snapshot reads: someone else's table, device or prefix.
+    Foreign,
+    /// It can change what a snapshot gives the engine: resync.
+    Matters,
+}
+
+impl EventFilter {
+    fn on_device(&self, ifindex: u32) -> bool {
+        self.devices.as_ref().map_or(true, |d| d.contains(&ifindex))
+    }
+
+    fn is_echo(&self, pid: u32) -> bool {
+        self.echo_port != 0 && pid == self.echo_port
+    }
+
+    /// Classifies a route message (`RTM_NEWROUTE` / `RTM_DELROUTE`). Routes of ours
+    /// changed by someone else (the kernel drops them with their device) matter;
+    /// foreign ones only when they are default routes, or connected routes, through a
+    /// WAN device. Cached clones and the local table never do. An undecodable header
+    /// matters, since a resync is always safe.
+    pub fn route(&self, pid: u32, payload: &[u8]) -> Class {
+        if self.is_echo(pid) {
+            return Class::Echo;
+        }
+        // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+        let Some(h) = payload.get(..12) else {
+            return Class::Matters;
+        };
+        let (dst_len, protocol, scope, kind) = (h[1], h[5], h[6], h[7]);
+        let flags = u32_at(h, 8).unwrap_or(0);
+        let (mut table, mut oifs, mut via_object) = (u32::from(h[4]), Vec::new(), false);
+        for (k, v) in Attrs::new(&payload[12..]) {
+            match k {
+                RTA_TABLE => table = u32_at(v, 0).unwrap_or(table),
+                RTA_OIF => oifs.extend(u32_at(v, 0)),
+                RTA_NH_ID => via_object = true,
+                RTA_MULTIPATH => oifs.extend(multipath_oifs(v)),
+                _ => {}
+            }
+        }
+        if flags & RTM_F_CLONED != 0 || table == RT_TABLE_LOCAL {
+            return Class::Foreign;
+        }
+        if let Some(own) = &self.own {
+            if own.owns_route(table, protocol) {
+                return Class::Matters;
+            }
+        }
+        let connected = protocol == RTPROT_KERNEL && scope == RT_SCOPE_LINK;
+        if (dst_len != 0 && !connected) || kind != RTN_UNICAST {
+            return Class::Foreign;
+        }
+        // A route through a nexthop object names no device here: assume it matters.
+        if via_object || self.devices.is_none() || oifs.iter().any(|&i| self.on_device(i)) {
+            Class::Matters
+        } else {
+            Class::Foreign
+        }
+    }
+
+    /// Classifies a nexthop message: ours, a group (its members may be on a WAN) or
+    /// one on a WAN device matter.
+    pub fn nexthop(&self, pid: u32, payload: &[u8]) -> Class {
+        if self.is_echo(pid) {
+            return Class::Echo;
+        }
+        let Some(nh) = nexthop::decode(payload) else {
+            return Class::Matters;
+        };
+        let ours = self
+            .own
+            .as_ref()
+            .is_some_and(|o| o.owns_nexthop(nh.id, nh.protocol));
+        if ours || !nh.group.is_empty() || nh.oif.map_or(true, |i| self.on_device(i)) {
+            Class::Matters
+        } else {
+            Class::Foreign
+        }
+    }
+
+    /// Classifies an address message: only addresses of WAN devices are read.
+    pub fn address(&self, payload: &[u8]) -> Class {
+        match u32_at(payload, 4) {
+            Some(ifindex) if !self.on_device(ifindex) => Class::Foreign,
+            _ => Class::Matters,
+        }
+    }
+}
+
+/// The devices of an `RTA_MULTIPATH` value (`struct rtnexthop`: u16 len, u8 flags,
+/// u8 hops, i32 ifindex, then attributes).
+fn multipath_oifs(mut v: &[u8]) -> Vec<u32> {
+    let mut oifs = Vec::new();
+    while let (Some(len), Some(ifindex)) = (u16_at(v, 0), u32_at(v, 4)) {
+        oifs.push(ifindex);
+        let len = align(usize::from(len));
+        if len < 8 || len > v.len() {
+            break;
+        }
+        v = &v[len..];
+    }
+    oifs
+}
+
+/// The events in one datagram of the event socket, as `filter` sees them. Link
+/// messages become `Link` / `LinkGone`; address, route, rule and nexthop messages that
+/// matter one `Changed`, echoes of our writes and foreign objects nothing; a cut-off
+/// datagram an `Overrun`. Undecodable messages are skipped.
+pub fn decode_events(buf: &[u8], filter: &EventFilter) -> Vec<kernel::Event> {
     let mut events = Vec::new();
     let mut changed = false;
     let mut msgs = Messages::new(buf);
     for m in &mut msgs {
-        match m.kind {
+        let class = match m.kind {
             RTM_NEWLINK => {
                 if let Some(link) = decode_link(m.payload) {
                     events.push(kernel::Event::Link(link));
                 }
+                continue;
             }
             RTM_DELLINK => {
                 if let Some(ifindex) = u32_at(m.payload, 4) {
                     events.push(kernel::Event::LinkGone { ifindex });
                 }
+                continue;
             }
-            RTM_NEWROUTE | RTM_DELROUTE => changed |= route_event_matters(m.payload),
-            RTM_NEWADDR
-            | RTM_DELADDR
-            | RTM_NEWRULE
-            | RTM_DELRULE
-            | nexthop::RTM_NEWNEXTHOP
-            | nexthop::RTM_DELNEXTHOP => changed = true,
-            NLMSG_OVERRUN => events.push(kernel::Event::Overrun),
-            _ => {}
-        }
+            RTM_NEWROUTE | RTM_DELROUTE => filter.route(m.pid, m.payload),
+            RTM_NEWADDR | RTM_DELADDR => filter.address(m.payload),
+            RTM_NEWRULE | RTM_DELRULE if filter.is_echo(m.pid) => Class::Echo,
+            RTM_NEWRULE | RTM_DELRULE => Class::Matters,
+            nexthop::RTM_NEWNEXTHOP | nexthop::RTM_DELNEXTHOP => filter.nexthop(m.pid, m.payload),
+            NLMSG_OVERRUN => {
+                events.push(kernel::Event::Overrun);
+                continue;
+            }
+            _ => continue,
+        };
+        changed |= class == Class::Matters;
     }
     if msgs.truncated() {
         events.push(kernel::Event::Overrun);

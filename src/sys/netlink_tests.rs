@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::netlink::{decode_events, describe, Monitor, Netlink};
+use super::netlink::{decode_events, describe, EventFilter, Monitor, Netlink};
 use super::testns::Netns;
 use crate::kernel::*;
 use crate::reconcile::{reconcile, Op};
@@ -225,7 +225,7 @@ fn every_object_kind_round_trips() {
     let ns = lab();
     ns.run(|| {
         let mut nl = Netlink::open(own()).unwrap();
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         assert!(snap.nexthops_supported);
         assert!(snap.owned.is_empty(), "{:?}", snap.owned);
         let desired = everything(ifindex(&snap, "wan1"), ifindex(&snap, "wan2"));
@@ -233,7 +233,7 @@ fn every_object_kind_round_trips() {
         assert_eq!(ops.len(), desired.len());
         apply_all(&mut nl, &ops);
 
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         assert_eq!(sorted(snap.owned.clone()), sorted(desired.clone()));
         assert_eq!(reconcile(&desired, &snap.owned), vec![]);
 
@@ -247,13 +247,13 @@ fn every_object_kind_round_trips() {
         let ops = reconcile(&changed, &snap.owned);
         assert_eq!(ops, vec![Op::Replace(changed[at].clone())]);
         apply_all(&mut nl, &ops);
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         assert_eq!(sorted(snap.owned.clone()), sorted(changed.clone()));
 
         // Deleting everything leaves nothing of ours, and nobody else's was touched.
         let ops = reconcile(&[], &snap.owned);
         apply_all(&mut nl, &ops);
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         assert_eq!(snap.owned, vec![]);
         assert_eq!(snap.foreign_defaults.len(), 2);
     });
@@ -267,7 +267,7 @@ fn describe_matches_what_apply_does() {
     let b = lab();
     let (desired, links) = a.run(|| {
         let mut nl = Netlink::open(own()).unwrap();
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         let desired = everything(ifindex(&snap, "wan1"), ifindex(&snap, "wan2"));
         apply_all(&mut nl, &reconcile(&desired, &[]));
         (desired, snap.links)
@@ -281,7 +281,7 @@ fn describe_matches_what_apply_does() {
     }
     let dumped = b.run(|| {
         let mut nl = Netlink::open(own()).unwrap();
-        nl.snapshot(&own()).unwrap().owned
+        nl.snapshot(&own(), &Reads::Everywhere).unwrap().owned
     });
     assert_eq!(sorted(dumped), sorted(desired.clone()));
 
@@ -295,7 +295,7 @@ fn describe_matches_what_apply_does() {
     let dumped = b.run(|| {
         Netlink::open(own())
             .unwrap()
-            .snapshot(&own())
+            .snapshot(&own(), &Reads::Everywhere)
             .unwrap()
             .owned
     });
@@ -317,7 +317,7 @@ fn alien_objects_are_never_owned() {
     ns.ip("nexthop add id 2000 via 10.20.1.1 dev wan1 proto 212");
     ns.run(|| {
         let mut nl = Netlink::open(own()).unwrap();
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         assert_eq!(snap.owned, vec![]);
     });
 }
@@ -337,7 +337,7 @@ fn finds_foreign_default_routes() {
     ns.ip("route add default via 10.20.1.1 dev wan1 table 1101 proto 212");
     ns.run(|| {
         let mut nl = Netlink::open(own()).unwrap();
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         let (wan1, wan2) = (ifindex(&snap, "wan1"), ifindex(&snap, "wan2"));
         let fd = |family, table, ifindex, gateway: Option<&str>, metric| ForeignDefault {
             family,
@@ -389,7 +389,7 @@ fn errors_name_the_operation() {
     let ns = lab();
     ns.run(|| {
         let mut nl = Netlink::open(own()).unwrap();
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         let op = Op::Add(via_nh(
             1101,
             Family::V4,
@@ -409,7 +409,10 @@ fn errors_name_the_operation() {
             .apply(&Op::Add(group(1199, Family::V4, &[(1150, 1)])))
             .unwrap_err();
         assert_eq!(err.errno, Some(libc::EINVAL), "{err}");
-        assert_eq!(nl.snapshot(&own()).unwrap().owned.len(), 1);
+        assert_eq!(
+            nl.snapshot(&own(), &Reads::Everywhere).unwrap().owned.len(),
+            1
+        );
     });
 }
 
@@ -439,7 +442,7 @@ fn monitor_reports_carrier_loss_and_changes() {
     ns.run(move || {
         let mut monitor = Monitor::open().unwrap();
         let mut nl = Netlink::open(own()).unwrap();
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         let wan1 = ifindex(&snap, "wan1");
 
         let wan2 = ifindex(&snap, "wan2");
@@ -482,7 +485,7 @@ fn monitor_reports_carrier_loss_and_changes() {
         // WITHOUT any RTM_DELNEXTHOP / RTM_NEWNEXTHOP event (`ip monitor all` shows only
         // the link change). So the daemon must resync on a Link event with carrier
         // loss; reconcile recreates the nexthop once the carrier is back.
-        let snap = nl.snapshot(&own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
         assert_eq!(
             snap.owned,
             vec![
@@ -520,7 +523,7 @@ fn decodes_event_datagrams() {
     link.attr(3, b"wan9\0");
     buf.extend(link.finish(0));
     assert_eq!(
-        decode_events(&buf),
+        decode_events(&buf, &EventFilter::default()),
         vec![
             Event::Link(Link {
                 ifindex: 7,
@@ -533,13 +536,25 @@ fn decodes_event_datagrams() {
     );
     // A cut-off datagram means lost events.
     let cut = &buf[..buf.len() - 3];
-    assert_eq!(decode_events(cut), vec![Event::Overrun, Event::Changed]);
+    assert_eq!(
+        decode_events(cut, &EventFilter::default()),
+        vec![Event::Overrun, Event::Changed]
+    );
     // Unknown and undecodable messages are skipped.
     assert_eq!(
-        decode_events(&Request::new(16, 0, &[1, 2]).finish(0)),
+        decode_events(
+            &Request::new(16, 0, &[1, 2]).finish(0),
+            &EventFilter::default()
+        ),
         vec![]
     );
-    assert_eq!(decode_events(&Request::new(999, 0, &[]).finish(0)), vec![]);
+    assert_eq!(
+        decode_events(
+            &Request::new(999, 0, &[]).finish(0),
+            &EventFilter::default()
+        ),
+        vec![]
+    );
 }
 
 #[test]
@@ -551,23 +566,274 @@ fn route_events_that_cannot_matter_are_dropped_at_decode() {
         h[0] = libc::AF_INET as u8;
         h[1] = dst_len;
         h[4] = table;
+        h[7] = 1; // RTN_UNICAST
         h[8..12].copy_from_slice(&flags.to_ne_bytes());
         Request::new(kind, 0, &h).finish(0)
     };
     // `ip route add 10.9.0.0/16 via ..` in main, or in a table of its own: nothing.
-    assert_eq!(decode_events(&route(24, 16, 254, 0)), vec![]);
-    assert_eq!(decode_events(&route(25, 24, 200, 0)), vec![]);
-    // Local table and cached clones: nothing.
-    assert_eq!(decode_events(&route(24, 0, 255, 0)), vec![]);
-    assert_eq!(decode_events(&route(24, 0, 254, 0x200)), vec![]);
-    // A default route anywhere else (a gateway change, ours deleted): a resync.
-    assert_eq!(decode_events(&route(25, 0, 254, 0)), vec![Event::Changed]);
-    assert_eq!(decode_events(&route(24, 0, 0, 0)), vec![Event::Changed]);
-    // A short header is not trusted to be harmless.
     assert_eq!(
-        decode_events(&Request::new(24, 0, &[0u8; 1]).finish(0)),
+        decode_events(&route(24, 16, 254, 0), &EventFilter::default()),
+        vec![]
+    );
+    assert_eq!(
+        decode_events(&route(25, 24, 200, 0), &EventFilter::default()),
+        vec![]
+    );
+    // Local table and cached clones: nothing.
+    assert_eq!(
+        decode_events(&route(24, 0, 255, 0), &EventFilter::default()),
+        vec![]
+    );
+    assert_eq!(
+        decode_events(&route(24, 0, 254, 0x200), &EventFilter::default()),
+        vec![]
+    );
+    // A default route anywhere else (a gateway change, ours deleted): a resync.
+    assert_eq!(
+        decode_events(&route(25, 0, 254, 0), &EventFilter::default()),
         vec![Event::Changed]
     );
+    assert_eq!(
+        decode_events(&route(24, 0, 0, 0), &EventFilter::default()),
+        vec![Event::Changed]
+    );
+    // A short header is not trusted to be harmless.
+    assert_eq!(
+        decode_events(
+            &Request::new(24, 0, &[0u8; 1]).finish(0),
+            &EventFilter::default()
+        ),
+        vec![Event::Changed]
+    );
+}
+
+/// A route event as the kernel sends it: `pid` is the port id of the writer (0: the
+/// kernel itself), `attrs` are (type, u32 value) pairs.
+fn route_event(kind: u16, pid: u32, hdr: [u8; 8], attrs: &[(u16, u32)]) -> Vec<u8> {
+    use super::wire::Request;
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    let mut h = [0u8; 12];
+    h[..8].copy_from_slice(&hdr);
+    let mut r = Request::new(kind, 0, &h);
+    for &(k, v) in attrs {
+        r.attr_u32(k, v);
+    }
+    with_pid(r.finish(0), pid)
+}
+
+fn with_pid(mut msg: Vec<u8>, pid: u32) -> Vec<u8> {
+    msg[12..16].copy_from_slice(&pid.to_ne_bytes());
+    msg
+}
+
+#[test]
+fn events_are_classified_when_decoded() {
+    use super::nexthop;
+    use super::wire::Request;
+    const OIF: u16 = 4;
+    const MULTIPATH: u16 = 9;
+    const TABLE: u16 = 15;
+    const NH_ID: u16 = 30;
+    const ECHO: u32 = 777;
+    // WAN devices 3 and 5; 9 is someone else's (a BGP peering, a LAN bridge).
+    let filter = EventFilter {
+        own: Some(own()),
+        devices: Some(vec![3, 5]),
+        echo_port: ECHO,
+    };
+    let changed = vec![Event::Changed];
+    let nothing: Vec<Event> = vec![];
+    let dec = |buf: &[u8]| decode_events(buf, &filter);
+    let v4 = libc::AF_INET as u8;
+    // Header bytes: family, dst_len, src_len, tos, table, protocol, scope, type.
+    let default_main = [v4, 0, 0, 0, 254, 4, 0, 1];
+    let ours = [v4, 0, 0, 0, 0, PROTO, 0, 1];
+
+    // `ip route replace default nhid 1101 table 1101 proto 212` from our own socket is
+    // an echo; the same route deleted by the kernel (its device went away) is not.
+    let our_route = |pid| route_event(24, pid, ours, &[(TABLE, 1101), (NH_ID, 1101)]);
+    assert_eq!(dec(&our_route(ECHO)), nothing);
+    assert_eq!(dec(&route_event(25, 0, ours, &[(TABLE, 1101)])), changed);
+    // A gateway change on a WAN device matters, in main or another table (netifd's
+    // ip4table); on another device it does not, even as a default route.
+    assert_eq!(dec(&route_event(24, 0, default_main, &[(OIF, 3)])), changed);
+    let table_77 = [v4, 0, 0, 0, 77, 4, 0, 1];
+    assert_eq!(dec(&route_event(24, 0, table_77, &[(OIF, 5)])), changed);
+    assert_eq!(dec(&route_event(24, 0, default_main, &[(OIF, 9)])), nothing);
+    // A BGP prefix on a WAN device, or anywhere: nothing. A connected route of a WAN
+    // device (proto kernel, scope link) matters; another device's does not.
+    let prefix = [v4, 24, 0, 0, 254, 186, 0, 1];
+    assert_eq!(dec(&route_event(24, 0, prefix, &[(OIF, 3)])), nothing);
+    let connected = [v4, 24, 0, 0, 254, 2, 253, 1];
+    assert_eq!(dec(&route_event(24, 0, connected, &[(OIF, 3)])), changed);
+    assert_eq!(dec(&route_event(24, 0, connected, &[(OIF, 9)])), nothing);
+    // A foreign unreachable default, in a table of its own: nothing.
+    let unreachable = [v4, 0, 0, 0, 50, 4, 0, 7];
+    assert_eq!(dec(&route_event(24, 0, unreachable, &[])), nothing);
+    // A default through a nexthop object names no device: assumed to matter.
+    assert_eq!(
+        dec(&route_event(24, 0, default_main, &[(NH_ID, 42)])),
+        changed
+    );
+    // Multipath defaults: one hop on a WAN device is enough.
+    let multipath = |oifs: &[u32]| {
+        let mut hops = Vec::new();
+        for &oif in oifs {
+            // struct rtnexthop: u16 len, u8 flags, u8 hops, i32 ifindex.
+            hops.extend_from_slice(&8u16.to_ne_bytes());
+            hops.extend_from_slice(&[0, 0]);
+            hops.extend_from_slice(&oif.to_ne_bytes());
+        }
+        let mut h = [0u8; 12];
+        h[..8].copy_from_slice(&default_main);
+        let mut r = Request::new(24, 0, &h);
+        r.attr(MULTIPATH, &hops);
+        r.finish(0)
+    };
+    assert_eq!(dec(&multipath(&[9, 5])), changed);
+    assert_eq!(dec(&multipath(&[9, 10])), nothing);
+
+    // Nexthops: our own write is an echo; ours changed by the kernel, one on a WAN
+    // device and any group matter; one on another device does not.
+    let via = |id, proto, oif, pid| {
+        with_pid(
+            nexthop::new_via(0, id, nexthop::AF_INET, proto, oif, None).finish(0),
+            pid,
+        )
+    };
+    assert_eq!(dec(&via(1101, PROTO, 3, ECHO)), nothing);
+    assert_eq!(dec(&via(1101, PROTO, 9, 0)), changed);
+    assert_eq!(dec(&via(5000, 11, 3, 0)), changed);
+    assert_eq!(dec(&via(5000, 11, 9, 0)), nothing);
+    let grp = nexthop::new_group(0, 5001, 11, &[(5000, 1)]).finish(0);
+    assert_eq!(dec(&grp), changed);
+
+    // Addresses of WAN devices only.
+    let addr = |ifindex: u32| {
+        let mut h = [0u8; 8];
+        h[0] = v4;
+        h[1] = 24;
+        h[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+        Request::new(20, 0, &h).finish(0)
+    };
+    assert_eq!(dec(&addr(3)), changed);
+    assert_eq!(dec(&addr(9)), nothing);
+
+    // Rules: ours echo; anyone else's matter (they can shadow ours).
+    let rule = |pid| with_pid(Request::new(32, 0, &[0u8; 12]).finish(0), pid);
+    assert_eq!(dec(&rule(ECHO)), nothing);
+    assert_eq!(dec(&rule(0)), changed);
+
+    // Without a filter (before the first snapshot) every default route matters.
+    assert_eq!(
+        decode_events(
+            &route_event(24, 0, default_main, &[(OIF, 9)]),
+            &EventFilter::default()
+        ),
+        changed
+    );
+}
+
+/// The kernel stamps our request socket's port id on the notifications of our writes
+/// (`rtmsg_fib` / `nexthop_notify` take the requester's portid), so the monitor knows
+/// them; the same change made by `ip` is someone else's.
+#[test]
+fn our_writes_echo_and_others_do_not() {
+    let ns = lab();
+    let name = ns.name.clone();
+    ns.run(move || {
+        let mut monitor = Monitor::open().unwrap();
+        let mut nl = Netlink::open(own()).unwrap();
+        assert!(nl.port_id() != 0);
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
+        let wan1 = ifindex(&snap, "wan1");
+        *monitor.filter().borrow_mut() = EventFilter {
+            own: Some(own()),
+            devices: Some(vec![wan1]),
+            echo_port: nl.port_id(),
+        };
+        nl.apply(&Op::Add(via_nh(1101, Family::V4, wan1, Some("10.20.1.1"))))
+            .unwrap();
+        nl.apply(&Op::Add(route(
+            Family::V4,
+            1101,
+            "0.0.0.0/0",
+            0,
+            RouteTarget::Nexthop(1101),
+        )))
+        .unwrap();
+        // Someone else's route on another device, then our table touched by `ip`.
+        for args in [
+            "route add 10.99.0.0/16 via 10.20.2.1 dev wan2",
+            "route del default table 1101",
+        ] {
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["-n", &name]).args(args.split(' '));
+            assert!(cmd.status().unwrap().success(), "ip {args}");
+        }
+        // The first event that gets through is the deletion by `ip`: the two writes
+        // and the foreign route before it were dropped at decode.
+        let first = smol::block_on(smol::future::or(
+            async { Some(monitor.next().await) },
+            async {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                None
+            },
+        ));
+        assert_eq!(first, Some(vec![Event::Changed]));
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
+        assert_eq!(
+            snap.owned,
+            vec![via_nh(1101, Family::V4, wan1, Some("10.20.1.1"))]
+        );
+    });
+}
+
+/// With strict checking (4.20+) the kernel sends only our routes and those on the WAN
+/// devices asked for; without it the same filter runs here. Either way a snapshot
+/// reports the same.
+#[test]
+fn snapshots_read_only_our_routes_and_the_wan_devices() {
+    let ns = lab();
+    ns.ip("link add bgp0 type veth peer name bgp0p");
+    ns.ip("link set bgp0 up");
+    ns.ip("link set bgp0p up");
+    ns.ip("route add default dev bgp0 table 90");
+    ns.ip("route add 10.70.0.0/16 dev bgp0");
+    ns.ip("route add default via 10.20.2.1 dev wan2 table 77 proto static");
+    ns.ip("route add default via 10.20.1.1 dev wan1 table 1101 proto 212");
+    ns.ip("route add default dev bgp0 table 1102 proto 212");
+    ns.run(|| {
+        let mut nl = Netlink::open(own()).unwrap();
+        assert!(nl.filters_dumps(), "kernel before 4.20?");
+        let all = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
+        let (wan1, wan2) = (ifindex(&all, "wan1"), ifindex(&all, "wan2"));
+        let bgp0 = ifindex(&all, "bgp0");
+        let tables = |s: &Snapshot| {
+            let mut t: Vec<(u32, u32)> = s
+                .foreign_defaults
+                .iter()
+                .map(|d| (d.table, d.ifindex))
+                .collect();
+            t.sort();
+            t
+        };
+        assert_eq!(
+            tables(&all),
+            vec![(77, wan2), (90, bgp0), (254, wan1), (254, wan2)]
+        );
+        let wans = Reads::Devices(vec!["wan1".into(), "wan2".into(), "gone0".into()]);
+        let some = nl.snapshot(&own(), &wans).unwrap();
+        assert_eq!(tables(&some), vec![(77, wan2), (254, wan1), (254, wan2)]);
+        // Ours come whatever their device, and only once.
+        let mut owned = some.owned.clone();
+        owned.sort();
+        assert_eq!(owned.len(), 2, "{owned:?}");
+        assert_eq!(sorted(all.owned.clone()), owned);
+        let none = nl.snapshot(&own(), &Reads::Devices(Vec::new())).unwrap();
+        assert_eq!(none.foreign_defaults, vec![]);
+        assert_eq!(sorted(none.owned), owned);
+    });
 }
 
 #[test]

@@ -37,6 +37,7 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use smol::Async;
 
@@ -249,12 +250,15 @@ pub struct Received {
 /// The socket lingers with a zero timeout, so closing an established probe connection
 /// sends a reset instead of a FIN: no TIME_WAIT state piles up on either side however
 /// often the target is probed.
+///
+/// A completed handshake also returns its round-trip time as the kernel measured it
+/// ([`handshake_rtt`]); a reset returns `None`.
 pub async fn tcp_connect(
     device: &str,
     source: Option<IpAddr>,
     mark: Option<u32>,
     target: SocketAddr,
-) -> io::Result<()> {
+) -> io::Result<Option<Duration>> {
     let on_device = |e: io::Error| with_device(e, "TCP probe socket", device);
     if let Some(src) = source {
         if src.is_ipv4() != target.is_ipv4() {
@@ -282,12 +286,12 @@ pub async fn tcp_connect(
         )
     };
     if rc == 0 {
-        return Ok(());
+        return Ok(handshake_rtt(&fd));
     }
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EINPROGRESS) => {}
-        Some(errno) => return tcp_outcome(target.ip(), errno, icmp_error(&fd)),
+        Some(errno) => return tcp_outcome(target.ip(), errno, icmp_error(&fd)).map(|()| None),
         None => return Err(err),
     }
     let io = Async::new_nonblocking(fd).map_err(on_device)?;
@@ -308,9 +312,38 @@ pub async fn tcp_connect(
         return Err(io::Error::last_os_error());
     }
     if so_error == 0 {
-        return Ok(());
+        return Ok(handshake_rtt(io.get_ref()));
     }
-    tcp_outcome(target.ip(), so_error, icmp_error(io.get_ref()))
+    tcp_outcome(target.ip(), so_error, icmp_error(io.get_ref())).map(|()| None)
+}
+
+/// The round-trip time of a connection's handshake, from `TCP_INFO`. After the
+/// handshake the kernel has exactly one RTT sample, SYN sent to SYN-ACK received, both
+/// stamped by the kernel when the SYN left and the SYN-ACK arrived (`tcp_ack_update_rtt`,
+/// microseconds since 3.15); the first sample sets the smoothed RTT to itself
+/// (`tcp_rtt_estimator`: srtt = m), so `tcpi_rtt` is that sample, unaffected by when
+/// the loop got round to the socket. A retransmitted SYN gives no exact sample (Karn's
+/// rule; at most a TCP-timestamp one, in milliseconds). `None` if the kernel has no
+/// sample or refuses the option.
+fn handshake_rtt(fd: &OwnedFd) -> Option<Duration> {
+    // SAFETY: tcp_info is plain data; the kernel fills at most `len` bytes of it.
+    let mut info: libc::tcp_info = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // tcpi_rtt ends at byte 72 of struct tcp_info (there since 2.6).
+    if rc != 0 || (len as usize) < 72 || info.tcpi_rtt == 0 {
+        return None;
+    }
+    Some(Duration::from_micros(u64::from(info.tcpi_rtt)))
 }
 
 /// A socket of type `ty` for `target`, pinned to the WAN like every probe socket:

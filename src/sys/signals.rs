@@ -11,8 +11,12 @@ use smol::Async;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Signal {
+    /// SIGHUP: re-read the configuration.
     Reload,
+    /// SIGTERM: exit and leave the forwarding state for the next start (a restart).
     Terminate,
+    /// SIGINT: remove everything uplinkd owns, then exit (a stop).
+    Stop,
 }
 
 pub struct Signals {
@@ -86,7 +90,8 @@ impl Signals {
                 .await?;
             match signo {
                 libc::SIGHUP => return Ok(Signal::Reload),
-                libc::SIGTERM | libc::SIGINT => return Ok(Signal::Terminate),
+                libc::SIGTERM => return Ok(Signal::Terminate),
+                libc::SIGINT => return Ok(Signal::Stop),
                 _ => continue,
             }
         }

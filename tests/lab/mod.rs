@@ -1562,7 +1562,18 @@ impl Daemon {
         self.signal(libc::SIGHUP);
     }
 
-    /// SIGTERM, then wait up to 10 s (SIGKILL after that) and return the exit status.
+    /// SIGINT, a stop: the daemon removes everything it owns. Waits up to 10 s (SIGKILL
+    /// after that) and returns the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGINT);
+        match self.wait_exit(Duration::from_secs(10)) {
+            Some(s) => s,
+            None => self.kill9(),
+        }
+    }
+
+    /// SIGTERM, a restart's first half: the daemon exits and leaves its kernel objects for
+    /// the next start. Waits like [`Daemon::stop`].
     pub fn terminate(&mut self) -> ExitStatus {
         self.signal(libc::SIGTERM);
         match self.wait_exit(Duration::from_secs(10)) {

@@ -232,7 +232,7 @@ up_ubusd "$dir" || exit 1
 check "uplinkd re-registers after ubusd restarts" up_wait_ubus "$dir" uplinkd 30
 check "and answers status" up_wait 10 state_is wan1 up
 check "the daemon survived the ubusd restart" daemon_alive
-up_stop "$dir" uplinkd
+up_stop "$dir" uplinkd INT
 
 # --- procd ----------------------------------------------------------------------------
 # The project's init script under real procd -S, with rc.common and procd.sh.
@@ -283,6 +283,33 @@ respawned() { _p=$(daemon_alive); [ -n "$_p" ] && [ "$_p" != "$pid1" ]; }
 check "procd respawns uplinkd after kill -9" up_wait 30 respawned
 check "the respawned daemon registers again" up_wait_ubus "$dir" uplinkd 20
 check "and adopts its state (wan1 up)" up_wait 30 state_is wan1 up
+
+# Restart: procd's SIGTERM, then a new daemon. rc.common runs service_stopped with
+# $action=restart, which keeps the objects: the new daemon adopts them, and
+# `ip monitor` sees none of uplinkd's rules or routes deleted in between.
+pid2=$(daemon_alive)
+objects() {
+    ip -n "$R" rule show | grep -E '^4[0-9]{3}:'
+    ip -n "$R" route show table all | grep -E 'proto 212'
+}
+before=$(objects | sort)
+ip -n "$R" monitor rule route nexthop >"$dir/monitor.log" 2>&1 &
+mon=$!
+sleep 0.3
+up_service "$dir" uplinkd restart >/dev/null 2>&1
+restarted() { _p=$(daemon_alive); [ -n "$_p" ] && [ "$_p" != "$pid2" ]; }
+check "restart: a new daemon (pid changed from $pid2)" up_wait 30 restarted
+check "restart: the new daemon reaches up" up_wait 30 state_is wan1 up
+sleep 1
+kill "$mon" 2>/dev/null
+wait "$mon" 2>/dev/null
+deleted=$(grep -E '^Deleted' "$dir/monitor.log" | grep -E '^Deleted (4[0-9]{3}:|.*proto 212|.*id )' | head -n 5)
+[ -z "$deleted" ] && ok "restart deleted none of uplinkd's rules, routes or nexthops" ||
+    bad "restart deleted none of uplinkd's rules, routes or nexthops" "$deleted"
+[ "$(objects | sort)" = "$before" ] && ok "restart kept the same rules and routes" ||
+    bad "restart kept the same rules and routes" "$(objects)"
+ip netns exec "$R" nft list table inet uplinkd >/dev/null 2>&1 && ok "restart kept the nft table" ||
+    bad "restart kept the nft table"
 
 # Stop: nothing of uplinkd's is left in the kernel.
 up_service "$dir" uplinkd stop >/dev/null 2>&1
