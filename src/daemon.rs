@@ -25,6 +25,7 @@ use crate::http;
 use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
 use crate::plan::Marks;
 use crate::plan::{self, Desired};
+use crate::probe;
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
 use crate::retry::{self, Retry};
@@ -32,7 +33,7 @@ use crate::socket;
 use crate::sys::needs::{self, Needs};
 use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
 use crate::sys::nft::{link_bytes, Netfilter, Nft};
-use crate::sys::probe::{tcp_connect, IcmpSocket};
+use crate::sys::probe::{dns_ask, http_get, process_cookie, tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::{dryrun::DryRun, logger};
 use crate::time::{earliest, Duration, Instant};
@@ -105,6 +106,7 @@ enum Input {
         /// When the kernel received it, if it said.
         received: Option<std::time::Instant>,
     },
+    /// The outcome of a tcp, http or dns probe (`Err`: why it failed).
     Tcp {
         wan: Rc<str>,
         target: IpAddr,
@@ -612,22 +614,24 @@ impl Daemon {
                 result,
             } => {
                 if let Some(i) = self.engine.wan_index(&wan) {
-                    match result {
+                    let method = self.engine.config().interfaces[i].track_method.name();
+                    match &result {
                         Ok(rtt) => {
-                            self.engine.on_tcp_answer(i, target, seq, rtt, now);
+                            self.engine.on_tcp_answer(i, target, seq, *rtt, now);
                             match rtt {
                                 Some(rtt) => log::debug!(
-                                    "{wan}: tcp probe to {target} answered in {} us",
+                                    "{wan}: {method} probe to {target} answered in {} us",
                                     rtt.as_micros()
                                 ),
-                                None => log::debug!("{wan}: tcp probe to {target} answered"),
+                                None => log::debug!("{wan}: {method} probe to {target} answered"),
                             }
                         }
                         Err(e) => {
                             self.engine.on_probe_error(i, target_index, seq);
-                            log::debug!("{wan}: tcp probe to {target} failed: {e}");
+                            log::debug!("{wan}: {method} probe to {target} failed: {e}");
                         }
                     }
+                    self.engine.set_last_result(i, target_index, result.err());
                 }
             }
             Input::Signal(Signal::Reload) => {
@@ -773,19 +777,64 @@ impl Daemon {
                     }
                 }
             }
-            TrackMethod::Tcp { port } => {
+            method => {
                 let device = self.engine.device(wan).unwrap_or_default().to_string();
                 let source = state.source_for(&target);
                 let mark = self.wan_mark(wan);
                 let timeout = iface.timeout;
                 let tx = self.tx.clone();
+                // What the probe sends, prepared here so the task owns plain data.
+                let ask = match method {
+                    TrackMethod::Http { .. } => {
+                        let host = iface.request.track_host.clone();
+                        let host = host.unwrap_or_else(|| probe::http::default_host(target));
+                        probe::http::request(&iface.request.http_path, &host).into_bytes()
+                    }
+                    TrackMethod::Dns { qtype, .. } => {
+                        let mut buf = [0u8; probe::dns::MAX_QUERY];
+                        // The ID: the sequence number, unique among rounds in flight,
+                        // hidden under this process's cookie.
+                        let c = process_cookie().0;
+                        let id = seq ^ u16::from_be_bytes([c[0], c[1]]);
+                        let n = probe::dns::query(id, &iface.request.dns_query, qtype, &mut buf);
+                        buf.get(..n).unwrap_or_default().to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                let body = iface.request.expect_body.clone();
                 let wan: Rc<str> = iface.name.as_str().into();
                 self.ex
                     .spawn(async move {
                         let connect = async {
-                            tcp_connect(&device, source, mark, SocketAddr::new(target, port))
-                                .await
-                                .map_err(|e| e.to_string())
+                            match method {
+                                TrackMethod::Http {
+                                    port,
+                                    expect_status,
+                                } => {
+                                    let expect = probe::http::Expect {
+                                        status: expect_status,
+                                        body: body.as_deref(),
+                                    };
+                                    let to = SocketAddr::new(target, port);
+                                    let request = std::str::from_utf8(&ask).unwrap_or_default();
+                                    http_get(&device, source, mark, to, request, &expect)
+                                        .await
+                                        .map(|()| None)
+                                }
+                                TrackMethod::Dns { port, .. } => {
+                                    let to = SocketAddr::new(target, port);
+                                    dns_ask(&device, source, mark, to, &ask)
+                                        .await
+                                        .map(|()| None)
+                                }
+                                TrackMethod::Tcp { port } => {
+                                    let to = SocketAddr::new(target, port);
+                                    tcp_connect(&device, source, mark, to)
+                                        .await
+                                        .map_err(|e| e.to_string())
+                                }
+                                TrackMethod::Ping => Err("not a connection probe".into()),
+                            }
                         };
                         let result = smol::future::or(connect, async {
                             Timer::after(timeout).await;

@@ -78,6 +78,9 @@ pub struct Wan {
     pending: Pending,
     /// The kernel gateway (per family) for which netifd was last asked again.
     asked: [Option<Option<IpAddr>>; 2],
+    /// Per target (index into `track_ip`): why its last tcp, http or dns probe failed
+    /// (`HTTP 302`, `SERVFAIL`, `timed out`); `None` once one succeeds.
+    pub last_error: Vec<Option<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -493,6 +496,17 @@ impl Engine {
                 w.health.on_late();
                 true
             }
+        }
+    }
+
+    /// The outcome of target `target_index`'s last tcp, http or dns probe, for status.
+    pub fn set_last_result(&mut self, wan: usize, target_index: u8, error: Option<String>) {
+        if let Some(slot) = self
+            .wans
+            .get_mut(wan)
+            .and_then(|w| w.last_error.get_mut(usize::from(target_index)))
+        {
+            *slot = error;
         }
     }
 
@@ -1042,6 +1056,7 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         netifd_device: None,
         pending: Pending::No,
         asked: [None, None],
+        last_error: vec![None; iface.track_ip.len()],
     }
 }
 

@@ -146,9 +146,14 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
         .track_ip
         .iter()
         .zip(health.targets())
-        .map(|(ip, t)| {
+        .enumerate()
+        .map(|(i, (ip, t))| {
             let mut m = Map::new();
             m.insert("ip".into(), ip.to_string().into());
+            m.insert("method".into(), iface.track_method.name().into());
+            if let Some(Some(e)) = wan.last_error.get(i) {
+                m.insert("last_error".into(), e.as_str().into());
+            }
             if let Some(rtt) = t.last_rtt {
                 m.insert("last_rtt_ms".into(), millis(rtt));
             }
@@ -359,7 +364,9 @@ pub fn table(report: &Value) -> String {
             "-".to_string()
         } else {
             let min = rtts.iter().copied().fold(f64::INFINITY, f64::min);
-            format!("{min:.1} ms")
+            // Tenths by hand: `{:.1}` would link the float formatting code.
+            let tenths = (min.max(0.0) * 10.0).round() as u64;
+            format!("{}.{} ms", tenths / 10, tenths % 10)
         };
         let losses: Vec<u64> = targets
             .iter()
@@ -517,7 +524,7 @@ mod tests {
         assert!(w.get("gateway").is_none() && w.get("address").is_none());
         assert_eq!(
             w["targets"][0],
-            json!({"ip": "203.0.113.1", "sent": 0, "lost": 0})
+            json!({"ip": "203.0.113.1", "method": "ping", "sent": 0, "lost": 0})
         );
 
         e.on_snapshot(&snapshot(&[true, true, true]), at(0));

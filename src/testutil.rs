@@ -21,6 +21,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
         ip6prefix: Vec::new(),
         track_ip: targets.iter().map(|t| ip(t)).collect(),
         track_method: TrackMethod::Ping,
+        request: Request::default(),
         reliability: 1,
         count: 1,
         timeout: Duration::from_secs(1),

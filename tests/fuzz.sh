@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run every fuzz target (decoders of untrusted bytes: UCI text, ICMP, ubus frames,
 # netlink events, addresses, routes and nexthops, nft flowtables, HTTP heads, control
-# lines, netifd status, mwan3 import, and config -> nft ruleset) for a bounded time.
+# lines, netifd status, mwan3 import, config -> nft ruleset, and the answers the http
+# and dns probes read) for a bounded time.
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 lets the stable toolchain build
 # them. FUZZ_SECONDS per target: default 8 (CI), 300 with --long.
 set -eu

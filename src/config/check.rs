@@ -541,6 +541,86 @@ impl<'s> Reader<'_, '_, 's> {
         }
     }
 
+    /// `track_method` with what it needs: the port and what http and dns ask. Options
+    /// of another method are errors, so a typo cannot silently probe something else.
+    fn probe(&mut self, method: &str, port: Option<u16>) -> (TrackMethod, Request) {
+        let mut request = Request::default();
+        let http = ["http_path", "track_host", "expect_status", "expect_body"];
+        let dns = ["dns_query", "dns_type"];
+        let foreign: &[&'static str] = match method {
+            "http" => &dns,
+            "dns" => &http,
+            _ => &[
+                "http_path",
+                "track_host",
+                "expect_status",
+                "expect_body",
+                "dns_query",
+                "dns_type",
+            ],
+        };
+        for &o in foreign {
+            if self.sec.get(o).is_some() {
+                self.read.push(o);
+                self.error(o, format!("does not apply to track_method {method}"));
+            }
+        }
+        let method = match (method, port) {
+            ("tcp", Some(port)) => TrackMethod::Tcp { port },
+            ("tcp", None) => {
+                if self.sec.get("track_port").is_none() {
+                    self.error("track_port", "is required with track_method tcp".into());
+                }
+                TrackMethod::Ping
+            }
+            ("http", port) => {
+                if let Some(p) = self.get("http_path", http_text("/")) {
+                    request.http_path = p;
+                }
+                request.track_host = self.get("track_host", http_text(""));
+                request.expect_body = self.get("expect_body", |s| {
+                    if s.is_empty() || s.len() > 256 {
+                        Err("must be 1-256 characters".into())
+                    } else {
+                        Ok(s.to_string())
+                    }
+                });
+                TrackMethod::Http {
+                    port: port.unwrap_or(80),
+                    expect_status: self.or("expect_status", 204, |s| match s {
+                        "any" => Ok(0),
+                        _ => number(s, 100, 599),
+                    }),
+                }
+            }
+            ("dns", port) => {
+                if let Some(q) = self.get("dns_query", |s| {
+                    crate::probe::dns::check_name(s).map(|()| s.to_string())
+                }) {
+                    request.dns_query = q;
+                }
+                let qtype = self.or("dns_type", crate::probe::dns::Type::A, |s| match s {
+                    "A" | "a" => Ok(crate::probe::dns::Type::A),
+                    "AAAA" | "aaaa" => Ok(crate::probe::dns::Type::Aaaa),
+                    _ => Err(format!("must be A or AAAA, not '{s}'")),
+                });
+                TrackMethod::Dns {
+                    port: port.unwrap_or(53),
+                    qtype,
+                }
+            }
+            (_, Some(_)) => {
+                self.error(
+                    "track_port",
+                    "only applies to track_method tcp, http and dns".into(),
+                );
+                TrackMethod::Ping
+            }
+            _ => TrackMethod::Ping,
+        };
+        (method, request)
+    }
+
     fn interface(mut self) -> Option<Interface> {
         let name = self.name();
         let enabled = self.or("enabled", true, parse_bool);
@@ -604,24 +684,15 @@ impl<'s> Reader<'_, '_, 's> {
                 ),
             );
         }
-        let tcp = self.or("track_method", false, |s| match s {
-            "ping" => Ok(false),
-            "tcp" => Ok(true),
-            _ => Err(format!("must be ping or tcp, not '{s}'")),
+        let method = self.or("track_method", "ping", |s| match s {
+            "ping" => Ok("ping"),
+            "tcp" => Ok("tcp"),
+            "http" => Ok("http"),
+            "dns" => Ok("dns"),
+            _ => Err(format!("must be ping, tcp, http or dns, not '{s}'")),
         });
         let port = self.get("track_port", |s| number(s, 1, 65535));
-        let track_method = match (tcp, port) {
-            (true, Some(port)) => TrackMethod::Tcp { port },
-            (true, None) if self.sec.get("track_port").is_none() => {
-                self.error("track_port", "is required with track_method tcp".into());
-                TrackMethod::Ping
-            }
-            (false, Some(_)) => {
-                self.error("track_port", "only applies to track_method tcp".into());
-                TrackMethod::Ping
-            }
-            _ => TrackMethod::Ping,
-        };
+        let (track_method, request) = self.probe(method, port);
         let max_reliability = track_ip.len().clamp(1, MAX_TARGETS);
         let reliability: u8 = self.or("reliability", 1, |s| number(s, 1, MAX_TARGETS as u64));
         if usize::from(reliability) > max_reliability && self.errors() == errors {
@@ -674,6 +745,7 @@ impl<'s> Reader<'_, '_, 's> {
             ip6prefix,
             track_ip,
             track_method,
+            request,
             reliability,
             count,
             timeout,
@@ -954,6 +1026,29 @@ impl Reader<'_, '_, '_> {
             timeout,
             use_policy: use_policy?,
         })
+    }
+}
+
+/// A path (`must_start` "/") or host name for an HTTP request line: printable ASCII
+/// without spaces, at most 256 characters, so the request stays one well-formed line.
+fn http_text(must_start: &'static str) -> impl Fn(&str) -> Result<String, String> {
+    move |s| {
+        if s.is_empty()
+            || s.len() > 256
+            || !s.starts_with(must_start)
+            || !s.bytes().all(|b| b.is_ascii_graphic())
+        {
+            let start = if must_start.is_empty() {
+                String::new()
+            } else {
+                format!(" starting with '{must_start}'")
+            };
+            Err(format!(
+                "must be 1-256 printable characters{start}, without spaces, not '{s}'"
+            ))
+        } else {
+            Ok(s.to_string())
+        }
     }
 }
 

@@ -43,6 +43,59 @@ pub enum TrackMethod {
     Ping,
     /// TCP connect to `track_port`.
     Tcp { port: u16 },
+    /// HTTP GET of [`Request::http_path`] on `port` (`track_port`, default 80); the
+    /// answer must carry `expect_status` (0: any status, `expect_status any`) and
+    /// [`Request::expect_body`].
+    Http { port: u16, expect_status: u16 },
+    /// A DNS query for [`Request::dns_query`] to the target resolvers on `port`
+    /// (`track_port`, default 53); NOERROR and NXDOMAIN answer.
+    Dns {
+        port: u16,
+        qtype: crate::probe::dns::Type,
+    },
+}
+
+impl TrackMethod {
+    /// The `track_method` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackMethod::Ping => "ping",
+            TrackMethod::Tcp { .. } => "tcp",
+            TrackMethod::Http { .. } => "http",
+            TrackMethod::Dns { .. } => "dns",
+        }
+    }
+}
+
+/// What the http and dns probes ask (defaults, unused by ping and tcp).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `http_path`: the path of the GET, `/generate_204` by default.
+    pub http_path: String,
+    /// `track_host`: the `Host` header; `None`: the target's address.
+    pub track_host: Option<String>,
+    /// `expect_body`: text the first bytes of the body must contain.
+    pub expect_body: Option<String>,
+    /// `dns_query`: the name asked for, `example.com` by default.
+    pub dns_query: String,
+}
+
+/// `http_path` when none is given: the path of the well-known "generate 204" checks,
+/// which answer an empty 204 where no portal intercepts.
+pub const DEFAULT_HTTP_PATH: &str = "/generate_204";
+/// `dns_query` when none is given: a name reserved for documentation (RFC 2606 §3)
+/// whose records IANA keeps in place.
+pub const DEFAULT_DNS_QUERY: &str = "example.com";
+
+impl Default for Request {
+    fn default() -> Request {
+        Request {
+            http_path: DEFAULT_HTTP_PATH.into(),
+            track_host: None,
+            expect_body: None,
+            dns_query: DEFAULT_DNS_QUERY.into(),
+        }
+    }
 }
 
 /// mwan3's `initial_state`: what a WAN is assumed to be before probes have spoken.
@@ -132,6 +185,8 @@ pub struct Interface {
     pub ip6prefix: Vec<Prefix>,
     pub track_ip: Vec<IpAddr>,
     pub track_method: TrackMethod,
+    /// What `track_method` http and dns ask.
+    pub request: Request,
     /// Targets that must answer for a round to pass.
     pub reliability: u8,
     /// Probes per target per round; a target answers if any of them does.
@@ -473,6 +528,16 @@ impl Config {
                 let method = match method {
                     TrackMethod::Ping => "ping".to_string(),
                     TrackMethod::Tcp { port } => format!("tcp port {port}"),
+                    TrackMethod::Http {
+                        port,
+                        expect_status,
+                    } => format!(
+                        "http GET {} port {port} expecting {expect_status}",
+                        i.request.http_path
+                    ),
+                    TrackMethod::Dns { port, qtype } => {
+                        format!("dns {} {} port {port}", qtype.name(), i.request.dns_query)
+                    }
                 };
                 let s = if n == 1 { "" } else { "s" };
                 format!(
@@ -599,13 +664,13 @@ impl Interface {
             (self.gateway, self.gateway6),
             (self.family, &self.ip6prefix),
             &self.track_ip,
-            self.track_method,
+            (self.track_method, &self.request),
         ) != (
             &new.device,
             (new.gateway, new.gateway6),
             (new.family, &new.ip6prefix),
             &new.track_ip,
-            new.track_method,
+            (new.track_method, &new.request),
         ) {
             Change::Restart
         } else {
@@ -1078,6 +1143,43 @@ mod tests {
     }
 
     #[test]
+    fn http_and_dns_probes() {
+        let c = ok(&wan(
+            "list track_ip 192.0.2.9\noption track_method http\noption track_host example.net\n\
+             option expect_status 200\noption expect_body success\noption track_port 8080",
+        ));
+        let i = &c.interfaces[0];
+        assert_eq!(
+            i.track_method,
+            TrackMethod::Http {
+                port: 8080,
+                expect_status: 200
+            }
+        );
+        assert_eq!(i.request.http_path, DEFAULT_HTTP_PATH);
+        assert_eq!(i.request.track_host.as_deref(), Some("example.net"));
+        assert_eq!(i.request.expect_body.as_deref(), Some("success"));
+        assert!(c.summary()[0].contains("http GET /generate_204 port 8080 expecting 200"));
+        let c = ok(&wan(
+            "list track_ip 192.0.2.53\noption track_method dns\noption dns_type AAAA",
+        ));
+        let i = &c.interfaces[0];
+        assert_eq!(
+            i.track_method,
+            TrackMethod::Dns {
+                port: 53,
+                qtype: crate::probe::dns::Type::Aaaa
+            }
+        );
+        assert_eq!(i.request.dns_query, DEFAULT_DNS_QUERY);
+        assert!(c.summary()[0].contains("dns AAAA example.com port 53"));
+        // Another question is a restart of the WAN's health, like another method.
+        let mut other = i.clone();
+        other.request.dns_query = "example.org".into();
+        assert_eq!(i.change_to(&other), Change::Restart);
+    }
+
+    #[test]
     fn dual_stack_interface() {
         let c = ok(&wan(
             "option family any\nlist gateway 192.0.2.1\nlist gateway fe80::1\n\
@@ -1149,8 +1251,36 @@ mod tests {
                 "option 'track_ip' lists 192.0.2.1 twice",
             ),
             (
-                "option track_method http",
-                "option 'track_method' must be ping or tcp",
+                "option track_method https",
+                "option 'track_method' must be ping, tcp, http or dns",
+            ),
+            (
+                "option track_method http\noption expect_status 99",
+                "option 'expect_status' must be a whole number from 100 to 599",
+            ),
+            (
+                "option track_method http\noption http_path 'generate_204'",
+                "option 'http_path' must be 1-256 printable characters starting with '/'",
+            ),
+            (
+                "option track_method http\noption track_host 'a b'",
+                "option 'track_host' must be 1-256 printable characters, without spaces",
+            ),
+            (
+                "option track_method ping\noption http_path /",
+                "option 'http_path' does not apply to track_method ping",
+            ),
+            (
+                "option track_method http\noption dns_query example.com",
+                "option 'dns_query' does not apply to track_method http",
+            ),
+            (
+                "option track_method dns\noption dns_query 'a..b'",
+                "option 'dns_query' 'a..b' has an empty label",
+            ),
+            (
+                "option track_method dns\noption dns_type MX",
+                "option 'dns_type' must be A or AAAA, not 'MX'",
             ),
             (
                 "option track_method tcp\noption track_port 0",
@@ -1210,7 +1340,7 @@ mod tests {
             ),
             (
                 "option track_method 'tc\tp'",
-                "must be ping or tcp, not 'tc\\tp'",
+                "must be ping, tcp, http or dns, not 'tc\\tp'",
             ),
             (
                 "option bogus 1",

@@ -68,12 +68,7 @@ const POLICY_LAST_RESORT: &str = "unreachable";
 const TRACK_METHODS: [(&str, &str, &str); 9] = [
     ("ping", "ping", ""),
     ("nping-icmp", "ping", ""),
-    (
-        "httping",
-        "ping",
-        "mwan3 fetched a web page from the targets; uplinkd pings them, which proves the \
-         path but not that a web server answers (a target that filters ping counts as down)",
-    ),
+    ("httping", "http", ""),
     ("nping-tcp", "tcp", ""),
     (
         "nping-udp",
@@ -92,18 +87,15 @@ const TRACK_METHODS: [(&str, &str, &str); 9] = [
         "mwan3 asked the targets for their MAC address on the link (ARP); uplinkd pings \
          them, through the gateway unless they are on the link",
     ),
-    (
-        "nslookup",
-        "ping",
-        "mwan3 asked the targets (DNS servers) to resolve a name; uplinkd pings them, \
-         which proves the path but not that they resolve",
-    ),
+    ("nslookup", "dns", ""),
     (
         "",
         "ping",
         "mwan3 does not know this method and pinged the targets; so does uplinkd",
     ),
 ];
+/// The name mwan3's nslookup probe asks each target for.
+const NSLOOKUP_NAME: &str = "www.google.com";
 /// The port nping's TCP probes use by default (a RST answers, as for uplinkd's tcp).
 const NPING_TCP_PORT: &str = "80";
 
@@ -552,10 +544,38 @@ impl Converter<'_> {
                 .or(TRACK_METHODS.last())
                 .copied()
                 .unwrap_or(("", "ping", ""));
+            // httping over TLS: uplinkd speaks plain HTTP only.
+            let tls =
+                to == "http" && get("httping_ssl").is_some_and(|(v, _)| truthy(&v) == Some(true));
             if !targets.is_empty() {
-                if to == "tcp" {
-                    self.option("track_method", "tcp");
-                    self.option("track_port", NPING_TCP_PORT);
+                match to {
+                    "tcp" => {
+                        self.option("track_method", "tcp");
+                        self.option("track_port", NPING_TCP_PORT);
+                    }
+                    // mwan3 runs `httping http://<target>`: any HTTP answer to `/` is a
+                    // success.
+                    "http" if !tls => {
+                        self.option("track_method", "http");
+                        self.option("http_path", "/");
+                        self.option("expect_status", "any");
+                    }
+                    // mwan3 runs `nslookup www.google.com <target>`.
+                    "dns" => {
+                        self.option("track_method", "dns");
+                        self.option("dns_query", NSLOOKUP_NAME);
+                    }
+                    _ => {}
+                }
+                if tls {
+                    self.warn(
+                        line,
+                        format!(
+                            "interface '{name}': track_method 'httping' with httping_ssl: \
+                             uplinkd does not speak TLS and pings the targets instead, \
+                             which proves the path but not that a web server answers"
+                        ),
+                    );
                 }
                 if !note.is_empty() {
                     self.warn(
@@ -572,10 +592,11 @@ impl Converter<'_> {
             if let Some((_, lo, hi)) = NUMERIC_INTERFACE.iter().find(|(n, _, _)| *n == opt) {
                 // Seconds may have a fraction (uplinkd takes 0.1 s steps).
                 let duration = opt == "timeout" || opt.ends_with("interval");
+                // (uplinkd's own duration parser: no float parsing code in the binary.)
                 let fraction = duration
-                    .then(|| v.trim().parse::<f64>().ok())
+                    .then(|| super::check::duration(v.trim(), 1000, 100, hi * 1000).ok())
                     .flatten()
-                    .filter(|f| f.fract() != 0.0 && *f >= 0.1 && *f <= *hi as f64);
+                    .filter(|d| d.as_millis() % 1000 != 0);
                 if fraction.is_some() {
                     self.option(opt, v.trim());
                     continue;

@@ -20,6 +20,8 @@
 //! sequence belongs to the target it came from, so a stale or foreign reply is never
 //! counted.
 
+pub mod dns;
+pub mod http;
 pub mod icmp;
 
 use heapless::Deque;

@@ -1,5 +1,5 @@
-//! Probe sockets: ICMP echo over raw sockets and TCP connect probes, each pinned to the
-//! device of one WAN.
+//! Probe sockets: ICMP echo over raw sockets, TCP connect, HTTP and DNS probes, each
+//! pinned to the device of one WAN.
 //!
 //! Everything runs inside the daemon on nonblocking sockets driven by smol; no process is
 //! ever spawned. The wire format lives in [`crate::probe::icmp`]; when to probe, and what
@@ -45,6 +45,7 @@ use crate::kernel::Family;
 use std::sync::OnceLock;
 
 use crate::probe::icmp::{self, Cookie, EchoReply};
+use crate::probe::{dns, http};
 
 /// `ICMP_FILTER` (linux/icmp.h), a `SOL_RAW` option of raw IPv4 ICMP sockets: a 32-bit
 /// mask of ICMP types to drop.
@@ -267,23 +268,7 @@ pub async fn tcp_connect(
             ));
         }
     }
-    let domain = match target {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    let fd = socket(domain, libc::SOCK_STREAM, 0).map_err(on_device)?;
-    bind_to_device(&fd, device).map_err(on_device)?;
-    if let Some(mark) = mark {
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_MARK, &mark).map_err(on_device)?;
-    }
-    if let Some(src) = source {
-        bind(&fd, SocketAddr::new(src, 0)).map_err(on_device)?;
-    }
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger).map_err(on_device)?;
+    let fd = pinned_socket(device, source, mark, target, libc::SOCK_STREAM).map_err(on_device)?;
     let on: libc::c_int = 1;
     match target {
         SocketAddr::V4(_) => setsockopt(&fd, libc::SOL_IP, libc::IP_RECVERR, &on),
@@ -359,6 +344,225 @@ fn handshake_rtt(fd: &OwnedFd) -> Option<Duration> {
         return None;
     }
     Some(Duration::from_micros(u64::from(info.tcpi_rtt)))
+}
+
+/// A socket of type `ty` for `target`, pinned to the WAN like every probe socket:
+/// bound to `device`, stamped with `mark`, bound to `source` if given. TCP sockets
+/// linger with a zero timeout (see [`tcp_connect`]).
+fn pinned_socket(
+    device: &str,
+    source: Option<IpAddr>,
+    mark: Option<u32>,
+    target: SocketAddr,
+    ty: libc::c_int,
+) -> io::Result<OwnedFd> {
+    let domain = match target {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let fd = socket(domain, ty, 0)?;
+    bind_to_device(&fd, device)?;
+    if let Some(mark) = mark {
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_MARK, &mark)?;
+    }
+    if let Some(src) = source {
+        bind(&fd, SocketAddr::new(src, 0))?;
+    }
+    if ty == libc::SOCK_STREAM {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger)?;
+    }
+    Ok(fd)
+}
+
+fn same_family(device: &str, source: Option<IpAddr>, target: SocketAddr) -> Result<(), String> {
+    match source {
+        Some(src) if src.is_ipv4() != target.is_ipv4() => Err(format!(
+            "probe on {device}: source {src} and target {target} differ in family"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `connect` on a nonblocking socket, waiting for the handshake.
+async fn connect(fd: OwnedFd, target: SocketAddr) -> io::Result<Async<OwnedFd>> {
+    let (addr, addr_len) = sockaddr(target);
+    // SAFETY: `addr` is a valid socket address of `addr_len` bytes.
+    let rc = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            addr_len,
+        )
+    };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+    }
+    let io = Async::new_nonblocking(fd)?;
+    io.writable().await?;
+    let mut so_error: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `so_error` is a c_int and `len` holds its size.
+    let rc = unsafe {
+        libc::getsockopt(
+            io.get_ref().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut so_error as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if so_error != 0 {
+        return Err(io::Error::from_raw_os_error(so_error));
+    }
+    Ok(io)
+}
+
+/// The http probe: `GET` with `request` (from [`http::request`]) to `target` from
+/// `device`, then reads at most [`http::MAX_RESPONSE`] bytes until
+/// [`http::verdict`] decides. `Err` carries the reason the status report shows (`HTTP
+/// 302`, `connection refused`). Dropping the future abandons it: the caller applies the
+/// probe timeout. The connection is reset, not closed, when done (zero linger).
+pub async fn http_get(
+    device: &str,
+    source: Option<IpAddr>,
+    mark: Option<u32>,
+    target: SocketAddr,
+    request: &str,
+    expect: &http::Expect<'_>,
+) -> Result<(), String> {
+    same_family(device, source, target)?;
+    let fd = pinned_socket(device, source, mark, target, libc::SOCK_STREAM)
+        .map_err(|e| with_device(e, "HTTP probe socket", device).to_string())?;
+    let io = connect(fd, target).await.map_err(|e| e.to_string())?;
+    let mut sent = 0;
+    while sent < request.len() {
+        let rest = request.as_bytes().get(sent..).unwrap_or_default();
+        // SAFETY: `rest` is valid for its length.
+        let n = io
+            .write_with(|fd| {
+                let n = unsafe {
+                    libc::send(
+                        fd.as_raw_fd(),
+                        rest.as_ptr().cast(),
+                        rest.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        sent += n;
+    }
+    let mut buf = vec![0u8; http::MAX_RESPONSE];
+    let mut len = 0;
+    loop {
+        let room = buf.get_mut(len..).unwrap_or_default();
+        let n = io
+            .read_with(|fd| {
+                // SAFETY: `room` is valid for its length.
+                let n = unsafe {
+                    libc::recv(
+                        fd.as_raw_fd(),
+                        room.as_mut_ptr().cast(),
+                        room.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        len += n;
+        let closed = n == 0 || len >= buf.len();
+        match http::verdict(buf.get(..len).unwrap_or_default(), closed, expect) {
+            http::Verdict::Pass => return Ok(()),
+            http::Verdict::Fail(why) => return Err(why),
+            http::Verdict::More if closed => return Err("answer ended early".into()),
+            http::Verdict::More => {}
+        }
+    }
+}
+
+/// The dns probe: `query` (from [`dns::query`]) over UDP to the resolver `target` from
+/// `device`; waits for its answer and judges it with [`dns::check`]. Datagrams that do
+/// not answer this query are skipped (the connected socket already drops those from
+/// other addresses). Dropping the future abandons it: the caller applies the timeout.
+pub async fn dns_ask(
+    device: &str,
+    source: Option<IpAddr>,
+    mark: Option<u32>,
+    target: SocketAddr,
+    query: &[u8],
+) -> Result<(), String> {
+    same_family(device, source, target)?;
+    let fd = pinned_socket(device, source, mark, target, libc::SOCK_DGRAM)
+        .map_err(|e| with_device(e, "DNS probe socket", device).to_string())?;
+    // A UDP connect only sets the peer: it completes at once.
+    let io = connect(fd, target).await.map_err(|e| e.to_string())?;
+    io.write_with(|fd| {
+        // SAFETY: `query` is valid for its length.
+        let n = unsafe {
+            libc::send(
+                fd.as_raw_fd(),
+                query.as_ptr().cast(),
+                query.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; dns::MAX_ANSWER];
+    loop {
+        let n = io
+            .read_with(|fd| {
+                // SAFETY: `buf` is valid for its length.
+                let n = unsafe {
+                    libc::recv(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        match dns::check(query, buf.get(..n).unwrap_or_default()) {
+            Ok(()) => return Ok(()),
+            Err(dns::Fail::NotOurs) => {}
+            Err(rcode) => return Err(rcode.to_string()),
+        }
+    }
 }
 
 /// An ICMP error the kernel queued on a socket (`IP_RECVERR`): its type and code, and

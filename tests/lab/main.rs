@@ -35,6 +35,7 @@ mod needs;
 mod netifd;
 mod page;
 mod pinning;
+mod probekinds;
 mod quality;
 mod reject;
 mod reload;

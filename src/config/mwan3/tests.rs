@@ -501,7 +501,13 @@ fn policy_per_subnet() {
     assert!(
         w[0].starts_with("mwan3:6: interface 'wwan': the network configuration names no device")
     );
-    assert!(w[1].contains(":9: interface 'wwan': track_method 'httping': mwan3 fetched a web page"));
+    assert!(w[1].contains(
+        ":9: interface 'wwan': track_method 'httping' with httping_ssl: uplinkd does not speak TLS"
+    ));
+    assert_eq!(
+        cfg.interface("wwan").unwrap().track_method,
+        TrackMethod::Ping
+    );
 }
 
 #[test]
@@ -944,7 +950,14 @@ config policy 'p'
     let (cfg, import) = import(mwan3);
     let i = |n: &str| cfg.interface(n).unwrap();
     assert_eq!(i("wan").track_ip.len(), 1);
-    assert_eq!(i("wan").track_method, TrackMethod::Ping);
+    assert_eq!(
+        i("wan").track_method,
+        TrackMethod::Http {
+            port: 80,
+            expect_status: 0
+        }
+    );
+    assert_eq!(i("wan").request.http_path, "/");
     assert_eq!(i("wanb").track_method, TrackMethod::Tcp { port: 80 });
     assert_eq!(i("wanc").track_ip.len(), 1);
     assert!(i("wand").track_ip.is_empty());
@@ -953,7 +966,6 @@ config policy 'p'
         &import,
         &[
             "track_ip 'www.google.com' is not an address",
-            "track_method 'httping': mwan3 fetched a web page from the targets; uplinkd pings them",
             "track_method 'arping': mwan3 asked the targets for their MAC address",
             "track_ip '0.0.0.0' cannot answer probes",
             "interface 'wand': no usable track_ip is left: uplinkd does not probe it and follows its link state",
@@ -965,6 +977,46 @@ config policy 'p'
     // No method warning where no targets are left (nothing is probed at all).
     assert!(!warned(&import, "track_method 'nslookup'"));
     assert!(!warned(&import, "nping-tcp"));
+    assert!(!warned(&import, "track_method 'httping'"));
+}
+
+/// httping and nslookup become uplinkd's http and dns probes, asking what mwan3 asked.
+#[test]
+fn httping_and_nslookup_become_http_and_dns() {
+    let mwan3 = "\
+config interface 'wan'
+	option enabled '1'
+	option track_method 'nslookup'
+	list track_ip '1.1.1.1'
+config interface 'wanb'
+	option enabled '1'
+	option track_method 'httping'
+	option httping_ssl '0'
+	list track_ip '192.0.2.80'
+config member 'm'
+	option interface 'wan'
+config policy 'p'
+	list use_member 'm'
+";
+    let (cfg, import) = import(mwan3);
+    let wan = cfg.interface("wan").unwrap();
+    assert_eq!(
+        wan.track_method,
+        TrackMethod::Dns {
+            port: 53,
+            qtype: crate::probe::dns::Type::A
+        }
+    );
+    assert_eq!(wan.request.dns_query, "www.google.com");
+    let wanb = cfg.interface("wanb").unwrap();
+    assert_eq!(
+        wanb.track_method,
+        TrackMethod::Http {
+            port: 80,
+            expect_status: 0
+        }
+    );
+    assert!(!warned(&import, "track_method"), "{:#?}", import.warnings);
 }
 
 /// Class 9: `logging`/`loglevel` are per-rule packet logging.

@@ -236,6 +236,8 @@ return view.extend({
 		o = s.taboption('probes', form.ListValue, 'track_method', _('Probe method'));
 		o.value('ping', _('ICMP echo (ping)'));
 		o.value('tcp', _('TCP connect'));
+		o.value('http', _('HTTP GET (sees captive portals)'));
+		o.value('dns', _('DNS query (targets are resolvers)'));
 		o.default = 'ping';
 
 		o = s.taboption('probes', form.Value, 'track_port', _('TCP port'));
@@ -245,6 +247,36 @@ return view.extend({
 			if (value == null || value === '') return _('is required with the TCP probe method');
 			return check(v.port)(section_id, value);
 		};
+
+		o = s.taboption('probes', form.Value, 'http_path', _('HTTP path'),
+			_('Plain HTTP only. A redirect or a page with another status is a failed round.'));
+		o.depends('track_method', 'http');
+		o.placeholder = '/generate_204';
+
+		o = s.taboption('probes', form.Value, 'track_host', _('HTTP Host header'),
+			_('Default: the target address.'));
+		o.depends('track_method', 'http');
+		o.datatype = 'hostname';
+
+		o = s.taboption('probes', form.Value, 'expect_status', _('Expected HTTP status'),
+			_('100-599, or any.'));
+		o.depends('track_method', 'http');
+		o.placeholder = '204';
+
+		o = s.taboption('probes', form.Value, 'expect_body', _('Expected text in the body'));
+		o.depends('track_method', 'http');
+
+		o = s.taboption('probes', form.Value, 'dns_query', _('DNS name to ask for'),
+			_('NOERROR and NXDOMAIN answer; SERVFAIL, REFUSED and silence fail.'));
+		o.depends('track_method', 'dns');
+		o.datatype = 'hostname';
+		o.placeholder = 'example.com';
+
+		o = s.taboption('probes', form.ListValue, 'dns_type', _('DNS record type'));
+		o.depends('track_method', 'dns');
+		o.value('A');
+		o.value('AAAA');
+		o.default = 'A';
 
 		o = s.taboption('probes', form.Value, 'reliability', _('Targets that must answer'),
 			_('How many targets must answer in a round for it to count as good.'));
