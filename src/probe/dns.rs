@@ -154,7 +154,7 @@ mod tests {
             q(0x1234, "example.com.", Type::A),
             b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
         );
-        assert_eq!(q(1, "a.b", Type::Aaaa).ends_with(&[0, 28, 0, 1]), true);
+        assert!(q(1, "a.b", Type::Aaaa).ends_with(&[0, 28, 0, 1]));
     }
 
     /// An answer to `query`: the question echoed, `rcode`, one A record (compressed name).

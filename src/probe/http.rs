@@ -50,9 +50,8 @@ pub fn default_host(target: std::net::IpAddr) -> String {
 /// nothing more will come (the peer closed, or the cap was reached).
 pub fn verdict(data: &[u8], closed: bool, expect: &Expect) -> Verdict {
     let Some(line_end) = find(data, b"\r\n").or_else(|| find(data, b"\n")) else {
-        return if closed || data.len() >= MAX_RESPONSE {
-            Verdict::Fail("not HTTP".into())
-        } else if !data.is_empty() && !b"HTTP/1.".starts_with(&data[..data.len().min(7)]) {
+        let not_http = !data.is_empty() && !b"HTTP/1.".starts_with(&data[..data.len().min(7)]);
+        return if closed || data.len() >= MAX_RESPONSE || not_http {
             Verdict::Fail("not HTTP".into())
         } else {
             Verdict::More
