@@ -427,6 +427,34 @@ async fn connect(fd: OwnedFd, target: SocketAddr) -> io::Result<Async<OwnedFd>> 
     Ok(io)
 }
 
+/// One non-blocking `send` on a connected socket: how many bytes the kernel took.
+fn send_now(fd: &impl AsRawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is valid for its length.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// One non-blocking `recv` into `buf`: how many bytes came (0: the peer closed).
+fn recv_now(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for its length.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// The http probe: `GET` with `request` (from [`http::request`]) to `target` from
 /// `device`, then reads at most [`http::MAX_RESPONSE`] bytes until
 /// [`http::verdict`] decides. `Err` carries the reason the status report shows (`HTTP
@@ -447,23 +475,8 @@ pub async fn http_get(
     let mut sent = 0;
     while sent < request.len() {
         let rest = request.as_bytes().get(sent..).unwrap_or_default();
-        // SAFETY: `rest` is valid for its length.
         let n = io
-            .write_with(|fd| {
-                let n = unsafe {
-                    libc::send(
-                        fd.as_raw_fd(),
-                        rest.as_ptr().cast(),
-                        rest.len(),
-                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
+            .write_with(|fd| send_now(fd, rest))
             .await
             .map_err(|e| e.to_string())?;
         sent += n;
@@ -473,22 +486,7 @@ pub async fn http_get(
     loop {
         let room = buf.get_mut(len..).unwrap_or_default();
         let n = io
-            .read_with(|fd| {
-                // SAFETY: `room` is valid for its length.
-                let n = unsafe {
-                    libc::recv(
-                        fd.as_raw_fd(),
-                        room.as_mut_ptr().cast(),
-                        room.len(),
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
+            .read_with(|fd| recv_now(fd, room))
             .await
             .map_err(|e| e.to_string())?;
         len += n;
@@ -518,43 +516,13 @@ pub async fn dns_ask(
         .map_err(|e| with_device(e, "DNS probe socket", device).to_string())?;
     // A UDP connect only sets the peer: it completes at once.
     let io = connect(fd, target).await.map_err(|e| e.to_string())?;
-    io.write_with(|fd| {
-        // SAFETY: `query` is valid for its length.
-        let n = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                query.as_ptr().cast(),
-                query.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    io.write_with(|fd| send_now(fd, query))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = [0u8; dns::MAX_ANSWER];
     loop {
         let n = io
-            .read_with(|fd| {
-                // SAFETY: `buf` is valid for its length.
-                let n = unsafe {
-                    libc::recv(
-                        fd.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            })
+            .read_with(|fd| recv_now(fd, &mut buf))
             .await
             .map_err(|e| e.to_string())?;
         match dns::check(query, buf.get(..n).unwrap_or_default()) {
