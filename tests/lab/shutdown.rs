@@ -56,9 +56,14 @@ fn sigterm_keeps_everything_and_cleanup_removes_it() {
     let table = lab.exec("rtr", &["nft", "list", "table", "inet", "uplinkd"]);
     assert!(table.status.success(), "SIGTERM removed the nft table");
 
+    // The retained group is there from the start, so wait for the new daemon to say it
+    // adopted it rather than for the group.
     let mut d2 = lab.start_daemon(bin(), &config, &[]);
+    let adopted = lab::wait_until(STARTUP, Duration::from_millis(50), || {
+        d2.log().contains("adopting")
+    });
+    assert!(adopted.is_ok(), "no adoption; log:\n{}", d2.log());
     lab.wait_group(&mut d2, &[1, 2], STARTUP);
-    assert!(d2.log().contains("adopting"), "{}", d2.log());
     // While the daemon runs (and would put everything back), cleanup waits its 10 s and
     // refuses.
     let conf = d2.config_path().to_str().unwrap_or("").to_string();
