@@ -276,19 +276,9 @@ pub async fn tcp_connect(
     }
     .map_err(on_device)?;
 
-    let (addr, addr_len) = sockaddr(target);
-    // SAFETY: `addr` is a valid socket address of `addr_len` bytes.
-    let rc = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_storage).cast(),
-            addr_len,
-        )
-    };
-    if rc == 0 {
+    let Err(err) = connect_start(&fd, target) else {
         return Ok(handshake_rtt(&fd));
-    }
-    let err = io::Error::last_os_error();
+    };
     match err.raw_os_error() {
         Some(libc::EINPROGRESS) => {}
         Some(errno) => return tcp_outcome(target.ip(), errno, icmp_error(&fd)).map(|()| None),
@@ -296,21 +286,7 @@ pub async fn tcp_connect(
     }
     let io = Async::new_nonblocking(fd).map_err(on_device)?;
     io.writable().await?;
-    let mut so_error: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `so_error` is a c_int and `len` holds its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            io.get_ref().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut so_error as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let so_error = pending_error(io.get_ref())?;
     if so_error == 0 {
         return Ok(handshake_rtt(io.get_ref()));
     }
@@ -387,8 +363,9 @@ fn same_family(device: &str, source: Option<IpAddr>, target: SocketAddr) -> Resu
     }
 }
 
-/// `connect` on a nonblocking socket, waiting for the handshake.
-async fn connect(fd: OwnedFd, target: SocketAddr) -> io::Result<Async<OwnedFd>> {
+/// Starts `connect` on a nonblocking socket: `Ok` when it completed at once, else the
+/// error (`EINPROGRESS` while the handshake runs).
+fn connect_start(fd: &OwnedFd, target: SocketAddr) -> io::Result<()> {
     let (addr, addr_len) = sockaddr(target);
     // SAFETY: `addr` is a valid socket address of `addr_len` bytes.
     let rc = unsafe {
@@ -399,19 +376,20 @@ async fn connect(fd: OwnedFd, target: SocketAddr) -> io::Result<Async<OwnedFd>> 
         )
     };
     if rc < 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(err);
-        }
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
-    let io = Async::new_nonblocking(fd)?;
-    io.writable().await?;
+}
+
+/// The socket's pending error (`SO_ERROR`): how a nonblocking connect ended, 0 if well.
+fn pending_error(fd: &OwnedFd) -> io::Result<libc::c_int> {
     let mut so_error: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `so_error` is a c_int and `len` holds its size.
     let rc = unsafe {
         libc::getsockopt(
-            io.get_ref().as_raw_fd(),
+            fd.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_ERROR,
             (&mut so_error as *mut libc::c_int).cast(),
@@ -419,8 +397,21 @@ async fn connect(fd: OwnedFd, target: SocketAddr) -> io::Result<Async<OwnedFd>> 
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(so_error)
     }
+}
+
+/// `connect` on a nonblocking socket, waiting for the handshake.
+async fn connect(fd: OwnedFd, target: SocketAddr) -> io::Result<Async<OwnedFd>> {
+    match connect_start(&fd, target) {
+        Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => return Err(e),
+        _ => {}
+    }
+    let io = Async::new_nonblocking(fd)?;
+    io.writable().await?;
+    let so_error = pending_error(io.get_ref())?;
     if so_error != 0 {
         return Err(io::Error::from_raw_os_error(so_error));
     }
