@@ -189,25 +189,11 @@ impl Netfilter {
         );
         req.attr(CTA_MARK, &mark.to_be_bytes());
         req.attr(CTA_MARK_MASK, &mask.to_be_bytes());
-        let seq = self.send(&req)?;
         let mut n = 0u32;
-        let mut buf = Vec::with_capacity(32 * 1024);
-        loop {
-            buf.clear();
-            self.socket.recv(&mut buf, 0)?;
-            for m in Messages::new(&buf).filter(|m| m.seq == seq) {
-                match m.kind {
-                    NLMSG_DONE => return Ok(n),
-                    NLMSG_ERROR => {
-                        let errno =
-                            parse_ack(m.flags, m.payload).map_or(libc::EBADMSG, |a| a.errno);
-                        return Err(io::Error::from_raw_os_error(errno));
-                    }
-                    k if k == SUBSYS_CTNETLINK << 8 | CT_NEW => n = n.saturating_add(1),
-                    _ => {}
-                }
-            }
-        }
+        self.dump_request(&req, SUBSYS_CTNETLINK << 8 | CT_NEW, |_| {
+            n = n.saturating_add(1)
+        })?;
+        Ok(n)
     }
 }
 
@@ -240,9 +226,20 @@ pub struct Flowtable {
 
 impl Netfilter {
     /// Run a dump of `get` over `family`, handing every `new` message's payload to `f`.
-    fn dump(&mut self, family: u8, get: u16, new: u16, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    fn dump(&mut self, family: u8, get: u16, new: u16, f: impl FnMut(&[u8])) -> io::Result<()> {
         let req = Request::new(SUBSYS_NFTABLES << 8 | get, NLM_F_DUMP, &nfgenmsg(family));
-        let seq = self.send(&req)?;
+        self.dump_request(&req, SUBSYS_NFTABLES << 8 | new, f)
+    }
+
+    /// Send the dump request `req`, handing the payload of every answer of type `kind`
+    /// to `f` until the dump is done.
+    fn dump_request(
+        &mut self,
+        req: &Request,
+        kind: u16,
+        mut f: impl FnMut(&[u8]),
+    ) -> io::Result<()> {
+        let seq = self.send(req)?;
         let mut buf = Vec::with_capacity(32 * 1024);
         loop {
             buf.clear();
@@ -255,7 +252,7 @@ impl Netfilter {
                             parse_ack(m.flags, m.payload).map_or(libc::EBADMSG, |a| a.errno);
                         return Err(io::Error::from_raw_os_error(errno));
                     }
-                    k if k == SUBSYS_NFTABLES << 8 | new => f(m.payload),
+                    k if k == kind => f(m.payload),
                     _ => {}
                 }
             }
@@ -288,32 +285,11 @@ impl Netfilter {
 
     /// Every flowtable of every table.
     pub fn flowtables(&mut self) -> io::Result<Vec<Flowtable>> {
-        let req = Request::new(
-            SUBSYS_NFTABLES << 8 | NFT_GETFLOWTABLE,
-            NLM_F_DUMP,
-            &nfgenmsg(0),
-        );
-        let seq = self.send(&req)?;
         let mut out = Vec::new();
-        let mut buf = Vec::with_capacity(32 * 1024);
-        loop {
-            buf.clear();
-            self.socket.recv(&mut buf, 0)?;
-            for m in Messages::new(&buf).filter(|m| m.seq == seq) {
-                match m.kind {
-                    NLMSG_DONE => return Ok(out),
-                    NLMSG_ERROR => {
-                        let errno =
-                            parse_ack(m.flags, m.payload).map_or(libc::EBADMSG, |a| a.errno);
-                        return Err(io::Error::from_raw_os_error(errno));
-                    }
-                    k if k == SUBSYS_NFTABLES << 8 | NFT_NEWFLOWTABLE => {
-                        out.extend(decode_flowtable(m.payload));
-                    }
-                    _ => {}
-                }
-            }
-        }
+        self.dump(0, NFT_GETFLOWTABLE, NFT_NEWFLOWTABLE, |p| {
+            out.extend(decode_flowtable(p));
+        })?;
+        Ok(out)
     }
 }
 
