@@ -331,6 +331,9 @@ pub enum Event {
     /// The kernel gave up resolving a neighbour (`NUD_FAILED`): it answered no ARP or
     /// NDP solicitation. Carried so a dead gateway is acted on without waiting for probes.
     NeighbourFailed { ifindex: u32, addr: IpAddr },
+    /// A neighbour on a WAN device was confirmed (`NUD_REACHABLE`: it answered a
+    /// solicitation). The gateway probe's answer.
+    NeighbourReachable { ifindex: u32, addr: IpAddr },
     /// Addresses, routes, rules or nexthops changed.
     Changed,
     /// The event socket overflowed (`ENOBUFS`): events were lost, resync now.
@@ -369,4 +372,15 @@ pub trait Kernel {
     fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, Error>;
     /// Apply one operation. Ops arrive already ordered by [`crate::reconcile`].
     fn apply(&mut self, op: &Op) -> Result<(), Error>;
+    /// Ask the kernel to re-resolve neighbour `addr` on `ifindex` now (the gateway
+    /// probe); the answer comes as an [`Event::NeighbourReachable`] or
+    /// [`Event::NeighbourFailed`]. A static entry (permanent or noarp) is never
+    /// touched: that is an error, as there is nothing to ask.
+    fn solicit(&mut self, ifindex: u32, addr: IpAddr) -> Result<(), Error> {
+        let _ = (ifindex, addr);
+        Err(Error {
+            context: "neighbour solicitation is not supported by this backend".into(),
+            errno: None,
+        })
+    }
 }

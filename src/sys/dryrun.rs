@@ -64,6 +64,12 @@ impl<K: Kernel> Kernel for DryRun<K> {
         }
         Ok(())
     }
+
+    /// A solicitation is a probe, not a change of the routing: a dry run probes the
+    /// gateway as a real run does.
+    fn solicit(&mut self, ifindex: u32, addr: std::net::IpAddr) -> Result<(), Error> {
+        self.inner.solicit(ifindex, addr)
+    }
 }
 
 #[cfg(test)]
