@@ -161,6 +161,9 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
             let mut m = Map::new();
             m.insert("ip".into(), ip.as_str().into());
             m.insert("method".into(), iface.track_method.name().into());
+            if let Some(a) = t.last_answered() {
+                m.insert("answered".into(), a.into());
+            }
             if let Some(Some(e)) = wan.last_error.get(i) {
                 m.insert("last_error".into(), e.as_str().into());
             }
