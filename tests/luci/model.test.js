@@ -218,6 +218,10 @@ test('gateways, targets and prefixes are refused where the daemon refuses them',
 	assert.equal(v.reliabilityFor('2', ['1.1.1.1', '8.8.8.8']), true);
 	assert.equal(v.reliabilityFor('3', ['1.1.1.1', '8.8.8.8']), 'is 3 but only 2 track_ip targets are configured');
 	assert.equal(v.reliabilityFor('1', []), true, 'without targets the default 1 stands');
+	assert.equal(v.reliabilityFor('1', [], 'gateway', 'ipv4'), true);
+	assert.equal(v.reliabilityFor('2', [], 'gateway', 'any'), true, 'one gateway per family');
+	assert.equal(v.reliabilityFor('2', [], 'gateway', ''),
+		'is 2 but the gateway probe has only 1 target(s), one per family');
 	assert.notEqual(v.reliabilityFor('9', nine), true);
 	for (const ok of ['::ffff:192.0.2.1', 'fe80::1', '2001:db8:0:0:0:0:0:1', '::']) assert.equal(v.ip(ok), true, ok);
 	for (const bad of ['1:2:3:4:5:6:7:8:9', '2001:db8::1::', '01.2.3.4', 'fe80::1%eth0', ':::']) assert.notEqual(v.ip(bad), true, bad);

@@ -429,10 +429,17 @@ function ip6prefixes(list, family) {
 	return true;
 }
 
-/* `reliability` against the number of targets. */
-function reliabilityFor(v, targetList) {
+/* `reliability` against the number of targets: `track_ip`, or for the gateway probe one
+ * gateway per family of the section. */
+function reliabilityFor(v, targetList, method, family) {
 	var r = wholeNumber(1, MAX_TARGETS)(v);
 	if (r !== true || empty(v)) return r;
+	if (method === 'gateway') {
+		var g = familyName(family) === 'any' ? 2 : 1;
+		if (+v > g)
+			return 'is ' + (+v) + ' but the gateway probe has only ' + g + ' target(s), one per family';
+		return true;
+	}
 	var n = values(targetList).filter(function(t) { return t !== ''; }).length;
 	if (+v > Math.max(n, 1))
 		return 'is ' + (+v) + ' but only ' + n + ' track_ip targets are configured';
