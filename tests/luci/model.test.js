@@ -42,6 +42,17 @@ test('every daemon state renders as itself, in its own colour', () => {
 	assert.equal(views[0].since, '2m05s');
 });
 
+test('each target shows its probe kind and last error', () => {
+	const v = model.wans({ interfaces: { w: { state: 'down', targets: [
+		{ ip: '10.20.1.1', method: 'gateway', last_error: 'timed out', sent: 3, lost: 3 },
+		{ ip: '1.1.1.1', sent: 1, lost: 0 }
+	] } } })[0];
+	assert.deepEqual(v.targets.map((t) => [t.method, t.error]), [['gateway', 'timed out'], ['ping', '']]);
+	const html = model.cardHtml(v);
+	assert.ok(html.includes('<td>10.20.1.1</td><td>gateway</td>'), html);
+	assert.ok(html.includes('<td>timed out</td>'), html);
+});
+
 test('an unknown state is shown by its own name', () => {
 	const v = model.wans({ interfaces: { w: { state: 'probing-harder' } } })[0];
 	assert.equal(v.label, 'probing-harder');

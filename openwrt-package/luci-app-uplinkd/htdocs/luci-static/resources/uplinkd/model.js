@@ -93,6 +93,8 @@ function wans(status) {
 				t = obj(t);
 				return {
 					ip: String(t.ip == null ? '?' : t.ip),
+					method: typeof t.method === 'string' ? t.method : 'ping',
+					error: typeof t.last_error === 'string' ? t.last_error : '',
 					rtt: formatRtt(t.mean_rtt_ms),
 					loss: formatPercent(t.loss_percent),
 					sent: isNum(t.sent) ? String(t.sent) : '0',
@@ -163,9 +165,10 @@ function chartSvg(history, width, height) {
 /* One card as HTML. */
 function cardHtml(v) {
 	var rows = v.targets.length ? v.targets.map(function(t) {
-		return '<tr><td>' + escapeHtml(t.ip) + '</td><td>' + escapeHtml(t.rtt) + '</td><td>' +
-			escapeHtml(t.loss) + '</td><td>' + escapeHtml(t.lost) + '/' + escapeHtml(t.sent) + '</td></tr>';
-	}).join('') : '<tr><td colspan="4">no probe targets: follows the carrier</td></tr>';
+		return '<tr><td>' + escapeHtml(t.ip) + '</td><td>' + escapeHtml(t.method) + '</td><td>' +
+			escapeHtml(t.rtt) + '</td><td>' + escapeHtml(t.loss) + '</td><td>' + escapeHtml(t.lost) + '/' +
+			escapeHtml(t.sent) + '</td><td>' + escapeHtml(t.error) + '</td></tr>';
+	}).join('') : '<tr><td colspan="6">no probe targets: follows the carrier</td></tr>';
 	var share = v.share.length ? v.share.map(function(s) {
 		return escapeHtml(s.policy) + ' ' + escapeHtml(s.text);
 	}).join(', ') : 'none';
@@ -177,7 +180,7 @@ function cardHtml(v) {
 		'<div>device ' + escapeHtml(v.device) + ', gateway ' + escapeHtml(v.gateway) + ', weight ' + escapeHtml(v.weight) + '</div>' +
 		(v.prefixes6 ? '<div>IPv6 prefixes ' + escapeHtml(v.prefixes6) + '</div>' : '') +
 		'<div>share of new flows: ' + share + '</div>' +
-		'<table class="uplinkd-targets"><tr><th>target</th><th>RTT</th><th>loss</th><th>lost/sent</th></tr>' + rows + '</table>' +
+		'<table class="uplinkd-targets"><tr><th>target</th><th>probe</th><th>RTT</th><th>loss</th><th>lost/sent</th><th>last error</th></tr>' + rows + '</table>' +
 		chartSvg(v.history) + '</div>';
 }
 
