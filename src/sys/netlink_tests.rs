@@ -1095,3 +1095,43 @@ fn solicit_asks_the_kernel_and_leaves_static_entries_alone() {
         assert!(shown.contains("PERMANENT"), "{shown}");
     });
 }
+
+#[test]
+fn solicit_asks_ndp_for_an_ipv6_gateway() {
+    let ns = lab();
+    let peer = Netns::new();
+    ns.ip(&format!("link set wan1p netns {}", peer.name()));
+    peer.ip("addr add fd00:1::1/64 dev wan1p nodad");
+    peer.ip("link set wan1p up");
+    ns.run(|| {
+        let mut monitor = Monitor::open().unwrap();
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
+        let wan1 = ifindex(&snap, "wan1");
+        let reachable = Event::NeighbourReachable {
+            ifindex: wan1,
+            addr: ip("fd00:1::1"),
+        };
+        // No entry: a fresh resolution (neighbour solicitation); then a confirmed entry
+        // is probed again (unicast solicitation). The peer answers both.
+        for _ in 0..2 {
+            nl.solicit(wan1, ip("fd00:1::1")).unwrap();
+            assert_eq!(
+                wait_for(&mut monitor, |e| *e == reachable),
+                Some(reachable.clone())
+            );
+        }
+        // The peer stops answering solicitations: the probed entry fails.
+        peer.nft(
+            "table ip6 t {\n chain in {\n  type filter hook input priority 0;\n  \
+             icmpv6 type nd-neighbor-solicit drop\n }\n}\n",
+        );
+        std::fs::write("/proc/sys/net/ipv6/neigh/wan1/retrans_time_ms", "100").unwrap();
+        nl.solicit(wan1, ip("fd00:1::1")).unwrap();
+        let failed = Event::NeighbourFailed {
+            ifindex: wan1,
+            addr: ip("fd00:1::1"),
+        };
+        assert_eq!(wait_for(&mut monitor, |e| *e == failed), Some(failed));
+    });
+}
