@@ -19,10 +19,10 @@ use crate::bus::{self, Bus, NetifdUpdate};
 use crate::config::{Config, TrackMethod};
 use crate::control::{self, Call, Request};
 use crate::dataplane::{self, Ruleset};
-use crate::engine::{Engine, Output};
+use crate::engine::{Engine, Flush, Output};
 use crate::hooks::{self, Hooks};
 use crate::http;
-use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
+use crate::kernel::{self, Event as KernelEvent, Object, Ownership, Snapshot};
 use crate::plan::Marks;
 use crate::plan::{self, Desired};
 use crate::probe;
@@ -30,6 +30,7 @@ use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
 use crate::retry::{self, Retry};
 use crate::socket;
+use crate::sys::kernel::Kernel;
 use crate::sys::needs::{self, Needs};
 use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
 use crate::sys::nft::{link_bytes, Netfilter, Nft};
@@ -696,11 +697,6 @@ impl Daemon {
                             reason: event.reason.to_string(),
                         });
                     }
-                    let flush = self.engine.flushes(wan, &event);
-                    let mark = self.wan_mark(wan);
-                    if let (true, Some(mark)) = (flush, mark) {
-                        self.pending_flush.push((name, mark));
-                    }
                 }
                 Output::Gateway {
                     wan,
@@ -727,12 +723,12 @@ impl Daemon {
                         bus.send(bus::Out::Ha(control::ha_event(from, to)));
                     }
                 }
-                Output::Flush { wan } => {
+                Output::Flush { wan, mark, why } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
-                    if let Some(mark) = self.wan_mark(wan) {
+                    if why == Flush::Takeover {
                         log::info!("{name}: out on this router: flushing its pinned connections");
-                        self.pending_flush.push((name, mark));
                     }
+                    self.pending_flush.push((name, mark));
                 }
                 Output::Moved { wan, from, to } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
@@ -740,11 +736,6 @@ impl Daemon {
                         "{name} moved from slot {from} to {to}: its pinned connections are \
                          flushed (pin slots with option slot to keep them across such edits)"
                     );
-                    // Their conntrack mark now names another WAN's slot (or none).
-                    let marks = Marks::new(self.engine.config().globals.fwmark_mask);
-                    if let Some(mark) = marks.wan(from) {
-                        self.pending_flush.push((name, mark));
-                    }
                 }
                 Output::AskNetifd { wan } => {
                     let name = self.engine.config().interfaces[wan].name.clone();

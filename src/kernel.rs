@@ -11,8 +11,6 @@ use core::fmt;
 use core::ops::RangeInclusive;
 use std::net::IpAddr;
 
-use crate::reconcile::Op;
-
 /// Address family of a route, rule or nexthop.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
@@ -359,14 +357,4 @@ impl Reads {
                 .any(|l| l.ifindex == ifindex && names.contains(&l.name)),
         }
     }
-}
-
-/// The narrow boundary to the kernel (STYLE §8): dump and apply. Implemented by
-/// netlink and by the dry-run backend, which prints `ip` equivalents instead.
-pub trait Kernel {
-    /// Dump links, addresses, everything we own and the foreign default routes `reads`
-    /// names.
-    fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, Error>;
-    /// Apply one operation. Ops arrive already ordered by [`crate::reconcile`].
-    fn apply(&mut self, op: &Op) -> Result<(), Error>;
 }

@@ -40,6 +40,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod socket;
 pub mod status;
+pub mod sync;
 pub mod sys;
 pub mod time;
 pub mod ubus;
