@@ -267,13 +267,14 @@ mod tests {
 
     fn table(n: usize) -> Ruleset {
         Ruleset {
-            chains: Vec::new(),
-            sets: (0..n)
-                .map(|i| crate::dataplane::Set {
-                    name: format!("s{i}"),
-                    ..Default::default()
+            chains: (0..n)
+                .map(|i| crate::dataplane::Chain {
+                    name: format!("c{i}"),
+                    hook: None,
+                    rules: Vec::new(),
                 })
                 .collect(),
+            sets: Vec::new(),
         }
     }
 
@@ -285,7 +286,11 @@ mod tests {
         s.want_nft(table(0));
         let r = s.nft_load(t(0)).cloned().unwrap();
         s.nft_started(t(0));
+        assert!(s.holding(t(0)));
         s.nft_finished(t(0), r, Ok(()));
+        // The held routes go at once.
+        assert!(s.due(t(0), false, false));
+        s.begin(t(0), INTERVAL);
         s.routes_done(t(0), None);
         s
     }

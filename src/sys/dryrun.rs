@@ -82,6 +82,10 @@ impl super::kernel::Nftables for Nftables {
         true
     }
 
+    fn checks(&self) -> bool {
+        false
+    }
+
     fn load(&mut self, ruleset: &Ruleset) -> Option<Load> {
         super::print(&ruleset.script(&Existing::default()));
         Some(Load::Done)

@@ -56,6 +56,8 @@ pub enum Load {
 pub trait Nftables {
     /// Whether the table can be loaded at all; `status` says "unavailable" if not.
     fn available(&self) -> bool;
+    /// Whether [`Nftables::table_exists`] can check anything (the loop wakes for it).
+    fn checks(&self) -> bool;
     /// Load `ruleset` as one transaction, replacing our chains and our own sets and
     /// keeping sets others fill.
     fn load(&mut self, ruleset: &Ruleset) -> Option<Load>;
@@ -174,6 +176,10 @@ impl LiveNft {
 
 impl Nftables for LiveNft {
     fn available(&self) -> bool {
+        self.nf.is_some()
+    }
+
+    fn checks(&self) -> bool {
         self.nf.is_some()
     }
 
