@@ -870,7 +870,7 @@ impl Engine {
     }
 
     /// The nft table for `desired` (this engine's plan).
-    pub fn ruleset(&self, desired: &Desired) -> crate::dataplane::Ruleset {
+    fn ruleset(&self, desired: &Desired) -> crate::dataplane::Ruleset {
         let cfg = &self.cfg;
         let wans: Vec<crate::dataplane::WanInfo> = (0..cfg.interfaces.len())
             .zip(&self.wans)
