@@ -1,6 +1,7 @@
 //! The kernel as the core sees it: plain values for the objects uplinkd owns (nexthops,
 //! routes, rules), what a dump reports about everyone else's (links, addresses, default
-//! routes), and the narrow [`Kernel`] trait the shell implements with netlink or dry-run.
+//! routes). The narrow traits the shell implements with netlink or dry run are in
+//! [`crate::sys::kernel`].
 //!
 //! Ownership is explicit (STYLE §5): every object uplinkd creates carries its route
 //! protocol number and lives in its table, priority and nexthop-id ranges. A dump keeps
