@@ -6,6 +6,7 @@
 //! the [`Desired`] kernel state, and sleeps until [`Engine::poll_at`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use crate::balance::{self, Balancer, Sample};
@@ -200,7 +201,18 @@ pub struct Engine {
     balancer: Balancer,
     /// When the balancer next recomputes (every second while a mode measures).
     balance_at: Option<Instant>,
+    /// The last nft table planned and what it was built from. The loop plans on every
+    /// turn, mostly the same table, and building one (its text) costs as much as the
+    /// rest of the plan. Cleared when the configuration changes.
+    nft_memo: RefCell<Option<NftMemo>>,
 }
+
+/// See `Engine::nft_memo`.
+type NftMemo = (
+    Vec<plan::PolicyPlan>,
+    Vec<crate::dataplane::WanInfo>,
+    crate::dataplane::Ruleset,
+);
 
 /// What the shell should measure of one WAN for the policies' modes (see
 /// [`Engine::sampling`]).
@@ -236,6 +248,7 @@ impl Engine {
             netifd_wait: None,
             balancer: Balancer::default(),
             balance_at: None,
+            nft_memo: RefCell::new(None),
         };
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
         // Slots come from the configuration alone (never from what a previous run left),
@@ -885,7 +898,15 @@ impl Engine {
                 }
             })
             .collect();
-        crate::dataplane::ruleset(cfg, &desired.policies, &wans)
+        let mut memo = self.nft_memo.borrow_mut();
+        if let Some((policies, infos, ruleset)) = memo.as_ref() {
+            if *policies == desired.policies && *infos == wans {
+                return ruleset.clone();
+            }
+        }
+        let ruleset = crate::dataplane::ruleset(cfg, &desired.policies, &wans);
+        *memo = Some((desired.policies.clone(), wans, ruleset.clone()));
+        ruleset
     }
 
     /// Switch to a new config, keeping what did not change (STYLE §7): unchanged WANs
@@ -961,6 +982,7 @@ impl Engine {
             wans.push(wan);
         }
         self.cfg = cfg;
+        *self.nft_memo.get_mut() = None;
         // Policies may have moved, changed mode or members: their modes start over
         // (measurements too: a restarted WAN's counters are another device's).
         self.balancer = Balancer::default();
