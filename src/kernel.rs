@@ -1,6 +1,7 @@
 //! The kernel as the core sees it: plain values for the objects uplinkd owns (nexthops,
 //! routes, rules), what a dump reports about everyone else's (links, addresses, default
-//! routes), and the narrow [`Kernel`] trait the shell implements with netlink or dry-run.
+//! routes). The narrow traits the shell implements with netlink or dry run are in
+//! [`crate::sys::kernel`].
 //!
 //! Ownership is explicit (STYLE §5): every object uplinkd creates carries its route
 //! protocol number and lives in its table, priority and nexthop-id ranges. A dump keeps
@@ -10,8 +11,6 @@
 use core::fmt;
 use core::ops::RangeInclusive;
 use std::net::IpAddr;
-
-use crate::reconcile::Op;
 
 /// Address family of a route, rule or nexthop.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -361,26 +360,5 @@ impl Reads {
                 .iter()
                 .any(|l| l.ifindex == ifindex && names.contains(&l.name)),
         }
-    }
-}
-
-/// The narrow boundary to the kernel (STYLE §8): dump and apply. Implemented by
-/// netlink and by the dry-run backend, which prints `ip` equivalents instead.
-pub trait Kernel {
-    /// Dump links, addresses, everything we own and the foreign default routes `reads`
-    /// names.
-    fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, Error>;
-    /// Apply one operation. Ops arrive already ordered by [`crate::reconcile`].
-    fn apply(&mut self, op: &Op) -> Result<(), Error>;
-    /// Ask the kernel to re-resolve neighbour `addr` on `ifindex` now (the gateway
-    /// probe); the answer comes as an [`Event::NeighbourReachable`] or
-    /// [`Event::NeighbourFailed`]. A static entry (permanent or noarp) is never
-    /// touched: that is an error, as there is nothing to ask.
-    fn solicit(&mut self, ifindex: u32, addr: IpAddr) -> Result<(), Error> {
-        let _ = (ifindex, addr);
-        Err(Error {
-            context: "neighbour solicitation is not supported by this backend".into(),
-            errno: None,
-        })
     }
 }
