@@ -1439,7 +1439,8 @@ fn decode_neighbour(payload: &[u8], filter: &EventFilter) -> Option<kernel::Even
         .devices
         .as_ref()
         .map_or(true, |d| d.contains(&ifindex));
-    if !failed && !(state & NUD_REACHABLE != 0 && on_wan) {
+    let confirmed = state & NUD_REACHABLE != 0 && on_wan;
+    if !failed && !confirmed {
         return None;
     }
     let addr = Attrs::new(payload.get(NDMSG_LEN..)?)
