@@ -13,7 +13,7 @@ use crate::config::{Change, Config, Interface, Mode, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
-use crate::probe::{Params, Reply, Scheduler};
+use crate::probe::{cost, Params, Reply, Scheduler};
 use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
@@ -81,6 +81,9 @@ pub struct Wan {
     /// Per target (index into `track_ip`): why its last tcp, http or dns probe failed
     /// (`HTTP 302`, `SERVFAIL`, `timed out`); `None` once one succeeds.
     pub last_error: Vec<Option<String>>,
+    /// Bytes this WAN's probes sent and received at the IP layer (the model of
+    /// [`cost`]), since start.
+    pub probe_bytes: cost::Counted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -489,14 +492,15 @@ impl Engine {
         else {
             return false;
         };
-        match w.sched.on_reply(seq, target as u8, now) {
-            Reply::Ignored => false,
-            Reply::Answer => true,
-            Reply::Late => {
-                w.health.on_late();
-                true
-            }
+        let reply = w.sched.on_reply(seq, target as u8, now);
+        if reply == Reply::Late {
+            w.health.on_late();
         }
+        if reply.counted() {
+            w.probe_bytes
+                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
+        }
+        reply.counted()
     }
 
     /// The outcome of target `target_index`'s last tcp, http or dns probe, for status.
@@ -538,6 +542,10 @@ impl Engine {
         if reply == Reply::Late {
             w.health.on_late();
         }
+        if reply.counted() {
+            w.probe_bytes
+                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
+        }
         reply.counted()
     }
 
@@ -559,12 +567,87 @@ impl Engine {
 
     fn params(&self, i: usize) -> Params {
         let iface = &self.cfg.interfaces[i];
-        Params {
-            targets: iface.track_ip.len() as u8,
-            count: self.wans[i].health.probes_per_target(iface),
-            timeout: iface.timeout,
-            interval: self.wans[i].health.interval(iface),
+        let targets = iface.track_ip.len() as u8;
+        match iface.standby_interval.filter(|_| self.standby(i)) {
+            // The cheapest round that can pass: `reliability` targets in turn, one probe
+            // each. A lost one starts confirming a fall, which ends standby at once.
+            Some(interval) => Params {
+                targets,
+                per_round: iface.reliability.max(1),
+                count: 1,
+                timeout: iface.timeout,
+                interval,
+            },
+            None => Params {
+                targets,
+                per_round: targets,
+                count: self.wans[i].health.probes_per_target(iface),
+                timeout: iface.timeout,
+                interval: self.wans[i].health.interval(iface),
+            },
         }
+    }
+
+    /// Whether WAN `i` is on standby: it has a `standby_interval`, its rounds pass, and
+    /// no policy would choose it now, because each policy it is a member of has a usable
+    /// member with a better (lower) metric. A WAN in no policy carries no flows either.
+    /// As soon as the better members fail, or a round of its own fails, it is not.
+    pub fn standby(&self, i: usize) -> bool {
+        let (Some(iface), Some(w)) = (self.cfg.interfaces.get(i), self.wans.get(i)) else {
+            return false;
+        };
+        if iface.standby_interval.is_none() || !w.health.steady_up() {
+            return false;
+        }
+        let usable = |name: &str| {
+            self.cfg
+                .interfaces
+                .iter()
+                .position(|x| x.name == name)
+                .is_some_and(|k| {
+                    let (x, w) = (&self.cfg.interfaces[k], &self.wans[k]);
+                    x.enabled
+                        && !w.admin_disabled
+                        && w.health.state().usability() == health::Usability::Full
+                })
+        };
+        self.cfg.policies.iter().all(|p| {
+            let members: Vec<&crate::config::Member> =
+                p.use_member.iter().filter_map(|m| self.cfg.member(m)).collect();
+            members
+                .iter()
+                .filter(|m| m.interface == iface.name)
+                .all(|mine| {
+                    members.iter().any(|m| {
+                        m.interface != iface.name && m.metric < mine.metric && usable(&m.interface)
+                    })
+                })
+        })
+    }
+
+    /// Bytes a month of probing WAN `i` at its present pace costs, every probe answered
+    /// (both directions; see [`cost`]).
+    pub fn probe_monthly_bytes(&self, i: usize) -> u64 {
+        let Some(iface) = self.cfg.interfaces.get(i) else {
+            return 0;
+        };
+        if !self.wans[i].health.probing() {
+            return 0;
+        }
+        let p = self.params(i);
+        let per_round = usize::from(p.per_round.min(p.targets));
+        // The mean cost of a target: targets of both families may differ.
+        let total: u64 = iface
+            .track_ip
+            .iter()
+            .map(|t| cost::probe(iface, t).answered())
+            .sum();
+        let n = iface.track_ip.len().max(1) as u64;
+        let mean = cost::Cost {
+            sent: total / n,
+            ..cost::Cost::default()
+        };
+        cost::monthly(&mean, per_round as u64, u64::from(p.count), p.interval)
     }
 
     /// Advance time: finish rounds, feed health, start due rounds, expire holds.
@@ -591,7 +674,7 @@ impl Engine {
                 out.push(Output::Transition { wan: i, event });
             }
             while let Some(round) = wan.sched.finished(now) {
-                if let Some(event) = wan.health.on_round(iface, &round, now) {
+                if let Some(event) = wan.health.on_answers(iface, round.iter(), now) {
                     out.push(Output::Transition { wan: i, event });
                 }
                 if let Some(rtt) = wan.health.history().last().and_then(|r| r.rtt_us) {
@@ -604,6 +687,7 @@ impl Engine {
                 continue;
             }
             let params = self.params(i);
+            let iface = &self.cfg.interfaces[i];
             let wan = &mut self.wans[i];
             // Without a route out of this WAN a probe has failed before it is sent. (For
             // IPv4 a device-bound socket would otherwise ARP for the target on the link,
@@ -617,6 +701,7 @@ impl Engine {
                     wan.sched.on_error(p.seq, p.target);
                     continue;
                 }
+                wan.probe_bytes.on_sent(&cost::probe(iface, &target));
                 out.push(Output::Probe {
                     wan: i,
                     target,
@@ -1057,6 +1142,7 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         pending: Pending::No,
         asked: [None, None],
         last_error: vec![None; iface.track_ip.len()],
+        probe_bytes: cost::Counted::default(),
     }
 }
 

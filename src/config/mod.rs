@@ -210,6 +210,9 @@ pub struct Interface {
     /// Capacity in kbit/s (`bandwidth_down`, `bandwidth_up`), for the `least_used` and
     /// `overflow` modes.
     pub bandwidth: Bandwidth,
+    /// `standby_interval`: the pace of a WAN that carries no flows (no policy chooses it
+    /// now) while its rounds pass; `None`: always the normal pace.
+    pub standby_interval: Option<Duration>,
 }
 
 /// A WAN's capacity per direction, kbit/s; 0 = not configured.
