@@ -771,6 +771,11 @@ mod tests {
                 hold: Duration::from_secs(3)
             }
         );
+        assert_eq!(
+            ok(&with("option standby_interval 10s", "")).interfaces[0].standby_interval,
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(ok(&with("", "")).interfaces[0].standby_interval, None);
         let bw = "option bandwidth_down 50000\noption bandwidth_up 10000";
         assert_eq!(mode(bw, "option mode least_used"), Mode::LeastUsed);
         assert_eq!(
@@ -1303,6 +1308,14 @@ mod tests {
             ),
             ("option failure_interval 61m", "option 'failure_interval'"),
             ("option recovery_interval x", "option 'recovery_interval'"),
+            (
+                "option interval 2s\noption standby_interval 1s",
+                "option 'standby_interval' is 1s but must not be shorter than interval (2s)",
+            ),
+            (
+                "option standby_interval 2h",
+                "option 'standby_interval' must be a duration",
+            ),
             (
                 "option up 0",
                 "option 'up' must be a whole number from 1 to 100",

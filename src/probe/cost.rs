@@ -250,12 +250,21 @@ mod tests {
 
     #[test]
     fn counted_bytes_follow_sends_and_answers() {
-        let c = probe(&iface(TrackMethod::Tcp { port: 443 }), &"192.0.2.1".parse().unwrap());
+        let c = probe(
+            &iface(TrackMethod::Tcp { port: 443 }),
+            &"192.0.2.1".parse().unwrap(),
+        );
         let mut n = Counted::default();
         n.on_sent(&c);
         n.on_sent(&c);
         n.on_answered(&c);
-        assert_eq!(n, Counted { tx: 60 + 60 + 104, rx: 60 });
+        assert_eq!(
+            n,
+            Counted {
+                tx: 60 + 60 + 104,
+                rx: 60
+            }
+        );
     }
 
     #[test]

@@ -324,7 +324,11 @@ impl Scheduler {
         let count = p.count.clamp(1, MAX_COUNT);
         let probes = u16::from(targets) * u16::from(count);
         let mut target_deadlines = [now + p.timeout; MAX_TARGETS];
-        for (k, d) in target_deadlines.iter_mut().enumerate().take(usize::from(targets)) {
+        for (k, d) in target_deadlines
+            .iter_mut()
+            .enumerate()
+            .take(usize::from(targets))
+        {
             let rtt = self.rtt[usize::from(target_of(k as u16))];
             *d = now + rtt.timeout(p.timeout);
         }
