@@ -291,7 +291,7 @@ struct Jitter {
 }
 
 impl Jitter {
-    fn start(lab: &Lab, k: usize, on: Duration, off: Duration) -> Jitter {
+    fn start(lab: &Lab, k: usize, on: Duration, off: Duration, after: Duration) -> Jitter {
         use std::sync::atomic::{AtomicBool, Ordering};
         let ns = lab.ns(&format!("isp{k}"));
         let tc = std::process::Command::new("ip")
@@ -306,6 +306,7 @@ impl Jitter {
         let flag = stop.clone();
         let (ns2, router) = (ns.clone(), format!("10.20.{k}.2"));
         let thread = std::thread::spawn(move || {
+            std::thread::sleep(after);
             while !flag.load(Ordering::Relaxed) {
                 let flood = std::process::Command::new("ip")
                     .args([
@@ -367,13 +368,12 @@ fn lowest_latency_holds_its_choice_under_jitter() {
     );
     let mut d = lab.start_daemon(bin(), &conf, &[]);
     lab.wait_group(&mut d, &[1, 2], STARTUP);
-    // wan1's delay swings between an empty and a full queue every 0.7 s; wan2 is clean.
-    let _jitter = Jitter::start(
-        &lab,
-        1,
-        Duration::from_millis(700),
-        Duration::from_millis(700),
-    );
+    // Both delays swing between an empty and a full queue, in antiphase: wan1's is full
+    // 1 s of every 1.4 s, wan2's the other 0.4 s, so each is at times the faster one;
+    // smoothed, wan2 is faster by more than the margin.
+    let ms = Duration::from_millis;
+    let _jitter1 = Jitter::start(&lab, 1, ms(1000), ms(400), ms(0));
+    let _jitter2 = Jitter::start(&lab, 2, ms(400), ms(1000), ms(1000));
     let settled =
         crate::support::wait_until(Duration::from_secs(20), Duration::from_millis(250), || {
             chosen(&lab.status(bin())).as_deref() == Some("wan2")
@@ -385,8 +385,14 @@ fn lowest_latency_holds_its_choice_under_jitter() {
     let mut last = Some("wan2".to_string());
     let mut switches = Vec::new();
     let mut tally = (0usize, 0usize, 0usize);
+    let mut rtts: Vec<f64> = Vec::new();
     while t0.elapsed() < watch {
-        let now = chosen(&lab.status(bin()));
+        let status = lab.status(bin());
+        let rtt = |w: &str| status["interfaces"][w]["targets"][0]["last_rtt_ms"].as_f64();
+        if let (Some(a), Some(b)) = (rtt("wan1"), rtt("wan2")) {
+            rtts.push(a - b);
+        }
+        let now = chosen(&status);
         if now != last {
             switches.push((t0.elapsed(), now.clone()));
             last = now;
@@ -407,6 +413,11 @@ fn lowest_latency_holds_its_choice_under_jitter() {
         tally.1,
         tally.2
     );
+    let lo = rtts.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = rtts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    eprintln!("wan1's last RTT minus wan2's swung from {lo:.1} to {hi:.1} ms");
+    // The jitter crossed the margin both ways: each WAN was at times the faster by more.
+    assert!(lo < -2.0 && hi > 2.0, "no crossing jitter: {rtts:?}");
     let periods = (t0.elapsed().as_secs_f64() / hold.as_secs_f64()).ceil() as usize;
     assert!(switches.len() <= periods, "{switches:?}");
     // No two switches within one hold period (seen by polling: up to a poll late).
