@@ -8,6 +8,7 @@
 mod lab;
 
 #[path = "common.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -53,10 +54,10 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// The lab config with a policy per mode (the default policy `balanced` is the weighted
 /// one) and the capacities `least_used` and `overflow` need.
-fn config() -> String {
+fn config(modes: &[String]) -> String {
     let opts = "option interval '1'\noption timeout '1'\noption bandwidth_down '50000'\noption bandwidth_up '10000'";
     let mut text = lab::config_with(&[1, 1, 1], opts, &["", "", ""], "");
-    for mode in &MODES[1..] {
+    for mode in modes.iter().filter(|m| *m != "weighted") {
         text.push_str(&format!("\nconfig policy '{mode}'\n"));
         for k in 1..=3 {
             text.push_str(&format!("\tlist use_member 'wan{k}_m1'\n"));
@@ -77,24 +78,46 @@ fn main() {
         "uplinkd with every policy mode at once, binary {}",
         bin.display()
     ));
+    // `BENCH_MODES=round_robin,lowest_latency` limits the policies (to tell the modes'
+    // costs apart); all six by default.
+    let modes: Vec<String> = match std::env::var("BENCH_MODES") {
+        Ok(v) => v.split(',').map(str::to_string).collect(),
+        Err(_) => MODES.iter().map(|m| m.to_string()).collect(),
+    };
+    report.say(format!("modes: {}", modes.join(", ")));
     let lab = Lab::new(3);
-    let mut d = lab.start_daemon(&bin, &config(), &[]);
+    let mut d = lab.start_daemon(&bin, &config(&modes), &[]);
     lab.wait_group(&mut d, &[1, 2, 3], Duration::from_secs(15));
     let held = lab.open_long_lived(20);
     // Let the samplers and the modes settle.
     std::thread::sleep(Duration::from_secs(5));
     let pid = d.pid();
-    let t0 = cpu_ticks(pid).unwrap_or(0);
-    let wall = Instant::now();
-    let mut connections = 0;
-    while wall.elapsed() < Duration::from_secs(seconds) {
-        // A trickle of new flows, so the modes' choices are used.
-        connections += lab.connect_many(2).ok();
-        std::thread::sleep(Duration::from_secs(1));
+    let count = |log: &str, what: &str| log.lines().filter(|l| l.contains(what)).count();
+    // Two halves: idle (the held connections only), then a trickle of new flows (2 a
+    // second), so the modes' choices are used and their weights move.
+    for trickle in [false, true] {
+        let log0 = d.log();
+        let t0 = cpu_ticks(pid).unwrap_or(0);
+        let wall = Instant::now();
+        let mut connections = 0;
+        while wall.elapsed() < Duration::from_secs(seconds / 2) {
+            if trickle {
+                connections += lab.connect_many(2).ok();
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let t1 = cpu_ticks(pid).unwrap_or(0);
+        let log1 = d.log();
+        let hz = 100.0; // USER_HZ on Linux
+        let cpu = (t1 - t0) as f64 / hz / wall.elapsed().as_secs_f64() * 100.0;
+        let loads = count(&log1, "nft: table") - count(&log0, "nft: table");
+        let writes = count(&log1, " kernel: ") - count(&log0, " kernel: ");
+        report.say(format!(
+            "{}: {connections} new connections over {} s, CPU {cpu:.2} % of a core; {loads} nft loads, {writes} route writes",
+            if trickle { "with new flows" } else { "idle" },
+            wall.elapsed().as_secs()
+        ));
     }
-    let t1 = cpu_ticks(pid).unwrap_or(0);
-    let hz = 100.0; // USER_HZ on Linux
-    let cpu = (t1 - t0) as f64 / hz / wall.elapsed().as_secs_f64() * 100.0;
     let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
     let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
     let anon = proc_field(pid, "status", "RssAnon:").unwrap_or(0);
@@ -102,16 +125,12 @@ fn main() {
     let private = private_kb(pid).unwrap_or(0);
     let status = lab.status(&bin);
     let mut weights = Vec::new();
-    for mode in MODES {
+    for mode in &modes {
         let name = if mode == "weighted" { "balanced" } else { mode };
         weights.push(format!("{mode} {}", status["policies"][name]["weights"]));
     }
     report.say(format!(
-        "6 policies (one per mode) over 3 WANs x 3 targets, 1 s probes, 20 held connections, {connections} new ones over {} s",
-        wall.elapsed().as_secs()
-    ));
-    report.say(format!(
-        "CPU {cpu:.2} % of a core; RSS {rss} kB (peak {hwm} kB): anonymous {anon} kB, file-backed {file} kB; private {private} kB"
+        "a policy per mode over 3 WANs x 3 targets, 1 s probes, 20 held connections: RSS {rss} kB (peak {hwm} kB): anonymous {anon} kB, file-backed {file} kB; private {private} kB"
     ));
     report.say(format!(
         "effective weights at the end: {}",
