@@ -578,8 +578,11 @@ impl Config {
         } else {
             policies.join(", ")
         };
+        let standby = i
+            .standby_interval
+            .map_or(String::new(), |s| format!(", standby {}", d(s)));
         format!(
-            "{}: {family}device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}), timeout {}, \
+            "{}: {family}device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}{standby}), timeout {}, \
              down {}, up {}, {quality}, damping {damping}; member of {policies}",
             i.name,
             self.device_text(i),
@@ -771,9 +774,15 @@ mod tests {
                 hold: Duration::from_secs(3)
             }
         );
+        let standby = ok(&with("option standby_interval 10s", ""));
         assert_eq!(
-            ok(&with("option standby_interval 10s", "")).interfaces[0].standby_interval,
+            standby.interfaces[0].standby_interval,
             Some(Duration::from_secs(10))
+        );
+        assert!(
+            standby.summary()[0].contains("recovery 1s, standby 10s)"),
+            "{}",
+            standby.summary()[0]
         );
         assert_eq!(ok(&with("", "")).interfaces[0].standby_interval, None);
         let bw = "option bandwidth_down 50000\noption bandwidth_up 10000";
