@@ -36,6 +36,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod plan;
 pub mod probe;
+pub mod quota;
 pub mod reconcile;
 pub mod retry;
 pub mod socket;

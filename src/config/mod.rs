@@ -155,6 +155,8 @@ pub struct Globals {
     /// Names the HTTP listener answers to (`list http_host`) besides the address a
     /// client connected to; any other `Host` gets 421 (no DNS rebinding).
     pub http_hosts: Vec<String>,
+    /// Where the metered WANs' byte counts are kept across restarts (`quota_state`).
+    pub quota_state: String,
 }
 
 /// `default_policy` / `use_policy` value meaning "the main routing table" (mwan3's).
@@ -210,6 +212,8 @@ pub struct Interface {
     /// Capacity in kbit/s (`bandwidth_down`, `bandwidth_up`), for the `least_used` and
     /// `overflow` modes.
     pub bandwidth: Bandwidth,
+    /// A data cap (`option quota` and the `quota_*` options); `None`: not metered.
+    pub quota: Option<crate::quota::Quota>,
 }
 
 /// A WAN's capacity per direction, kbit/s; 0 = not configured.
