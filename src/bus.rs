@@ -44,6 +44,9 @@ pub const OBJECT: &str = "uplinkd";
 pub const WAN_EVENT: &str = "uplinkd.wan";
 /// The event and notification of an HA role change.
 pub const HA_EVENT: &str = "uplinkd.ha";
+/// The event a metered WAN's quota transition is announced as (see
+/// [`control::quota_event`]).
+pub const QUOTA_EVENT: &str = "uplinkd.quota";
 /// How long a netifd status query may take.
 const NETIFD_TIMEOUT: Duration = Duration::from_secs(3);
 /// netifd's objects.
@@ -61,6 +64,8 @@ pub enum Out {
     Wan(Value),
     /// An HA role change, as [`control::ha_event`] shapes it.
     Ha(Value),
+    /// A quota transition, as [`control::quota_event`] shapes it.
+    Quota(Value),
     /// Ask netifd again about every WAN that follows it (after a reload, periodically).
     RefreshNetifd,
     /// Ask netifd again about one WAN.
@@ -203,6 +208,9 @@ impl Task {
                     }
                     Step::Out(Some(Out::Ha(data))) => {
                         announce(&client, object, HA_EVENT, &data).await
+                    }
+                    Step::Out(Some(Out::Quota(data))) => {
+                        announce(&client, object, QUOTA_EVENT, &data).await
                     }
                 }
             }

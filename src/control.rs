@@ -10,6 +10,7 @@
 //! | `disable` | `interface` (string) | drain: the WAN takes no new flows |
 //! | `enable` | `interface` (string) | undo `disable` |
 //! | `ha` | `role` (`master`, `backup` or `fault`) | keepalived's VRRP transition (HA pair) |
+//! | `quota_reset` | `interface` (string) | a metered WAN's count back to zero now |
 //!
 //! Run-time changes show in `status` and are lost on reload. Unknown methods are
 //! `MethodNotFound`, wrong or missing arguments `InvalidArgument`, an unknown WAN
@@ -36,6 +37,7 @@ pub enum Request {
     Disable { interface: String },
     Enable { interface: String },
     Ha { role: crate::engine::ha::Role },
+    QuotaReset { interface: String },
 }
 
 /// A refused request: the ubus status code and a message for people.
@@ -75,6 +77,7 @@ pub fn methods() -> Vec<Method> {
         Method::new("disable", &[("interface", Str)]),
         Method::new("enable", &[("interface", Str)]),
         Method::new("ha", &[("role", Str)]),
+        Method::new("quota_reset", &[("interface", Str)]),
     ]
 }
 
@@ -94,7 +97,7 @@ impl Request {
             _ => return Err(Error::bad("arguments must be a JSON object")),
         };
         let allowed: &[&str] = match method {
-            "status" | "probe" | "disable" | "enable" => &["interface"],
+            "status" | "probe" | "disable" | "enable" | "quota_reset" => &["interface"],
             "set_weight" => &["interface", "weight"],
             "reload" => &[],
             "ha" => &["role"],
@@ -135,6 +138,9 @@ impl Request {
                 interface: required()?,
             },
             "enable" => Request::Enable {
+                interface: required()?,
+            },
+            "quota_reset" => Request::QuotaReset {
                 interface: required()?,
             },
             "ha" => {
@@ -218,6 +224,16 @@ pub fn apply(
             Ok((json!({}), outs))
         }
         Request::Ha { role } => Ok((json!({}), engine.set_role(*role, now))),
+        Request::QuotaReset { interface } => {
+            let i = wan(engine, interface)?;
+            let event = engine.reset_quota(i).ok_or_else(|| {
+                Error::new(
+                    Status::NotFound,
+                    format!("interface '{interface}' has no quota"),
+                )
+            })?;
+            Ok((json!({}), vec![Output::Quota(event)]))
+        }
         Request::Reload => Err(Error::new(
             Status::NotSupported,
             "reload is carried out by the daemon",
@@ -241,6 +257,32 @@ pub fn ha_event(from: Option<crate::engine::ha::Role>, to: crate::engine::ha::Ro
         "role": to.as_str(),
         "previous": from.map_or("none", |r| r.as_str()),
     })
+}
+
+/// The JSON of a `uplinkd.quota` event: a metered WAN crossed its warning threshold or
+/// its quota, or its count was reset.
+pub fn quota_event(event: &crate::quota::Event, quota: u64) -> Value {
+    use crate::quota::{Event, ResetReason};
+    let (used, reason) = match event {
+        Event::Warning { used, .. } | Event::Exceeded { used, .. } => (*used, None),
+        Event::Reset { used, reason, .. } => (
+            *used,
+            Some(match reason {
+                ResetReason::Period => "period",
+                ResetReason::Manual => "manual",
+            }),
+        ),
+    };
+    let mut v = json!({
+        "interface": event.wan(),
+        "action": event.action(),
+        "used": used,
+        "quota": quota,
+    });
+    if let (Some(r), Some(o)) = (reason, v.as_object_mut()) {
+        o.insert("reason".into(), json!(r));
+    }
+    v
 }
 
 /// A request from a front end (ubus, control socket) to the event loop, with the

@@ -14,6 +14,7 @@ use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
 use crate::plan::{self, Desired, LinkView, Path};
 use crate::probe::{Params, Reply, Scheduler};
+use crate::quota::{self, Quota};
 use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
@@ -49,6 +50,8 @@ pub enum Output {
     /// its `option slot` changed): the connections pinned with the old slot's mark
     /// would now route through whatever WAN holds that slot.
     Moved { wan: usize, from: u32, to: u32 },
+    /// A metered WAN's quota was crossed or reset (see [`Engine::poll_quota`]).
+    Quota(quota::Event),
 }
 
 /// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
@@ -184,6 +187,8 @@ pub struct Engine {
     balancer: Balancer,
     /// When the balancer next recomputes (every second while a mode measures).
     balance_at: Option<Instant>,
+    /// The metered WANs' byte counts.
+    meters: quota::Meters,
 }
 
 /// What the shell should measure of one WAN for the policies' modes (see
@@ -220,7 +225,9 @@ impl Engine {
             netifd_wait: None,
             balancer: Balancer::default(),
             balance_at: None,
+            meters: quota::Meters::default(),
         };
+        core.meters = quota::Meters::restore(None, &core.quotas());
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
         // Slots come from the configuration alone (never from what a previous run left),
         // so that both routers of an HA pair route a synced connection's mark alike.
@@ -665,9 +672,92 @@ impl Engine {
         }
     }
 
-    /// What the shell should measure for the policies' modes, every second.
+    /// The metered WANs and their quotas, by name.
+    pub fn quotas(&self) -> Vec<(String, Quota)> {
+        self.cfg
+            .interfaces
+            .iter()
+            .filter_map(|i| Some((i.name.clone(), i.quota?)))
+            .collect()
+    }
+
+    /// Take the counts a previous run saved (see [`quota::Meters::restore`]).
+    pub fn restore_quota(&mut self, saved: Option<&quota::StateFile>) {
+        self.meters = quota::Meters::restore(saved, &self.quotas());
+    }
+
+    /// The metered WANs' counts, for status, metrics and saving.
+    pub fn meters(&self) -> &quota::Meters {
+        &self.meters
+    }
+
+    /// The state to write to the quota file; marks it saved.
+    pub fn save_quota(&mut self) -> quota::StateFile {
+        self.meters.save()
+    }
+
+    /// Whether the quota file is due a write, and when it next will be.
+    pub fn quota_save_due(&self, now: Instant) -> bool {
+        self.quota_save_interval()
+            .is_some_and(|i| self.meters.save_due(i, now))
+    }
+
+    pub fn quota_save_at(&self) -> Option<Instant> {
+        self.meters.save_at(self.quota_save_interval()?)
+    }
+
+    /// The shortest `quota_save_interval` of the metered WANs.
+    fn quota_save_interval(&self) -> Option<Duration> {
+        self.cfg
+            .interfaces
+            .iter()
+            .filter_map(|i| i.quota.map(|q| q.save_interval))
+            .min()
+    }
+
+    /// A sample of WAN `wan`'s device counters for its quota; `ifindex` tells a device
+    /// that was re-created (a PPP reconnect).
+    pub fn on_counters(&mut self, wan: usize, ifindex: u32, rx: u64, tx: u64, now: Instant) {
+        if let Some(i) = self.cfg.interfaces.get(wan).filter(|i| i.quota.is_some()) {
+            self.meters.on_counters(&i.name, ifindex, rx, tx, now);
+        }
+    }
+
+    /// Bring the quota periods and levels up to date with the wall clock. A spent
+    /// quota changes [`Engine::desired`] (the WAN becomes last resort only).
+    pub fn poll_quota(&mut self, wall: quota::Wall) -> Vec<Output> {
+        let quotas = self.quotas();
+        if quotas.is_empty() {
+            return Vec::new();
+        }
+        self.meters
+            .poll(&quotas, wall)
+            .into_iter()
+            .map(Output::Quota)
+            .collect()
+    }
+
+    /// `quota reset WAN`: `None` when the WAN has no quota.
+    pub fn reset_quota(&mut self, wan: usize) -> Option<quota::Event> {
+        let i = self.cfg.interfaces.get(wan)?;
+        self.meters.reset(&i.name, &i.quota?)
+    }
+
+    /// What the shell should measure for the policies' modes and the quotas, every
+    /// second.
     pub fn sampling(&self) -> Vec<Sampling> {
-        let mut out: Vec<Sampling> = Vec::new();
+        let mut out: Vec<Sampling> = self
+            .cfg
+            .interfaces
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.quota.is_some())
+            .map(|(wan, _)| Sampling {
+                wan,
+                connections: false,
+                counters: true,
+            })
+            .collect();
         for p in &self.cfg.policies {
             let (connections, counters) = match p.mode {
                 Mode::LeastConnections => (true, false),
@@ -742,6 +832,7 @@ impl Engine {
                 v6: w.v6.clone(),
                 state: w.health.state(),
                 weight: w.weight,
+                metered_out: self.meters.exceeded(&cfg.name),
             })
             .collect();
         plan::plan_with(
@@ -900,6 +991,8 @@ impl Engine {
         self.balancer = Balancer::default();
         self.balance_at = None;
         self.wans = wans;
+        // Metered WANs keep their counts; a moved period resets at the next poll.
+        self.meters.reconfigure(&self.quotas());
         out
     }
 

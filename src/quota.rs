@@ -575,18 +575,19 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// A size for people: `4.80 MB`, `20.0 GB` (powers of 1000, as [`parse_bytes`] reads).
 pub fn fmt_bytes(b: u64) -> String {
+    // Integers only: float formatting would add its code to the binary.
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = b as f64;
+    let mut unit = 1u128;
     let mut i = 0;
-    while v >= 1000.0 && i + 1 < UNITS.len() {
-        v /= 1000.0;
+    while u128::from(b) >= unit * 1000 && i + 1 < UNITS.len() {
+        unit *= 1000;
         i += 1;
     }
     if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.2} {}", UNITS[i])
+        return format!("{b} B");
     }
+    let hundredths = (u128::from(b) * 100 + unit / 2) / unit;
+    format!("{}.{:02} {}", hundredths / 100, hundredths % 100, UNITS[i])
 }
 
 #[cfg(test)]

@@ -178,7 +178,8 @@ fn run(duration: Duration, seed: u64, loss: impl Fn(usize, Instant) -> u64) -> R
                 | Output::AskNetifd { .. }
                 | Output::Role { .. }
                 | Output::Flush { .. }
-                | Output::Moved { .. } => {}
+                | Output::Moved { .. }
+                | Output::Quota(_) => {}
             }
         }
         let desired = engine.desired(true);

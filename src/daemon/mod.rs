@@ -32,7 +32,7 @@ use crate::retry::{self, Retry};
 use crate::socket;
 use crate::sys::needs::{self, Needs};
 use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
-use crate::sys::nft::{link_bytes, Netfilter, Nft};
+use crate::sys::nft::{link_bytes, link_ifindex, Netfilter, Nft};
 use crate::sys::probe::{dns_ask, http_get, process_cookie, tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::{dryrun::DryRun, logger};
@@ -41,6 +41,7 @@ use crate::time::{earliest, Duration, Instant};
 mod cleanup;
 mod front;
 mod probes;
+mod quota;
 mod sync;
 
 use cleanup::remove_owned;
@@ -169,6 +170,7 @@ impl Clock {
 
 /// Run until SIGTERM/SIGINT. Returns the process exit code.
 pub fn run(opts: Options, cfg: Config) -> i32 {
+    quota::set_tz_from_openwrt();
     let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         match Daemon::start(ex.clone(), opts, cfg) {
@@ -271,6 +273,10 @@ impl Daemon {
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
         let adopted = snap.owned.len();
         let mut engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        if !engine.quotas().is_empty() {
+            let path = std::path::PathBuf::from(&engine.config().globals.quota_state);
+            engine.restore_quota(quota::load(&path).as_ref());
+        }
         if opts.ubus_socket.is_some() {
             // Judge, flush and announce nothing about WANs that follow netifd before it
             // has said which device they use.
@@ -654,6 +660,7 @@ impl Daemon {
                         self.pending_flush.push((name, mark));
                     }
                 }
+                Output::Quota(event) => self.quota_event(event),
                 Output::AskNetifd { wan } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
                     log::debug!("{name}: the kernel's default route differs from netifd's");
@@ -671,6 +678,8 @@ impl Daemon {
         // table stays as it was before it, and the next start (or the removal below)
         // takes it from there.
         self.nft_job = None;
+        // The counts since the last save (SIGTERM and SIGINT alike).
+        self.save_quota();
         if how == Exit::Keep {
             log::info!(
                 "stopping: routes, rules and the nft table stay for the next start \

@@ -227,9 +227,14 @@ impl Daemon {
                 if let Some((rx, tx)) = self.engine.device(want.wan).and_then(link_bytes) {
                     sample.rx_bytes = Some(rx);
                     sample.tx_bytes = Some(tx);
+                    let ifindex = self.engine.device(want.wan).and_then(link_ifindex);
+                    if let Some(ifindex) = ifindex {
+                        self.engine.on_counters(want.wan, ifindex, rx, tx, now);
+                    }
                 }
             }
             self.engine.on_sample(want.wan, sample, now);
         }
+        self.poll_quota(now);
     }
 }
