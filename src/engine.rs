@@ -1216,6 +1216,59 @@ mod tests {
             .unwrap_or_default()
     }
 
+    #[test]
+    fn a_spent_quota_leaves_the_wan_as_last_resort_until_the_period_ends() {
+        use crate::quota::{Direction, Period, Quota, Wall};
+        let mut cfg = config(&[1, 1], 0);
+        cfg.interfaces[1].quota = Some(Quota {
+            bytes: 5_000_000,
+            period: Period::Daily,
+            reset_minute: 0,
+            direction: Direction::Both,
+            warn: 80,
+            save_interval: Duration::from_secs(3600),
+        });
+        let mut core = Engine::new(cfg, None, 0x100, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        core.poll(at(0));
+        assert_eq!(group(&core), vec![1100, 1101]);
+        assert!(core.sampling().iter().any(|s| s.wan == 1 && s.counters));
+        // 10:00 UTC; wan2 carries 6 MB.
+        let wall = Wall::utc(20_422 * 86_400 + 36_000);
+        core.on_counters(1, 11, 1_000, 0, at(1000));
+        assert!(core.poll_quota(wall).is_empty());
+        core.on_counters(1, 11, 6_001_000, 0, at(2000));
+        let outs = core.poll_quota(wall);
+        assert!(matches!(
+            &outs[..],
+            [
+                Output::Quota(quota::Event::Warning { .. }),
+                Output::Quota(quota::Event::Exceeded { .. })
+            ]
+        ));
+        assert_eq!(group(&core), vec![1100], "wan2 out of new-flow choice");
+        assert!(core.quota_save_due(at(2000)));
+        // wan1 loses carrier: the spent wan2 is all there is, so it carries.
+        let mut snap = snapshot(&[false, true]);
+        snap.links[0].carrier = false;
+        core.on_snapshot(&snap, at(3000));
+        core.poll(at(3000));
+        assert_eq!(group(&core), vec![1101]);
+        core.on_snapshot(&snapshot(&[true, true]), at(4000));
+        core.poll(at(4000));
+        assert_eq!(group(&core), vec![1100]);
+        // Midnight: the period ends and wan2 is back.
+        let outs = core.poll_quota(Wall::utc(20_423 * 86_400));
+        assert!(matches!(
+            &outs[..],
+            [Output::Quota(quota::Event::Reset { .. })]
+        ));
+        assert_eq!(group(&core), vec![1100, 1101]);
+        // A manual reset of an unmetered WAN is refused.
+        assert!(core.reset_quota(0).is_none());
+        assert!(core.reset_quota(1).is_some());
+    }
+
     /// Answer every probe in `out` except those of WAN `dead`, `rtt` later.
     fn answer(core: &mut Engine, out: &[Output], dead: Option<usize>, now: Instant) {
         for o in out {
