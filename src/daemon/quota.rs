@@ -50,7 +50,7 @@ pub(super) fn load(path: &Path) -> Option<quota::StateFile> {
         Ok(text) => match quota::StateFile::parse(&text) {
             Ok(f) => {
                 log::info!(
-                    "quota: {} counts restored from {}",
+                    "quota: restored the counts of {} WANs from {}",
                     f.wans.len(),
                     path.display()
                 );
