@@ -81,13 +81,15 @@ fn a_spent_quota_keeps_new_flows_off_the_metered_wan() {
     assert_eq!(q["state"], "normal");
 
     // A connection on wan2, then 3 MB each way through it: more than 5 MB counted.
-    let mut conns = lab.open_long_lived(16);
-    let i = conns
-        .iter()
-        .position(|c| c.isp == 2)
-        .expect("a connection on wan2 among 16");
-    let mut on2 = conns.swap_remove(i);
-    drop(conns);
+    let mut on2 = None;
+    for _ in 0..5 {
+        let mut conns = lab.open_long_lived(16);
+        if let Some(i) = conns.iter().position(|c| c.isp == 2) {
+            on2 = Some(conns.swap_remove(i));
+            break;
+        }
+    }
+    let mut on2 = on2.expect("a connection on wan2");
     push(&mut on2, 3_000_000).expect("transfer over wan2");
     let crossed = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
         quota_of(&lab)["state"] == "exceeded"
@@ -136,6 +138,10 @@ fn a_spent_quota_keeps_new_flows_off_the_metered_wan() {
     eprintln!("state file ({} bytes): {text}", text.len());
     assert!(text.contains("\"wan2\""), "{text}");
     let mut d = lab.start_daemon(bin(), &conf, &args);
+    let started = wait_until(STARTUP, Duration::from_millis(100), || {
+        d.log().contains("started:")
+    });
+    assert!(started.is_ok(), "{}", d.log());
     lab.wait_group(&mut d, &[1], STARTUP);
     let q = quota_of(&lab);
     eprintln!("after restart: {q}");
@@ -158,7 +164,12 @@ fn a_spent_quota_keeps_new_flows_off_the_metered_wan() {
     // A corrupt state file: said once, counting starts from zero, the daemon runs.
     std::fs::write(&state, "{\"version\":1,\"wans\":").expect("corrupt");
     let mut d = lab.start_daemon(bin(), &conf, &args);
-    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    let said = wait_until(STARTUP, Duration::from_millis(100), || {
+        d.log().contains("started:")
+    });
+    assert!(said.is_ok(), "{}", d.log());
     assert!(d.log().contains("is not a quota state file"), "{}", d.log());
+    assert_eq!(quota_of(&lab)["used"], 0);
+    assert!(d.is_running());
     d.terminate();
 }
