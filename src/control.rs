@@ -551,7 +551,8 @@ mod tests {
                 "set_weight",
                 "disable",
                 "enable",
-                "ha"
+                "ha",
+                "quota_reset"
             ]
         );
         assert_eq!(
