@@ -499,7 +499,10 @@ impl Config {
 
     /// One line per interface, for `uplinkd check`.
     pub fn summary(&self) -> Vec<String> {
-        self.interfaces.iter().map(|i| self.describe(i)).collect()
+        self.interfaces
+            .iter()
+            .map(|i| self.describe(i) + &describe_quota(i))
+            .collect()
     }
 
     fn device_text(&self, i: &Interface) -> String {
@@ -630,6 +633,31 @@ impl Config {
     pub fn default_policy(&self) -> Option<&Policy> {
         self.policy(&self.globals.default_policy)
     }
+}
+
+/// `; quota 20.00 GB monthly from day 15 04:00 (both counted, warning at 80%)` for
+/// `uplinkd check`.
+fn describe_quota(i: &Interface) -> String {
+    use crate::quota::Period;
+    let Some(q) = &i.quota else {
+        return String::new();
+    };
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let period = match q.period {
+        Period::Monthly { day } => format!("monthly from day {day}"),
+        Period::Weekly { weekday } => {
+            format!("weekly from {}", DAYS[usize::from(weekday.min(6))])
+        }
+        Period::Daily => "daily from".to_string(),
+    };
+    format!(
+        "; quota {} {period} {:02}:{:02} ({} counted, warning at {}%)",
+        crate::quota::fmt_bytes(q.bytes),
+        q.reset_minute / 60,
+        q.reset_minute % 60,
+        q.direction.as_str(),
+        q.warn
+    )
 }
 
 impl Family {
@@ -837,6 +865,11 @@ mod tests {
         ] {
             error(&wan(o), want);
         }
+        let text =
+            wan("option quota 20G\noption quota_reset_day 15\noption quota_reset_time 04:00");
+        assert!(ok(&text).summary()[0].ends_with(
+            "; quota 20.00 GB monthly from day 15 04:00 (both counted, warning at 80%)"
+        ));
         assert_eq!(
             ok(&globals("")).globals.quota_state,
             "/etc/uplinkd/quota.json"
