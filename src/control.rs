@@ -539,6 +539,50 @@ mod tests {
     }
 
     #[test]
+    fn quota_reset_and_quota_events() {
+        use crate::quota::{Direction, Event, Period, Quota, ResetReason};
+        let mut cfg = config(&[3, 1], 2);
+        cfg.interfaces[1].quota = Some(Quota {
+            bytes: 5_000_000,
+            period: Period::Daily,
+            reset_minute: 0,
+            direction: Direction::Both,
+            warn: 80,
+            save_interval: std::time::Duration::from_secs(3600),
+        });
+        let mut e = Engine::new(cfg, None, 0x100, at(0));
+        let req = Request::parse("quota_reset", &json!({"interface": "wan2"})).unwrap();
+        let (_, outs) = apply(&mut e, None, &req, at(0)).unwrap();
+        assert!(matches!(
+            &outs[..],
+            [Output::Quota(Event::Reset {
+                reason: ResetReason::Manual,
+                ..
+            })]
+        ));
+        let err = call(&mut e, "quota_reset", json!({"interface": "wan1"}), at(0)).unwrap_err();
+        assert_eq!(err.status, Status::NotFound);
+        assert_eq!(err.message, "interface 'wan1' has no quota");
+        let bad = Request::parse("quota_reset", &json!({})).unwrap_err();
+        assert_eq!(bad.status, Status::InvalidArgument);
+        let ev = Event::Exceeded {
+            wan: "wan2".into(),
+            used: 5_000_100,
+            quota: 5_000_000,
+        };
+        assert_eq!(
+            quota_event(&ev, 5_000_000),
+            json!({"interface": "wan2", "action": "quota_exceeded", "used": 5_000_100, "quota": 5_000_000})
+        );
+        let ev = Event::Reset {
+            wan: "wan2".into(),
+            reason: ResetReason::Period,
+            used: 42,
+        };
+        assert_eq!(quota_event(&ev, 9)["reason"], "period");
+    }
+
+    #[test]
     fn published_methods_have_typed_arguments() {
         let m = methods();
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
