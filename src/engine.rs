@@ -14,7 +14,7 @@ use crate::config::{Change, Config, Interface, Mode, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
 use crate::plan::{self, Desired, LinkView, Marks, Path};
-use crate::probe::{Params, Reply, Scheduler};
+use crate::probe::{cost, Params, Reply, Scheduler};
 use crate::quota::{self, Quota};
 use crate::time::{earliest, Duration, Instant};
 
@@ -101,6 +101,9 @@ pub struct Wan {
     /// Per target (index into `track_ip`): why its last tcp, http or dns probe failed
     /// (`HTTP 302`, `SERVFAIL`, `timed out`); `None` once one succeeds.
     pub last_error: Vec<Option<String>>,
+    /// Bytes this WAN's probes sent and received at the IP layer (the model of
+    /// [`cost`]), since start.
+    pub probe_bytes: cost::Counted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -525,14 +528,15 @@ impl Engine {
         else {
             return false;
         };
-        match w.sched.on_reply(seq, target as u8, now) {
-            Reply::Ignored => false,
-            Reply::Answer => true,
-            Reply::Late => {
-                w.health.on_late();
-                true
-            }
+        let reply = w.sched.on_reply(seq, target as u8, now);
+        if reply == Reply::Late {
+            w.health.on_late();
         }
+        if reply.counted() {
+            w.probe_bytes
+                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
+        }
+        reply.counted()
     }
 
     /// The outcome of target `target_index`'s last tcp, http or dns probe, for status.
@@ -574,6 +578,10 @@ impl Engine {
         if reply == Reply::Late {
             w.health.on_late();
         }
+        if reply.counted() {
+            w.probe_bytes
+                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
+        }
         reply.counted()
     }
 
@@ -595,12 +603,90 @@ impl Engine {
 
     fn params(&self, i: usize) -> Params {
         let iface = &self.cfg.interfaces[i];
-        Params {
-            targets: iface.track_ip.len() as u8,
-            count: self.wans[i].health.probes_per_target(iface),
-            timeout: iface.timeout,
-            interval: self.wans[i].health.interval(iface),
+        let targets = iface.track_ip.len() as u8;
+        match iface.standby_interval.filter(|_| self.standby(i)) {
+            // The cheapest round that can pass: `reliability` targets in turn, one probe
+            // each. A lost one starts confirming a fall, which ends standby at once.
+            Some(interval) => Params {
+                targets,
+                per_round: iface.reliability.max(1),
+                count: 1,
+                timeout: iface.timeout,
+                interval,
+            },
+            None => Params {
+                targets,
+                per_round: targets,
+                count: self.wans[i].health.probes_per_target(iface),
+                timeout: iface.timeout,
+                interval: self.wans[i].health.interval(iface),
+            },
         }
+    }
+
+    /// Whether WAN `i` is on standby: it has a `standby_interval`, its rounds pass, and
+    /// no policy would choose it now, because each policy it is a member of has a usable
+    /// member with a better (lower) metric. A WAN in no policy carries no flows either.
+    /// As soon as the better members fail, or a round of its own fails, it is not.
+    pub fn standby(&self, i: usize) -> bool {
+        let (Some(iface), Some(w)) = (self.cfg.interfaces.get(i), self.wans.get(i)) else {
+            return false;
+        };
+        if iface.standby_interval.is_none() || !w.health.steady_up() {
+            return false;
+        }
+        let usable = |name: &str| {
+            self.cfg
+                .interfaces
+                .iter()
+                .position(|x| x.name == name)
+                .is_some_and(|k| {
+                    let (x, w) = (&self.cfg.interfaces[k], &self.wans[k]);
+                    x.enabled
+                        && !w.admin_disabled
+                        && w.health.state().usability() == health::Usability::Full
+                })
+        };
+        self.cfg.policies.iter().all(|p| {
+            let members: Vec<&crate::config::Member> = p
+                .use_member
+                .iter()
+                .filter_map(|m| self.cfg.member(m))
+                .collect();
+            members
+                .iter()
+                .filter(|m| m.interface == iface.name)
+                .all(|mine| {
+                    members.iter().any(|m| {
+                        m.interface != iface.name && m.metric < mine.metric && usable(&m.interface)
+                    })
+                })
+        })
+    }
+
+    /// Bytes a month of probing WAN `i` at its present pace costs, every probe answered
+    /// (both directions; see [`cost`]).
+    pub fn probe_monthly_bytes(&self, i: usize) -> u64 {
+        let Some(iface) = self.cfg.interfaces.get(i) else {
+            return 0;
+        };
+        if !self.wans[i].health.probing() {
+            return 0;
+        }
+        let p = self.params(i);
+        let per_round = usize::from(p.per_round.min(p.targets));
+        // The mean cost of a target: targets of both families may differ.
+        let total: u64 = iface
+            .track_ip
+            .iter()
+            .map(|t| cost::probe(iface, t).answered())
+            .sum();
+        let n = iface.track_ip.len().max(1) as u64;
+        let mean = cost::Cost {
+            sent: total / n,
+            ..cost::Cost::default()
+        };
+        cost::monthly(&mean, per_round as u64, u64::from(p.count), p.interval)
     }
 
     /// Advance time: finish rounds, feed health, start due rounds, expire holds.
@@ -627,7 +713,7 @@ impl Engine {
                 out.push(Output::Transition { wan: i, event });
             }
             while let Some(round) = wan.sched.finished(now) {
-                if let Some(event) = wan.health.on_round(iface, &round, now) {
+                if let Some(event) = wan.health.on_answers(iface, round.iter(), now) {
                     out.push(Output::Transition { wan: i, event });
                 }
                 if let Some(rtt) = wan.health.history().last().and_then(|r| r.rtt_us) {
@@ -640,6 +726,7 @@ impl Engine {
                 continue;
             }
             let params = self.params(i);
+            let iface = &self.cfg.interfaces[i];
             let wan = &mut self.wans[i];
             // Without a route out of this WAN a probe has failed before it is sent. (For
             // IPv4 a device-bound socket would otherwise ARP for the target on the link,
@@ -653,6 +740,7 @@ impl Engine {
                     wan.sched.on_error(p.seq, p.target);
                     continue;
                 }
+                wan.probe_bytes.on_sent(&cost::probe(iface, &target));
                 out.push(Output::Probe {
                     wan: i,
                     target,
@@ -1234,6 +1322,7 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         pending: Pending::No,
         asked: [None, None],
         last_error: vec![None; iface.track_ip.len()],
+        probe_bytes: cost::Counted::default(),
     }
 }
 
@@ -1366,6 +1455,135 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// wan1 (metric 1) and wan2 (metric 2, `standby_interval 10s`), 3 targets each,
+    /// `reliability 1`: probes per WAN per 50 ms step, answered 15 ms later unless the
+    /// WAN is dead then.
+    #[test]
+    fn timeline_standby_backup_probes_slowly_and_takes_over() {
+        let mut cfg = config(&[1, 1], 3);
+        cfg.members[1].metric = 2;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        let mut core = Engine::new(cfg, None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut sent: Vec<(u64, usize, u8)> = Vec::new();
+        let mut down_at = None;
+        let mut t = 0;
+        // wan1 stops answering at 60 s; wan2 goes dark at 100 s.
+        while t <= 120_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                match o {
+                    Output::Probe {
+                        wan, target_index, ..
+                    } => sent.push((t, *wan, *target_index)),
+                    Output::Transition { wan: 0, event } if event.to == State::Down => {
+                        down_at = Some(t)
+                    }
+                    _ => {}
+                }
+            }
+            let dead = match t {
+                60_000..=99_999 => Some(0),
+                100_000.. => Some(1),
+                _ => None,
+            };
+            answer(&mut core, &out, dead, now + Duration::from_millis(15));
+            if t == 30_000 {
+                assert!(core.standby(1) && !core.standby(0));
+                let v = crate::status::report(&core, None, now);
+                assert_eq!(v["interfaces"]["wan2"]["standby"], true);
+                assert!(v["interfaces"]["wan1"].get("standby").is_none());
+                // 1 ping of 72 bytes every 10 s against 3 every second.
+                let month = 30 * 24 * 360;
+                assert_eq!(core.probe_monthly_bytes(1), month * 72);
+                assert_eq!(core.probe_monthly_bytes(0), month * 10 * 3 * 72);
+            }
+            t += 50;
+        }
+        let count = |wan: usize, from: u64, to: u64| {
+            sent.iter()
+                .filter(|(t, w, _)| *w == wan && (from..to).contains(t))
+                .count()
+        };
+        // Both start at the normal pace (the plan must first see wan1 up); once steady
+        // wan2 sends one probe per 10 s, the targets in turn.
+        assert_eq!(count(0, 10_000, 60_000), 150);
+        assert_eq!(count(1, 10_000, 60_000), 5);
+        let turns: Vec<u8> = sent
+            .iter()
+            .filter(|(t, w, _)| *w == 1 && (10_000..60_000).contains(t))
+            .map(|s| s.2)
+            .collect();
+        assert_eq!(turns.len(), 5);
+        assert!(
+            turns.windows(2).all(|w| w[1] == (w[0] + 1) % 3),
+            "{turns:?}"
+        );
+        // wan1 is found down at 63 s (three lost rounds); wan2 is then chosen and back at
+        // the normal pace at once.
+        let down_at = down_at.expect("wan1 down");
+        assert!((62_000..=64_000).contains(&down_at), "{down_at}");
+        // At the end wan1 answers again (from 100 s) and carries the flows; wan2 is down.
+        assert_eq!(group(&core), vec![1100]);
+        assert!(!core.standby(1));
+        let first_after = sent
+            .iter()
+            .find(|(t, w, _)| *w == 1 && *t >= down_at)
+            .expect("wan2 probed")
+            .0;
+        assert_eq!(first_after, down_at, "wan2 leaves standby at once");
+        // From then on: all three targets every second (one round more or less at the ends).
+        let normal = 3 * (99_000 - down_at - 1000) as usize / 1000;
+        assert!(count(1, down_at + 1000, 99_000).abs_diff(normal) <= 3);
+        // wan2 fails while not on standby: its own fall detection at the normal pace.
+        let wan2_down = core.wans()[1].health.state();
+        assert_eq!(wan2_down, State::Down);
+        // Bytes counted: every probe sent 36 bytes, every answered one brought 36 back.
+        let b = core.wans()[1].probe_bytes;
+        assert_eq!(b.tx, 36 * count(1, 0, 200_000) as u64);
+        assert!(b.rx > 0 && b.rx < b.tx);
+    }
+
+    /// A standby round that fails ends standby at once: the fall is confirmed at
+    /// `failure_interval`, not at the standby pace.
+    #[test]
+    fn timeline_a_failed_standby_round_returns_to_the_normal_pace() {
+        let mut cfg = config(&[1, 1], 1);
+        cfg.members[1].metric = 2;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        let mut core = Engine::new(cfg, None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut wan2: Vec<u64> = Vec::new();
+        let mut down_at = None;
+        let mut t = 0;
+        while t <= 60_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                match o {
+                    Output::Probe { wan: 1, .. } => wan2.push(t),
+                    Output::Transition { wan: 1, event } if event.to == State::Down => {
+                        down_at = Some(t)
+                    }
+                    _ => {}
+                }
+            }
+            // wan2 goes dark at 30 s.
+            let dead = (t >= 30_000).then_some(1);
+            answer(&mut core, &out, dead, now + Duration::from_millis(15));
+            t += 50;
+        }
+        let standby_round = *wan2.iter().find(|t| **t >= 30_000).expect("a round");
+        assert!(standby_round < 40_000, "{wan2:?}");
+        let down_at = down_at.expect("wan2 down");
+        // Lost at +1 s, then two more rounds at failure_interval (1 s) and their timeout.
+        assert!(
+            down_at <= standby_round + 3_100,
+            "{standby_round} {down_at}"
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
         slot: None,
         bandwidth: Default::default(),
         quota: None,
+        standby_interval: None,
     }
 }
 
