@@ -645,6 +645,9 @@ impl Engine {
                     x.enabled
                         && !w.admin_disabled
                         && w.health.state().usability() == health::Usability::Full
+                        // A spent quota makes a member last resort only: the backup
+                        // behind it carries the flows.
+                        && !self.meters.exceeded(name)
                 })
         };
         self.cfg.policies.iter().all(|p| {
@@ -1387,6 +1390,40 @@ mod tests {
         crate::kernel::group_members(&d.objects, 1199)
             .map(|m| m.iter().map(|m| m.id).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_backup_behind_a_spent_quota_is_not_on_standby() {
+        use crate::quota::{Direction, Period, Quota, Wall};
+        let mut cfg = config(&[1, 1], 0);
+        cfg.members[1].metric = 2;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        cfg.interfaces[0].quota = Some(Quota {
+            bytes: 5_000_000,
+            period: Period::Daily,
+            reset_minute: 0,
+            direction: Direction::Both,
+            warn: 80,
+            save_interval: Duration::from_secs(3600),
+        });
+        let mut core = Engine::new(cfg, None, 0x100, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut t = 0;
+        while t <= 30_000 {
+            let out = core.poll(at(t));
+            answer(&mut core, &out, None, at(t) + Duration::from_millis(15));
+            t += 50;
+        }
+        assert!(core.standby(1), "wan2 backs up a usable wan1");
+        let wall = Wall::utc(20_422 * 86_400 + 36_000);
+        core.on_counters(0, 10, 1_000, 0, at(30_000));
+        core.poll_quota(wall);
+        core.on_counters(0, 10, 6_001_000, 0, at(31_000));
+        core.poll_quota(wall);
+        assert!(
+            !core.standby(1),
+            "wan1's quota is spent: wan2 carries the flows"
+        );
     }
 
     #[test]
