@@ -2,6 +2,7 @@
 //! and the conntrack flushes that follow them.
 
 use super::*;
+use crate::SpawnBoxed;
 
 impl Daemon {
     pub(super) fn set_hash_policy(&mut self) {
@@ -155,7 +156,7 @@ impl Daemon {
         let names = nf
             .names()
             .map_err(|e| format!("cannot list table inet {}: {e}", dataplane::TABLE));
-        self.nft_job = Some(self.ex.spawn(async move {
+        self.nft_job = Some(self.ex.spawn_boxed(async move {
             let result = match names {
                 Ok(ex) => nft.load(ruleset.script(&ex)).await,
                 Err(e) => Err(e),
