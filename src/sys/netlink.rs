@@ -30,17 +30,16 @@ use std::io;
 use std::net::IpAddr;
 
 use netlink_packet_core::{Emitable, Parseable};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteNextHop, RouteProtocol, RouteScope, RouteType,
-};
+use netlink_packet_route::route::RouteProtocol;
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::AddressFamily;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SmolSocket, Socket};
 
 use super::nexthop::{self, NexthopMsg, AF_INET, AF_INET6};
 use super::wire::{
-    align, parse_ack, u16_at, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR,
-    NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+    align, parse_ack, u16_at, u32_at, Ack, Attrs, Messages, Request, NLA_HDRLEN, NLMSG_DONE,
+    NLMSG_ERROR, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL,
+    NLM_F_REPLACE,
 };
 use crate::kernel::{
     self, Address, Family, ForeignDefault, GroupMember, Kernel, Link, MultipathHop, Nexthop,
@@ -540,9 +539,8 @@ fn encode(op: &Op, protocol: u8) -> Request {
             }
         },
         Object::Route(r) => {
-            let msg = route_message(r, protocol, delete);
             let kind = if delete { RTM_DELROUTE } else { RTM_NEWROUTE };
-            Request::new(kind, flags, &emit(&msg))
+            route_request(kind, flags, r, protocol, delete)
         }
         Object::Rule(r) => {
             let msg = rule_message(r, protocol, delete);
@@ -592,59 +590,89 @@ fn header_table(table: u32) -> u8 {
     u8::try_from(table).unwrap_or(RT_TABLE_UNSPEC as u8)
 }
 
-fn route_message(r: &Route, protocol: u8, delete: bool) -> RouteMessage {
-    let mut m = RouteMessage::default();
-    m.header.address_family = address_family(r.family);
-    m.header.destination_prefix_length = r.dst_len;
-    m.header.table = header_table(r.table);
-    m.header.protocol = RouteProtocol::from(protocol);
-    m.attributes.push(RouteAttribute::Table(r.table));
-    if r.dst_len > 0 {
-        m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
-    }
-    m.attributes.push(RouteAttribute::Priority(r.metric));
-    if delete {
+/// The `RTM_NEWROUTE` / `RTM_DELROUTE` request for `r`, encoded by hand like the
+/// decoder ([`RouteMsg`]): `struct rtmsg`, then `RTA_TABLE`, `RTA_DST` (not for a
+/// default), `RTA_PRIORITY` and the target.
+fn route_request(kind: u16, flags: u16, r: &Route, protocol: u8, delete: bool) -> Request {
+    let (mut scope, rtype) = match &r.target {
         // Delete by identity (table, destination, metric, protocol): type and scope
         // left as wildcards, the target not named, as `ip route del` does.
-        m.header.scope = RouteScope::NoWhere;
-        m.header.kind = RouteType::Unspec;
-        return m;
+        _ if delete => (RT_SCOPE_NOWHERE, RTN_UNSPEC),
+        RouteTarget::Unreachable => (RT_SCOPE_UNIVERSE, RTN_UNREACHABLE),
+        RouteTarget::Blackhole => (RT_SCOPE_UNIVERSE, RTN_BLACKHOLE),
+        _ => (RT_SCOPE_UNIVERSE, RTN_UNICAST),
+    };
+    if let (false, RouteTarget::Via { gateway: None, .. }) = (delete, &r.target) {
+        // `ip route add <dst> dev X` makes a link-scope route.
+        scope = RT_SCOPE_LINK;
     }
-    m.header.scope = RouteScope::Universe;
-    m.header.kind = RouteType::Unicast;
+    let header = [
+        af(r.family),
+        r.dst_len,
+        0,
+        0,
+        header_table(r.table),
+        protocol,
+        scope,
+        rtype,
+        0,
+        0,
+        0,
+        0,
+    ];
+    let mut req = Request::new(kind, flags, &header);
+    req.attr_u32(RTA_TABLE, r.table);
+    if r.dst_len > 0 {
+        req.attr(RTA_DST, &ip_bytes(r.dst));
+    }
+    req.attr_u32(RTA_PRIORITY, r.metric);
+    if delete {
+        return req;
+    }
     match &r.target {
         RouteTarget::Via { ifindex, gateway } => {
             if let Some(gw) = gateway {
-                m.attributes
-                    .push(RouteAttribute::Gateway(RouteAddress::from(*gw)));
-            } else {
-                // `ip route add <dst> dev X` makes a link-scope route.
-                m.header.scope = RouteScope::Link;
+                req.attr(RTA_GATEWAY, &ip_bytes(*gw));
             }
-            m.attributes.push(RouteAttribute::Oif(*ifindex));
+            req.attr_u32(RTA_OIF, *ifindex);
         }
-        RouteTarget::Nexthop(id) => m.attributes.push(RouteAttribute::NhId(*id)),
+        RouteTarget::Nexthop(id) => {
+            req.attr_u32(RTA_NH_ID, *id);
+        }
         RouteTarget::Multipath(hops) => {
-            let hops = hops
-                .iter()
-                .map(|h| {
-                    let mut nh = RouteNextHop::default();
-                    nh.interface_index = h.ifindex;
-                    nh.hops = (h.weight.clamp(1, 256) - 1) as u8;
-                    if let Some(gw) = h.gateway {
-                        nh.attributes
-                            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
-                    }
-                    nh
-                })
-                .collect();
-            m.attributes.push(RouteAttribute::MultiPath(hops));
+            // `struct rtnexthop` per hop: u16 len, u8 flags, u8 hops (weight - 1),
+            // i32 ifindex, then the hop's RTA_GATEWAY.
+            let mut buf = Vec::new();
+            for h in hops {
+                let gw = h.gateway.map(ip_bytes).unwrap_or_default();
+                let attr_len = if gw.is_empty() {
+                    0
+                } else {
+                    NLA_HDRLEN + gw.len()
+                };
+                buf.extend_from_slice(&((8 + attr_len) as u16).to_ne_bytes());
+                buf.push(0);
+                buf.push((h.weight.clamp(1, 256) - 1) as u8);
+                buf.extend_from_slice(&h.ifindex.to_ne_bytes());
+                if !gw.is_empty() {
+                    buf.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+                    buf.extend_from_slice(&RTA_GATEWAY.to_ne_bytes());
+                    buf.extend_from_slice(&gw);
+                }
+            }
+            req.attr(RTA_MULTIPATH, &buf);
         }
-        RouteTarget::Unreachable => m.header.kind = RouteType::Unreachable,
-        RouteTarget::Blackhole => m.header.kind = RouteType::BlackHole,
+        RouteTarget::Unreachable | RouteTarget::Blackhole => {}
     }
-    m
+    req
+}
+
+/// An address as a route attribute carries it: 4 or 16 bytes.
+fn ip_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
 }
 
 fn rule_message(r: &Rule, protocol: u8, delete: bool) -> RuleMessage {
@@ -770,8 +798,10 @@ const RTA_SRC: u16 = 2;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_VIA: u16 = 18;
+const RTN_UNSPEC: u8 = 0;
 const RTN_BLACKHOLE: u8 = 6;
 const RTN_UNREACHABLE: u8 = 7;
+const RT_SCOPE_NOWHERE: u8 = 255;
 
 /// What uplinkd reads of an `RTM_NEWROUTE`: `struct rtmsg` and the few attributes the
 /// classifier uses, decoded by hand with the bounds-checked [`Attrs`] walk (the full
