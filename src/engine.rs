@@ -6,13 +6,14 @@
 //! the [`Desired`] kernel state, and sleeps until [`Engine::poll_at`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use crate::balance::{self, Balancer, Sample};
 use crate::config::{Change, Config, Interface, Mode, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
-use crate::plan::{self, Desired, LinkView, Path};
+use crate::plan::{self, Desired, LinkView, Marks, Path};
 use crate::probe::{Params, Reply, Scheduler};
 use crate::time::{earliest, Duration, Instant};
 
@@ -43,12 +44,28 @@ pub enum Output {
         from: Option<ha::Role>,
         to: ha::Role,
     },
-    /// Delete the connections pinned to WAN `wan` now (see [`Engine::set_role`]).
-    Flush { wan: usize },
+    /// Delete the connections pinned with conntrack mark `mark` (WAN `wan`'s, or the
+    /// mark of the slot it left) after the next kernel sync, so that they start over on
+    /// the routes that sync writes. Decided by [`Engine::flushes`], [`Engine::set_role`]
+    /// and [`Engine::reload`].
+    Flush { wan: usize, mark: u32, why: Flush },
     /// A reload moved a WAN to another slot (a WAN inserted or removed before it, or
     /// its `option slot` changed): the connections pinned with the old slot's mark
     /// would now route through whatever WAN holds that slot.
     Moved { wan: usize, from: u32, to: u32 },
+}
+
+/// Why connections are flushed ([`Output::Flush`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// The WAN went out of service (`flush_conntrack` `ifdown`).
+    Out,
+    /// The WAN came up (`flush_conntrack` `ifup`).
+    Up,
+    /// This router became HA master while the WAN cannot carry traffic here.
+    Takeover,
+    /// A reload moved the WAN to another slot: the mark is the old slot's.
+    Moved,
 }
 
 /// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
@@ -184,7 +201,18 @@ pub struct Engine {
     balancer: Balancer,
     /// When the balancer next recomputes (every second while a mode measures).
     balance_at: Option<Instant>,
+    /// The last nft table planned and what it was built from. The loop plans on every
+    /// turn, mostly the same table, and building one (its text) costs as much as the
+    /// rest of the plan. Cleared when the configuration changes.
+    nft_memo: RefCell<Option<NftMemo>>,
 }
+
+/// See `Engine::nft_memo`.
+type NftMemo = (
+    Vec<plan::PolicyPlan>,
+    Vec<crate::dataplane::WanInfo>,
+    crate::dataplane::Ruleset,
+);
 
 /// What the shell should measure of one WAN for the policies' modes (see
 /// [`Engine::sampling`]).
@@ -220,6 +248,7 @@ impl Engine {
             netifd_wait: None,
             balancer: Balancer::default(),
             balance_at: None,
+            nft_memo: RefCell::new(None),
         };
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
         // Slots come from the configuration alone (never from what a previous run left),
@@ -388,7 +417,7 @@ impl Engine {
                 }
             }
         }
-        out
+        self.flushing(out)
     }
 
     /// A link event, acted on before the next dump: carrier loss must not wait.
@@ -399,7 +428,7 @@ impl Engine {
                 out.extend(self.set_link(i, Some(link), now));
             }
         }
-        out
+        self.flushing(out)
     }
 
     /// The kernel failed to resolve a neighbour: if it is a WAN's gateway on that WAN's
@@ -418,7 +447,7 @@ impl Engine {
                 out.push(Output::Transition { wan: i, event });
             }
         }
-        out
+        self.flushing(out)
     }
 
     /// A link disappeared.
@@ -429,7 +458,7 @@ impl Engine {
                 out.extend(self.set_link(i, None, now));
             }
         }
-        out
+        self.flushing(out)
     }
 
     fn set_link(&mut self, i: usize, link: Option<&Link>, now: Instant) -> Option<Output> {
@@ -626,7 +655,7 @@ impl Engine {
             }
         }
         self.balance(now);
-        out
+        self.flushing(out)
     }
 
     /// Recompute the modes' effective weights when due; a change shows in
@@ -724,7 +753,8 @@ impl Engine {
         at
     }
 
-    /// The kernel state the current health and links call for.
+    /// The kernel state the current health and links call for: routes, rules,
+    /// nexthops, and the nft table.
     pub fn desired(&self, nexthops_supported: bool) -> Desired {
         let resolved: Vec<Option<Cow<Interface>>> =
             (0..self.wans.len()).map(|i| self.resolved(i)).collect();
@@ -744,12 +774,14 @@ impl Engine {
                 weight: w.weight,
             })
             .collect();
-        plan::plan_with(
+        let mut desired = plan::plan_with(
             &self.cfg,
             &views,
             nexthops_supported,
             self.balancer.weights(),
-        )
+        );
+        desired.nft = self.ruleset(&desired);
+        desired
     }
 
     /// The HA role keepalived last reported, if any.
@@ -776,10 +808,57 @@ impl Engine {
                     .iter()
                     .enumerate()
                     .filter(|(_, w)| !w.health.state().carries_pinned())
-                    .map(|(wan, _)| Output::Flush { wan }),
+                    .filter_map(|(wan, w)| {
+                        let mark = self.marks().wan(w.slot)?;
+                        Some(Output::Flush {
+                            wan,
+                            mark,
+                            why: Flush::Takeover,
+                        })
+                    }),
             );
         }
         out
+    }
+
+    /// The fwmark layout of this configuration.
+    fn marks(&self) -> Marks {
+        Marks::new(self.cfg.globals.fwmark_mask)
+    }
+
+    /// `out` with the flushes its transitions and slot moves call for, each right after
+    /// its cause.
+    fn flushing(&self, out: Vec<Output>) -> Vec<Output> {
+        let mut with = Vec::with_capacity(out.len());
+        for o in out {
+            let flush = match &o {
+                Output::Transition { wan, event } if self.flushes(*wan, event) => {
+                    let why = if event.to == health::State::Up {
+                        Flush::Up
+                    } else {
+                        Flush::Out
+                    };
+                    let slot = self.wans.get(*wan).map(|w| w.slot);
+                    slot.and_then(|s| self.marks().wan(s))
+                        .map(|mark| Output::Flush {
+                            wan: *wan,
+                            mark,
+                            why,
+                        })
+                }
+                Output::Moved { wan, from, .. } => {
+                    self.marks().wan(*from).map(|mark| Output::Flush {
+                        wan: *wan,
+                        mark,
+                        why: Flush::Moved,
+                    })
+                }
+                _ => None,
+            };
+            with.push(o);
+            with.extend(flush);
+        }
+        with
     }
 
     /// Whether a transition of a WAN to `to` deletes its pinned connections, given the
@@ -804,7 +883,7 @@ impl Engine {
     }
 
     /// The nft table for `desired` (this engine's plan).
-    pub fn ruleset(&self, desired: &Desired) -> crate::dataplane::Ruleset {
+    fn ruleset(&self, desired: &Desired) -> crate::dataplane::Ruleset {
         let cfg = &self.cfg;
         let wans: Vec<crate::dataplane::WanInfo> = (0..cfg.interfaces.len())
             .zip(&self.wans)
@@ -819,7 +898,15 @@ impl Engine {
                 }
             })
             .collect();
-        crate::dataplane::ruleset(cfg, &desired.policies, &wans)
+        let mut memo = self.nft_memo.borrow_mut();
+        if let Some((policies, infos, ruleset)) = memo.as_ref() {
+            if *policies == desired.policies && *infos == wans {
+                return ruleset.clone();
+            }
+        }
+        let ruleset = crate::dataplane::ruleset(cfg, &desired.policies, &wans);
+        *memo = Some((desired.policies.clone(), wans, ruleset.clone()));
+        ruleset
     }
 
     /// Switch to a new config, keeping what did not change (STYLE §7): unchanged WANs
@@ -895,12 +982,13 @@ impl Engine {
             wans.push(wan);
         }
         self.cfg = cfg;
+        *self.nft_memo.get_mut() = None;
         // Policies may have moved, changed mode or members: their modes start over
         // (measurements too: a restarted WAN's counters are another device's).
         self.balancer = Balancer::default();
         self.balance_at = None;
         self.wans = wans;
-        out
+        self.flushing(out)
     }
 
     /// Set or clear a run-time weight override. Returns false for an unknown WAN.
@@ -935,12 +1023,8 @@ impl Engine {
         if !w.health.probing() {
             w.sched.reset();
         }
-        Some(
-            event
-                .map(|event| Output::Transition { wan, event })
-                .into_iter()
-                .collect(),
-        )
+        let out = event.map(|event| Output::Transition { wan, event });
+        Some(self.flushing(out.into_iter().collect()))
     }
 
     /// The Linux device WAN `i` uses now: the configured one, or for a WAN that follows
@@ -1029,7 +1113,7 @@ impl Engine {
             let link = self.wans[wan].link;
             out.extend(self.set_link_view(wan, link, now));
         }
-        (true, out)
+        (true, self.flushing(out))
     }
 }
 
@@ -1178,6 +1262,83 @@ mod tests {
         assert_eq!(transitions.len(), 2, "{transitions:?}");
     }
 
+    /// The nft table is part of the plan and the conntrack flushes are outputs: a WAN
+    /// its probes take out leaves the table's choice of WAN for new flows and has its
+    /// pinned connections flushed, once; a run-time weight changes the table too.
+    #[test]
+    fn timeline_nft_table_and_flushes_follow_a_probe_outage() {
+        let mut core = Engine::new(config(&[1, 1], 3), None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let both = core.desired(true).nft;
+        assert!(!both.chains.is_empty());
+        let mut flushes = Vec::new();
+        let mut during = None;
+        let mut t = 0;
+        // WAN 2 stops answering at t = 2000 ms and comes back at t = 10000 ms.
+        while t <= 20_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                if let Output::Flush { wan, mark, why } = o {
+                    flushes.push((t, *wan, *mark, *why));
+                }
+            }
+            if t == 8_000 {
+                during = Some(core.desired(true).nft);
+            }
+            let dead = (2000..10_000).contains(&t).then_some(1);
+            answer(&mut core, &out, dead, now + Duration::from_millis(15));
+            t += 50;
+        }
+        let mark = core.marks().wan(core.wans()[1].slot).unwrap();
+        assert_eq!(flushes, vec![(5000, 1, mark, Flush::Out)]);
+        assert_ne!(during, Some(both.clone()), "wan2 still chosen while down");
+        assert_eq!(core.desired(true).nft, both, "back after recovery");
+        assert!(core.set_weight(0, Some(3)));
+        assert_ne!(core.desired(true).nft, both, "weight 3:1");
+        core.set_weight(0, None);
+        assert_eq!(core.desired(true).nft, both);
+    }
+
+    /// In an HA pair a backup flushes nothing, a master does not flush on carrier loss
+    /// (the peer carries those connections on), and a takeover flushes what is out here.
+    #[test]
+    fn timeline_flush_outputs_follow_the_ha_role() {
+        let mut core = Engine::new(config(&[1, 1], 1), None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let flushes = |out: &[Output]| -> Vec<(usize, Flush)> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Flush { wan, why, .. } => Some((*wan, *why)),
+                    _ => None,
+                })
+                .collect()
+        };
+        core.set_role(ha::Role::Backup, at(10));
+        let out = core.on_neighbour_failed(11, ip("10.20.2.1"), at(100));
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::Down),
+            "{out:?}"
+        );
+        assert_eq!(flushes(&out), vec![]);
+        let out = core.set_role(ha::Role::Master, at(200));
+        assert_eq!(flushes(&out), vec![(1, Flush::Takeover)]);
+        let out = core.on_link(
+            &Link {
+                ifindex: 10,
+                name: "wan1".into(),
+                up: true,
+                carrier: false,
+            },
+            at(300),
+        );
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 0, event }] if event.to == State::NoCarrier),
+            "{out:?}"
+        );
+        assert_eq!(flushes(&out), vec![]);
+    }
+
     #[test]
     fn timeline_least_connections_steers_new_flows_through_the_plan() {
         let mut cfg = config(&[1, 1], 1);
@@ -1231,7 +1392,9 @@ mod tests {
             at(100),
         );
         assert!(
-            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::NoCarrier)
+            matches!(&out[..], [Output::Transition { wan: 1, event }, Output::Flush { wan: 1, why: Flush::Out, .. }]
+                if event.to == State::NoCarrier),
+            "{out:?}"
         );
         assert_eq!(group(&core), vec![1100]);
         // No probes for a WAN without carrier.
@@ -1255,7 +1418,7 @@ mod tests {
             .is_empty());
         let out = core.on_neighbour_failed(11, ip("10.20.2.1"), at(100));
         assert!(
-            matches!(&out[..], [Output::Transition { wan: 1, event }]
+            matches!(&out[..], [Output::Transition { wan: 1, event }, Output::Flush { wan: 1, why: Flush::Out, .. }]
                 if event.to == State::Down && event.reason == health::Reason::GatewayFailed),
             "{out:?}"
         );
@@ -1348,7 +1511,9 @@ mod tests {
         };
         let (_, out) = core.on_netifd(1, Some(down), at(30));
         assert!(
-            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::NoCarrier)
+            matches!(&out[..], [Output::Transition { wan: 1, event }, Output::Flush { wan: 1, why: Flush::Out, .. }]
+                if event.to == State::NoCarrier),
+            "{out:?}"
         );
         assert_eq!(group(&core), vec![1100]);
         // A new device: the next dump finds it (here: one that does not exist).
@@ -1733,6 +1898,7 @@ mod tests {
         let out = core.reload(more.clone(), at(20));
         let slots: Vec<u32> = core.wans().iter().map(|w| w.slot).collect();
         assert_eq!(slots, vec![0, 1, 2]);
+        let marks = Marks::new(core.config().globals.fwmark_mask);
         assert_eq!(
             out,
             vec![
@@ -1741,10 +1907,20 @@ mod tests {
                     from: 0,
                     to: 1
                 },
+                Output::Flush {
+                    wan: 1,
+                    mark: marks.wan(0).unwrap(),
+                    why: Flush::Moved
+                },
                 Output::Moved {
                     wan: 2,
                     from: 1,
                     to: 2
+                },
+                Output::Flush {
+                    wan: 2,
+                    mark: marks.wan(1).unwrap(),
+                    why: Flush::Moved
                 },
             ]
         );
@@ -1799,7 +1975,11 @@ mod tests {
                     from: Some(ha::Role::Backup),
                     to: ha::Role::Master
                 },
-                Output::Flush { wan: 1 },
+                Output::Flush {
+                    wan: 1,
+                    mark: core.marks().wan(core.wans()[1].slot).unwrap(),
+                    why: Flush::Takeover
+                },
             ]
         );
         assert!(core.flushes(0, &down), "the ISP is dead for both routers");
