@@ -20,6 +20,7 @@
 //! while after a ubusd restart) is asked for again with backoff, and the event loop keeps
 //! the last answer meanwhile; only `ubus.object.remove` makes an interface unknown.
 
+use crate::SpawnBoxed;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -105,7 +106,7 @@ impl Bus {
             names: names.clone(),
             asks: Rc::new(RefCell::new(Asks::default())),
         };
-        ex.spawn(task.run(out_rx)).detach();
+        ex.spawn_boxed(task.run(out_rx)).detach();
         Bus {
             out,
             netifd_interfaces: names,
@@ -228,7 +229,7 @@ impl Task {
                 let calls = self.calls.clone();
                 let client = client.clone();
                 self.ex
-                    .spawn(async move {
+                    .spawn_boxed(async move {
                         let result = Call::send(&calls, method, args).await;
                         let (status, data) = match result {
                             // Like netifd, no data message for methods that only act.
@@ -317,7 +318,7 @@ impl Task {
         }
         let client = client.clone();
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 match client.lookup_id(NETIFD_OBJECT).await {
                     Ok(Some(id)) => match client.subscribe(id).await {
                         Ok(()) => log::debug!("ubus: subscribed to {NETIFD_OBJECT}"),
@@ -347,7 +348,7 @@ impl Task {
         let asks = self.asks.clone();
         let generation = asks.borrow_mut().next(&name);
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 let path = format!("{NETIFD_OBJECT}.{name}");
                 for attempt in 0..NETIFD_RETRIES {
                     Timer::after(retry_delay(attempt)).await;

@@ -6,6 +6,7 @@
 //! reconciles the kernel whenever the desired state changed, a kernel event asks for a
 //! resync, a periodic resync is due, or a failed write is to be retried.
 
+use crate::SpawnBoxed;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -302,7 +303,7 @@ impl Daemon {
         self.events = filter;
         let tx = self.tx.clone();
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 loop {
                     let events = monitor.next().await;
                     if tx.send(Input::Kernel(events)).await.is_err() {
@@ -332,7 +333,7 @@ impl Daemon {
         let signals = Signals::open().map_err(|e| format!("cannot open signalfd: {e}"))?;
         let tx = self.tx.clone();
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 while let Ok(s) = signals.next().await {
                     if tx.send(Input::Signal(s)).await.is_err() {
                         return;
@@ -642,7 +643,7 @@ fn forward<T: 'static>(
     tx: Sender<Input>,
     wrap: fn(T) -> Input,
 ) {
-    ex.spawn(async move {
+    ex.spawn_boxed(async move {
         while let Ok(v) = rx.recv().await {
             if tx.send(wrap(v)).await.is_err() {
                 return;
