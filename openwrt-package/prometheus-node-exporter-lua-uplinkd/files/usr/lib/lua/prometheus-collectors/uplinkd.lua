@@ -110,6 +110,18 @@ local function scrape()
   each_target(function(labels, t)
     if type(t.answered) == "boolean" then answered(labels, t.answered and 1 or 0) end
   end)
+  local quota_used = metric("uplinkd_quota_used_bytes", "gauge")
+  each(function(name, w)
+    if type(w.quota) == "table" and num(w.quota.used) then
+      quota_used({ wan = name }, w.quota.used)
+    end
+  end)
+  local quota_bytes = metric("uplinkd_quota_bytes", "gauge")
+  each(function(name, w)
+    if type(w.quota) == "table" and num(w.quota.bytes) then
+      quota_bytes({ wan = name }, w.quota.bytes)
+    end
+  end)
   local probe_bytes = metric("uplinkd_probe_bytes_total", "counter")
   each(function(name, w)
     if type(w.probe_bytes) ~= "table" then return end
