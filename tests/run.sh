@@ -83,8 +83,9 @@ else
 fi
 phase "clippy, doc"
 
-# The decoders of untrusted bytes, fuzzed for a bounded time.
-if FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
+# The decoders of untrusted bytes, fuzzed for a bounded time, two targets at a time (one
+# core each, as long as each was fuzzed when they ran one after the other).
+if FUZZ_JOBS=2 FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
     grep -E '^(fuzz|Done)' "$log"
 else
     tail -n 60 "$log"
