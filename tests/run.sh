@@ -31,7 +31,8 @@ phase "cargo build"
 
 log=$(mktemp)
 crosslog=$(mktemp)
-trap 'rm -f "$log" "$crosslog"' EXIT
+bg=$(mktemp -d)
+trap 'rm -rf "$log" "$crosslog" "$bg"' EXIT
 
 # The router builds are CPU-bound and the lab mostly waits on timers: the former run
 # meanwhile, at the lowest priority, so that they do not delay the lab's daemons. One
@@ -42,6 +43,20 @@ if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
         nice -n 19 flock "$cache/cross.lock" ./packaging/build.sh $cross_targets >"$crosslog" 2>&1 &
     cross_pid=$!
 fi
+
+# The instrumented fuzz build is CPU-bound as well: it runs meanwhile too, at the lowest
+# priority. Each step of this chain leaves its status in $bg/<step>.rc.
+(
+    FUZZ_TARGET_DIR=$cache/fuzz-target nice -n 19 ./tests/fuzz.sh --build >"$bg/fuzz-build.log" 2>&1
+    echo $? >"$bg/fuzz-build.rc"
+) &
+bg_pid=$!
+# bg_wait STEP: wait until the chain has done STEP; STEP's exit status.
+bg_wait() {
+    while [ ! -s "$bg/$1.rc" ] && kill -0 "$bg_pid" 2>/dev/null; do sleep 1; done
+    [ -s "$bg/$1.rc" ] || return 1
+    return "$(cat "$bg/$1.rc")"
+}
 
 # Keep the full output in a file, print cargo's result lines, exit with cargo's status.
 # The lab (one binary, tests in parallel) must run here: a skip would be a failure.
@@ -82,16 +97,6 @@ else
     status=1
 fi
 phase "clippy, doc"
-
-# The decoders of untrusted bytes, fuzzed for a bounded time, two targets at a time (one
-# core each, as long as each was fuzzed when they ran one after the other).
-if FUZZ_JOBS=2 FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
-    grep -E '^(fuzz|Done)' "$log"
-else
-    tail -n 60 "$log"
-    status=1
-fi
-phase "fuzz"
 
 # The Prometheus output, parsed by a real exposition-format parser.
 if ./tests/metrics.sh >"$log" 2>&1; then
@@ -152,6 +157,21 @@ sh tests/pkgmanagers.sh || status=1
 phase "pkgmanagers"
 sh tests/debian.sh || status=1
 phase "debian"
+
+# The decoders of untrusted bytes, fuzzed for a bounded time, two targets at a time (one
+# core each, as long as each was fuzzed when they ran one after the other). This comes
+# after the phases that mostly wait, which leave the background builds the CPU.
+if ! bg_wait fuzz-build; then
+    tail -n 60 "$bg/fuzz-build.log"
+    echo "fuzz build: FAILED"
+    status=1
+elif FUZZ_JOBS=2 FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
+    grep -E '^(fuzz|Done)' "$log"
+else
+    tail -n 60 "$log"
+    status=1
+fi
+phase "fuzz"
 
 # Router builds: the init script against stub procd, the mips (big-endian) and armv7
 # binaries under qemu-user, the size budget on mipsel, and the package structure. The
