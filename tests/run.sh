@@ -44,11 +44,16 @@ if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
     cross_pid=$!
 fi
 
-# The instrumented fuzz build is CPU-bound as well: it runs meanwhile too, at the lowest
-# priority. Each step of this chain leaves its status in $bg/<step>.rc.
+# The instrumented fuzz build and then the lints and API docs (tests/lint.sh: clippy and
+# rustdoc, warnings as errors) are CPU-bound as well: they run meanwhile too, at the
+# lowest priority, one after the other. The lints use target/lint: `cargo clippy` in
+# target/ would hold its lock against the foreground's cargo, and it reuses none of
+# `cargo build`'s output anyway. Each step leaves its status in $bg/<step>.rc.
 (
     FUZZ_TARGET_DIR=$cache/fuzz-target nice -n 19 ./tests/fuzz.sh --build >"$bg/fuzz-build.log" 2>&1
     echo $? >"$bg/fuzz-build.rc"
+    CARGO_TARGET_DIR=target/lint nice -n 19 ./tests/lint.sh >"$bg/lint.log" 2>&1
+    echo $? >"$bg/lint.rc"
 ) &
 bg_pid=$!
 # bg_wait STEP: wait until the chain has done STEP; STEP's exit status.
@@ -79,24 +84,6 @@ else
     status=1
 fi
 phase "cargo test"
-
-# Lints and API docs, warnings as errors.
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-if cargo clippy --all-targets -- -D warnings >"$log" 2>&1; then
-    echo "clippy: ok"
-else
-    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
-    echo "clippy: FAILED"
-    status=1
-fi
-if RUSTDOCFLAGS="-D warnings" cargo doc --no-deps >"$log" 2>&1; then
-    echo "doc: ok"
-else
-    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
-    echo "doc: FAILED"
-    status=1
-fi
-phase "clippy, doc"
 
 # The Prometheus output, parsed by a real exposition-format parser.
 if ./tests/metrics.sh >"$log" 2>&1; then
@@ -172,6 +159,11 @@ else
     status=1
 fi
 phase "fuzz"
+
+# The lints, finished in the background by now or soon.
+bg_wait lint || status=1
+cat "$bg/lint.log"
+phase "clippy, doc (the rest of them)"
 
 # Router builds: the init script against stub procd, the mips (big-endian) and armv7
 # binaries under qemu-user, the size budget on mipsel, and the package structure. The
