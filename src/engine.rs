@@ -6,14 +6,15 @@
 //! the [`Desired`] kernel state, and sleeps until [`Engine::poll_at`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use crate::balance::{self, Balancer, Sample};
 use crate::config::{Change, Config, Interface, Mode, Prefix, TrackMethod};
 use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
-use crate::plan::{self, Desired, LinkView, Path};
-use crate::probe::{Params, Reply, Scheduler};
+use crate::plan::{self, Desired, LinkView, Marks, Path};
+use crate::probe::{cost, Params, Reply, Scheduler};
 use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
@@ -43,12 +44,28 @@ pub enum Output {
         from: Option<ha::Role>,
         to: ha::Role,
     },
-    /// Delete the connections pinned to WAN `wan` now (see [`Engine::set_role`]).
-    Flush { wan: usize },
+    /// Delete the connections pinned with conntrack mark `mark` (WAN `wan`'s, or the
+    /// mark of the slot it left) after the next kernel sync, so that they start over on
+    /// the routes that sync writes. Decided by [`Engine::flushes`], [`Engine::set_role`]
+    /// and [`Engine::reload`].
+    Flush { wan: usize, mark: u32, why: Flush },
     /// A reload moved a WAN to another slot (a WAN inserted or removed before it, or
     /// its `option slot` changed): the connections pinned with the old slot's mark
     /// would now route through whatever WAN holds that slot.
     Moved { wan: usize, from: u32, to: u32 },
+}
+
+/// Why connections are flushed ([`Output::Flush`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// The WAN went out of service (`flush_conntrack` `ifdown`).
+    Out,
+    /// The WAN came up (`flush_conntrack` `ifup`).
+    Up,
+    /// This router became HA master while the WAN cannot carry traffic here.
+    Takeover,
+    /// A reload moved the WAN to another slot: the mark is the old slot's.
+    Moved,
 }
 
 /// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
@@ -81,6 +98,9 @@ pub struct Wan {
     /// Per target (index into `track_ip`): why its last tcp, http or dns probe failed
     /// (`HTTP 302`, `SERVFAIL`, `timed out`); `None` once one succeeds.
     pub last_error: Vec<Option<String>>,
+    /// Bytes this WAN's probes sent and received at the IP layer (the model of
+    /// [`cost`]), since start.
+    pub probe_bytes: cost::Counted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +204,18 @@ pub struct Engine {
     balancer: Balancer,
     /// When the balancer next recomputes (every second while a mode measures).
     balance_at: Option<Instant>,
+    /// The last nft table planned and what it was built from. The loop plans on every
+    /// turn, mostly the same table, and building one (its text) costs as much as the
+    /// rest of the plan. Cleared when the configuration changes.
+    nft_memo: RefCell<Option<NftMemo>>,
 }
+
+/// See `Engine::nft_memo`.
+type NftMemo = (
+    Vec<plan::PolicyPlan>,
+    Vec<crate::dataplane::WanInfo>,
+    crate::dataplane::Ruleset,
+);
 
 /// What the shell should measure of one WAN for the policies' modes (see
 /// [`Engine::sampling`]).
@@ -220,6 +251,7 @@ impl Engine {
             netifd_wait: None,
             balancer: Balancer::default(),
             balance_at: None,
+            nft_memo: RefCell::new(None),
         };
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
         // Slots come from the configuration alone (never from what a previous run left),
@@ -388,7 +420,7 @@ impl Engine {
                 }
             }
         }
-        out
+        self.flushing(out)
     }
 
     /// A link event, acted on before the next dump: carrier loss must not wait.
@@ -399,7 +431,7 @@ impl Engine {
                 out.extend(self.set_link(i, Some(link), now));
             }
         }
-        out
+        self.flushing(out)
     }
 
     /// The kernel failed to resolve a neighbour: if it is a WAN's gateway on that WAN's
@@ -418,7 +450,7 @@ impl Engine {
                 out.push(Output::Transition { wan: i, event });
             }
         }
-        out
+        self.flushing(out)
     }
 
     /// A link disappeared.
@@ -429,7 +461,7 @@ impl Engine {
                 out.extend(self.set_link(i, None, now));
             }
         }
-        out
+        self.flushing(out)
     }
 
     fn set_link(&mut self, i: usize, link: Option<&Link>, now: Instant) -> Option<Output> {
@@ -489,14 +521,15 @@ impl Engine {
         else {
             return false;
         };
-        match w.sched.on_reply(seq, target as u8, now) {
-            Reply::Ignored => false,
-            Reply::Answer => true,
-            Reply::Late => {
-                w.health.on_late();
-                true
-            }
+        let reply = w.sched.on_reply(seq, target as u8, now);
+        if reply == Reply::Late {
+            w.health.on_late();
         }
+        if reply.counted() {
+            w.probe_bytes
+                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
+        }
+        reply.counted()
     }
 
     /// The outcome of target `target_index`'s last tcp, http or dns probe, for status.
@@ -538,6 +571,10 @@ impl Engine {
         if reply == Reply::Late {
             w.health.on_late();
         }
+        if reply.counted() {
+            w.probe_bytes
+                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
+        }
         reply.counted()
     }
 
@@ -559,12 +596,90 @@ impl Engine {
 
     fn params(&self, i: usize) -> Params {
         let iface = &self.cfg.interfaces[i];
-        Params {
-            targets: iface.track_ip.len() as u8,
-            count: self.wans[i].health.probes_per_target(iface),
-            timeout: iface.timeout,
-            interval: self.wans[i].health.interval(iface),
+        let targets = iface.track_ip.len() as u8;
+        match iface.standby_interval.filter(|_| self.standby(i)) {
+            // The cheapest round that can pass: `reliability` targets in turn, one probe
+            // each. A lost one starts confirming a fall, which ends standby at once.
+            Some(interval) => Params {
+                targets,
+                per_round: iface.reliability.max(1),
+                count: 1,
+                timeout: iface.timeout,
+                interval,
+            },
+            None => Params {
+                targets,
+                per_round: targets,
+                count: self.wans[i].health.probes_per_target(iface),
+                timeout: iface.timeout,
+                interval: self.wans[i].health.interval(iface),
+            },
         }
+    }
+
+    /// Whether WAN `i` is on standby: it has a `standby_interval`, its rounds pass, and
+    /// no policy would choose it now, because each policy it is a member of has a usable
+    /// member with a better (lower) metric. A WAN in no policy carries no flows either.
+    /// As soon as the better members fail, or a round of its own fails, it is not.
+    pub fn standby(&self, i: usize) -> bool {
+        let (Some(iface), Some(w)) = (self.cfg.interfaces.get(i), self.wans.get(i)) else {
+            return false;
+        };
+        if iface.standby_interval.is_none() || !w.health.steady_up() {
+            return false;
+        }
+        let usable = |name: &str| {
+            self.cfg
+                .interfaces
+                .iter()
+                .position(|x| x.name == name)
+                .is_some_and(|k| {
+                    let (x, w) = (&self.cfg.interfaces[k], &self.wans[k]);
+                    x.enabled
+                        && !w.admin_disabled
+                        && w.health.state().usability() == health::Usability::Full
+                })
+        };
+        self.cfg.policies.iter().all(|p| {
+            let members: Vec<&crate::config::Member> = p
+                .use_member
+                .iter()
+                .filter_map(|m| self.cfg.member(m))
+                .collect();
+            members
+                .iter()
+                .filter(|m| m.interface == iface.name)
+                .all(|mine| {
+                    members.iter().any(|m| {
+                        m.interface != iface.name && m.metric < mine.metric && usable(&m.interface)
+                    })
+                })
+        })
+    }
+
+    /// Bytes a month of probing WAN `i` at its present pace costs, every probe answered
+    /// (both directions; see [`cost`]).
+    pub fn probe_monthly_bytes(&self, i: usize) -> u64 {
+        let Some(iface) = self.cfg.interfaces.get(i) else {
+            return 0;
+        };
+        if !self.wans[i].health.probing() {
+            return 0;
+        }
+        let p = self.params(i);
+        let per_round = usize::from(p.per_round.min(p.targets));
+        // The mean cost of a target: targets of both families may differ.
+        let total: u64 = iface
+            .track_ip
+            .iter()
+            .map(|t| cost::probe(iface, t).answered())
+            .sum();
+        let n = iface.track_ip.len().max(1) as u64;
+        let mean = cost::Cost {
+            sent: total / n,
+            ..cost::Cost::default()
+        };
+        cost::monthly(&mean, per_round as u64, u64::from(p.count), p.interval)
     }
 
     /// Advance time: finish rounds, feed health, start due rounds, expire holds.
@@ -591,7 +706,7 @@ impl Engine {
                 out.push(Output::Transition { wan: i, event });
             }
             while let Some(round) = wan.sched.finished(now) {
-                if let Some(event) = wan.health.on_round(iface, &round, now) {
+                if let Some(event) = wan.health.on_answers(iface, round.iter(), now) {
                     out.push(Output::Transition { wan: i, event });
                 }
                 if let Some(rtt) = wan.health.history().last().and_then(|r| r.rtt_us) {
@@ -604,6 +719,7 @@ impl Engine {
                 continue;
             }
             let params = self.params(i);
+            let iface = &self.cfg.interfaces[i];
             let wan = &mut self.wans[i];
             // Without a route out of this WAN a probe has failed before it is sent. (For
             // IPv4 a device-bound socket would otherwise ARP for the target on the link,
@@ -617,6 +733,7 @@ impl Engine {
                     wan.sched.on_error(p.seq, p.target);
                     continue;
                 }
+                wan.probe_bytes.on_sent(&cost::probe(iface, &target));
                 out.push(Output::Probe {
                     wan: i,
                     target,
@@ -626,7 +743,7 @@ impl Engine {
             }
         }
         self.balance(now);
-        out
+        self.flushing(out)
     }
 
     /// Recompute the modes' effective weights when due; a change shows in
@@ -724,7 +841,8 @@ impl Engine {
         at
     }
 
-    /// The kernel state the current health and links call for.
+    /// The kernel state the current health and links call for: routes, rules,
+    /// nexthops, and the nft table.
     pub fn desired(&self, nexthops_supported: bool) -> Desired {
         let resolved: Vec<Option<Cow<Interface>>> =
             (0..self.wans.len()).map(|i| self.resolved(i)).collect();
@@ -744,12 +862,14 @@ impl Engine {
                 weight: w.weight,
             })
             .collect();
-        plan::plan_with(
+        let mut desired = plan::plan_with(
             &self.cfg,
             &views,
             nexthops_supported,
             self.balancer.weights(),
-        )
+        );
+        desired.nft = self.ruleset(&desired);
+        desired
     }
 
     /// The HA role keepalived last reported, if any.
@@ -776,10 +896,57 @@ impl Engine {
                     .iter()
                     .enumerate()
                     .filter(|(_, w)| !w.health.state().carries_pinned())
-                    .map(|(wan, _)| Output::Flush { wan }),
+                    .filter_map(|(wan, w)| {
+                        let mark = self.marks().wan(w.slot)?;
+                        Some(Output::Flush {
+                            wan,
+                            mark,
+                            why: Flush::Takeover,
+                        })
+                    }),
             );
         }
         out
+    }
+
+    /// The fwmark layout of this configuration.
+    fn marks(&self) -> Marks {
+        Marks::new(self.cfg.globals.fwmark_mask)
+    }
+
+    /// `out` with the flushes its transitions and slot moves call for, each right after
+    /// its cause.
+    fn flushing(&self, out: Vec<Output>) -> Vec<Output> {
+        let mut with = Vec::with_capacity(out.len());
+        for o in out {
+            let flush = match &o {
+                Output::Transition { wan, event } if self.flushes(*wan, event) => {
+                    let why = if event.to == health::State::Up {
+                        Flush::Up
+                    } else {
+                        Flush::Out
+                    };
+                    let slot = self.wans.get(*wan).map(|w| w.slot);
+                    slot.and_then(|s| self.marks().wan(s))
+                        .map(|mark| Output::Flush {
+                            wan: *wan,
+                            mark,
+                            why,
+                        })
+                }
+                Output::Moved { wan, from, .. } => {
+                    self.marks().wan(*from).map(|mark| Output::Flush {
+                        wan: *wan,
+                        mark,
+                        why: Flush::Moved,
+                    })
+                }
+                _ => None,
+            };
+            with.push(o);
+            with.extend(flush);
+        }
+        with
     }
 
     /// Whether a transition of a WAN to `to` deletes its pinned connections, given the
@@ -804,7 +971,7 @@ impl Engine {
     }
 
     /// The nft table for `desired` (this engine's plan).
-    pub fn ruleset(&self, desired: &Desired) -> crate::dataplane::Ruleset {
+    fn ruleset(&self, desired: &Desired) -> crate::dataplane::Ruleset {
         let cfg = &self.cfg;
         let wans: Vec<crate::dataplane::WanInfo> = (0..cfg.interfaces.len())
             .zip(&self.wans)
@@ -819,7 +986,15 @@ impl Engine {
                 }
             })
             .collect();
-        crate::dataplane::ruleset(cfg, &desired.policies, &wans)
+        let mut memo = self.nft_memo.borrow_mut();
+        if let Some((policies, infos, ruleset)) = memo.as_ref() {
+            if *policies == desired.policies && *infos == wans {
+                return ruleset.clone();
+            }
+        }
+        let ruleset = crate::dataplane::ruleset(cfg, &desired.policies, &wans);
+        *memo = Some((desired.policies.clone(), wans, ruleset.clone()));
+        ruleset
     }
 
     /// Switch to a new config, keeping what did not change (STYLE §7): unchanged WANs
@@ -895,12 +1070,13 @@ impl Engine {
             wans.push(wan);
         }
         self.cfg = cfg;
+        *self.nft_memo.get_mut() = None;
         // Policies may have moved, changed mode or members: their modes start over
         // (measurements too: a restarted WAN's counters are another device's).
         self.balancer = Balancer::default();
         self.balance_at = None;
         self.wans = wans;
-        out
+        self.flushing(out)
     }
 
     /// Set or clear a run-time weight override. Returns false for an unknown WAN.
@@ -935,12 +1111,8 @@ impl Engine {
         if !w.health.probing() {
             w.sched.reset();
         }
-        Some(
-            event
-                .map(|event| Output::Transition { wan, event })
-                .into_iter()
-                .collect(),
-        )
+        let out = event.map(|event| Output::Transition { wan, event });
+        Some(self.flushing(out.into_iter().collect()))
     }
 
     /// The Linux device WAN `i` uses now: the configured one, or for a WAN that follows
@@ -1029,7 +1201,7 @@ impl Engine {
             let link = self.wans[wan].link;
             out.extend(self.set_link_view(wan, link, now));
         }
-        (true, out)
+        (true, self.flushing(out))
     }
 }
 
@@ -1057,6 +1229,7 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         pending: Pending::No,
         asked: [None, None],
         last_error: vec![None; iface.track_ip.len()],
+        probe_bytes: cost::Counted::default(),
     }
 }
 
@@ -1138,6 +1311,135 @@ mod tests {
         }
     }
 
+    /// wan1 (metric 1) and wan2 (metric 2, `standby_interval 10s`), 3 targets each,
+    /// `reliability 1`: probes per WAN per 50 ms step, answered 15 ms later unless the
+    /// WAN is dead then.
+    #[test]
+    fn timeline_standby_backup_probes_slowly_and_takes_over() {
+        let mut cfg = config(&[1, 1], 3);
+        cfg.members[1].metric = 2;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        let mut core = Engine::new(cfg, None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut sent: Vec<(u64, usize, u8)> = Vec::new();
+        let mut down_at = None;
+        let mut t = 0;
+        // wan1 stops answering at 60 s; wan2 goes dark at 100 s.
+        while t <= 120_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                match o {
+                    Output::Probe {
+                        wan, target_index, ..
+                    } => sent.push((t, *wan, *target_index)),
+                    Output::Transition { wan: 0, event } if event.to == State::Down => {
+                        down_at = Some(t)
+                    }
+                    _ => {}
+                }
+            }
+            let dead = match t {
+                60_000..=99_999 => Some(0),
+                100_000.. => Some(1),
+                _ => None,
+            };
+            answer(&mut core, &out, dead, now + Duration::from_millis(15));
+            if t == 30_000 {
+                assert!(core.standby(1) && !core.standby(0));
+                let v = crate::status::report(&core, None, now);
+                assert_eq!(v["interfaces"]["wan2"]["standby"], true);
+                assert!(v["interfaces"]["wan1"].get("standby").is_none());
+                // 1 ping of 72 bytes every 10 s against 3 every second.
+                let month = 30 * 24 * 360;
+                assert_eq!(core.probe_monthly_bytes(1), month * 72);
+                assert_eq!(core.probe_monthly_bytes(0), month * 10 * 3 * 72);
+            }
+            t += 50;
+        }
+        let count = |wan: usize, from: u64, to: u64| {
+            sent.iter()
+                .filter(|(t, w, _)| *w == wan && (from..to).contains(t))
+                .count()
+        };
+        // Both start at the normal pace (the plan must first see wan1 up); once steady
+        // wan2 sends one probe per 10 s, the targets in turn.
+        assert_eq!(count(0, 10_000, 60_000), 150);
+        assert_eq!(count(1, 10_000, 60_000), 5);
+        let turns: Vec<u8> = sent
+            .iter()
+            .filter(|(t, w, _)| *w == 1 && (10_000..60_000).contains(t))
+            .map(|s| s.2)
+            .collect();
+        assert_eq!(turns.len(), 5);
+        assert!(
+            turns.windows(2).all(|w| w[1] == (w[0] + 1) % 3),
+            "{turns:?}"
+        );
+        // wan1 is found down at 63 s (three lost rounds); wan2 is then chosen and back at
+        // the normal pace at once.
+        let down_at = down_at.expect("wan1 down");
+        assert!((62_000..=64_000).contains(&down_at), "{down_at}");
+        // At the end wan1 answers again (from 100 s) and carries the flows; wan2 is down.
+        assert_eq!(group(&core), vec![1100]);
+        assert!(!core.standby(1));
+        let first_after = sent
+            .iter()
+            .find(|(t, w, _)| *w == 1 && *t >= down_at)
+            .expect("wan2 probed")
+            .0;
+        assert_eq!(first_after, down_at, "wan2 leaves standby at once");
+        // From then on: all three targets every second (one round more or less at the ends).
+        let normal = 3 * (99_000 - down_at - 1000) as usize / 1000;
+        assert!(count(1, down_at + 1000, 99_000).abs_diff(normal) <= 3);
+        // wan2 fails while not on standby: its own fall detection at the normal pace.
+        let wan2_down = core.wans()[1].health.state();
+        assert_eq!(wan2_down, State::Down);
+        // Bytes counted: every probe sent 36 bytes, every answered one brought 36 back.
+        let b = core.wans()[1].probe_bytes;
+        assert_eq!(b.tx, 36 * count(1, 0, 200_000) as u64);
+        assert!(b.rx > 0 && b.rx < b.tx);
+    }
+
+    /// A standby round that fails ends standby at once: the fall is confirmed at
+    /// `failure_interval`, not at the standby pace.
+    #[test]
+    fn timeline_a_failed_standby_round_returns_to_the_normal_pace() {
+        let mut cfg = config(&[1, 1], 1);
+        cfg.members[1].metric = 2;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        let mut core = Engine::new(cfg, None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut wan2: Vec<u64> = Vec::new();
+        let mut down_at = None;
+        let mut t = 0;
+        while t <= 60_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                match o {
+                    Output::Probe { wan: 1, .. } => wan2.push(t),
+                    Output::Transition { wan: 1, event } if event.to == State::Down => {
+                        down_at = Some(t)
+                    }
+                    _ => {}
+                }
+            }
+            // wan2 goes dark at 30 s.
+            let dead = (t >= 30_000).then_some(1);
+            answer(&mut core, &out, dead, now + Duration::from_millis(15));
+            t += 50;
+        }
+        let standby_round = *wan2.iter().find(|t| **t >= 30_000).expect("a round");
+        assert!(standby_round < 40_000, "{wan2:?}");
+        let down_at = down_at.expect("wan2 down");
+        // Lost at +1 s, then two more rounds at failure_interval (1 s) and their timeout.
+        assert!(
+            down_at <= standby_round + 3_100,
+            "{standby_round} {down_at}"
+        );
+    }
+
     #[test]
     fn timeline_blackhole_detection_and_recovery() {
         let cfg = config(&[3, 1, 1], 3);
@@ -1176,6 +1478,83 @@ mod tests {
         );
         assert_eq!(group(&core), vec![1100, 1101, 1102]);
         assert_eq!(transitions.len(), 2, "{transitions:?}");
+    }
+
+    /// The nft table is part of the plan and the conntrack flushes are outputs: a WAN
+    /// its probes take out leaves the table's choice of WAN for new flows and has its
+    /// pinned connections flushed, once; a run-time weight changes the table too.
+    #[test]
+    fn timeline_nft_table_and_flushes_follow_a_probe_outage() {
+        let mut core = Engine::new(config(&[1, 1], 3), None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let both = core.desired(true).nft;
+        assert!(!both.chains.is_empty());
+        let mut flushes = Vec::new();
+        let mut during = None;
+        let mut t = 0;
+        // WAN 2 stops answering at t = 2000 ms and comes back at t = 10000 ms.
+        while t <= 20_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                if let Output::Flush { wan, mark, why } = o {
+                    flushes.push((t, *wan, *mark, *why));
+                }
+            }
+            if t == 8_000 {
+                during = Some(core.desired(true).nft);
+            }
+            let dead = (2000..10_000).contains(&t).then_some(1);
+            answer(&mut core, &out, dead, now + Duration::from_millis(15));
+            t += 50;
+        }
+        let mark = core.marks().wan(core.wans()[1].slot).unwrap();
+        assert_eq!(flushes, vec![(5000, 1, mark, Flush::Out)]);
+        assert_ne!(during, Some(both.clone()), "wan2 still chosen while down");
+        assert_eq!(core.desired(true).nft, both, "back after recovery");
+        assert!(core.set_weight(0, Some(3)));
+        assert_ne!(core.desired(true).nft, both, "weight 3:1");
+        core.set_weight(0, None);
+        assert_eq!(core.desired(true).nft, both);
+    }
+
+    /// In an HA pair a backup flushes nothing, a master does not flush on carrier loss
+    /// (the peer carries those connections on), and a takeover flushes what is out here.
+    #[test]
+    fn timeline_flush_outputs_follow_the_ha_role() {
+        let mut core = Engine::new(config(&[1, 1], 1), None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let flushes = |out: &[Output]| -> Vec<(usize, Flush)> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Flush { wan, why, .. } => Some((*wan, *why)),
+                    _ => None,
+                })
+                .collect()
+        };
+        core.set_role(ha::Role::Backup, at(10));
+        let out = core.on_neighbour_failed(11, ip("10.20.2.1"), at(100));
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::Down),
+            "{out:?}"
+        );
+        assert_eq!(flushes(&out), vec![]);
+        let out = core.set_role(ha::Role::Master, at(200));
+        assert_eq!(flushes(&out), vec![(1, Flush::Takeover)]);
+        let out = core.on_link(
+            &Link {
+                ifindex: 10,
+                name: "wan1".into(),
+                up: true,
+                carrier: false,
+            },
+            at(300),
+        );
+        assert!(
+            matches!(&out[..], [Output::Transition { wan: 0, event }] if event.to == State::NoCarrier),
+            "{out:?}"
+        );
+        assert_eq!(flushes(&out), vec![]);
     }
 
     #[test]
@@ -1231,7 +1610,9 @@ mod tests {
             at(100),
         );
         assert!(
-            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::NoCarrier)
+            matches!(&out[..], [Output::Transition { wan: 1, event }, Output::Flush { wan: 1, why: Flush::Out, .. }]
+                if event.to == State::NoCarrier),
+            "{out:?}"
         );
         assert_eq!(group(&core), vec![1100]);
         // No probes for a WAN without carrier.
@@ -1255,7 +1636,7 @@ mod tests {
             .is_empty());
         let out = core.on_neighbour_failed(11, ip("10.20.2.1"), at(100));
         assert!(
-            matches!(&out[..], [Output::Transition { wan: 1, event }]
+            matches!(&out[..], [Output::Transition { wan: 1, event }, Output::Flush { wan: 1, why: Flush::Out, .. }]
                 if event.to == State::Down && event.reason == health::Reason::GatewayFailed),
             "{out:?}"
         );
@@ -1348,7 +1729,9 @@ mod tests {
         };
         let (_, out) = core.on_netifd(1, Some(down), at(30));
         assert!(
-            matches!(&out[..], [Output::Transition { wan: 1, event }] if event.to == State::NoCarrier)
+            matches!(&out[..], [Output::Transition { wan: 1, event }, Output::Flush { wan: 1, why: Flush::Out, .. }]
+                if event.to == State::NoCarrier),
+            "{out:?}"
         );
         assert_eq!(group(&core), vec![1100]);
         // A new device: the next dump finds it (here: one that does not exist).
@@ -1733,6 +2116,7 @@ mod tests {
         let out = core.reload(more.clone(), at(20));
         let slots: Vec<u32> = core.wans().iter().map(|w| w.slot).collect();
         assert_eq!(slots, vec![0, 1, 2]);
+        let marks = Marks::new(core.config().globals.fwmark_mask);
         assert_eq!(
             out,
             vec![
@@ -1741,10 +2125,20 @@ mod tests {
                     from: 0,
                     to: 1
                 },
+                Output::Flush {
+                    wan: 1,
+                    mark: marks.wan(0).unwrap(),
+                    why: Flush::Moved
+                },
                 Output::Moved {
                     wan: 2,
                     from: 1,
                     to: 2
+                },
+                Output::Flush {
+                    wan: 2,
+                    mark: marks.wan(1).unwrap(),
+                    why: Flush::Moved
                 },
             ]
         );
@@ -1799,7 +2193,11 @@ mod tests {
                     from: Some(ha::Role::Backup),
                     to: ha::Role::Master
                 },
-                Output::Flush { wan: 1 },
+                Output::Flush {
+                    wan: 1,
+                    mark: core.marks().wan(core.wans()[1].slot).unwrap(),
+                    why: Flush::Takeover
+                },
             ]
         );
         assert!(core.flushes(0, &down), "the ISP is dead for both routers");

@@ -1,6 +1,7 @@
 //! The kernel as the core sees it: plain values for the objects uplinkd owns (nexthops,
 //! routes, rules), what a dump reports about everyone else's (links, addresses, default
-//! routes), and the narrow [`Kernel`] trait the shell implements with netlink or dry-run.
+//! routes). The narrow traits the shell implements with netlink or dry run are in
+//! [`crate::sys::kernel`].
 //!
 //! Ownership is explicit (STYLE §5): every object uplinkd creates carries its route
 //! protocol number and lives in its table, priority and nexthop-id ranges. A dump keeps
@@ -10,8 +11,6 @@
 use core::fmt;
 use core::ops::RangeInclusive;
 use std::net::IpAddr;
-
-use crate::reconcile::Op;
 
 /// Address family of a route, rule or nexthop.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -359,14 +358,4 @@ impl Reads {
                 .any(|l| l.ifindex == ifindex && names.contains(&l.name)),
         }
     }
-}
-
-/// The narrow boundary to the kernel (STYLE §8): dump and apply. Implemented by
-/// netlink and by the dry-run backend, which prints `ip` equivalents instead.
-pub trait Kernel {
-    /// Dump links, addresses, everything we own and the foreign default routes `reads`
-    /// names.
-    fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, Error>;
-    /// Apply one operation. Ops arrive already ordered by [`crate::reconcile`].
-    fn apply(&mut self, op: &Op) -> Result<(), Error>;
 }

@@ -9,9 +9,12 @@
 //!   probe   scheduler: when to probe what, rounds       pure, time is an argument
 //!   health  per-WAN hysteresis, quality, damping        pure, time is an argument
 //!   plan    (Config, health, links) -> desired objects  pure
+//!           and nft table; the engine emits the flushes
 //!   reconcile (desired, kernel snapshot) -> ops         pure
+//!   sync    when to dump, write, load nft, retry        pure, time is an argument
 //!   ---------------------------------------------------------------------------
-//!   sys     netlink, probe sockets, dry-run backend     the shell: all I/O
+//!   sys     the kernel traits (sys::kernel) with live   the shell: all I/O
+//!           and dry-run backends, probe sockets
 //!   daemon  the single event loop: reads the clock, feeds the core, applies ops
 //! ```
 //!
@@ -40,6 +43,7 @@ pub mod reconcile;
 pub mod retry;
 pub mod socket;
 pub mod status;
+pub mod sync;
 pub mod sys;
 pub mod time;
 pub mod ubus;

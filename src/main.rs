@@ -229,7 +229,11 @@ fn main() -> ExitCode {
             logger::init(args.stderr, cfg.globals.log_level);
             let opts = Options {
                 config: args.config,
-                dry_run: args.dry_run,
+                backend: if args.dry_run {
+                    uplinkd::sys::kernel::Mode::DryRun
+                } else {
+                    uplinkd::sys::kernel::Mode::Live
+                },
                 ..args.daemon
             };
             ExitCode::from(daemon::run(opts, cfg) as u8)

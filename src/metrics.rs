@@ -101,6 +101,26 @@ pub fn render(status: &Value) -> String {
         "counter",
         "Probe rounds to a target that got no answer since the WAN (re)started.",
     );
+    let mut probe_bytes = Family::new(
+        "uplinkd_probe_bytes_total",
+        "counter",
+        "Bytes the WAN's probes sent (tx) and received (rx) at the IP layer, by the probe cost model.",
+    );
+    let mut probe_monthly = Family::new(
+        "uplinkd_probe_monthly_bytes",
+        "gauge",
+        "Bytes a 30-day month of probing the WAN at its present pace costs, both directions.",
+    );
+    let mut standby = Family::new(
+        "uplinkd_wan_standby",
+        "gauge",
+        "1 while the WAN is probed at its standby pace (standby_interval), else 0.",
+    );
+    let mut policy_weight = Family::new(
+        "uplinkd_policy_weight",
+        "gauge",
+        "Effective weight of a member in a policy, as its mode decided (0: no new flows).",
+    );
 
     let mut sync_ok = Family::new(
         "uplinkd_sync_ok",
@@ -150,6 +170,21 @@ pub fn render(status: &Value) -> String {
             sync_retry.add(&labels, fixed(ms, 3));
         }
     }
+    for (policy, p) in status
+        .get("policies")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty)
+    {
+        for (wan, w) in p
+            .get("weights")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty)
+        {
+            if let Some(w) = w.as_u64() {
+                policy_weight.add(&[("policy", policy), ("wan", wan)], w.to_string());
+            }
+        }
+    }
     let interfaces = status
         .get("interfaces")
         .and_then(Value::as_object)
@@ -185,6 +220,19 @@ pub fn render(status: &Value) -> String {
                 transitions.add(&[("wan", wan), ("to", to)], n.to_string());
             }
         }
+        if let Some(b) = w.get("probe_bytes") {
+            for direction in ["tx", "rx"] {
+                if let Some(n) = b.get(direction).and_then(Value::as_u64) {
+                    probe_bytes.add(&[("wan", wan), ("direction", direction)], n.to_string());
+                }
+            }
+        }
+        if let Some(n) = w.get("probe_monthly_bytes").and_then(Value::as_u64) {
+            probe_monthly.add(&[("wan", wan)], n.to_string());
+        }
+        if let Some(b) = w.get("standby").and_then(Value::as_bool) {
+            standby.add(&[("wan", wan)], flag(b));
+        }
         let targets = w.get("targets").and_then(Value::as_array);
         for t in targets.map_or(&[][..], |t| &t[..]) {
             let Some(ip) = t.get("ip").and_then(Value::as_str) else {
@@ -219,6 +267,10 @@ pub fn render(status: &Value) -> String {
         loss,
         sent,
         lost,
+        probe_bytes,
+        probe_monthly,
+        standby,
+        policy_weight,
         sync_ok,
         sync_failures,
         sync_retry,
@@ -298,11 +350,14 @@ mod tests {
                          "loss_percent": 6, "sent": 312, "lost": 1},
                         {"ip": "9.9.9.9", "sent": 0, "lost": 0}
                     ],
+                    "probe_bytes": {"tx": 7200, "rx": 7128},
+                    "probe_monthly_bytes": 559872000,
+                    "standby": false,
                     "history": []
                 },
                 "we\"ird\\wan\n": {"state": "no-carrier", "targets": []}
             },
-            "policies": {}
+            "policies": {"backup": {"mode": "lowest_latency", "weights": {"wan": 0}}}
         })
     }
 
@@ -343,6 +398,11 @@ mod tests {
         assert!(l.contains(&"uplinkd_probe_loss_ratio{wan=\"wan\",target=\"1.1.1.1\"} 0.06"));
         assert!(l.contains(&"uplinkd_probes_sent_total{wan=\"wan\",target=\"1.1.1.1\"} 312"));
         assert!(l.contains(&"uplinkd_probes_lost_total{wan=\"wan\",target=\"9.9.9.9\"} 0"));
+        assert!(l.contains(&"uplinkd_probe_bytes_total{wan=\"wan\",direction=\"tx\"} 7200"));
+        assert!(l.contains(&"uplinkd_probe_bytes_total{wan=\"wan\",direction=\"rx\"} 7128"));
+        assert!(l.contains(&"uplinkd_probe_monthly_bytes{wan=\"wan\"} 559872000"));
+        assert!(l.contains(&"uplinkd_wan_standby{wan=\"wan\"} 0"));
+        assert!(l.contains(&"uplinkd_policy_weight{policy=\"backup\",wan=\"wan\"} 0"));
         // Unknown figures are left out, not invented.
         assert!(
             !text.contains("target=\"9.9.9.9\"} 0.")

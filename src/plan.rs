@@ -131,6 +131,10 @@ pub struct Desired {
     /// Sorted, without duplicates.
     pub objects: Vec<Object>,
     pub policies: Vec<PolicyPlan>,
+    /// Our nft table (marks, pinning, rules). Filled by
+    /// [`crate::engine::Engine::desired`], which knows every WAN's device and delegated
+    /// prefixes; empty from [`plan`] alone.
+    pub nft: crate::dataplane::Ruleset,
 }
 
 /// The tags that make our objects ours, derived from the globals. IPv6 nexthops take
@@ -299,7 +303,11 @@ pub fn plan_with(
         .collect();
     objects.sort();
     objects.dedup();
-    Desired { objects, policies }
+    Desired {
+        objects,
+        policies,
+        nft: Default::default(),
+    }
 }
 
 /// Whether any member of `policy` is configured for family `f`.

@@ -24,7 +24,7 @@ pub fn report(engine: &Engine, plan: Option<&Desired>, now: Instant) -> Value {
     }
     let mut report = json!({
         "interfaces": interfaces,
-        "policies": policies(engine.config(), plan),
+        "policies": policies(engine, plan),
     });
     // The HA role keepalived reported; left out on a router alone (or before
     // keepalived's first notify after a start).
@@ -52,7 +52,7 @@ pub fn report_one(
     interfaces.insert(name, value);
     Some(json!({
         "interfaces": interfaces,
-        "policies": policies(engine.config(), plan),
+        "policies": policies(engine, plan),
     }))
 }
 
@@ -169,6 +169,17 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
         })
         .collect();
     o.insert("targets".into(), targets.into());
+    if iface.standby_interval.is_some() {
+        o.insert("standby".into(), engine.standby(i).into());
+    }
+    o.insert(
+        "probe_bytes".into(),
+        json!({"tx": wan.probe_bytes.tx, "rx": wan.probe_bytes.rx}),
+    );
+    o.insert(
+        "probe_monthly_bytes".into(),
+        engine.probe_monthly_bytes(i).into(),
+    );
     let mut transitions = Map::new();
     for (name, n) in State::NAMES.iter().zip(health.transitions()) {
         transitions.insert((*name).into(), (*n).into());
@@ -192,7 +203,8 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
     (iface.name.clone(), Value::Object(o))
 }
 
-fn policies(cfg: &Config, plan: Option<&Desired>) -> Value {
+fn policies(engine: &Engine, plan: Option<&Desired>) -> Value {
+    let cfg = engine.config();
     let mut out = Map::new();
     for p in plan.map_or(&[][..], |d| &d.policies[..]) {
         let list = |m: &Members| -> Vec<Value> {
@@ -216,6 +228,10 @@ fn policies(cfg: &Config, plan: Option<&Desired>) -> Value {
         if !p.v6.active.is_empty() {
             o.insert("members6".into(), list(&p.v6).into());
         }
+        if let Some(j) = cfg.policies.iter().position(|c| c.name == p.name) {
+            o.insert("mode".into(), cfg.policies[j].mode.name().into());
+            o.insert("weights".into(), effective_weights(engine, j).into());
+        }
         o.insert("last_resort".into(), last_resort_name(configured).into());
         o.insert("using_last_resort".into(), p.last_resort.is_some().into());
         let degraded = if p.v4.active.is_empty() {
@@ -231,6 +247,32 @@ fn policies(cfg: &Config, plan: Option<&Desired>) -> Value {
         out.insert(p.name.clone(), Value::Object(o));
     }
     Value::Object(out)
+}
+
+/// What the policy's mode decided for each member, by interface: its effective weight
+/// (0: the mode sends it no new flows now), or the configured weight where the mode has
+/// not decided (`weighted`, or nothing measured yet). The plan applies these to the
+/// members of the best tier that are usable (`members`).
+fn effective_weights(engine: &Engine, j: usize) -> Map<String, Value> {
+    let cfg = engine.config();
+    let decided = engine.balancer().weights().get(j).filter(|w| !w.is_empty());
+    let mut out = Map::new();
+    for m in cfg.policies[j]
+        .use_member
+        .iter()
+        .filter_map(|m| cfg.member(m))
+    {
+        let Some(i) = engine.wan_index(&m.interface) else {
+            continue;
+        };
+        let slot = engine.wans()[i].slot;
+        let w = match decided {
+            Some(d) => d.get(&slot).copied().unwrap_or(0),
+            None => engine.wans()[i].weight.unwrap_or(m.weight),
+        };
+        out.entry(m.interface.clone()).or_insert(w.into());
+    }
+    out
 }
 
 fn total_weight(m: &Members) -> u64 {
@@ -350,6 +392,9 @@ pub fn table(report: &Value) -> String {
         if w.get("drained").and_then(Value::as_bool) == Some(true) {
             state.push_str(" (drained)");
         }
+        if w.get("standby").and_then(Value::as_bool) == Some(true) {
+            state.push_str(" (standby)");
+        }
         let since = w
             .get("since")
             .and_then(Value::as_u64)
@@ -458,7 +503,16 @@ pub fn table(report: &Value) -> String {
                 }
             )
         };
-        out.push_str(&format!("policy {name}: {text}\n"));
+        // What a mode decided, when it is not plain weights: `[lowest_latency: wan 1, wwan 0]`.
+        let mode = p.get("mode").and_then(Value::as_str).unwrap_or("weighted");
+        let decided = match p.get("weights").and_then(Value::as_object) {
+            Some(w) if mode != "weighted" => {
+                let list: Vec<String> = w.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                format!(" [{mode}: {}]", list.join(", "))
+            }
+            _ => String::new(),
+        };
+        out.push_str(&format!("policy {name}: {text}{decided}\n"));
     }
     out
 }

@@ -39,6 +39,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
         },
         slot: None,
         bandwidth: Default::default(),
+        standby_interval: None,
     }
 }
 

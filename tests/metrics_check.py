@@ -72,6 +72,14 @@ def compare(samples, status):
         for to, n in w["transitions"].items():
             got = get(samples, "uplinkd_transitions_total", wan=wan, to=to)
             assert got == n, (wan, to, got, n)
+        for direction, n in w.get("probe_bytes", {}).items():
+            got = get(samples, "uplinkd_probe_bytes_total", wan=wan, direction=direction)
+            assert got == n, (wan, direction, got, n)
+        if "probe_monthly_bytes" in w:
+            got = get(samples, "uplinkd_probe_monthly_bytes", wan=wan)
+            assert got == w["probe_monthly_bytes"], (wan, got)
+        if "standby" in w:
+            assert get(samples, "uplinkd_wan_standby", wan=wan) == int(w["standby"]), wan
         for t in w["targets"]:
             ip = t["ip"]
             assert get(samples, "uplinkd_probes_sent_total", wan=wan, target=ip) == t["sent"]
@@ -82,6 +90,10 @@ def compare(samples, status):
             else:
                 assert rtt is None, (wan, ip, rtt)
             checked += 1
+    for policy, p in status.get("policies", {}).items():
+        for wan, weight in p.get("weights", {}).items():
+            got = get(samples, "uplinkd_policy_weight", policy=policy, wan=wan)
+            assert got == weight, (policy, wan, got, weight)
     return checked
 
 

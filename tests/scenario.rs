@@ -1,6 +1,7 @@
 //! Scenario tests: the whole pure core (engine, health, plan, reconcile) driven through
 //! hours of simulated time with a seeded loss model. No kernel, no sockets, no sleeping:
-//! the "kernel" is the set of objects the reconciler's operations produce.
+//! the "kernel" is the set of objects the reconciler's operations produce, and when it
+//! is synced is what the daemon's own sync schedule (`uplinkd::sync`) says.
 
 use std::net::IpAddr;
 
@@ -8,7 +9,9 @@ use uplinkd::config::Config;
 use uplinkd::engine::{Engine, Output};
 use uplinkd::health::State;
 use uplinkd::kernel::{group_members, Address, Family, ForeignDefault, Link, Object, Snapshot};
+use uplinkd::plan::Desired;
 use uplinkd::reconcile::{reconcile, Op};
+use uplinkd::sync::Schedule;
 use uplinkd::time::{Duration, Instant};
 
 /// A small deterministic generator (xorshift64*), so every run sees the same losses.
@@ -122,34 +125,88 @@ fn group(kernel: &[Object]) -> Vec<u32> {
 struct Run {
     transitions: Vec<(Instant, usize, State)>,
     writes: usize,
+    /// When a sync (dump, reconcile, apply) ran.
+    syncs: Vec<Instant>,
+    nft_loads: usize,
+    flushes: Vec<(Instant, usize)>,
     kernel: Vec<Object>,
+}
+
+/// The simulated kernel, synced as the daemon syncs it: when the schedule says so.
+struct Shell {
+    kernel: Vec<Object>,
+    schedule: Schedule,
+    applied: Option<Desired>,
+    /// Whether the kernel takes writes at a time (`false`: every write fails).
+    writable: fn(Instant) -> bool,
+}
+
+impl Shell {
+    /// Dump, feed the engine, load nft (at once), reconcile, apply: the number of
+    /// writes, as `sync_kernel` does it.
+    fn sync(&mut self, engine: &mut Engine, out: &mut Run, now: Instant) -> usize {
+        let interval = engine.config().globals.reconcile_interval;
+        self.schedule.begin(now, interval);
+        out.syncs.push(now);
+        engine.on_snapshot(&snapshot(&self.kernel), now);
+        let desired = engine.desired(true);
+        self.schedule.want_nft(desired.nft.clone());
+        if let Some(ruleset) = self.schedule.nft_load(now).cloned() {
+            // The simulated nft loads at once: nothing waits for it.
+            self.schedule.nft_finished(now, ruleset, Ok(()));
+            out.nft_loads += 1;
+        }
+        let ops = reconcile(&desired.objects, &self.kernel);
+        self.applied = Some(desired);
+        if !ops.is_empty() && !(self.writable)(now) {
+            self.schedule
+                .routes_done(now, Some("Operation not permitted".into()));
+            return 0;
+        }
+        apply(&mut self.kernel, &ops);
+        self.schedule.routes_done(now, None);
+        ops.len()
+    }
+
+    fn due(&self, engine: &Engine, now: Instant) -> bool {
+        let dirty = self.applied.as_ref() != Some(&engine.desired(true));
+        self.schedule.due(now, dirty, false)
+    }
 }
 
 /// Drive the core for `duration` in 10 ms steps. `loss(wan, t)` gives the loss percent
 /// of a WAN at a time; replies come back 20 ms after their probe unless lost.
 fn run(duration: Duration, seed: u64, loss: impl Fn(usize, Instant) -> u64) -> Run {
+    run_with(duration, seed, loss, |_| true)
+}
+
+fn run_with(
+    duration: Duration,
+    seed: u64,
+    loss: impl Fn(usize, Instant) -> u64,
+    writable: fn(Instant) -> bool,
+) -> Run {
     let cfg = Config::parse("scenario", CONFIG).expect("config");
     let mut rng = Rng(seed);
     let mut engine = Engine::new(cfg, None, 0x1000, Instant::ZERO);
-    let mut kernel: Vec<Object> = Vec::new();
+    let mut shell = Shell {
+        kernel: Vec::new(),
+        schedule: Schedule::new(Instant::ZERO),
+        applied: None,
+        writable,
+    };
     let mut pending: Vec<(Instant, usize, IpAddr, u16)> = Vec::new();
     let mut out = Run {
         transitions: Vec::new(),
         writes: 0,
+        syncs: Vec::new(),
+        nft_loads: 0,
+        flushes: Vec::new(),
         kernel: Vec::new(),
     };
     let step = Duration::from_millis(10);
     let mut now = Instant::ZERO;
     let end = Instant::ZERO + duration;
-    let sync = |engine: &mut Engine, kernel: &mut Vec<Object>, now: Instant| -> usize {
-        engine.on_snapshot(&snapshot(kernel), now);
-        let desired = engine.desired(true);
-        let ops = reconcile(&desired.objects, kernel);
-        apply(kernel, &ops);
-        ops.len()
-    };
-    out.writes += sync(&mut engine, &mut kernel, now);
-    let mut last_desired = engine.desired(true);
     while now < end {
         let mut replies = Vec::new();
         pending.retain(|p| {
@@ -174,23 +231,21 @@ fn run(duration: Duration, seed: u64, loss: impl Fn(usize, Instant) -> u64) -> R
                     }
                 }
                 Output::Transition { wan, event } => out.transitions.push((now, wan, event.to)),
+                Output::Flush { wan, .. } => out.flushes.push((now, wan)),
                 Output::Gateway { .. }
                 | Output::AskNetifd { .. }
                 | Output::Role { .. }
-                | Output::Flush { .. }
                 | Output::Moved { .. } => {}
             }
         }
-        let desired = engine.desired(true);
-        if desired != last_desired {
-            out.writes += sync(&mut engine, &mut kernel, now);
-            last_desired = desired;
+        if shell.due(&engine, now) {
+            out.writes += shell.sync(&mut engine, &mut out, now);
         }
         now = now + step;
     }
-    // A periodic resync finds nothing to do.
-    assert_eq!(sync(&mut engine, &mut kernel, now), 0, "kernel drifted");
-    out.kernel = kernel;
+    // A resync finds nothing to do.
+    assert_eq!(shell.sync(&mut engine, &mut out, now), 0, "kernel drifted");
+    out.kernel = shell.kernel;
     out
 }
 
@@ -242,6 +297,17 @@ fn outages_are_detected_in_bounded_time_and_cost_one_write_each() {
     assert!(r.transitions.iter().all(|(_, w, _)| *w == 1));
     // Initial layout (23 objects), then one group replace per transition.
     assert_eq!(r.writes, 23 + 24, "writes");
+    // The nft table follows each transition too, and each outage flushes wan2's
+    // pinned connections once.
+    assert_eq!(r.nft_loads, 1 + 24, "nft loads");
+    assert_eq!(r.flushes.len(), 12, "{:?}", r.flushes);
+    assert!(r.flushes.iter().all(|(t, w)| *w == 1 && downs.contains(t)));
+    // Besides those, the periodic resync every 30 s and nothing else.
+    assert!(
+        r.syncs.len() <= 1 + 24 + 2 * 3600 / 30 + 1,
+        "{} syncs",
+        r.syncs.len()
+    );
     assert_eq!(group(&r.kernel), vec![1100, 1101, 1102]);
 }
 
@@ -263,4 +329,24 @@ fn a_wan_flapping_for_an_hour_is_held_and_bounded() {
     // Without damping WAN3 would change state twice per 10 s cycle: 720 times an hour.
     let changes = r.transitions.iter().filter(|(_, w, _)| *w == 2).count();
     assert!(changes < 20, "{changes} transitions: {:?}", r.transitions);
+}
+
+#[test]
+fn a_kernel_refusing_writes_is_retried_with_backoff_not_every_step() {
+    // Writes fail for the first minute (a read-only netlink, a missing module).
+    let r = run_with(
+        Duration::from_secs(120),
+        5,
+        |_, _| 0,
+        |t| t >= Instant::ZERO + Duration::from_secs(60),
+    );
+    let at: Vec<u64> = r.syncs.iter().map(|t| t.millis()).collect();
+    // 0.5 s, doubling to 30 s (the periodic resync adds none: each try moves it);
+    // the try after the kernel takes writes again converges; then the periodic one.
+    assert_eq!(
+        at,
+        [0, 500, 1500, 3500, 7500, 15500, 31500, 61500, 91500, 120_000]
+    );
+    assert_eq!(r.writes, 23);
+    assert_eq!(group(&r.kernel), vec![1100, 1101, 1102]);
 }

@@ -734,6 +734,17 @@ impl<'s> Reader<'_, '_, 's> {
             down: self.or("bandwidth_down", 0, |s| number(s, 1, 100_000_000)),
             up: self.or("bandwidth_up", 0, |s| number(s, 1, 100_000_000)),
         };
+        let standby_interval = self.get("standby_interval", |s| duration(s, SEC, 100, HOUR));
+        if let Some(standby) = standby_interval {
+            if standby < interval && self.errors() == errors {
+                let msg = format!(
+                    "is {} but must not be shorter than interval ({})",
+                    fmt_duration(standby),
+                    fmt_duration(interval)
+                );
+                self.error("standby_interval", msg);
+            }
+        }
         self.finish(&["size", "max_ttl", "keep_failure_interval", "httping_ssl"]);
         Some(Interface {
             name: name?,
@@ -760,6 +771,7 @@ impl<'s> Reader<'_, '_, 's> {
             flush,
             slot,
             bandwidth,
+            standby_interval,
         })
     }
 

@@ -210,6 +210,9 @@ pub struct Interface {
     /// Capacity in kbit/s (`bandwidth_down`, `bandwidth_up`), for the `least_used` and
     /// `overflow` modes.
     pub bandwidth: Bandwidth,
+    /// `standby_interval`: the pace of a WAN that carries no flows (no policy chooses it
+    /// now) while its rounds pass; `None`: always the normal pace.
+    pub standby_interval: Option<Duration>,
 }
 
 /// A WAN's capacity per direction, kbit/s; 0 = not configured.
@@ -575,8 +578,11 @@ impl Config {
         } else {
             policies.join(", ")
         };
+        let standby = i
+            .standby_interval
+            .map_or(String::new(), |s| format!(", standby {}", d(s)));
         format!(
-            "{}: {family}device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}), timeout {}, \
+            "{}: {family}device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}{standby}), timeout {}, \
              down {}, up {}, {quality}, damping {damping}; member of {policies}",
             i.name,
             self.device_text(i),
@@ -768,6 +774,17 @@ mod tests {
                 hold: Duration::from_secs(3)
             }
         );
+        let standby = ok(&with("option standby_interval 10s", ""));
+        assert_eq!(
+            standby.interfaces[0].standby_interval,
+            Some(Duration::from_secs(10))
+        );
+        assert!(
+            standby.summary()[0].contains("recovery 1s, standby 10s)"),
+            "{}",
+            standby.summary()[0]
+        );
+        assert_eq!(ok(&with("", "")).interfaces[0].standby_interval, None);
         let bw = "option bandwidth_down 50000\noption bandwidth_up 10000";
         assert_eq!(mode(bw, "option mode least_used"), Mode::LeastUsed);
         assert_eq!(
@@ -1300,6 +1317,14 @@ mod tests {
             ),
             ("option failure_interval 61m", "option 'failure_interval'"),
             ("option recovery_interval x", "option 'recovery_interval'"),
+            (
+                "option interval 2s\noption standby_interval 1s",
+                "option 'standby_interval' is 1s but must not be shorter than interval (2s)",
+            ),
+            (
+                "option standby_interval 2h",
+                "option 'standby_interval' must be a duration",
+            ),
             (
                 "option up 0",
                 "option 'up' must be a whole number from 1 to 100",

@@ -2,6 +2,9 @@
 
 use super::sync::apply_ops;
 use super::*;
+use crate::sys::kernel::{Kernel, LiveNft, Nftables};
+use crate::sys::needs::Needs;
+use crate::sys::nft::{Netfilter, Nft};
 
 /// How long `uplinkd cleanup` waits for a daemon that is exiting (procd's stop runs it
 /// right after sending SIGTERM; procd itself waits `term_timeout`, 10 s, before SIGKILL).
@@ -33,8 +36,8 @@ pub fn cleanup(cfg: &Config, control_socket: Option<&std::path::Path>, nft: Path
             return 1;
         }
     };
-    let mut nf = match Netfilter::open() {
-        Ok(nf) => Some(nf),
+    let nf = match Netfilter::open() {
+        Ok(nf) => Some(Rc::new(RefCell::new(nf))),
         Err(e) => {
             log::warn!("cannot open netfilter netlink ({e}): the nft table is not checked");
             None
@@ -44,7 +47,8 @@ pub fn cleanup(cfg: &Config, control_socket: Option<&std::path::Path>, nft: Path
         path: nft,
         ..Nft::default()
     };
-    let removed = smol::block_on(remove_owned(&mut kernel, &own, nf.as_mut(), &nft, false));
+    let mut nft = LiveNft::new(nf, nft, Needs::ALL);
+    let removed = smol::block_on(remove_owned(&mut kernel, &own, &mut nft));
     log::info!("cleanup: {} kernel objects removed", removed.writes);
     removed.code
 }
@@ -63,16 +67,14 @@ pub struct Removed {
 pub(super) async fn remove_owned(
     kernel: &mut dyn Kernel,
     own: &Ownership,
-    nf: Option<&mut Netfilter>,
-    nft: &Nft,
-    dry_run: bool,
+    nft: &mut dyn Nftables,
 ) -> Removed {
     let mut removed = Removed { code: 0, writes: 0 };
     // Only our objects are wanted here.
     match kernel.snapshot(own, &kernel::Reads::Devices(Vec::new())) {
         Ok(snap) => {
             let ops = reconcile(&[] as &[Object], &snap.owned);
-            let (writes, failed) = apply_ops(kernel, own, &ops, &snap, dry_run);
+            let (writes, failed) = apply_ops(kernel, own, &ops, &snap);
             removed.writes = writes;
             if failed.is_some() {
                 removed.code = 1;
@@ -83,33 +85,23 @@ pub(super) async fn remove_owned(
             removed.code = 1;
         }
     }
-    if let Some(nf) = nf {
-        if nf.table_exists().unwrap_or(true) {
-            // Names only (never set elements), then our chains and sticky sets go;
-            // sets others fill stay with their elements.
-            let names = nf.names().map_err(|e| format!("cannot list it: {e}"));
-            let work = async {
-                let ex = names?;
-                let kept = ex.sets.iter().filter(|s| !dataplane::owned_set(s)).count();
-                nft.load(dataplane::stop_script(&ex)).await.map(|()| kept)
-            };
-            let limit = async {
-                Timer::after(NFT_AT_EXIT).await;
-                Err(format!("nft did not finish within {NFT_AT_EXIT:?}"))
-            };
-            match smol::future::or(work, limit).await {
-                Ok(0) => {}
-                Ok(kept) => log::info!(
-                    "nft: kept table inet {} for {kept} sets filled by others",
+    if let Some(work) = nft.remove() {
+        let limit = async {
+            Timer::after(NFT_AT_EXIT).await;
+            Err(format!("nft did not finish within {NFT_AT_EXIT:?}"))
+        };
+        match smol::future::or(work, limit).await {
+            Ok(0) => {}
+            Ok(kept) => log::info!(
+                "nft: kept table inet {} for {kept} sets filled by others",
+                dataplane::TABLE
+            ),
+            Err(e) => {
+                log::error!(
+                    "nft: cannot remove table inet {} ({e}): the next start replaces it",
                     dataplane::TABLE
-                ),
-                Err(e) => {
-                    log::error!(
-                        "nft: cannot remove table inet {} ({e}): the next start replaces it",
-                        dataplane::TABLE
-                    );
-                    removed.code = 1;
-                }
+                );
+                removed.code = 1;
             }
         }
     }

@@ -75,8 +75,15 @@ impl Daemon {
                 .map(|()| serde_json::json!({}))
                 .map_err(|e| control::Error::new(crate::ubus::Status::UnknownError, e));
         }
-        let plan = self.engine.desired(self.nexthops_supported);
-        let (mut data, outs) = control::apply(&mut self.engine, Some(&plan), &req, now)?;
+        let (mut data, outs) = if let Request::Status { .. } = req {
+            // Read only: the plan the loop computed for this state of the engine.
+            self.planned();
+            control::apply(&mut self.engine, self.planned.as_ref(), &req, now)?
+        } else {
+            let done = control::apply(&mut self.engine, None, &req, now);
+            self.changed();
+            done?
+        };
         if let (Request::Status { interface: None }, Some(o)) = (&req, data.as_object_mut()) {
             o.insert("sync".into(), self.sync_report(now));
         }
@@ -118,7 +125,7 @@ impl Daemon {
             log::info!("ownership tags changed: removing objects created under the old ones");
             // Only our objects are wanted here.
             let reads = kernel::Reads::Devices(Vec::new());
-            if let Ok(snap) = self.kernel.snapshot(&self.own, &reads) {
+            if let Ok(snap) = self.sys.kernel.snapshot(&self.own, &reads) {
                 let ops = reconcile(&[], &snap.owned);
                 self.apply(&ops, &snap);
             }
@@ -127,8 +134,9 @@ impl Daemon {
         }
         let outs = self.engine.reload(cfg, now);
         self.handle(outs);
+        self.changed();
         self.sync_http();
-        self.resync_at = Some(now);
+        self.schedule.kick(Kick::Now, now);
         if let Some(bus) = &self.bus {
             *bus.netifd_interfaces.borrow_mut() = self
                 .engine

@@ -19,23 +19,23 @@ use crate::bus::{self, Bus, NetifdUpdate};
 use crate::config::{Config, TrackMethod};
 use crate::control::{self, Call, Request};
 use crate::dataplane::{self, Ruleset};
-use crate::engine::{Engine, Output};
+use crate::engine::{Engine, Flush, Output};
 use crate::hooks::{self, Hooks};
 use crate::http;
-use crate::kernel::{self, Event as KernelEvent, Kernel, Object, Ownership, Snapshot};
+use crate::kernel::{self, Event as KernelEvent, Object, Ownership, Snapshot};
 use crate::plan::Marks;
 use crate::plan::{self, Desired};
 use crate::probe;
 use crate::probe::icmp::EchoReply;
 use crate::reconcile::{reconcile, Op};
-use crate::retry::{self, Retry};
 use crate::socket;
-use crate::sys::needs::{self, Needs};
+use crate::sync::{Kick, Schedule};
+use crate::sys::kernel::{Backend, Mode, HASH_POLICY};
+use crate::sys::logger;
 use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
-use crate::sys::nft::{link_bytes, Netfilter, Nft};
+use crate::sys::nft::link_bytes;
 use crate::sys::probe::{dns_ask, http_get, process_cookie, tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
-use crate::sys::{dryrun::DryRun, logger};
 use crate::time::{earliest, Duration, Instant};
 
 mod cleanup;
@@ -51,7 +51,8 @@ use probes::ProbeSocket;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub config: PathBuf,
-    pub dry_run: bool,
+    /// Live, or dry run (`--dry-run`): read the kernel, write nothing, print commands.
+    pub backend: Mode,
     /// The control socket (`--control-socket`); `None`: none.
     pub control_socket: Option<PathBuf>,
     /// ubusd's socket (`--ubus-socket`); `None`: do not use ubus.
@@ -67,7 +68,7 @@ impl Options {
     pub fn new(config: PathBuf) -> Options {
         Options {
             config,
-            dry_run: false,
+            backend: Mode::Live,
             control_socket: Some(socket::default_path()),
             ubus_socket: Some(PathBuf::from(bus::DEFAULT_SOCKET)),
             hooks: hooks::Paths::default(),
@@ -76,21 +77,11 @@ impl Options {
     }
 }
 
-/// The sysctl that makes the kernel hash multipath routes per flow (L4) rather than per
-/// host pair: without it every connection between two hosts takes the same WAN.
-const HASH_POLICY: &str = "/proc/sys/net/ipv4/fib_multipath_hash_policy";
-/// Debounce for resyncs triggered by route/rule/nexthop events (bursts, our own echoes).
-const RESYNC_DELAY: Duration = Duration::from_millis(20);
-/// How often the daemon checks that its nft table still exists (`nft flush ruleset`).
-const NFT_CHECK: Duration = Duration::from_secs(2);
 /// How often the policies' modes are measured.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// What `nft` may take at exit, in all: SIGTERM must be honoured within a second even
 /// when nft hangs. What is left then is replaced by the next start.
 const NFT_AT_EXIT: Duration = Duration::from_millis(600);
-/// How long route writes wait for a running nft load, so that new flows are pinned
-/// when the routes appear; past it the routes go first.
-const NFT_HOLD: Duration = Duration::from_secs(2);
 /// How long start-up waits for netifd to describe the WANs that follow it before
 /// judging them without it.
 const NETIFD_WAIT: Duration = Duration::from_secs(5);
@@ -185,7 +176,8 @@ struct Daemon {
     ex: Rc<LocalExecutor<'static>>,
     opts: Options,
     clock: Clock,
-    kernel: Box<dyn Kernel>,
+    /// Netlink, nft, conntrack and sysctls: live or dry run.
+    sys: Backend,
     own: Ownership,
     /// What the event monitor passes on: narrowed to our tags and the WAN devices
     /// after every snapshot.
@@ -198,11 +190,11 @@ struct Daemon {
     socket_errors: Rc<RefCell<HashMap<Rc<str>, String>>>,
     /// What was last reconciled, to notice when the plan changes.
     applied: Option<Desired>,
+    /// The plan for the engine as it is now; `None`: to be computed (see `planned`).
+    planned: Option<Desired>,
     nexthops_supported: bool,
-    resync_at: Option<Instant>,
-    periodic_at: Instant,
-    /// The last dump and apply of routes, rules and nexthops, and its retry.
-    routes: Retry,
+    /// When to dump, write, load nft, check the table (pure, see `crate::sync`).
+    schedule: Schedule,
     old_hash_policy: Option<String>,
     /// Kernel writes since start (reported in the log at exit, used by the benchmarks).
     writes: u64,
@@ -213,24 +205,8 @@ struct Daemon {
     /// The HTTP listener (`http_listen`), and the channel its requests come in on.
     http: Option<http::Server>,
     calls: Option<Sender<Call>>,
-    /// Netfilter netlink (table check, conntrack flush); `None` if unavailable.
-    nf: Option<Netfilter>,
-    /// nft and ctnetlink, as found at start (`sys::needs`).
-    needs: Needs,
-    nft: Nft,
-    /// The nft table as last loaded; `None` forces a load.
-    nft_applied: Option<Ruleset>,
-    /// The table the plan wants (from the last kernel sync).
-    nft_wanted: Option<Ruleset>,
-    /// The load running beside the loop (dropping it kills nft).
+    /// The nft load running beside the loop (dropping it kills nft).
     nft_job: Option<smol::Task<()>>,
-    /// Route writes wait for that load until then (see `sync_kernel`).
-    nft_hold_until: Option<Instant>,
-    /// The last load's result, and its retry.
-    nft_retry: Retry,
-    /// The table whose load failed last: a different one is tried without waiting.
-    nft_failed: Option<Ruleset>,
-    nft_check_at: Instant,
     /// The flowtables last seen (fw4's `flow_offloading`), to note changes once.
     flowtables: Option<Vec<crate::sys::nft::Flowtable>>,
     /// Marks of WANs whose pinned connections must be flushed after the next sync.
@@ -243,18 +219,12 @@ impl Daemon {
     fn start(ex: Rc<LocalExecutor<'static>>, opts: Options, cfg: Config) -> Result<Self, String> {
         let clock = Clock(std::time::Instant::now());
         let own = plan::ownership(&cfg);
-        let netlink =
-            Netlink::open(own.clone()).map_err(|e| format!("cannot open netlink: {e}"))?;
+        let mut sys = Backend::open(opts.backend, &own, opts.nft.clone())?;
         let events = Rc::new(RefCell::new(EventFilter {
             own: Some(own.clone()),
             devices: None,
-            echo_port: netlink.port_id(),
+            echo_port: sys.port_id,
         }));
-        let mut kernel: Box<dyn Kernel> = if opts.dry_run {
-            Box::new(DryRun::new(netlink))
-        } else {
-            Box::new(netlink)
-        };
         // The devices the configuration names; WANs that follow netifd are read once it
         // has named theirs.
         let reads = kernel::Reads::Devices(
@@ -264,7 +234,8 @@ impl Daemon {
                 .map(|i| i.device.clone())
                 .collect(),
         );
-        let snap = kernel
+        let snap = sys
+            .kernel
             .snapshot(&own, &reads)
             .map_err(|e| format!("cannot read the kernel's state: {e}"))?;
         let now = clock.now();
@@ -280,12 +251,11 @@ impl Daemon {
             log::info!("adopting {adopted} kernel objects left by a previous run");
         }
         let (tx, rx) = smol::channel::unbounded();
-        let opts_nft = opts.nft.clone();
         let mut d = Daemon {
             ex,
             opts,
             clock,
-            kernel,
+            sys,
             own,
             events,
             engine,
@@ -294,10 +264,9 @@ impl Daemon {
             sockets: HashMap::new(),
             socket_errors: Rc::new(RefCell::new(HashMap::new())),
             applied: None,
+            planned: None,
             nexthops_supported: snap.nexthops_supported,
-            resync_at: None,
-            periodic_at: now,
-            routes: Retry::default(),
+            schedule: Schedule::new(now),
             old_hash_policy: None,
             writes: 0,
             bus: None,
@@ -305,38 +274,15 @@ impl Daemon {
             control: None,
             http: None,
             calls: None,
-            nf: None,
-            needs: Needs::ALL,
-            nft: Nft {
-                path: opts_nft,
-                ..Nft::default()
-            },
-            nft_applied: None,
-            nft_wanted: None,
             nft_job: None,
-            nft_hold_until: None,
-            nft_retry: Retry::default(),
-            nft_failed: None,
-            nft_check_at: now,
             flowtables: None,
             pending_flush: Vec::new(),
             sample_at: now,
         };
         d.start_front_ends();
-        if !d.opts.dry_run {
-            match Netfilter::open() {
-                Ok(nf) => d.nf = Some(nf),
-                Err(e) => log::error!(
-                    "cannot open netfilter netlink ({e}): connections are not pinned to their WAN"
-                ),
-            }
-            d.needs = needs::check(d.nf.as_mut(), &d.nft.path);
-        }
         let outs = d.engine.on_snapshot(&snap, now);
         d.handle(outs);
-        if !d.opts.dry_run {
-            d.set_hash_policy();
-        }
+        d.set_hash_policy();
         d.spawn_monitor()?;
         d.spawn_signals()?;
         Ok(d)
@@ -397,20 +343,20 @@ impl Daemon {
             env!("CARGO_PKG_VERSION"),
             self.engine.config().interfaces.len(),
             self.engine.config().globals.default_policy,
-            if self.opts.dry_run { " (dry run)" } else { "" }
+            self.sys.label
         );
         loop {
             // Every turn lets the other tasks run (probe sockets, control, HTTP,
             // signals), however much work is overdue.
             smol::future::yield_now().await;
             let now = self.clock.now();
-            if self.nft_hold_until.is_some_and(|t| t <= now) {
+            if self.schedule.hold_expired(now) {
                 log::warn!("nft: the load is slow: routes are written without waiting for it");
-                self.nft_hold_until = None;
             }
             self.sample(now);
             let outs = self.engine.poll(now);
             self.handle(outs);
+            self.changed();
             self.sync_sockets();
             self.check_nft(now);
             if self.sync_due(now) {
@@ -418,22 +364,12 @@ impl Daemon {
             }
             // A retry of a failed load (sync_kernel starts the others).
             self.start_nft(now);
-            let nft_retry = self
-                .nft_job
-                .is_none()
-                .then(|| self.nft_retry.retry_at())
-                .flatten();
             // While start-up waits for netifd the kernel is not synced (see `sync_due`):
             // its timers must not wake the loop, or it would spin and starve ubus.
-            let syncing = !self.engine.waiting_for_netifd();
+            let waiting = self.engine.waiting_for_netifd();
             let wake = [
                 self.engine.poll_at(),
-                self.nft_hold_until,
-                self.resync_at.filter(|_| syncing),
-                self.routes.retry_at().filter(|_| syncing),
-                nft_retry,
-                Some(self.periodic_at).filter(|_| syncing),
-                self.nf.is_some().then_some(self.nft_check_at),
+                self.schedule.poll_at(waiting, self.sys.nft.checks()),
                 (!self.engine.sampling().is_empty()).then_some(self.sample_at),
             ]
             .into_iter()
@@ -474,23 +410,23 @@ impl Daemon {
                         KernelEvent::Link(link) => {
                             let outs = self.engine.on_link(&link, now);
                             self.handle(outs);
-                            self.resync_at = earliest(self.resync_at, Some(now + RESYNC_DELAY));
+                            self.schedule.kick(Kick::Soon, now);
                         }
                         KernelEvent::LinkGone { ifindex } => {
                             let outs = self.engine.on_link_gone(ifindex, now);
                             self.handle(outs);
-                            self.resync_at = earliest(self.resync_at, Some(now));
+                            self.schedule.kick(Kick::Now, now);
                         }
                         KernelEvent::NeighbourFailed { ifindex, addr } => {
                             let outs = self.engine.on_neighbour_failed(ifindex, addr, now);
                             self.handle(outs);
                         }
                         KernelEvent::Changed => {
-                            self.resync_at = earliest(self.resync_at, Some(now + RESYNC_DELAY));
+                            self.schedule.kick(Kick::Soon, now);
                         }
                         KernelEvent::Overrun => {
                             log::warn!("netlink event socket overflowed: resynchronising");
-                            self.resync_at = Some(now);
+                            self.schedule.kick(Kick::Now, now);
                         }
                     }
                 }
@@ -550,6 +486,8 @@ impl Daemon {
             Input::Control(call) => {
                 let result = self.control(&call.method, &call.args, now);
                 let _ = call.reply.try_send(result);
+                // `control` says itself when the engine changed.
+                return None;
             }
             Input::Netifd(update) => {
                 if let Some(i) = self.engine.wan_index(&update.interface) {
@@ -557,12 +495,13 @@ impl Daemon {
                     let (changed, outs) = self.engine.on_netifd(i, update.info, now);
                     self.handle(outs);
                     if changed {
-                        self.resync_at = Some(now);
+                        self.schedule.kick(Kick::Now, now);
                     }
                 }
             }
             Input::Nft { ruleset, result } => self.nft_done(ruleset, result, now),
         }
+        self.changed();
         None
     }
 
@@ -604,11 +543,6 @@ impl Daemon {
                             reason: event.reason.to_string(),
                         });
                     }
-                    let flush = self.engine.flushes(wan, &event);
-                    let mark = self.wan_mark(wan);
-                    if let (true, Some(mark)) = (flush, mark) {
-                        self.pending_flush.push((name, mark));
-                    }
                 }
                 Output::Gateway {
                     wan,
@@ -635,12 +569,12 @@ impl Daemon {
                         bus.send(bus::Out::Ha(control::ha_event(from, to)));
                     }
                 }
-                Output::Flush { wan } => {
+                Output::Flush { wan, mark, why } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
-                    if let Some(mark) = self.wan_mark(wan) {
+                    if why == Flush::Takeover {
                         log::info!("{name}: out on this router: flushing its pinned connections");
-                        self.pending_flush.push((name, mark));
                     }
+                    self.pending_flush.push((name, mark));
                 }
                 Output::Moved { wan, from, to } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
@@ -648,11 +582,6 @@ impl Daemon {
                         "{name} moved from slot {from} to {to}: its pinned connections are \
                          flushed (pin slots with option slot to keep them across such edits)"
                     );
-                    // Their conntrack mark now names another WAN's slot (or none).
-                    let marks = Marks::new(self.engine.config().globals.fwmark_mask);
-                    if let Some(mark) = marks.wan(from) {
-                        self.pending_flush.push((name, mark));
-                    }
                 }
                 Output::AskNetifd { wan } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
@@ -683,18 +612,12 @@ impl Daemon {
             return 0;
         }
         log::info!("stopping: removing uplinkd's kernel objects");
-        let removed = remove_owned(
-            self.kernel.as_mut(),
-            &self.own,
-            self.nf.as_mut(),
-            &self.nft,
-            self.opts.dry_run,
-        )
-        .await;
+        let removed =
+            remove_owned(self.sys.kernel.as_mut(), &self.own, self.sys.nft.as_mut()).await;
         self.writes += removed.writes;
         if let Some(old) = self.old_hash_policy.take() {
-            if let Err(e) = std::fs::write(HASH_POLICY, &old) {
-                log::warn!("cannot restore {HASH_POLICY} to {old}: {e}");
+            if let Err(e) = self.sys.sysctl.write(HASH_POLICY, &old) {
+                log::warn!("cannot restore /proc/sys/{HASH_POLICY} to {old}: {e}");
             }
         }
         self.control = None;

@@ -214,12 +214,12 @@ impl Daemon {
         let mask = self.engine.config().globals.fwmark_mask;
         for want in self.engine.sampling() {
             let mut sample = crate::balance::Sample::default();
-            if want.connections && self.needs.ctnetlink {
-                let mark = self.wan_mark(want.wan);
-                if let (Some(mark), Some(nf)) = (mark, self.nf.as_mut()) {
-                    match nf.count_conntrack(mark, mask) {
-                        Ok(n) => sample.connections = Some(n),
-                        Err(e) => log::debug!("conntrack count for mark {mark:#x}: {e}"),
+            if want.connections {
+                if let Some(mark) = self.wan_mark(want.wan) {
+                    match self.sys.conntrack.count(mark, mask) {
+                        None => {}
+                        Some(Ok(n)) => sample.connections = Some(n),
+                        Some(Err(e)) => log::debug!("conntrack count for mark {mark:#x}: {e}"),
                     }
                 }
             }

@@ -2,45 +2,58 @@
 //! and the conntrack flushes that follow them.
 
 use super::*;
+use crate::sync::Loaded;
+use crate::sys::kernel::{Kernel, Load, HASH_POLICY};
 
 impl Daemon {
+    /// Per-flow multipath hashing (see [`HASH_POLICY`]); the old value is restored by a
+    /// stop that removes everything.
     pub(super) fn set_hash_policy(&mut self) {
-        match std::fs::read_to_string(HASH_POLICY) {
-            Ok(old) if old.trim() != "1" => match std::fs::write(HASH_POLICY, "1") {
-                Ok(()) => self.old_hash_policy = Some(old.trim().to_string()),
-                Err(e) => log::warn!("cannot set {HASH_POLICY} to 1 (per-flow balancing): {e}"),
+        let path = format!("/proc/sys/{HASH_POLICY}");
+        match self.sys.sysctl.read(HASH_POLICY) {
+            Ok(old) if old != "1" => match self.sys.sysctl.write(HASH_POLICY, "1") {
+                Ok(()) => self.old_hash_policy = Some(old),
+                Err(e) => log::warn!("cannot set {path} to 1 (per-flow balancing): {e}"),
             },
             Ok(_) => {}
-            Err(e) => log::warn!("cannot read {HASH_POLICY}: {e}"),
+            Err(e) => log::warn!("cannot read {path}: {e}"),
         }
     }
 
-    /// Whether the kernel needs a dump and reconcile now.
-    pub(super) fn sync_due(&self, now: Instant) -> bool {
-        if self.engine.waiting_for_netifd() {
-            // The plan does not know every WAN's device yet: it would remove what a
-            // previous run left for them.
+    /// The plan for the engine as it is now, computed at most once per change of the
+    /// engine (see [`Daemon::changed`]): the sync check and `status` share it.
+    pub(super) fn planned(&mut self) -> &Desired {
+        let supported = self.nexthops_supported;
+        let engine = &self.engine;
+        self.planned
+            .get_or_insert_with(|| engine.desired(supported))
+    }
+
+    /// The engine's state may have changed: the plan is computed again when next asked.
+    pub(super) fn changed(&mut self) {
+        self.planned = None;
+    }
+
+    /// Whether the kernel needs a dump and reconcile now (see [`crate::sync`]).
+    pub(super) fn sync_due(&mut self, now: Instant) -> bool {
+        let waiting = self.engine.waiting_for_netifd();
+        if waiting || self.schedule.holding(now) {
+            // Not now whatever the plan says: no need to compute it.
             return false;
         }
-        if self.holding_for_nft(now) {
-            return false;
-        }
-        let changed = match &self.applied {
-            None => true,
-            Some(a) => *a != self.engine.desired(self.nexthops_supported),
+        let dirty = !self.pending_flush.is_empty() || {
+            let applied = self.applied.take();
+            let dirty = applied.as_ref() != Some(self.planned());
+            self.applied = applied;
+            dirty
         };
-        // A missing or failed nft table is not a reason to dump: `start_nft` retries
-        // it on its own backoff.
-        changed
-            || !self.pending_flush.is_empty()
-            || self.resync_at.is_some_and(|t| t <= now)
-            || self.routes.due(now)
-            || self.periodic_at <= now
+        self.schedule.due(now, dirty, waiting)
     }
 
     /// Dump, feed the engine, diff, apply.
     pub(super) fn sync_kernel(&mut self, now: Instant) {
-        if self.periodic_at <= now {
+        let interval = self.engine.config().globals.reconcile_interval;
+        if self.schedule.begin(now, interval) {
             // The periodic re-check covers netifd too: its view may have moved without
             // an event reaching us.
             if let Some(bus) = &self.bus {
@@ -49,14 +62,12 @@ impl Daemon {
                 }
             }
         }
-        self.resync_at = None;
-        self.periodic_at = now + self.engine.config().globals.reconcile_interval;
         let reads = self.engine.reads();
-        let snap = match self.kernel.snapshot(&self.own, &reads) {
+        let snap = match self.sys.kernel.snapshot(&self.own, &reads) {
             Ok(s) => s,
             Err(e) => {
                 let e = format!("kernel dump failed: {e}");
-                if self.routes.failed(now, e.clone()) {
+                if self.schedule.routes_done(now, Some(e.clone())) {
                     log::warn!("{e}");
                 }
                 return;
@@ -66,16 +77,15 @@ impl Daemon {
         self.nexthops_supported = snap.nexthops_supported;
         let outs = self.engine.on_snapshot(&snap, now);
         self.handle(outs);
-        let desired = self.engine.desired(self.nexthops_supported);
+        self.changed();
+        let desired = self.planned().clone();
         // The data plane first: when the routes appear, new flows are already pinned.
         // The nft table loads beside the loop, and the routes wait for it only while
-        // nft is healthy and for at most `NFT_HOLD` (nft may be slow or hang: then
+        // nft is healthy and for at most `sync::HOLD` (nft may be slow or hang: then
         // the routes go first, so that failover never waits for nft).
-        self.nft_wanted = Some(self.ruleset(&desired));
-        if self.start_nft(now) && self.nft_retry.retry_at().is_none() {
-            self.nft_hold_until = Some(now + NFT_HOLD);
-        }
-        if self.holding_for_nft(now) {
+        self.schedule.want_nft(desired.nft.clone());
+        self.start_nft(now);
+        if self.schedule.holding(now) {
             return;
         }
         if self.applied.as_ref().map(|a| &a.policies) != Some(&desired.policies) {
@@ -87,25 +97,18 @@ impl Daemon {
         let failed = self.apply(&ops, &snap);
         self.flush_pinned();
         self.applied = Some(desired);
-        match failed {
-            Some(e) => {
-                if self.routes.failed(now, e.clone()) {
-                    log::warn!("kernel: {e} (retrying)");
-                }
+        if let Some(e) = &failed {
+            if self.schedule.routes_done(now, failed.clone()) {
+                log::warn!("kernel: {e} (retrying)");
             }
-            None => self.routes.succeeded(now),
+        } else {
+            self.schedule.routes_done(now, None);
         }
     }
 
     /// Apply ops in order; the first error if any failed (those are retried later).
     pub(super) fn apply(&mut self, ops: &[Op], snap: &Snapshot) -> Option<String> {
-        let (writes, failed) = apply_ops(
-            self.kernel.as_mut(),
-            &self.own,
-            ops,
-            snap,
-            self.opts.dry_run,
-        );
+        let (writes, failed) = apply_ops(self.sys.kernel.as_mut(), &self.own, ops, snap);
         self.writes += writes;
         failed
     }
@@ -115,137 +118,88 @@ impl Daemon {
         marks.wan(self.engine.wans().get(wan)?.slot)
     }
 
-    /// The nft table for `desired`.
-    pub(super) fn ruleset(&self, desired: &Desired) -> Ruleset {
-        self.engine.ruleset(desired)
-    }
-
-    /// Whether route writes wait for the nft load that is running.
-    pub(super) fn holding_for_nft(&self, now: Instant) -> bool {
-        self.nft_job.is_some() && self.nft_hold_until.is_some_and(|t| now < t)
-    }
-
-    /// Start loading the wanted nft table beside the loop if it differs from what is
-    /// loaded (or the table went missing), no load is running, and a failed load's
-    /// backoff is over (a different table is tried at once). True if one started.
-    pub(super) fn start_nft(&mut self, now: Instant) -> bool {
-        let Some(wanted) = &self.nft_wanted else {
-            return false;
+    /// Start loading the wanted nft table beside the loop when the schedule says so
+    /// ([`crate::sync::Schedule::nft_load`]).
+    pub(super) fn start_nft(&mut self, now: Instant) {
+        let Some(ruleset) = self.schedule.nft_load(now).cloned() else {
+            return;
         };
-        if self.nft_applied.as_ref() == Some(wanted) || self.nft_job.is_some() {
-            return false;
+        match self.sys.nft.load(&ruleset) {
+            // nft is missing: said once at start.
+            None => {}
+            Some(Load::Done) => {
+                self.schedule.nft_finished(now, ruleset, Ok(()));
+            }
+            Some(Load::Running(job)) => {
+                let tx = self.tx.clone();
+                self.nft_job = Some(self.ex.spawn(async move {
+                    let result = job.await;
+                    let _ = tx.send(Input::Nft { ruleset, result }).await;
+                }));
+                self.schedule.nft_started(now);
+            }
         }
-        if self.nft_failed.as_ref() == Some(wanted) && !self.nft_retry.may_try(now) {
-            return false;
-        }
-        if self.opts.dry_run {
-            crate::sys::print(&wanted.script(&dataplane::Existing::default()));
-            self.nft_applied = Some(wanted.clone());
-            return false;
-        }
-        if !self.needs.nft {
-            return false;
-        }
-        let Some(nf) = self.nf.as_mut() else {
-            return false;
-        };
-        // Names over netlink (one quick request, never set elements); the load beside
-        // the loop.
-        let (nft, ruleset, tx) = (self.nft.clone(), wanted.clone(), self.tx.clone());
-        let names = nf
-            .names()
-            .map_err(|e| format!("cannot list table inet {}: {e}", dataplane::TABLE));
-        self.nft_job = Some(self.ex.spawn(async move {
-            let result = match names {
-                Ok(ex) => nft.load(ruleset.script(&ex)).await,
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(Input::Nft { ruleset, result }).await;
-        }));
-        true
     }
 
     /// A load beside the loop finished.
     pub(super) fn nft_done(&mut self, ruleset: Ruleset, result: Result<(), String>, now: Instant) {
         self.nft_job = None;
-        if self.nft_hold_until.take().is_some() {
-            // The routes held back for this load go now.
-            self.resync_at = Some(now);
-        }
-        match result {
-            Ok(()) => {
+        let error = result.as_ref().err().cloned();
+        match (self.schedule.nft_finished(now, ruleset, result), error) {
+            (Loaded::Ok { after_failures }, _) => {
                 self.writes += 1;
-                if matches!(self.nft_retry.outcome(), retry::Outcome::Failed { .. }) {
+                if after_failures {
                     log::info!("nft: table inet {} loaded after failures", dataplane::TABLE);
                 } else {
                     log::info!("nft: table inet {} loaded", dataplane::TABLE);
                 }
-                self.nft_retry.succeeded(now);
-                self.nft_applied = Some(ruleset);
-                self.nft_failed = None;
             }
-            Err(e) => {
-                if self.nft_retry.failed(now, e.clone()) {
-                    log::warn!(
-                        "nft: loading table inet {} failed (retrying): {e}",
-                        dataplane::TABLE
-                    );
-                } else {
-                    log::debug!(
-                        "nft: loading table inet {} failed again: {e}",
-                        dataplane::TABLE
-                    );
-                }
-                self.nft_failed = Some(ruleset);
-            }
+            (Loaded::Failed { new: true }, Some(e)) => log::warn!(
+                "nft: loading table inet {} failed (retrying): {e}",
+                dataplane::TABLE
+            ),
+            (Loaded::Failed { .. }, e) => log::debug!(
+                "nft: loading table inet {} failed again: {}",
+                dataplane::TABLE,
+                e.unwrap_or_default()
+            ),
         }
     }
 
-    /// Delete the conntrack entries pinned to WANs that just went out of service.
+    /// Delete the conntrack entries pinned to WANs that just went out of service (the
+    /// engine's [`crate::engine::Output::Flush`]), after the sync that moved them.
     pub(super) fn flush_pinned(&mut self) {
         let mask = self.engine.config().globals.fwmark_mask;
         for (name, mark) in std::mem::take(&mut self.pending_flush) {
-            if self.opts.dry_run {
-                crate::sys::print(&format!(
-                    "conntrack -D -f ipv4 --mark {mark:#x}/{mask:#x}\n"
-                ));
-                continue;
-            }
-            let Some(nf) = self.nf.as_mut().filter(|_| self.needs.ctnetlink) else {
-                continue;
-            };
-            match nf.flush_conntrack(mark, mask) {
-                Ok(()) => {
+            match self.sys.conntrack.flush(mark, mask) {
+                None => {}
+                Some(Ok(())) => {
                     log::info!("{name}: deleted the connections pinned to it (mark {mark:#x})")
                 }
-                Err(e) => log::warn!("{name}: conntrack flush failed: {e}"),
+                Some(Err(e)) => log::warn!("{name}: conntrack flush failed: {e}"),
             }
         }
     }
 
-    /// Every `NFT_CHECK`: is our table still there? (`nft flush ruleset` removes it.)
+    /// Every `sync::TABLE_CHECK`: is our table still there? (`nft flush ruleset`
+    /// removes it.)
     pub(super) fn check_nft(&mut self, now: Instant) {
-        if now < self.nft_check_at {
+        if !self.schedule.check_due(now) {
             return;
         }
-        self.nft_check_at = now + NFT_CHECK;
-        let Some(nf) = self.nf.as_mut().filter(|_| self.needs.nft) else {
-            return;
-        };
-        match nf.table_exists() {
-            Ok(true) => {}
-            Ok(false) => {
-                if self.nft_applied.is_some() {
+        match self.sys.nft.table_exists() {
+            None | Some(Ok(true)) => {}
+            Some(Ok(false)) => {
+                if self.schedule.table_missing() {
                     log::warn!(
                         "nft: table inet {} disappeared: restoring it",
                         dataplane::TABLE
                     );
                 }
-                self.nft_applied = None;
             }
-            Err(e) => log::debug!("nft: table check failed: {e}"),
+            Some(Err(e)) => log::debug!("nft: table check failed: {e}"),
         }
-        if let Ok(found) = nf.flowtables() {
+        if let Some(Ok(found)) = self.sys.nft.flowtables() {
             if self.flowtables.as_ref() != Some(&found) {
                 note_flowtables(&found);
                 self.flowtables = Some(found);
@@ -256,14 +210,7 @@ impl Daemon {
     /// The last kernel sync for `status`: routes (netlink) and the nft table, each
     /// with its result, what failed and when the next try is.
     pub(super) fn sync_report(&self, now: Instant) -> serde_json::Value {
-        let mut nft = self.nft_retry.report(now);
-        if let Some(o) = nft.as_object_mut() {
-            o.insert("running".into(), self.nft_job.is_some().into());
-            if self.nf.is_none() && !self.opts.dry_run {
-                o.insert("result".into(), "unavailable".into());
-            }
-        }
-        serde_json::json!({"routes": self.routes.report(now), "nft": nft})
+        self.schedule.report(now, self.sys.nft.available())
     }
 }
 
@@ -273,7 +220,6 @@ pub(super) fn apply_ops(
     own: &Ownership,
     ops: &[Op],
     snap: &Snapshot,
-    dry_run: bool,
 ) -> (u64, Option<String>) {
     let mut writes = 0;
     let mut failed = None;
@@ -281,7 +227,7 @@ pub(super) fn apply_ops(
         match kernel.apply(op) {
             Ok(()) => {
                 writes += 1;
-                if !dry_run {
+                if kernel.writes() {
                     log::info!("kernel: {}", describe(op, &snap.links, own.protocol));
                 }
             }

@@ -343,6 +343,12 @@ impl Health {
         self.damper.as_ref()
     }
 
+    /// Up with nothing being confirmed: the last rounds all passed. Only then may a WAN
+    /// that carries no flows be probed at its standby pace.
+    pub fn steady_up(&self) -> bool {
+        self.state == State::Up && self.verdict.level == Level::Up && self.verdict.toward.is_none()
+    }
+
     /// The probe interval this state calls for: `failure_interval` while a fall is being
     /// confirmed, `recovery_interval` while a rise is, `interval` otherwise.
     pub fn interval(&self, cfg: &Interface) -> Duration {
@@ -385,12 +391,34 @@ impl Health {
 
     /// A finished probe round: one [`Answer`] per target, in `track_ip` order.
     pub fn on_round(&mut self, cfg: &Interface, answers: &[Answer], now: Instant) -> Option<Event> {
+        self.on_answers(cfg, answers.iter().copied().enumerate(), now)
+    }
+
+    /// A finished round that probed only some targets (a standby WAN's, see
+    /// [`crate::engine`]): `(target index, answer)` for each. The targets it did not
+    /// probe keep their statistics, and `reliability` asks for no more answers than
+    /// targets were probed.
+    pub fn on_answers(
+        &mut self,
+        cfg: &Interface,
+        answers: impl Iterator<Item = (usize, Answer)>,
+        now: Instant,
+    ) -> Option<Event> {
         let mut answered = 0u8;
         let mut good = 0u8;
         let mut worst_loss = 0u8;
         let mut worst_latency = Duration::ZERO;
-        for (stats, answer) in self.targets.iter_mut().zip(answers) {
-            stats.record(*answer);
+        let mut targets = 0u8;
+        let mut sum_us = 0u64;
+        for (i, answer) in answers {
+            let Some(stats) = self.targets.get_mut(i) else {
+                continue;
+            };
+            targets += 1;
+            if let Some(rtt) = answer {
+                sum_us += rtt.as_micros().min(u128::from(u32::MAX)) as u64;
+            }
+            stats.record(answer);
             if answer.is_some() {
                 answered += 1;
             }
@@ -404,18 +432,14 @@ impl Health {
             worst_loss = worst_loss.max(stats.loss_percent());
             worst_latency = worst_latency.max(stats.mean_rtt().unwrap_or(Duration::ZERO));
         }
-        let points_to = if answered < cfg.reliability {
+        let need = cfg.reliability.min(targets);
+        let points_to = if answered < need {
             Level::Down
-        } else if good < cfg.reliability {
+        } else if good < need {
             Level::Degraded
         } else {
             Level::Up
         };
-        let targets = answers.len() as u8;
-        let mut sum_us = 0u64;
-        for rtt in answers.iter().flatten() {
-            sum_us += rtt.as_micros().min(u128::from(u32::MAX)) as u64;
-        }
         let rtt_us = (answered > 0).then(|| (sum_us / u64::from(answered)) as u32);
         if self.history.is_full() {
             self.history.pop_front();

@@ -20,6 +20,7 @@
 //! sequence belongs to the target it came from, so a stale or foreign reply is never
 //! counted.
 
+pub mod cost;
 pub mod dns;
 pub mod http;
 pub mod icmp;
@@ -101,6 +102,10 @@ impl Rtt {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Params {
     pub targets: u8,
+    /// How many of the targets one round probes: all of them (`targets` or more), or
+    /// fewer in turn, each round starting where the last one stopped (a standby WAN's
+    /// rounds, see [`crate::engine`]).
+    pub per_round: u8,
     pub count: u8,
     pub timeout: Duration,
     pub interval: Duration,
@@ -114,8 +119,43 @@ pub struct Probe {
     pub seq: u16,
 }
 
-/// A finished round: one answer per target.
-pub type Round = heapless::Vec<Answer, MAX_TARGETS>;
+/// A finished round: one answer per target it probed, starting at target `first` (in
+/// `track_ip` order, wrapping around).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Round {
+    pub first: u8,
+    /// The number of targets of the WAN (for the wrap-around).
+    pub of: u8,
+    pub answers: heapless::Vec<Answer, MAX_TARGETS>,
+}
+
+impl std::ops::Deref for Round {
+    type Target = [Answer];
+
+    fn deref(&self) -> &[Answer] {
+        &self.answers
+    }
+}
+
+impl Round {
+    pub fn as_slice(&self) -> &[Answer] {
+        &self.answers
+    }
+
+    /// Whether the round probed every target.
+    pub fn complete(&self) -> bool {
+        self.answers.len() >= usize::from(self.of)
+    }
+
+    /// `(target index, answer)` of each target the round probed.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Answer)> + '_ {
+        let of = usize::from(self.of.max(1));
+        self.answers
+            .iter()
+            .enumerate()
+            .map(move |(k, a)| ((usize::from(self.first) + k) % of, *a))
+    }
+}
 
 #[derive(Clone, Debug)]
 struct InFlight {
@@ -128,7 +168,10 @@ struct InFlight {
     reported: bool,
     first_seq: u16,
     count: u8,
+    /// Targets this round probes, from `first`, wrapping at `of`.
     targets: u8,
+    first: u8,
+    of: u8,
     /// One bit per probe still unresolved.
     outstanding: u128,
     answers: [Answer; MAX_TARGETS],
@@ -137,6 +180,15 @@ struct InFlight {
 impl InFlight {
     fn probes(&self) -> u16 {
         u16::from(self.targets) * u16::from(self.count)
+    }
+
+    /// The round-relative index of target `target`, if the round probed it.
+    fn relative(&self, target: u8) -> Option<u8> {
+        let of = self.of.max(1);
+        let k = (u16::from(target) + u16::from(of) - u16::from(self.first) % u16::from(of))
+            % u16::from(of);
+        let k = k as u8;
+        (k < self.targets).then_some(k)
     }
 
     fn index_of(&self, seq: u16) -> Option<u16> {
@@ -173,6 +225,8 @@ pub struct Scheduler {
     last_start: Option<Instant>,
     rounds: Deque<InFlight, MAX_ROUNDS>,
     next_seq: u16,
+    /// Where the next partial round starts.
+    next_first: u8,
     rtt: [Rtt; MAX_TARGETS],
 }
 
@@ -183,6 +237,7 @@ impl Scheduler {
             last_start: None,
             rounds: Deque::new(),
             next_seq: seed,
+            next_first: 0,
             rtt: [Rtt::default(); MAX_TARGETS],
         }
     }
@@ -236,12 +291,14 @@ impl Scheduler {
             return None;
         }
         r.reported = true;
-        Some(
-            r.answers[..usize::from(r.targets)]
+        Some(Round {
+            first: r.first,
+            of: r.of,
+            answers: r.answers[..usize::from(r.targets)]
                 .iter()
                 .copied()
                 .collect(),
-        )
+        })
     }
 
     /// Start a round if one is due; returns the probes to send.
@@ -255,11 +312,24 @@ impl Scheduler {
         if self.rounds.is_full() || p.targets == 0 {
             return out;
         }
-        let targets = p.targets.min(MAX_TARGETS as u8);
+        let of = p.targets.min(MAX_TARGETS as u8);
+        let (first, targets) = if p.per_round >= of || p.per_round == 0 {
+            (0, of)
+        } else {
+            let first = self.next_first % of;
+            self.next_first = (first + p.per_round) % of;
+            (first, p.per_round)
+        };
+        let target_of = |k: u16| ((u16::from(first) + k) % u16::from(of)) as u8;
         let count = p.count.clamp(1, MAX_COUNT);
         let probes = u16::from(targets) * u16::from(count);
         let mut target_deadlines = [now + p.timeout; MAX_TARGETS];
-        for (d, rtt) in target_deadlines.iter_mut().zip(&self.rtt) {
+        for (k, d) in target_deadlines
+            .iter_mut()
+            .enumerate()
+            .take(usize::from(targets))
+        {
+            let rtt = self.rtt[usize::from(target_of(k as u16))];
             *d = now + rtt.timeout(p.timeout);
         }
         let round = InFlight {
@@ -270,6 +340,8 @@ impl Scheduler {
             first_seq: self.next_seq,
             count,
             targets,
+            first,
+            of,
             outstanding: if probes >= 128 {
                 u128::MAX
             } else {
@@ -279,7 +351,7 @@ impl Scheduler {
         };
         for i in 0..probes {
             let _ = out.push(Probe {
-                target: (i / u16::from(count)) as u8,
+                target: target_of(i / u16::from(count)),
                 seq: self.next_seq.wrapping_add(i),
             });
         }
@@ -289,13 +361,15 @@ impl Scheduler {
         out
     }
 
-    fn locate(&mut self, seq: u16, target: u8) -> Option<(&mut InFlight, u16)> {
+    /// The round of `seq`, the probe's index in it and its round-relative target.
+    fn locate(&mut self, seq: u16, target: u8) -> Option<(&mut InFlight, u16, u8)> {
         let round = self.rounds.iter_mut().find(|r| r.index_of(seq).is_some())?;
         let i = round.index_of(seq)?;
-        if i / u16::from(round.count) != u16::from(target) || round.outstanding & (1 << i) == 0 {
+        let k = round.relative(target)?;
+        if i / u16::from(round.count) != u16::from(k) || round.outstanding & (1 << i) == 0 {
             return None;
         }
-        Some((round, i))
+        Some((round, i, k))
     }
 
     /// A reply for `seq` from target `target` arrived at `now` (the kernel's receive
@@ -313,7 +387,7 @@ impl Scheduler {
     }
 
     fn answer(&mut self, seq: u16, target: u8, rtt: impl FnOnce(Instant) -> Duration) -> Reply {
-        let Some((round, i)) = self.locate(seq, target) else {
+        let Some((round, i, k)) = self.locate(seq, target) else {
             return Reply::Ignored;
         };
         let rtt = rtt(round.started_at);
@@ -324,7 +398,7 @@ impl Scheduler {
         let reply = if round.reported {
             Reply::Late
         } else {
-            let slot = &mut round.answers[usize::from(target)];
+            let slot = &mut round.answers[usize::from(k)];
             *slot = Some(match *slot {
                 Some(best) => best.min(rtt),
                 None => rtt,
@@ -340,7 +414,7 @@ impl Scheduler {
     /// Sending `seq` failed (e.g. ENETUNREACH: no route in the WAN's table): the probe
     /// is lost now instead of at the deadline.
     pub fn on_error(&mut self, seq: u16, target: u8) {
-        if let Some((round, i)) = self.locate(seq, target) {
+        if let Some((round, i, _)) = self.locate(seq, target) {
             round.outstanding &= !(1 << i);
         }
     }
@@ -353,6 +427,7 @@ mod tests {
     fn p(targets: u8, count: u8) -> Params {
         Params {
             targets,
+            per_round: targets,
             count,
             timeout: Duration::from_secs(1),
             interval: Duration::from_secs(1),
@@ -455,6 +530,7 @@ mod tests {
         let mut s = Scheduler::new(0);
         let params = Params {
             targets: 1,
+            per_round: 1,
             count: 1,
             timeout: Duration::from_secs(1),
             interval: Duration::from_millis(500),
@@ -478,6 +554,46 @@ mod tests {
         assert!(s.on_reply(0, 1, at(5)).counted());
         assert!(s.on_reply(u16::MAX, 0, at(6)).counted());
         assert!(s.finished(at(6)).is_some());
+    }
+
+    #[test]
+    fn partial_rounds_take_the_targets_in_turn() {
+        let mut s = Scheduler::new(0);
+        let params = Params {
+            per_round: 1,
+            ..p(3, 1)
+        };
+        let sent = s.start(at(0), &params);
+        assert_eq!((sent.len(), sent[0].target, sent[0].seq), (1, 0, 0));
+        assert!(s.on_reply(0, 0, at(10)).counted());
+        let r = s.finished(at(10)).expect("answered");
+        assert!(!r.complete());
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            vec![(0, Some(Duration::from_millis(10)))]
+        );
+        let sent = s.start(at(1000), &params);
+        assert_eq!((sent[0].target, sent[0].seq), (1, 1));
+        assert!(!s.on_reply(1, 0, at(1010)).counted(), "wrong target");
+        let sent = s.start(at(2000), &params);
+        assert_eq!(sent[0].target, 2);
+        // The wrap-around: two per round of three.
+        let mut s = Scheduler::new(0);
+        let params = Params {
+            per_round: 2,
+            ..p(3, 1)
+        };
+        s.start(at(0), &params);
+        let sent = s.start(at(1000), &params);
+        let targets: Vec<u8> = sent.iter().map(|p| p.target).collect();
+        assert_eq!(targets, vec![2, 0]);
+        assert!(s.on_reply(sent[1].seq, 0, at(1020)).counted());
+        assert!(s.finished(at(1000)).is_some(), "round at 0 timed out");
+        let r = s.finished(at(2000)).expect("round at 1000 timed out");
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            vec![(2, None), (0, Some(Duration::from_millis(20)))]
+        );
     }
 
     #[test]

@@ -7,8 +7,11 @@
 
 use std::io::Write;
 
+use super::kernel::{Job, Kernel, Load};
 use super::netlink::describe;
-use crate::kernel::{Error, Kernel, Link, Object, Ownership, Reads, Snapshot};
+use super::nft::Flowtable;
+use crate::dataplane::{Existing, Ruleset};
+use crate::kernel::{Error, Link, Object, Ownership, Reads, Snapshot};
 use crate::reconcile::Op;
 
 pub struct DryRun<K: Kernel> {
@@ -64,6 +67,71 @@ impl<K: Kernel> Kernel for DryRun<K> {
         }
         Ok(())
     }
+
+    fn writes(&self) -> bool {
+        false
+    }
+}
+
+/// The nft table of a dry run: a load prints the script that would create it (from an
+/// empty table); nothing is checked or removed.
+pub struct Nftables;
+
+impl super::kernel::Nftables for Nftables {
+    fn available(&self) -> bool {
+        true
+    }
+
+    fn checks(&self) -> bool {
+        false
+    }
+
+    fn load(&mut self, ruleset: &Ruleset) -> Option<Load> {
+        super::print(&ruleset.script(&Existing::default()));
+        Some(Load::Done)
+    }
+
+    fn table_exists(&mut self) -> Option<std::io::Result<bool>> {
+        None
+    }
+
+    fn flowtables(&mut self) -> Option<std::io::Result<Vec<Flowtable>>> {
+        None
+    }
+
+    fn remove(&mut self) -> Option<Job<usize>> {
+        None
+    }
+}
+
+/// Conntrack in a dry run: a flush prints the `conntrack` command; nothing is counted.
+pub struct Conntrack;
+
+impl super::kernel::Conntrack for Conntrack {
+    fn flush(&mut self, mark: u32, mask: u32) -> Option<std::io::Result<()>> {
+        super::print(&format!(
+            "conntrack -D -f ipv4 --mark {mark:#x}/{mask:#x}\n"
+        ));
+        None
+    }
+
+    fn count(&mut self, _mark: u32, _mask: u32) -> Option<std::io::Result<u32>> {
+        None
+    }
+}
+
+/// Sysctls in a dry run: read for real, written as the `sysctl` command that would.
+pub struct Sysctl;
+
+impl super::kernel::Sysctl for Sysctl {
+    fn read(&mut self, name: &str) -> std::io::Result<String> {
+        super::kernel::ProcSys.read(name)
+    }
+
+    fn write(&mut self, name: &str, value: &str) -> std::io::Result<()> {
+        super::print(&format!("sysctl -w {}={value}\n", name.replace('/', ".")));
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +139,7 @@ mod tests {
     use super::*;
     use crate::kernel::*;
     use crate::reconcile::reconcile;
+    use crate::sys::kernel::Kernel;
     use crate::testutil::{nh, rule};
     use std::sync::{Arc, Mutex};
 

@@ -8,6 +8,7 @@ pub fn print(text: &str) {
 }
 
 pub mod dryrun;
+pub mod kernel;
 pub mod logger;
 pub mod needs;
 pub mod netlink;

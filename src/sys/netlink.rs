@@ -38,14 +38,15 @@ use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::AddressFamily;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SmolSocket, Socket};
 
+use super::kernel::Kernel;
 use super::nexthop::{self, NexthopMsg, AF_INET, AF_INET6};
 use super::wire::{
     align, parse_ack, u16_at, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR,
     NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
 };
 use crate::kernel::{
-    self, Address, Family, ForeignDefault, GroupMember, Kernel, Link, MultipathHop, Nexthop,
-    NexthopKind, Object, Ownership, Reads, Route, RouteTarget, Rule, Selector, Snapshot,
+    self, Address, Family, ForeignDefault, GroupMember, Link, MultipathHop, Nexthop, NexthopKind,
+    Object, Ownership, Reads, Route, RouteTarget, Rule, Selector, Snapshot,
 };
 use crate::reconcile::Op;
 

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::kernel::Kernel;
 use super::netlink::{decode_events, describe, EventFilter, Monitor, Netlink};
 use super::testns::Netns;
 use crate::kernel::*;

@@ -31,6 +31,9 @@ fn dry_run_prints_ip_commands_and_writes_nothing() {
         "ip route add unreachable default table 1101 metric 4294967295 proto 212",
         "ip -4 rule add priority 4000 lookup main suppress_prefixlength 0 proto 212",
         "ip -4 rule add priority 4201 oif wan2 lookup 1101 proto 212",
+        // The nft table and the hash policy are printed too, not written.
+        "add table inet uplinkd",
+        "sysctl -w net.ipv4.fib_multipath_hash_policy=1",
     ] {
         assert!(log.contains(line), "missing {line:?} in:\n{log}");
     }
@@ -44,6 +47,11 @@ fn dry_run_prints_ip_commands_and_writes_nothing() {
     let printed = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
         d.log()
             .contains("ip nexthop replace id 1199 group 1100,3/1102 proto 212")
+    });
+    assert!(printed.is_ok(), "log:\n{}", d.log());
+    // And wan2's pinned connections would be deleted.
+    let printed = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        d.log().contains("conntrack -D -f ipv4 --mark ")
     });
     assert!(printed.is_ok(), "log:\n{}", d.log());
     assert!(

@@ -42,6 +42,7 @@ mod reload;
 mod rules;
 mod selftest;
 mod shutdown;
+mod standby;
 mod weights;
 
 /// Why the lab cannot run here, if it cannot.

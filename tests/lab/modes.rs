@@ -1,6 +1,7 @@
 //! Policy modes against the real kernel: `round_robin` splits new connections exactly by
 //! the weight pattern; `least_connections` sends new connections to the WAN with fewer
-//! live ones until the counts even out.
+//! live ones until the counts even out; `lowest_latency` follows the faster WAN and, under
+//! jitter, switches at most once per `latency_hold`.
 use crate::support as lab;
 
 use std::path::Path;
@@ -278,5 +279,159 @@ fn lowest_latency_follows_the_faster_wan() {
     let t = lab.connect_many(100);
     eprintln!("wan2 slow: {t:?}");
     assert!(t.count(1) >= 95, "{t:?}");
+    d.terminate();
+}
+
+/// Jitter on the slow path: the flood that fills ISP `k`'s token bucket runs in bursts,
+/// `on` then `off`, so the path's delay swings between the empty and the full queue.
+struct Jitter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    ns: String,
+}
+
+impl Jitter {
+    fn start(lab: &Lab, k: usize, on: Duration, off: Duration, after: Duration) -> Jitter {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ns = lab.ns(&format!("isp{k}"));
+        let tc = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "tc", "qdisc", "replace", "dev", "rtr"])
+            .args([
+                "root", "tbf", "rate", "1mbit", "burst", "1540", "limit", "15000",
+            ])
+            .status()
+            .expect("run tc");
+        assert!(tc.success(), "tc tbf in {ns}");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (ns2, router) = (ns.clone(), format!("10.20.{k}.2"));
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(after);
+            while !flag.load(Ordering::Relaxed) {
+                let flood = std::process::Command::new("ip")
+                    .args([
+                        "netns", "exec", &ns2, "ping", "-q", "-i", "0.0085", "-s", "1400",
+                    ])
+                    .arg(&router)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+                std::thread::sleep(on);
+                if let Ok(mut f) = flood {
+                    let _ = f.kill();
+                    let _ = f.wait();
+                }
+                std::thread::sleep(off);
+            }
+        });
+        Jitter {
+            stop,
+            thread: Some(thread),
+            ns,
+        }
+    }
+}
+
+impl Drop for Jitter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "tc", "qdisc", "del", "dev", "rtr", "root",
+            ])
+            .status();
+    }
+}
+
+/// The member `lowest_latency` chose (the one with a weight) per status.
+fn chosen(status: &serde_json::Value) -> Option<String> {
+    let w = status["policies"]["balanced"]["weights"].as_object()?;
+    let mut on = w.iter().filter(|(_, v)| v.as_u64() > Some(0));
+    let (name, _) = on.next()?;
+    on.next().is_none().then(|| name.clone())
+}
+
+#[test]
+fn lowest_latency_holds_its_choice_under_jitter() {
+    if crate::skip() {
+        return;
+    }
+    let lab = Lab::new(2);
+    let hold = Duration::from_secs(3);
+    let conf = with_mode(
+        &[1, 1],
+        &[],
+        "\toption mode 'lowest_latency'\n\toption latency_hold '3s'\n\toption latency_margin '2ms'\n",
+    );
+    let mut d = lab.start_daemon(bin(), &conf, &[]);
+    lab.wait_group(&mut d, &[1, 2], STARTUP);
+    // Both delays swing between an empty and a full queue, in antiphase: wan1's is full
+    // 1 s of every 1.4 s, wan2's the other 0.4 s, so each is at times the faster one;
+    // smoothed, wan2 is faster by more than the margin.
+    let ms = Duration::from_millis;
+    let _jitter1 = Jitter::start(&lab, 1, ms(1000), ms(400), ms(0));
+    let _jitter2 = Jitter::start(&lab, 2, ms(400), ms(1000), ms(1000));
+    let settled =
+        crate::support::wait_until(Duration::from_secs(20), Duration::from_millis(250), || {
+            chosen(&lab.status(bin())).as_deref() == Some("wan2")
+        });
+    assert!(settled.is_ok(), "wan2 never chosen; log:\n{}", d.log());
+    // Watch the choice for 8 hold periods, opening new connections meanwhile.
+    let t0 = std::time::Instant::now();
+    let watch = hold * 8;
+    let mut last = Some("wan2".to_string());
+    let mut switches = Vec::new();
+    let mut tally = (0usize, 0usize, 0usize);
+    let mut rtts: Vec<f64> = Vec::new();
+    while t0.elapsed() < watch {
+        let status = lab.status(bin());
+        let rtt = |w: &str| status["interfaces"][w]["targets"][0]["last_rtt_ms"].as_f64();
+        if let (Some(a), Some(b)) = (rtt("wan1"), rtt("wan2")) {
+            rtts.push(a - b);
+        }
+        let now = chosen(&status);
+        if now != last {
+            switches.push((t0.elapsed(), now.clone()));
+            last = now;
+        }
+        let t = lab.connect_many(5);
+        tally = (
+            tally.0 + t.count(1),
+            tally.1 + t.count(2),
+            tally.2 + t.failed,
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let total = tally.0 + tally.1;
+    eprintln!(
+        "under jitter for {:?}: switches {switches:?}; new flows wan1 {}, wan2 {}, failed {}",
+        t0.elapsed(),
+        tally.0,
+        tally.1,
+        tally.2
+    );
+    let lo = rtts.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = rtts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    eprintln!("wan1's last RTT minus wan2's swung from {lo:.1} to {hi:.1} ms");
+    // The jitter crossed the margin both ways: each WAN was at times the faster by more.
+    assert!(lo < -2.0 && hi > 2.0, "no crossing jitter: {rtts:?}");
+    let periods = (t0.elapsed().as_secs_f64() / hold.as_secs_f64()).ceil() as usize;
+    assert!(switches.len() <= periods, "{switches:?}");
+    // No two switches within one hold period (seen by polling: up to a poll late).
+    for pair in switches.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 + Duration::from_secs(1) >= hold,
+            "{switches:?}"
+        );
+    }
+    assert_eq!(tally.2, 0, "failed connections");
+    assert!(
+        tally.1 * 100 >= total * 95,
+        "wan2 got {} of {total}",
+        tally.1
+    );
     d.terminate();
 }

@@ -283,3 +283,31 @@ test('ubus errors read as what they are', () => {
 	assert.equal(model.reloadOutcome(9).ok, false);
 	assert.match(model.reloadOutcome(6).message, /Access denied/);
 });
+
+test('standby, probe cost and the effective weights of the modes show', () => {
+	const status = {
+		interfaces: {
+			wan: { state: 'up', since: 5, targets: [], share: { fast: 100 },
+				probe_monthly_bytes: 559872000 },
+			wwan: { state: 'up', since: 5, targets: [], share: {}, standby: true,
+				probe_monthly_bytes: 18662400 }
+		},
+		policies: {
+			fast: { mode: 'lowest_latency', weights: { wan: 1, wwan: 0 }, members: [] },
+			plain: { mode: 'weighted', weights: { wan: 3 }, members: [] }
+		}
+	};
+	const [wan, wwan] = model.wans(status);
+	assert.equal(wwan.label, 'Up, standby');
+	assert.equal(wan.standby, false);
+	assert.deepEqual(wwan.modes, [{ policy: 'fast', mode: 'lowest_latency', weight: '0' }]);
+	assert.equal(wan.modes.length, 2);
+	assert.equal(wan.probeMonthly, '560 MB a month');
+	assert.equal(wwan.probeMonthly, '19 MB a month');
+	const html = model.cardHtml(wwan);
+	assert.ok(html.includes('effective weight: fast (lowest_latency) 0'), html);
+	assert.ok(html.includes('probes cost 19 MB a month'), html);
+	const lines = model.summary(status);
+	assert.equal(lines[0], 'wan: Up (5s), weight fast lowest_latency 1');
+	assert.equal(lines[1], 'wwan: Up, standby (5s), weight fast lowest_latency 0');
+});

@@ -50,6 +50,13 @@ function formatRtt(ms) {
 	return isNum(ms) && ms >= 0 ? ms.toFixed(1) + ' ms' : '-';
 }
 
+/* Bytes as MB (10^6), one decimal below 10. */
+function formatMegabytes(b) {
+	if (!isNum(b)) return '-';
+	var mb = b / 1e6;
+	return (mb < 10 ? Math.round(mb * 10) / 10 : Math.round(mb)) + ' MB';
+}
+
 function formatPercent(p) {
 	return isNum(p) && p >= 0 ? (Math.round(p * 10) / 10) + '%' : '-';
 }
@@ -65,15 +72,32 @@ function arr(v) {
 /* One view per WAN, sorted by name: everything a card shows, as plain text. */
 function wans(status) {
 	var ifaces = obj(obj(status).interfaces);
+	var policies = obj(obj(status).policies);
 	return Object.keys(ifaces).sort().map(function(name) {
 		var w = obj(ifaces[name]);
+		/* What each policy's mode gives this WAN now (status `policies.<p>.weights`). */
+		var modes = Object.keys(policies).sort().filter(function(p) {
+			return isNum(obj(obj(policies[p]).weights)[name]);
+		}).map(function(p) {
+			var pol = obj(policies[p]);
+			return {
+				policy: p,
+				mode: typeof pol.mode === 'string' ? pol.mode : 'weighted',
+				weight: String(obj(pol.weights)[name])
+			};
+		});
 		var info = stateInfo(w.state);
 		var share = obj(w.share);
 		var held = (w.state === 'held' && isNum(w.held_until)) ? ' (' + formatAge(w.held_until) + ' left)' : '';
 		return {
 			name: name,
 			state: String(w.state == null ? 'unknown' : w.state),
-			label: info.label + held + (w.drained === true ? ', drained' : ''),
+			label: info.label + held + (w.drained === true ? ', drained' : '') +
+				(w.standby === true ? ', standby' : ''),
+			standby: w.standby === true,
+			modes: modes,
+			probeMonthly: isNum(w.probe_monthly_bytes) && w.probe_monthly_bytes > 0
+				? formatMegabytes(w.probe_monthly_bytes) + ' a month' : '',
 			drained: w.drained === true,
 			color: info.color,
 			textColor: info.text,
@@ -177,6 +201,10 @@ function cardHtml(v) {
 		'<div>device ' + escapeHtml(v.device) + ', gateway ' + escapeHtml(v.gateway) + ', weight ' + escapeHtml(v.weight) + '</div>' +
 		(v.prefixes6 ? '<div>IPv6 prefixes ' + escapeHtml(v.prefixes6) + '</div>' : '') +
 		'<div>share of new flows: ' + share + '</div>' +
+		(v.modes.length ? '<div class="uplinkd-modes">effective weight: ' + v.modes.map(function(m) {
+			return escapeHtml(m.policy) + ' (' + escapeHtml(m.mode) + ') ' + escapeHtml(m.weight);
+		}).join(', ') + '</div>' : '') +
+		(v.probeMonthly ? '<div>probes cost ' + escapeHtml(v.probeMonthly) + '</div>' : '') +
 		'<table class="uplinkd-targets"><tr><th>target</th><th>RTT</th><th>loss</th><th>lost/sent</th></tr>' + rows + '</table>' +
 		chartSvg(v.history) + '</div>';
 }
@@ -201,7 +229,12 @@ function haLine(status) {
 function summary(status) {
 	var lines = wans(status).map(function(v) {
 		var rtt = v.targets.filter(function(t) { return t.rtt !== '-'; }).map(function(t) { return t.rtt; })[0];
-		return v.name + ': ' + v.label + (rtt ? ', ' + rtt : '') + ' (' + v.since + ')';
+		/* A mode's decision where it is not plain weights: `balanced lowest_latency 0`. */
+		var decided = v.modes.filter(function(m) { return m.mode !== 'weighted'; }).map(function(m) {
+			return m.policy + ' ' + m.mode + ' ' + m.weight;
+		});
+		return v.name + ': ' + v.label + (rtt ? ', ' + rtt : '') + ' (' + v.since + ')' +
+			(decided.length ? ', weight ' + decided.join(', ') : '');
 	});
 	var ha = haLine(status);
 	if (ha)
@@ -539,6 +572,17 @@ function members(list, names) {
 
 var SEC = 1000, MIN = 60000, HOUR = 3600000;
 
+/* `standby_interval` must not be shorter than `interval` (both durations in seconds when
+ * plain; an empty interval is the default 1s). */
+function standbyInterval(standby, interval) {
+	if (empty(standby)) return true;
+	var s = durationMs(standby, SEC);
+	var i = empty(interval) ? SEC : durationMs(interval, SEC);
+	if (s != null && i != null && s < i)
+		return 'must not be shorter than the probe interval (' + fmtMs(i) + ')';
+	return true;
+}
+
 var validate = {
 	weight: wholeNumber(1, 1000),
 	metric: wholeNumber(1, 256),
@@ -558,6 +602,7 @@ var validate = {
 	routeProto: wholeNumber(5, 254),
 	timeout: duration(SEC, 100, MIN),
 	interval: duration(SEC, 100, HOUR),
+	standbyInterval: standbyInterval,
 	latency: duration(1, 1, MIN),
 	flapDuration: duration(SEC, SEC, HOUR),
 	reconcile: duration(SEC, SEC, HOUR),
@@ -627,6 +672,7 @@ var Model = {
 	formatAge: formatAge,
 	formatRtt: formatRtt,
 	formatPercent: formatPercent,
+	formatMegabytes: formatMegabytes,
 	wans: wans,
 	chart: chart,
 	chartSvg: chartSvg,

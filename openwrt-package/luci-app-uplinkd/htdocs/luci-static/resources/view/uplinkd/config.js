@@ -295,6 +295,14 @@ return view.extend({
 			_('Time between rounds while a failure is being confirmed. Empty: half the probe interval.'), '', v.interval);
 		number(s, 'probes', 'recovery_interval', _('Interval while recovering'),
 			_('Time between rounds while a down uplink is coming back. Empty: the probe interval.'), '', v.interval);
+		o = number(s, 'probes', 'standby_interval', _('Interval on standby'),
+			_('Time between rounds while no policy would choose this uplink (a backup behind a better one that is up): one probe to as many targets as reliability asks, in turn. Saves data on a metered backup. Empty: always the probe interval.'), '', v.interval);
+		o.validate = function(section_id, value) {
+			var self = this, r = check(v.interval)(section_id, value);
+			return r !== true ? r : check(function(x) {
+				return v.standbyInterval(x, other(self, section_id, 'interval'));
+			})(section_id, value);
+		};
 		number(s, 'probes', 'timeout', _('Probe timeout'),
 			_('How long to wait for an answer (100ms to 60s).'), '1s', v.timeout);
 		number(s, 'probes', 'down', _('Bad rounds before down'), _('1 to 100.'), '3', v.upDown);

@@ -101,6 +101,31 @@ local function scrape()
   each_target(function(name, t)
     if num(t.lost) then lost({ wan = name, target = t.ip }, t.lost) end
   end)
+  local probe_bytes = metric("uplinkd_probe_bytes_total", "counter")
+  each(function(name, w)
+    if type(w.probe_bytes) ~= "table" then return end
+    for _, d in ipairs({ "tx", "rx" }) do
+      local n = num(w.probe_bytes[d])
+      if n then probe_bytes({ wan = name, direction = d }, n) end
+    end
+  end)
+  local monthly = metric("uplinkd_probe_monthly_bytes", "gauge")
+  each(function(name, w)
+    if num(w.probe_monthly_bytes) then monthly({ wan = name }, w.probe_monthly_bytes) end
+  end)
+  local standby = metric("uplinkd_wan_standby", "gauge")
+  each(function(name, w)
+    if type(w.standby) == "boolean" then standby({ wan = name }, w.standby and 1 or 0) end
+  end)
+  local policy_weight = metric("uplinkd_policy_weight", "gauge")
+  local policies = type(status.policies) == "table" and status.policies or {}
+  for _, p in ipairs(sorted_keys(policies)) do
+    local weights = type(policies[p]) == "table" and policies[p].weights or nil
+    for _, wan in ipairs(sorted_keys(weights)) do
+      local n = num(weights[wan])
+      if n then policy_weight({ policy = p, wan = wan }, n) end
+    end
+  end
 end
 
 return { scrape = scrape }
