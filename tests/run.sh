@@ -67,7 +67,8 @@ bg_wait() {
 # The lab (one binary, tests in parallel) must run here: a skip would be a failure.
 # Its tests mostly wait on timers (on 2 cores: 61 tests, about 450 s of test time for
 # 50 s of CPU), so they run 8 at a time, not one per core (UPLINKD_LAB_THREADS).
-# The LuCI test is left for the next phase.
+# The LuCI test drives Chromium against LuCI's ucode CGI: it runs alone afterwards, since
+# on 2 cores beside the parallel lab its page loads can outlast the browser's timeouts.
 lab_threads=${UPLINKD_LAB_THREADS:-8}
 UPLINKD_LAB_REQUIRED=1 cargo test --no-fail-fast -- --skip luci::luci_pages \
     --test-threads "$lab_threads" >"$log" 2>&1
@@ -76,48 +77,13 @@ grep -E '^(test result:|     Running |test .* FAILED|error)' "$log"
 if [ "$status" -ne 0 ]; then
     sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
 fi
-phase "cargo test"
-
-# The LuCI test drives Chromium against LuCI's ucode CGI: it runs after the lab, since on
-# 2 cores beside the parallel lab its page loads can outlast the browser's timeouts.
-# Beside it run two phases that mostly wait (about 6 s of CPU between them, in 35 s):
-# - an HA pair (README "High availability"): keepalived and conntrackd from Debian's
-#   packages between two namespace routers; skipped with one line without them;
-# - the README's demo, as a smoke test: without a terminal it runs its scripted tour
-#   (the example's binary itself: `cargo run` would wait for the lock on target/).
-# timed NAME COMMAND...: run it, leave its status and seconds in $bg/NAME.{rc,time}.
-timed() {
-    _name=$1 _t0=$(date +%s)
-    shift
-    "$@" >"$bg/$_name.log" 2>&1
-    echo $? >"$bg/$_name.rc"
-    echo $(($(date +%s) - _t0)) >"$bg/$_name.time"
-}
-timed ha sh tests/ha.sh &
-ha_pid=$!
-timed demo sh -c 'exec target/debug/examples/lab </dev/null' &
-demo_pid=$!
 if UPLINKD_LAB_REQUIRED=1 cargo test --test lab luci::luci_pages >"$log" 2>&1; then
     grep -E '^test result:' "$log"
 else
     sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
     status=1
 fi
-wait "$ha_pid" "$demo_pid"
-case $(cat "$bg/ha.rc") in
-0) grep -E '^ha' "$bg/ha.log" ;;
-77) head -n 1 "$bg/ha.log" ;;
-*) tail -n 80 "$bg/ha.log"; status=1 ;;
-esac
-if [ "$(cat "$bg/demo.rc")" = 0 ]; then
-    echo "demo tour: ok"
-else
-    echo "demo tour: FAILED"
-    tail -n 60 "$bg/demo.log"
-    status=1
-fi
-echo "time: ha $(cat "$bg/ha.time")s, demo $(cat "$bg/demo.time")s (beside the LuCI test)"
-phase "luci browser test, ha, demo"
+phase "cargo test"
 
 # The Prometheus output, parsed by a real exposition-format parser.
 if ./tests/metrics.sh >"$log" 2>&1; then
@@ -150,6 +116,26 @@ for t in smoke openwrt; do
     esac
     phase "upstream $t"
 done
+
+# An HA pair (README "High availability"): keepalived and conntrackd from Debian's
+# packages between two namespace routers; skipped with one line without them.
+sh tests/ha.sh >"$log" 2>&1
+case $? in
+0) grep -E '^ha' "$log" ;;
+77) head -n 1 "$log" ;;
+*) tail -n 80 "$log"; status=1 ;;
+esac
+phase "ha"
+
+# The README's demo, as a smoke test: without a terminal it runs its scripted tour.
+if cargo run -q --example lab </dev/null >"$log" 2>&1; then
+    echo "demo tour: ok"
+else
+    echo "demo tour: FAILED"
+    tail -n 60 "$log"
+    status=1
+fi
+phase "demo"
 
 # The packages under the real package managers: opkg and apk-tools built from
 # ../shared/upstream (skipped with one line without it), and the amd64 .deb in a booted
