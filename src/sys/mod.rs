@@ -10,6 +10,8 @@ pub fn print(text: &str) {
 pub mod dryrun;
 pub mod kernel;
 pub mod logger;
+#[cfg(all(target_env = "musl", target_os = "linux"))]
+pub mod musl;
 pub mod needs;
 pub mod netlink;
 pub mod nexthop;
