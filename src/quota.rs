@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::time::{Duration, Instant};
 
@@ -101,15 +101,14 @@ impl Wall {
 }
 
 /// A period, in UTC seconds: `start <= t < end`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Span {
     pub start: i64,
     pub end: i64,
 }
 
 /// Where a WAN is within its quota. Warned and Exceeded are reported once each per period.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum Level {
     #[default]
     Normal,
@@ -124,6 +123,12 @@ impl Level {
             Level::Warned => "warned",
             Level::Exceeded => "exceeded",
         }
+    }
+
+    fn from_name(name: &str) -> Option<Level> {
+        [Level::Normal, Level::Warned, Level::Exceeded]
+            .into_iter()
+            .find(|l| l.as_str() == name)
     }
 }
 
@@ -208,7 +213,7 @@ impl Meter {
 }
 
 /// What the state file holds per WAN.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Saved {
     pub rx: u64,
     pub tx: u64,
@@ -218,27 +223,75 @@ pub struct Saved {
 }
 
 /// The state file: `{"version":1,"wans":{"wan2":{...}}}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateFile {
     pub version: u32,
     pub wans: std::collections::BTreeMap<String, Saved>,
 }
 
 impl StateFile {
-    /// Parse a state file; the error says what is wrong with it.
+    /// Parse a state file; the error says what is wrong with it. Read through
+    /// `serde_json::Value` (which the control socket links anyway) rather than derived
+    /// deserialisers, which cost the router binary several kB each.
     pub fn parse(text: &str) -> Result<StateFile, String> {
-        let f: StateFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if f.version != STATE_VERSION {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let top = v.as_object().ok_or("not a JSON object")?;
+        let version = top
+            .get("version")
+            .and_then(Value::as_u64)
+            .ok_or("no \"version\" number")?;
+        if version != u64::from(STATE_VERSION) {
             return Err(format!(
-                "version {} (this uplinkd reads {STATE_VERSION})",
-                f.version
+                "version {version} (this uplinkd reads {STATE_VERSION})"
             ));
+        }
+        let wans = top
+            .get("wans")
+            .and_then(Value::as_object)
+            .ok_or("no \"wans\" object")?;
+        let mut f = StateFile {
+            version: STATE_VERSION,
+            wans: Default::default(),
+        };
+        for (name, w) in wans {
+            let w = w
+                .as_object()
+                .ok_or_else(|| format!("wans.{name}: not an object"))?;
+            let num = |key: &str| w.get(key).and_then(Value::as_u64);
+            let int = |key: &str| w.get(key).and_then(Value::as_i64);
+            let bad = |key: &str| format!("wans.{name}.{key}: missing or not a number");
+            let saved = Saved {
+                rx: num("rx").ok_or_else(|| bad("rx"))?,
+                tx: num("tx").ok_or_else(|| bad("tx"))?,
+                level: w
+                    .get("level")
+                    .and_then(Value::as_str)
+                    .and_then(Level::from_name)
+                    .ok_or_else(|| format!("wans.{name}.level: not normal, warned or exceeded"))?,
+                start: int("start").ok_or_else(|| bad("start"))?,
+                end: int("end").ok_or_else(|| bad("end"))?,
+            };
+            f.wans.insert(name.clone(), saved);
         }
         Ok(f)
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let wans: Map<String, Value> = self
+            .wans
+            .iter()
+            .map(|(name, s)| {
+                let w = serde_json::json!({
+                    "rx": s.rx,
+                    "tx": s.tx,
+                    "level": s.level.as_str(),
+                    "start": s.start,
+                    "end": s.end,
+                });
+                (name.clone(), w)
+            })
+            .collect();
+        serde_json::json!({"version": self.version, "wans": wans}).to_string()
     }
 }
 
