@@ -41,7 +41,9 @@
 #   in uplinkd is meant to panic; if something does, procd/systemd restarts it), and
 #   `-Zlocation-detail=none` drops file/line strings of would-be panics.
 #   `-C force-unwind-tables=no`: nothing unwinds with immediate-abort, so the
-#   .eh_frame tables would be dead weight.
+#   .eh_frame tables would be dead weight. The C parts (musl, compiler-rt) still bring
+#   theirs: packaging/no-eh-frame.ld, added to the default link script, discards them
+#   and --no-eh-frame-hdr drops the lookup table (about 10 kB on mipsel).
 #   `-C relocation-model=static` (MIPS only): the binary is a static executable at a
 #   fixed address, but the MIPS targets default to position-independent code, where
 #   every call loads its target from the GOT (`lw $t9; jalr $t9`) and every function
@@ -117,6 +119,7 @@ for t in $targets; do
     esac
     var=CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS
     flags="-C link-self-contained=no -C force-unwind-tables=no -Zlocation-detail=none"
+    flags="$flags -C link-arg=-Wl,-T,$root/packaging/no-eh-frame.ld -C link-arg=-Wl,--no-eh-frame-hdr"
     case "$t" in
         mips*) flags="$flags -C relocation-model=static" ;;
     esac
