@@ -60,10 +60,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_MAX: usize = 64 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
-/// The status page: the view model shared with the LuCI app, and the page around it.
-const MODEL_JS: &str = include_str!(
-    "../openwrt-package/luci-app-uplinkd/htdocs/luci-static/resources/uplinkd/model.js"
-);
+/// The status page: the view model shared with the LuCI app (without its comment lines,
+/// see build.rs), and the page around it.
+const MODEL_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/model.js"));
 const PAGE: &str = include_str!("http_page.html");
 
 /// What a request head says, as far as it has arrived.
