@@ -140,12 +140,17 @@ pub struct Listener {
 
 impl Listener {
     pub fn open() -> io::Result<Listener> {
+        Listener::with_rcvbuf(RCVBUF)
+    }
+
+    /// With a receive buffer of `size` bytes (tests shrink it to provoke `ENOBUFS`).
+    pub(crate) fn with_rcvbuf(size: libc::c_int) -> io::Result<Listener> {
         let mut socket = Socket::new(NETLINK_NETFILTER)?;
         socket.bind_auto()?;
         socket.add_membership(GROUP_NEW)?;
         socket.add_membership(GROUP_DESTROY)?;
         socket.set_non_blocking(true)?;
-        set_rcvbuf(&socket, RCVBUF);
+        set_rcvbuf(&socket, size);
         Ok(Listener {
             socket,
             buf: Vec::with_capacity(8 * 1024),
@@ -290,5 +295,87 @@ mod tests {
         c.seed(0x200, 4, t0);
         c.set_mask(0xff);
         assert_eq!(c.get(0x200, t0), None);
+    }
+
+    /// Against the real kernel, in a throwaway namespace: entries inserted and deleted
+    /// through ctnetlink (`conntrack -I`/`-D`) reach the listener as NEW and DESTROY
+    /// events with their marks, and the counts follow a seed from the filtered dump.
+    #[test]
+    fn kernel_events_follow_entries_of_a_mark() {
+        let ns = crate::sys::testns::Netns::new();
+        let insert = |sport: u16, mark: u32| {
+            ns.sh(&format!(
+                "conntrack -I -p udp -s 10.9.0.1 -d 10.9.0.2 --sport {sport} --dport 53 \
+                 --timeout 300 --mark {mark:#x} 2>/dev/null"
+            ));
+        };
+        // One entry before the listener: seeded, never reported.
+        insert(1000, 0x200);
+        let (seed, mut listener) = ns.run(|| {
+            let mut nf = crate::sys::nft::Netfilter::open().unwrap();
+            (
+                nf.count_conntrack(0x200, MASK).unwrap(),
+                Listener::open().unwrap(),
+            )
+        });
+        assert_eq!(seed, 1);
+        let t0 = Instant::from_secs(100);
+        let mut c = Counts::default();
+        c.set_mask(MASK);
+        c.seed(0x200, seed, t0);
+        c.seed(0x300, 0, t0);
+        insert(1001, 0x200);
+        insert(1002, 0x4_0200);
+        insert(1003, 0x300);
+        let mut seen = Vec::new();
+        listener.drain(|e| {
+            seen.push(e);
+            c.apply(e)
+        });
+        assert_eq!(
+            seen,
+            [
+                Event::New { mark: 0x200 },
+                Event::New { mark: 0x4_0200 },
+                Event::New { mark: 0x300 },
+            ]
+        );
+        assert_eq!(c.get(0x200, t0), Some(3));
+        assert_eq!(c.get(0x300, t0), Some(1));
+        ns.sh("conntrack -D --mark 0x300 2>/dev/null");
+        listener.drain(|e| c.apply(e));
+        assert_eq!(c.get(0x300, t0), Some(0));
+        assert_eq!(c.get(0x200, t0), Some(3));
+    }
+
+    /// An overflowed socket says so once ([`Event::Lost`]), every count needs a seed,
+    /// and the events after it arrive again.
+    #[test]
+    fn kernel_overflow_is_a_loss() {
+        let ns = crate::sys::testns::Netns::new();
+        let mut listener = ns.run(|| Listener::with_rcvbuf(1024).unwrap());
+        ns.sh(
+            "for p in $(seq 2000 2063); do conntrack -I -p udp -s 10.9.0.1 -d 10.9.0.2 \
+             --sport $p --dport 53 --timeout 300 --mark 0x200 2>/dev/null; done",
+        );
+        let t0 = Instant::from_secs(100);
+        let mut c = Counts::default();
+        c.set_mask(MASK);
+        c.seed(0x200, 0, t0);
+        let mut seen = Vec::new();
+        listener.drain(|e| {
+            seen.push(e);
+            c.apply(e)
+        });
+        assert!(seen.contains(&Event::Lost), "{seen:?}");
+        assert!(seen.len() < 64, "{seen:?}");
+        assert_eq!(c.get(0x200, t0), None);
+        c.seed(0x200, 64, t0);
+        ns.sh(
+            "conntrack -I -p udp -s 10.9.0.1 -d 10.9.0.2 --sport 3000 --dport 53 \
+             --timeout 300 --mark 0x200 2>/dev/null",
+        );
+        listener.drain(|e| c.apply(e));
+        assert_eq!(c.get(0x200, t0), Some(65));
     }
 }
