@@ -20,6 +20,7 @@
 //! while after a ubusd restart) is asked for again with backoff, and the event loop keeps
 //! the last answer meanwhile; only `ubus.object.remove` makes an interface unknown.
 
+use crate::SpawnBoxed;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -44,6 +45,9 @@ pub const OBJECT: &str = "uplinkd";
 pub const WAN_EVENT: &str = "uplinkd.wan";
 /// The event and notification of an HA role change.
 pub const HA_EVENT: &str = "uplinkd.ha";
+/// The event a metered WAN's quota transition is announced as (see
+/// [`control::quota_event`]).
+pub const QUOTA_EVENT: &str = "uplinkd.quota";
 /// How long a netifd status query may take.
 const NETIFD_TIMEOUT: Duration = Duration::from_secs(3);
 /// netifd's objects.
@@ -61,6 +65,8 @@ pub enum Out {
     Wan(Value),
     /// An HA role change, as [`control::ha_event`] shapes it.
     Ha(Value),
+    /// A quota transition, as [`control::quota_event`] shapes it.
+    Quota(Value),
     /// Ask netifd again about every WAN that follows it (after a reload, periodically).
     RefreshNetifd,
     /// Ask netifd again about one WAN.
@@ -100,7 +106,7 @@ impl Bus {
             names: names.clone(),
             asks: Rc::new(RefCell::new(Asks::default())),
         };
-        ex.spawn(task.run(out_rx)).detach();
+        ex.spawn_boxed(task.run(out_rx)).detach();
         Bus {
             out,
             netifd_interfaces: names,
@@ -204,6 +210,9 @@ impl Task {
                     Step::Out(Some(Out::Ha(data))) => {
                         announce(&client, object, HA_EVENT, &data).await
                     }
+                    Step::Out(Some(Out::Quota(data))) => {
+                        announce(&client, object, QUOTA_EVENT, &data).await
+                    }
                 }
             }
         }
@@ -220,7 +229,7 @@ impl Task {
                 let calls = self.calls.clone();
                 let client = client.clone();
                 self.ex
-                    .spawn(async move {
+                    .spawn_boxed(async move {
                         let result = Call::send(&calls, method, args).await;
                         let (status, data) = match result {
                             // Like netifd, no data message for methods that only act.
@@ -309,7 +318,7 @@ impl Task {
         }
         let client = client.clone();
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 match client.lookup_id(NETIFD_OBJECT).await {
                     Ok(Some(id)) => match client.subscribe(id).await {
                         Ok(()) => log::debug!("ubus: subscribed to {NETIFD_OBJECT}"),
@@ -339,7 +348,7 @@ impl Task {
         let asks = self.asks.clone();
         let generation = asks.borrow_mut().next(&name);
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 let path = format!("{NETIFD_OBJECT}.{name}");
                 for attempt in 0..NETIFD_RETRIES {
                     Timer::after(retry_delay(attempt)).await;

@@ -1,5 +1,5 @@
 //! The control commands of the command line: `uplinkd status|reload|probe|enable|
-//! disable|set-weight|ha`, talking to the running daemon over the control socket.
+//! disable|set-weight|ha|quota`, talking to the running daemon over the control socket.
 //!
 //! Exit codes, for scripts: 0 done, 1 the daemon refused (its message on stderr),
 //! 2 usage error, 3 the daemon is not reachable.
@@ -19,6 +19,7 @@ pub const USAGE: &str = "\
        uplinkd enable|disable WAN                 take a WAN in or out of service
        uplinkd set-weight WAN N                   run-time weight (lost on reload)
        uplinkd ha master|backup|fault             HA role, from keepalived's notify
+       uplinkd quota reset WAN                    a metered WAN's count back to zero
          (all with --control-socket PATH, default /var/run/uplinkd.sock on
           OpenWrt, /run/uplinkd/uplinkd.sock elsewhere)
 ";
@@ -34,7 +35,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn is_command(word: &str) -> bool {
     matches!(
         word,
-        "status" | "reload" | "probe" | "enable" | "disable" | "set-weight" | "ha"
+        "status" | "reload" | "probe" | "enable" | "disable" | "set-weight" | "ha" | "quota"
     )
 }
 
@@ -72,6 +73,7 @@ fn parse(command: &str, rest: &[String]) -> Result<Parsed, String> {
         ("enable", [wan]) => ("enable", json!({"interface": wan})),
         ("disable", [wan]) => ("disable", json!({"interface": wan})),
         ("ha", [role]) => ("ha", json!({"role": role})),
+        ("quota", [reset, wan]) if reset == "reset" => ("quota_reset", json!({"interface": wan})),
         ("set-weight", [wan, n]) => {
             let n: u64 = n
                 .parse()
@@ -147,5 +149,12 @@ mod tests {
         assert!(parse("ha", &words("")).is_err());
         assert!(parse("set-weight", &words("wan1 x")).is_err());
         assert!(parse("probe", &words("a b")).is_err());
+        let p = parse("quota", &words("reset lte")).unwrap();
+        assert_eq!(
+            (p.method, p.args),
+            ("quota_reset", json!({"interface": "lte"}))
+        );
+        assert!(parse("quota", &words("lte")).is_err());
+        assert!(parse("quota", &words("clear lte")).is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! | `disable` | `interface` (string) | drain: the WAN takes no new flows |
 //! | `enable` | `interface` (string) | undo `disable` |
 //! | `ha` | `role` (`master`, `backup` or `fault`) | keepalived's VRRP transition (HA pair) |
+//! | `quota_reset` | `interface` (string) | a metered WAN's count back to zero now |
 //!
 //! Run-time changes show in `status` and are lost on reload. Unknown methods are
 //! `MethodNotFound`, wrong or missing arguments `InvalidArgument`, an unknown WAN
@@ -36,6 +37,7 @@ pub enum Request {
     Disable { interface: String },
     Enable { interface: String },
     Ha { role: crate::engine::ha::Role },
+    QuotaReset { interface: String },
 }
 
 /// A refused request: the ubus status code and a message for people.
@@ -75,6 +77,7 @@ pub fn methods() -> Vec<Method> {
         Method::new("disable", &[("interface", Str)]),
         Method::new("enable", &[("interface", Str)]),
         Method::new("ha", &[("role", Str)]),
+        Method::new("quota_reset", &[("interface", Str)]),
     ]
 }
 
@@ -94,7 +97,7 @@ impl Request {
             _ => return Err(Error::bad("arguments must be a JSON object")),
         };
         let allowed: &[&str] = match method {
-            "status" | "probe" | "disable" | "enable" => &["interface"],
+            "status" | "probe" | "disable" | "enable" | "quota_reset" => &["interface"],
             "set_weight" => &["interface", "weight"],
             "reload" => &[],
             "ha" => &["role"],
@@ -135,6 +138,9 @@ impl Request {
                 interface: required()?,
             },
             "enable" => Request::Enable {
+                interface: required()?,
+            },
+            "quota_reset" => Request::QuotaReset {
                 interface: required()?,
             },
             "ha" => {
@@ -218,6 +224,16 @@ pub fn apply(
             Ok((json!({}), outs))
         }
         Request::Ha { role } => Ok((json!({}), engine.set_role(*role, now))),
+        Request::QuotaReset { interface } => {
+            let i = wan(engine, interface)?;
+            let event = engine.reset_quota(i).ok_or_else(|| {
+                Error::new(
+                    Status::NotFound,
+                    format!("interface '{interface}' has no quota"),
+                )
+            })?;
+            Ok((json!({}), vec![Output::Quota(event)]))
+        }
         Request::Reload => Err(Error::new(
             Status::NotSupported,
             "reload is carried out by the daemon",
@@ -241,6 +257,32 @@ pub fn ha_event(from: Option<crate::engine::ha::Role>, to: crate::engine::ha::Ro
         "role": to.as_str(),
         "previous": from.map_or("none", |r| r.as_str()),
     })
+}
+
+/// The JSON of a `uplinkd.quota` event: a metered WAN crossed its warning threshold or
+/// its quota, or its count was reset.
+pub fn quota_event(event: &crate::quota::Event, quota: u64) -> Value {
+    use crate::quota::{Event, ResetReason};
+    let (used, reason) = match event {
+        Event::Warning { used, .. } | Event::Exceeded { used, .. } => (*used, None),
+        Event::Reset { used, reason, .. } => (
+            *used,
+            Some(match reason {
+                ResetReason::Period => "period",
+                ResetReason::Manual => "manual",
+            }),
+        ),
+    };
+    let mut v = json!({
+        "interface": event.wan(),
+        "action": event.action(),
+        "used": used,
+        "quota": quota,
+    });
+    if let (Some(r), Some(o)) = (reason, v.as_object_mut()) {
+        o.insert("reason".into(), json!(r));
+    }
+    v
 }
 
 /// A request from a front end (ubus, control socket) to the event loop, with the
@@ -497,6 +539,50 @@ mod tests {
     }
 
     #[test]
+    fn quota_reset_and_quota_events() {
+        use crate::quota::{Direction, Event, Period, Quota, ResetReason};
+        let mut cfg = config(&[3, 1], 2);
+        cfg.interfaces[1].quota = Some(Quota {
+            bytes: 5_000_000,
+            period: Period::Daily,
+            reset_minute: 0,
+            direction: Direction::Both,
+            warn: 80,
+            save_interval: std::time::Duration::from_secs(3600),
+        });
+        let mut e = Engine::new(cfg, None, 0x100, at(0));
+        let req = Request::parse("quota_reset", &json!({"interface": "wan2"})).unwrap();
+        let (_, outs) = apply(&mut e, None, &req, at(0)).unwrap();
+        assert!(matches!(
+            &outs[..],
+            [Output::Quota(Event::Reset {
+                reason: ResetReason::Manual,
+                ..
+            })]
+        ));
+        let err = call(&mut e, "quota_reset", json!({"interface": "wan1"}), at(0)).unwrap_err();
+        assert_eq!(err.status, Status::NotFound);
+        assert_eq!(err.message, "interface 'wan1' has no quota");
+        let bad = Request::parse("quota_reset", &json!({})).unwrap_err();
+        assert_eq!(bad.status, Status::InvalidArgument);
+        let ev = Event::Exceeded {
+            wan: "wan2".into(),
+            used: 5_000_100,
+            quota: 5_000_000,
+        };
+        assert_eq!(
+            quota_event(&ev, 5_000_000),
+            json!({"interface": "wan2", "action": "quota_exceeded", "used": 5_000_100, "quota": 5_000_000})
+        );
+        let ev = Event::Reset {
+            wan: "wan2".into(),
+            reason: ResetReason::Period,
+            used: 42,
+        };
+        assert_eq!(quota_event(&ev, 9)["reason"], "period");
+    }
+
+    #[test]
     fn published_methods_have_typed_arguments() {
         let m = methods();
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
@@ -509,7 +595,8 @@ mod tests {
                 "set_weight",
                 "disable",
                 "enable",
-                "ha"
+                "ha",
+                "quota_reset"
             ]
         );
         assert_eq!(

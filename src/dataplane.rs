@@ -619,6 +619,7 @@ pub fn check_ruleset(cfg: &Config) -> Ruleset {
                 false => crate::health::State::Disabled,
             },
             weight: None,
+            metered_out: false,
         })
         .collect();
     let desired = plan::plan(cfg, &views, true);

@@ -15,6 +15,7 @@ use crate::health::{self, Health, Reason};
 use crate::kernel::{Family, Link, NexthopKind, Object, Ownership, Reads, Snapshot};
 use crate::plan::{self, Desired, LinkView, Marks, Path};
 use crate::probe::{cost, Params, Reply, Scheduler};
+use crate::quota::{self, Quota};
 use crate::time::{earliest, Duration, Instant};
 
 /// Something the shell must do or report.
@@ -53,6 +54,8 @@ pub enum Output {
     /// its `option slot` changed): the connections pinned with the old slot's mark
     /// would now route through whatever WAN holds that slot.
     Moved { wan: usize, from: u32, to: u32 },
+    /// A metered WAN's quota was crossed or reset (see [`Engine::poll_quota`]).
+    Quota(quota::Event),
 }
 
 /// Why connections are flushed ([`Output::Flush`]).
@@ -204,6 +207,8 @@ pub struct Engine {
     balancer: Balancer,
     /// When the balancer next recomputes (every second while a mode measures).
     balance_at: Option<Instant>,
+    /// The metered WANs' byte counts.
+    meters: quota::Meters,
     /// The last nft table planned and what it was built from. The loop plans on every
     /// turn, mostly the same table, and building one (its text) costs as much as the
     /// rest of the plan. Cleared when the configuration changes.
@@ -251,8 +256,10 @@ impl Engine {
             netifd_wait: None,
             balancer: Balancer::default(),
             balance_at: None,
+            meters: quota::Meters::default(),
             nft_memo: RefCell::new(None),
         };
+        core.meters = quota::Meters::restore(None, &core.quotas());
         let adopted: Vec<&Object> = previous.map_or(Vec::new(), |s| s.owned.iter().collect());
         // Slots come from the configuration alone (never from what a previous run left),
         // so that both routers of an HA pair route a synced connection's mark alike.
@@ -638,6 +645,9 @@ impl Engine {
                     x.enabled
                         && !w.admin_disabled
                         && w.health.state().usability() == health::Usability::Full
+                        // A spent quota makes a member last resort only: the backup
+                        // behind it carries the flows.
+                        && !self.meters.exceeded(name)
                 })
         };
         self.cfg.policies.iter().all(|p| {
@@ -782,9 +792,92 @@ impl Engine {
         }
     }
 
-    /// What the shell should measure for the policies' modes, every second.
+    /// The metered WANs and their quotas, by name.
+    pub fn quotas(&self) -> Vec<(String, Quota)> {
+        self.cfg
+            .interfaces
+            .iter()
+            .filter_map(|i| Some((i.name.clone(), i.quota?)))
+            .collect()
+    }
+
+    /// Take the counts a previous run saved (see [`quota::Meters::restore`]).
+    pub fn restore_quota(&mut self, saved: Option<&quota::StateFile>) {
+        self.meters = quota::Meters::restore(saved, &self.quotas());
+    }
+
+    /// The metered WANs' counts, for status, metrics and saving.
+    pub fn meters(&self) -> &quota::Meters {
+        &self.meters
+    }
+
+    /// The state to write to the quota file; marks it saved.
+    pub fn save_quota(&mut self) -> quota::StateFile {
+        self.meters.save()
+    }
+
+    /// Whether the quota file is due a write, and when it next will be.
+    pub fn quota_save_due(&self, now: Instant) -> bool {
+        self.quota_save_interval()
+            .is_some_and(|i| self.meters.save_due(i, now))
+    }
+
+    pub fn quota_save_at(&self) -> Option<Instant> {
+        self.meters.save_at(self.quota_save_interval()?)
+    }
+
+    /// The shortest `quota_save_interval` of the metered WANs.
+    fn quota_save_interval(&self) -> Option<Duration> {
+        self.cfg
+            .interfaces
+            .iter()
+            .filter_map(|i| i.quota.map(|q| q.save_interval))
+            .min()
+    }
+
+    /// A sample of WAN `wan`'s device counters for its quota; `ifindex` tells a device
+    /// that was re-created (a PPP reconnect).
+    pub fn on_counters(&mut self, wan: usize, ifindex: u32, rx: u64, tx: u64, now: Instant) {
+        if let Some(i) = self.cfg.interfaces.get(wan).filter(|i| i.quota.is_some()) {
+            self.meters.on_counters(&i.name, ifindex, rx, tx, now);
+        }
+    }
+
+    /// Bring the quota periods and levels up to date with the wall clock. A spent
+    /// quota changes [`Engine::desired`] (the WAN becomes last resort only).
+    pub fn poll_quota(&mut self, wall: quota::Wall) -> Vec<Output> {
+        let quotas = self.quotas();
+        if quotas.is_empty() {
+            return Vec::new();
+        }
+        self.meters
+            .poll(&quotas, wall)
+            .into_iter()
+            .map(Output::Quota)
+            .collect()
+    }
+
+    /// `quota reset WAN`: `None` when the WAN has no quota.
+    pub fn reset_quota(&mut self, wan: usize) -> Option<quota::Event> {
+        let i = self.cfg.interfaces.get(wan)?;
+        self.meters.reset(&i.name, &i.quota?)
+    }
+
+    /// What the shell should measure for the policies' modes and the quotas, every
+    /// second.
     pub fn sampling(&self) -> Vec<Sampling> {
-        let mut out: Vec<Sampling> = Vec::new();
+        let mut out: Vec<Sampling> = self
+            .cfg
+            .interfaces
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.quota.is_some())
+            .map(|(wan, _)| Sampling {
+                wan,
+                connections: false,
+                counters: true,
+            })
+            .collect();
         for p in &self.cfg.policies {
             let (connections, counters) = match p.mode {
                 Mode::LeastConnections => (true, false),
@@ -860,6 +953,7 @@ impl Engine {
                 v6: w.v6.clone(),
                 state: w.health.state(),
                 weight: w.weight,
+                metered_out: self.meters.exceeded(&cfg.name),
             })
             .collect();
         let mut desired = plan::plan_with(
@@ -1076,6 +1170,8 @@ impl Engine {
         self.balancer = Balancer::default();
         self.balance_at = None;
         self.wans = wans;
+        // Metered WANs keep their counts; a moved period resets at the next poll.
+        self.meters.reconfigure(&self.quotas());
         self.flushing(out)
     }
 
@@ -1294,6 +1390,93 @@ mod tests {
         crate::kernel::group_members(&d.objects, 1199)
             .map(|m| m.iter().map(|m| m.id).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_backup_behind_a_spent_quota_is_not_on_standby() {
+        use crate::quota::{Direction, Period, Quota, Wall};
+        let mut cfg = config(&[1, 1], 0);
+        cfg.members[1].metric = 2;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        cfg.interfaces[0].quota = Some(Quota {
+            bytes: 5_000_000,
+            period: Period::Daily,
+            reset_minute: 0,
+            direction: Direction::Both,
+            warn: 80,
+            save_interval: Duration::from_secs(3600),
+        });
+        let mut core = Engine::new(cfg, None, 0x100, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut t = 0;
+        while t <= 30_000 {
+            let out = core.poll(at(t));
+            answer(&mut core, &out, None, at(t) + Duration::from_millis(15));
+            t += 50;
+        }
+        assert!(core.standby(1), "wan2 backs up a usable wan1");
+        let wall = Wall::utc(20_422 * 86_400 + 36_000);
+        core.on_counters(0, 10, 1_000, 0, at(30_000));
+        core.poll_quota(wall);
+        core.on_counters(0, 10, 6_001_000, 0, at(31_000));
+        core.poll_quota(wall);
+        assert!(
+            !core.standby(1),
+            "wan1's quota is spent: wan2 carries the flows"
+        );
+    }
+
+    #[test]
+    fn a_spent_quota_leaves_the_wan_as_last_resort_until_the_period_ends() {
+        use crate::quota::{Direction, Period, Quota, Wall};
+        let mut cfg = config(&[1, 1], 0);
+        cfg.interfaces[1].quota = Some(Quota {
+            bytes: 5_000_000,
+            period: Period::Daily,
+            reset_minute: 0,
+            direction: Direction::Both,
+            warn: 80,
+            save_interval: Duration::from_secs(3600),
+        });
+        let mut core = Engine::new(cfg, None, 0x100, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        core.poll(at(0));
+        assert_eq!(group(&core), vec![1100, 1101]);
+        assert!(core.sampling().iter().any(|s| s.wan == 1 && s.counters));
+        // 10:00 UTC; wan2 carries 6 MB.
+        let wall = Wall::utc(20_422 * 86_400 + 36_000);
+        core.on_counters(1, 11, 1_000, 0, at(1000));
+        assert!(core.poll_quota(wall).is_empty());
+        core.on_counters(1, 11, 6_001_000, 0, at(2000));
+        let outs = core.poll_quota(wall);
+        assert!(matches!(
+            &outs[..],
+            [
+                Output::Quota(quota::Event::Warning { .. }),
+                Output::Quota(quota::Event::Exceeded { .. })
+            ]
+        ));
+        assert_eq!(group(&core), vec![1100], "wan2 out of new-flow choice");
+        assert!(core.quota_save_due(at(2000)));
+        // wan1 loses carrier: the spent wan2 is all there is, so it carries.
+        let mut snap = snapshot(&[false, true]);
+        snap.links[0].carrier = false;
+        core.on_snapshot(&snap, at(3000));
+        core.poll(at(3000));
+        assert_eq!(group(&core), vec![1101]);
+        core.on_snapshot(&snapshot(&[true, true]), at(4000));
+        core.poll(at(4000));
+        assert_eq!(group(&core), vec![1100]);
+        // Midnight: the period ends and wan2 is back.
+        let outs = core.poll_quota(Wall::utc(20_423 * 86_400));
+        assert!(matches!(
+            &outs[..],
+            [Output::Quota(quota::Event::Reset { .. })]
+        ));
+        assert_eq!(group(&core), vec![1100, 1101]);
+        // A manual reset of an unmetered WAN is refused.
+        assert!(core.reset_quota(0).is_none());
+        assert!(core.reset_quota(1).is_some());
     }
 
     /// Answer every probe in `out` except those of WAN `dead`, `rtt` later.

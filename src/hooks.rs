@@ -102,6 +102,39 @@ pub fn env(t: &Transition) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A metered WAN's quota transition, as the hooks see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub interface: String,
+    pub device: Option<String>,
+    /// `quota_warning`, `quota_exceeded` or `quota_reset`.
+    pub action: &'static str,
+    /// Bytes counted this period (for a reset: before it), and the quota.
+    pub used: u64,
+    pub quota: u64,
+    /// `period` or `manual` for a reset, else empty.
+    pub reason: String,
+}
+
+/// The environment of a quota hook: `ACTION`, `INTERFACE`, `DEVICE`, `QUOTA_USED`,
+/// `QUOTA_BYTES` (bytes), `REASON`.
+pub fn quota_env(q: &Quota) -> Vec<(&'static str, String)> {
+    vec![
+        ("ACTION", q.action.to_string()),
+        ("INTERFACE", q.interface.clone()),
+        ("DEVICE", q.device.clone().unwrap_or_default()),
+        ("QUOTA_USED", q.used.to_string()),
+        ("QUOTA_BYTES", q.quota.to_string()),
+        ("REASON", q.reason.clone()),
+    ]
+}
+
+/// What the hook thread is asked to run.
+enum Job {
+    Transition(Transition),
+    Quota(Quota),
+}
+
 /// The hooks to run, in order: executable files of `dir` by name (dot files skipped),
 /// then `user` if it is an executable file.
 pub fn list(paths: &Paths) -> Vec<PathBuf> {
@@ -173,37 +206,50 @@ pub fn coalesce(queue: &mut VecDeque<Transition>, t: Transition) {
 
 /// The queue to the hook thread.
 pub struct Hooks {
-    tx: mpsc::SyncSender<Transition>,
+    tx: mpsc::SyncSender<Job>,
 }
 
 impl Hooks {
     /// Starts the hook thread.
     pub fn start(paths: Paths) -> std::io::Result<Hooks> {
-        let (tx, rx) = mpsc::sync_channel::<Transition>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("hooks".into())
             .spawn(move || {
+                // Quota events are not merged: each is told once, in order.
                 let mut queue = VecDeque::new();
+                let mut quotas = VecDeque::new();
+                let take =
+                    |job: Job, queue: &mut VecDeque<Transition>, quotas: &mut VecDeque<Quota>| {
+                        match job {
+                            Job::Transition(t) => coalesce(queue, t),
+                            Job::Quota(q) => quotas.push_back(q),
+                        }
+                    };
                 let mut run = 0u64;
                 loop {
-                    if queue.is_empty() {
+                    if queue.is_empty() && quotas.is_empty() {
                         match rx.recv() {
-                            Ok(t) => queue.push_back(t),
+                            Ok(job) => take(job, &mut queue, &mut quotas),
                             Err(_) => return,
                         }
                     }
-                    while let Ok(t) = rx.try_recv() {
-                        coalesce(&mut queue, t);
+                    while let Ok(job) = rx.try_recv() {
+                        take(job, &mut queue, &mut quotas);
                     }
-                    let Some(t) = queue.pop_front() else {
+                    let (env, label) = if let Some(t) = queue.pop_front() {
+                        (env(&t), format!("{} {}", t.interface, action(t.state)))
+                    } else if let Some(q) = quotas.pop_front() {
+                        (quota_env(&q), format!("{} {}", q.interface, q.action))
+                    } else {
                         continue;
                     };
                     for hook in list(&paths) {
                         run += 1;
-                        run_one(&hook, &t, paths.timeout, run);
+                        run_one(&hook, &env, &label, paths.timeout, run);
                         // Transitions that came in meanwhile update what is waiting.
-                        while let Ok(t) = rx.try_recv() {
-                            coalesce(&mut queue, t);
+                        while let Ok(job) = rx.try_recv() {
+                            take(job, &mut queue, &mut quotas);
                         }
                     }
                 }
@@ -213,11 +259,24 @@ impl Hooks {
 
     /// Queues the hooks of one transition; never blocks.
     pub fn transition(&self, t: Transition) {
-        if let Err(mpsc::TrySendError::Full(t)) = self.tx.try_send(t) {
+        if let Err(mpsc::TrySendError::Full(Job::Transition(t))) =
+            self.tx.try_send(Job::Transition(t))
+        {
             log::warn!(
                 "hooks: queue full, skipping the hooks of {} {}",
                 t.interface,
                 t.state.as_str()
+            );
+        }
+    }
+
+    /// Queues the hooks of one quota event; never blocks.
+    pub fn quota(&self, q: Quota) {
+        if let Err(mpsc::TrySendError::Full(Job::Quota(q))) = self.tx.try_send(Job::Quota(q)) {
+            log::warn!(
+                "hooks: queue full, skipping the hooks of {} {}",
+                q.interface,
+                q.action
             );
         }
     }
@@ -228,10 +287,10 @@ const RUN_VAR: &str = "UPLINKD_HOOK_RUN";
 
 /// Runs one hook until it and its descendants have exited, or the timeout; logs
 /// failures. `run` numbers the run within this process.
-fn run_one(hook: &Path, t: &Transition, timeout: Duration, run: u64) {
+fn run_one(hook: &Path, env: &[(&'static str, String)], label: &str, timeout: Duration, run: u64) {
     let token = format!("{}.{run}", std::process::id());
     let mut cmd = Command::new(hook);
-    cmd.envs(env(t))
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .env(RUN_VAR, &token)
         .stdin(Stdio::null())
         // Its own process group, so a timeout kills whatever it started too.
@@ -265,22 +324,15 @@ fn run_one(hook: &Path, t: &Transition, timeout: Duration, run: u64) {
     };
     match status {
         Some(s) if s.success() => log::debug!("hook {}: ok", hook.display()),
-        Some(s) => log::warn!(
-            "hook {} ({} {}): {s}",
-            hook.display(),
-            t.interface,
-            action(t.state)
-        ),
+        Some(s) => log::warn!("hook {} ({label}): {s}", hook.display()),
         None => {}
     }
     if finished {
         return;
     }
     log::warn!(
-        "hook {} ({} {}): {} after {} s, killed",
+        "hook {} ({label}): {} after {} s, killed",
         hook.display(),
-        t.interface,
-        action(t.state),
         match status {
             None => "still running",
             Some(_) => "left processes running",
@@ -354,6 +406,24 @@ mod tests {
         assert_eq!(action(State::Disabled), "disabled");
     }
 
+    #[test]
+    fn quota_environment() {
+        let q = Quota {
+            interface: "lte".into(),
+            device: Some("wwan0".into()),
+            action: "quota_exceeded",
+            used: 5_000_123,
+            quota: 5_000_000,
+            reason: String::new(),
+        };
+        let env = quota_env(&q);
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ACTION"), Some("quota_exceeded"));
+        assert_eq!(get("QUOTA_USED"), Some("5000123"));
+        assert_eq!(get("QUOTA_BYTES"), Some("5000000"));
+        assert_eq!(get("DEVICE"), Some("wwan0"));
+    }
+
     fn tr(wan: &str, previous: State, state: State) -> Transition {
         Transition {
             interface: wan.into(),
@@ -420,7 +490,7 @@ sleep 300
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
         let t = tr("wan1", State::Up, State::Down);
         let t0 = Instant::now();
-        run_one(&hook, &t, Duration::from_millis(800), 1);
+        run_one(&hook, &env(&t), "wan1 down", Duration::from_millis(800), 1);
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
         let alive = || {
             std::fs::read_dir("/proc").unwrap().flatten().any(|e| {

@@ -39,6 +39,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod plan;
 pub mod probe;
+pub mod quota;
 pub mod reconcile;
 pub mod retry;
 pub mod socket;
@@ -50,3 +51,24 @@ pub mod ubus;
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+/// Spawning on the event loop's executor with the future boxed: the executor's task
+/// code (run, wake, schedule, drop) is then compiled once for every task of the daemon
+/// instead of once per future type, which is most of what a spawn costs in size.
+pub trait SpawnBoxed {
+    /// Like `LocalExecutor::spawn`, for a task that returns nothing.
+    fn spawn_boxed(
+        &self,
+        future: impl std::future::Future<Output = ()> + 'static,
+    ) -> smol::Task<()>;
+}
+
+impl SpawnBoxed for smol::LocalExecutor<'static> {
+    fn spawn_boxed(
+        &self,
+        future: impl std::future::Future<Output = ()> + 'static,
+    ) -> smol::Task<()> {
+        let boxed: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> = Box::pin(future);
+        self.spawn(boxed)
+    }
+}

@@ -153,6 +153,17 @@ pub fn render(status: &Value) -> String {
         }
     }
 
+    let mut quota_used = Family::new(
+        "uplinkd_quota_used_bytes",
+        "gauge",
+        "Bytes a metered WAN has used in its current quota period (the direction it counts).",
+    );
+    let mut quota_bytes = Family::new(
+        "uplinkd_quota_bytes",
+        "gauge",
+        "Bytes a metered WAN may use per quota period.",
+    );
+
     let empty = Map::new();
     for (part, s) in status
         .get("sync")
@@ -204,6 +215,14 @@ pub fn render(status: &Value) -> String {
         }
         if let Some(v) = w.get("weight").and_then(Value::as_u64) {
             weight.add(&[("wan", wan)], v.to_string());
+        }
+        if let Some(q) = w.get("quota") {
+            if let Some(v) = q.get("used").and_then(Value::as_u64) {
+                quota_used.add(&[("wan", wan)], v.to_string());
+            }
+            if let Some(v) = q.get("bytes").and_then(Value::as_u64) {
+                quota_bytes.add(&[("wan", wan)], v.to_string());
+            }
         }
         for (policy, pct) in w.get("share").and_then(Value::as_object).unwrap_or(&empty) {
             if let Some(t) = tenths(pct) {
@@ -275,6 +294,8 @@ pub fn render(status: &Value) -> String {
         sync_failures,
         sync_retry,
         ha,
+        quota_used,
+        quota_bytes,
     ] {
         let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(f.help));
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
@@ -359,6 +380,22 @@ mod tests {
             },
             "policies": {"backup": {"mode": "lowest_latency", "weights": {"wan": 0}}}
         })
+    }
+
+    #[test]
+    fn quota_gauges() {
+        let status = json!({"interfaces": {"lte": {"state": "up", "targets": [],
+            "quota": {"bytes": 5000000, "used": 5100042, "state": "exceeded"}}}});
+        let text = render(&status);
+        let l = lines(&text);
+        assert!(
+            l.contains(&"uplinkd_quota_used_bytes{wan=\"lte\"} 5100042"),
+            "{text}"
+        );
+        assert!(
+            l.contains(&"uplinkd_quota_bytes{wan=\"lte\"} 5000000"),
+            "{text}"
+        );
     }
 
     fn lines(text: &str) -> Vec<&str> {

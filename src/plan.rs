@@ -73,6 +73,9 @@ pub struct Wan<'a> {
     pub state: State,
     /// Run-time weight override (`set_weight`), else the member's configured weight.
     pub weight: Option<u16>,
+    /// The WAN's data quota is spent: it takes new flows only when no other member of
+    /// a policy is usable (last resort), in every mode.
+    pub metered_out: bool,
 }
 
 /// One address family of a WAN: how to leave through it and what it owns.
@@ -516,7 +519,8 @@ struct Chosen<'w, 'a> {
 }
 
 /// mwan3's tier rule: the lowest metric with a usable member wins and is balanced by
-/// weight. Degraded members are used only when no member of the policy is fully up.
+/// weight. Degraded members are used only when no member of the policy is fully up, and
+/// members whose quota is spent only when no other member is usable at all.
 fn choose_members<'w, 'a>(
     cfg: &Config,
     policy: &Policy,
@@ -539,18 +543,22 @@ fn choose_members<'w, 'a>(
         })
         .filter(|c| c.3 != Usability::None)
         .collect();
-    for class in [Usability::Full, Usability::Fallback] {
-        let Some(best) = candidates
-            .iter()
-            .filter(|c| c.3 == class)
-            .map(|c| c.1)
-            .min()
-        else {
+    let classes = [
+        (Usability::Full, false),
+        (Usability::Fallback, false),
+        (Usability::Full, true),
+        (Usability::Fallback, true),
+    ];
+    for (class, metered_out) in classes {
+        let in_class =
+            |c: &&(&Wan, u16, u16, Usability)| c.3 == class && c.0.metered_out == metered_out;
+        let Some(best) = candidates.iter().filter(in_class).map(|c| c.1).min() else {
             continue;
         };
         let mut members: Vec<(&Wan, u16)> = candidates
             .iter()
-            .filter(|c| c.3 == class && c.1 == best)
+            .filter(in_class)
+            .filter(|c| c.1 == best)
             .map(|c| (c.0, c.2))
             .collect();
         members.sort_by_key(|(w, _)| w.slot);
@@ -630,6 +638,7 @@ mod tests {
                 },
                 state: states[i],
                 weight: None,
+                metered_out: false,
             })
             .collect()
     }
@@ -739,6 +748,29 @@ mod tests {
             Some(vec![(1102, 1)]),
             "up backup beats degraded primary"
         );
+    }
+
+    #[test]
+    fn a_spent_quota_makes_a_wan_last_resort_only() {
+        // wan2 is the better tier (metric 0 against 1) but metered out.
+        let mut cfg = config(&[1, 1], 1);
+        cfg.members[0].metric = 1;
+        let mut views = wans(&cfg, &[State::Up, State::Up]);
+        views[1].metered_out = true;
+        let d = plan(&cfg, &views, true);
+        assert_eq!(group(&d), Some(vec![(1100, 1)]));
+        assert_eq!(d.policies[0].v4.slots, vec![(0, 1)]);
+        // A degraded unmetered member still beats it.
+        let mut views = wans(&cfg, &[State::Degraded, State::Up]);
+        views[1].metered_out = true;
+        assert_eq!(group(&plan(&cfg, &views, true)), Some(vec![(1100, 1)]));
+        // The other member fails: the spent WAN carries new flows, and its table and
+        // rules (pinned flows) were there all along.
+        let mut views = wans(&cfg, &[State::Down, State::Up]);
+        views[1].metered_out = true;
+        let d = plan(&cfg, &views, true);
+        assert_eq!(group(&d), Some(vec![(1101, 1)]));
+        assert_eq!(d.policies[0].last_resort, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! [`MAX_REQUEST`] bytes, connections to [`MAX_CLIENTS`] at once and an idle time of
 //! [`IDLE`]; the server runs as tasks of the event loop's executor and never blocks it.
 
+use crate::SpawnBoxed;
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -142,7 +143,7 @@ where
 {
     let clients = Rc::new(Cell::new(0usize));
     let ex2 = ex.clone();
-    ex.spawn(async move {
+    ex.spawn_boxed(async move {
         loop {
             let stream = match accept().await {
                 Ok(s) => s,
@@ -159,7 +160,7 @@ where
             clients.set(clients.get() + 1);
             let clients = clients.clone();
             let served = handle(stream);
-            ex2.spawn(async move {
+            ex2.spawn_boxed(async move {
                 if let Err(e) = served.await {
                     log::debug!("{label}: client: {e}");
                 }

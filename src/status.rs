@@ -16,6 +16,33 @@ use crate::plan::{Desired, Members, PolicyPlan};
 use crate::time::{Duration, Instant};
 
 /// The whole report: `{"interfaces": {..}, "policies": {..}}`.
+/// A metered WAN's `quota` object: bytes allowed and used (and per direction), the
+/// level (`normal`, `warned`, `exceeded`), and the period as UTC seconds.
+fn quota_report(q: &crate::quota::Quota, m: Option<&crate::quota::Meter>) -> Value {
+    use crate::quota::Period;
+    let mut o = Map::new();
+    o.insert("bytes".into(), q.bytes.into());
+    let default = crate::quota::Meter::default();
+    let m = m.unwrap_or(&default);
+    o.insert("used".into(), m.used(q).into());
+    o.insert("rx".into(), m.rx.into());
+    o.insert("tx".into(), m.tx.into());
+    o.insert("direction".into(), q.direction.as_str().into());
+    o.insert("warn_percent".into(), q.warn.into());
+    o.insert("state".into(), m.level.as_str().into());
+    let period = match q.period {
+        Period::Monthly { .. } => "monthly",
+        Period::Weekly { .. } => "weekly",
+        Period::Daily => "daily",
+    };
+    o.insert("period".into(), period.into());
+    if let Some(s) = m.span {
+        o.insert("period_start".into(), s.start.into());
+        o.insert("period_end".into(), s.end.into());
+    }
+    Value::Object(o)
+}
+
 pub fn report(engine: &Engine, plan: Option<&Desired>, now: Instant) -> Value {
     let mut interfaces = Map::new();
     for i in 0..engine.wans().len() {
@@ -140,6 +167,12 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
         o.insert(
             "held_until".into(),
             ceil_secs(until.saturating_since(now)).into(),
+        );
+    }
+    if let Some(q) = &iface.quota {
+        o.insert(
+            "quota".into(),
+            quota_report(q, engine.meters().get(&iface.name)),
         );
     }
     let targets: Vec<Value> = iface
@@ -469,6 +502,22 @@ pub fn table(report: &Value) -> String {
             .and_then(Value::as_u64)
             .map_or("-".into(), age);
         out.push_str(&format!("ha: {role} for {since}\n"));
+    }
+    for (name, w) in interfaces {
+        let Some(q) = w.get("quota") else {
+            continue;
+        };
+        let n = |k: &str| q.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let (used, bytes) = (n("used"), n("bytes"));
+        let percent = (u128::from(used) * 100)
+            .checked_div(u128::from(bytes))
+            .unwrap_or(0);
+        let state = q.get("state").and_then(Value::as_str).unwrap_or("-");
+        out.push_str(&format!(
+            "quota {name}: {} of {} ({percent}%), {state}\n",
+            crate::quota::fmt_bytes(used),
+            crate::quota::fmt_bytes(bytes)
+        ));
     }
     let policies = report.get("policies").and_then(Value::as_object);
     for (name, p) in policies.unwrap_or(&empty) {

@@ -39,6 +39,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
         },
         slot: None,
         bandwidth: Default::default(),
+        quota: None,
         standby_interval: None,
     }
 }
@@ -47,6 +48,7 @@ pub fn globals() -> Globals {
     Globals {
         http_listen: None,
         http_hosts: Vec::new(),
+        quota_state: crate::quota::DEFAULT_STATE.to_string(),
         table_first: 1100,
         table_last: 1199,
         rule_priority: 4000,

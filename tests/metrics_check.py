@@ -22,6 +22,8 @@ EXPECTED = {
     "uplinkd_probe_loss_ratio": "gauge",
     "uplinkd_probes_sent": "counter",
     "uplinkd_probes_lost": "counter",
+    "uplinkd_quota_used_bytes": "gauge",
+    "uplinkd_quota_bytes": "gauge",
 }
 STATES = ["up", "degraded", "down", "held", "no-carrier", "disabled"]
 
@@ -72,6 +74,9 @@ def compare(samples, status):
         for to, n in w["transitions"].items():
             got = get(samples, "uplinkd_transitions_total", wan=wan, to=to)
             assert got == n, (wan, to, got, n)
+        q = w.get("quota")
+        assert get(samples, "uplinkd_quota_used_bytes", wan=wan) == (q and q["used"]), wan
+        assert get(samples, "uplinkd_quota_bytes", wan=wan) == (q and q["bytes"]), wan
         for direction, n in w.get("probe_bytes", {}).items():
             got = get(samples, "uplinkd_probe_bytes_total", wan=wan, direction=direction)
             assert got == n, (wan, direction, got, n)

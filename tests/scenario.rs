@@ -235,7 +235,8 @@ fn run_with(
                 Output::Gateway { .. }
                 | Output::AskNetifd { .. }
                 | Output::Role { .. }
-                | Output::Moved { .. } => {}
+                | Output::Moved { .. }
+                | Output::Quota(_) => {}
             }
         }
         if shell.due(&engine, now) {

@@ -396,6 +396,14 @@ impl Check<'_> {
                 );
             }
         }
+        let quota_state = r.or(
+            "quota_state",
+            crate::quota::DEFAULT_STATE.to_string(),
+            |s| match s.starts_with('/') && !s.ends_with('/') && !s.chars().any(char::is_control) {
+                true => Ok(s.to_string()),
+                false => Err(format!("must be an absolute file path, not '{s}'")),
+            },
+        );
         r.finish(&[
             "fwmark_mask",
             "mmx_mask",
@@ -417,8 +425,48 @@ impl Check<'_> {
             reconcile_interval,
             http_listen,
             http_hosts,
+            quota_state,
         }
     }
+}
+
+/// `quota_reset_day` of a weekly quota: `mon`..`sun` (or the full name) or 1..7 (1 =
+/// Monday, as ISO 8601 numbers them); 0 = Monday.
+fn parse_weekday(s: &str) -> Result<u8, String> {
+    const DAYS: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let lower = s.to_ascii_lowercase();
+    if let Some(i) = DAYS
+        .iter()
+        .position(|d| lower == *d || (lower.len() == 3 && d.starts_with(&lower)))
+    {
+        return Ok(i as u8);
+    }
+    match s.parse::<u8>() {
+        Ok(n @ 1..=7) => Ok(n - 1),
+        _ => Err(format!(
+            "must be a weekday for quota_period weekly: mon..sun or 1..7 (1 = Monday), not '{s}'"
+        )),
+    }
+}
+
+/// `quota_reset_time`: `HH:MM`, 24-hour local time; minutes after midnight.
+fn parse_time_of_day(s: &str) -> Result<u16, String> {
+    let err = || format!("must be a local time of day HH:MM from 00:00 to 23:59, not '{s}'");
+    let (h, m) = s.split_once(':').ok_or_else(err)?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return Err(err());
+    }
+    let h: u16 = number(h, 0, 23).map_err(|_| err())?;
+    let m: u16 = number(m, 0, 59).map_err(|_| err())?;
+    Ok(h * 60 + m)
 }
 
 /// `http_listen`: `ADDR:PORT`, `[V6]:PORT`, or a bare port (on 127.0.0.1).
@@ -745,6 +793,7 @@ impl<'s> Reader<'_, '_, 's> {
                 self.error("standby_interval", msg);
             }
         }
+        let quota = self.quota();
         self.finish(&["size", "max_ttl", "keep_failure_interval", "httping_ssl"]);
         Some(Interface {
             name: name?,
@@ -772,6 +821,97 @@ impl<'s> Reader<'_, '_, 's> {
             slot,
             bandwidth,
             standby_interval,
+            quota,
+        })
+    }
+
+    /// `quota` and the options that shape it; those without a `quota` are errors, so a
+    /// typo cannot leave a WAN unmetered unnoticed.
+    fn quota(&mut self) -> Option<crate::quota::Quota> {
+        use crate::quota::{self as q, Direction, Period};
+        const OPTIONS: [&str; 6] = [
+            "quota_period",
+            "quota_reset_day",
+            "quota_reset_time",
+            "quota_direction",
+            "quota_warn",
+            "quota_save_interval",
+        ];
+        let bytes = self.get("quota", q::parse_bytes);
+        if self.sec.get("quota").is_none() {
+            for o in OPTIONS {
+                self.read.push(o);
+                if self.sec.get(o).is_some() {
+                    self.error(
+                        o,
+                        "needs option 'quota' (the data cap) on this interface".into(),
+                    );
+                }
+            }
+            return None;
+        }
+        let errors = self.errors();
+        let kind = self.or("quota_period", "monthly", |s| match s {
+            "monthly" => Ok("monthly"),
+            "weekly" => Ok("weekly"),
+            "daily" => Ok("daily"),
+            _ => Err(format!("must be monthly, weekly or daily, not '{s}'")),
+        });
+        let day = self.single("quota_reset_day");
+        let period = match (kind, day) {
+            (_, _) if self.errors() != errors => None,
+            ("monthly", d) => match d.map_or(Ok(1), |d| number(d, 1, 31)) {
+                Ok(day) => Some(Period::Monthly { day }),
+                Err(_) => {
+                    let d = d.unwrap_or_default();
+                    let msg = format!("must be a day of the month from 1 to 31 (a shorter month resets on its last day), not '{d}'");
+                    self.error("quota_reset_day", msg);
+                    None
+                }
+            },
+            ("weekly", d) => match d.map_or(Ok(0), parse_weekday) {
+                Ok(weekday) => Some(Period::Weekly { weekday }),
+                Err(e) => {
+                    self.error("quota_reset_day", e);
+                    None
+                }
+            },
+            (_, Some(_)) => {
+                let msg = "has no meaning with quota_period daily (use quota_reset_time)";
+                self.error("quota_reset_day", msg.into());
+                None
+            }
+            (_, None) => Some(Period::Daily),
+        };
+        let reset_minute = self.or("quota_reset_time", 0, parse_time_of_day);
+        let direction = self.or("quota_direction", Direction::Both, |s| match s {
+            "both" => Ok(Direction::Both),
+            "down" => Ok(Direction::Down),
+            "up" => Ok(Direction::Up),
+            _ => Err(format!("must be both, down or up, not '{s}'")),
+        });
+        let warn = self.or("quota_warn", q::DEFAULT_WARN, |s| {
+            number(s.strip_suffix('%').unwrap_or(s), 1, 100)
+        });
+        let save_interval = self.or("quota_save_interval", q::DEFAULT_SAVE_INTERVAL, |s| match s
+            .strip_suffix('h')
+        {
+            Some(h) => number::<u64>(h, 1, 24)
+                .map(|h| Duration::from_secs(h * 3600))
+                .map_err(|_| {
+                    format!("must be a duration from 1m to 24h such as 30m or 1h, not '{s}'")
+                }),
+            None => duration(s, SEC, MIN, 24 * HOUR).map_err(|_| {
+                format!("must be a duration from 1m to 24h such as 30m or 1h, not '{s}'")
+            }),
+        });
+        Some(q::Quota {
+            bytes: bytes?,
+            period: period?,
+            reset_minute,
+            direction,
+            warn,
+            save_interval,
         })
     }
 

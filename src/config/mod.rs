@@ -155,6 +155,8 @@ pub struct Globals {
     /// Names the HTTP listener answers to (`list http_host`) besides the address a
     /// client connected to; any other `Host` gets 421 (no DNS rebinding).
     pub http_hosts: Vec<String>,
+    /// Where the metered WANs' byte counts are kept across restarts (`quota_state`).
+    pub quota_state: String,
 }
 
 /// `default_policy` / `use_policy` value meaning "the main routing table" (mwan3's).
@@ -210,6 +212,8 @@ pub struct Interface {
     /// Capacity in kbit/s (`bandwidth_down`, `bandwidth_up`), for the `least_used` and
     /// `overflow` modes.
     pub bandwidth: Bandwidth,
+    /// A data cap (`option quota` and the `quota_*` options); `None`: not metered.
+    pub quota: Option<crate::quota::Quota>,
     /// `standby_interval`: the pace of a WAN that carries no flows (no policy chooses it
     /// now) while its rounds pass; `None`: always the normal pace.
     pub standby_interval: Option<Duration>,
@@ -498,7 +502,10 @@ impl Config {
 
     /// One line per interface, for `uplinkd check`.
     pub fn summary(&self) -> Vec<String> {
-        self.interfaces.iter().map(|i| self.describe(i)).collect()
+        self.interfaces
+            .iter()
+            .map(|i| self.describe(i) + &describe_quota(i))
+            .collect()
     }
 
     fn device_text(&self, i: &Interface) -> String {
@@ -634,6 +641,31 @@ impl Config {
     }
 }
 
+/// `; quota 20.00 GB monthly from day 15 04:00 (both counted, warning at 80%)` for
+/// `uplinkd check`.
+fn describe_quota(i: &Interface) -> String {
+    use crate::quota::Period;
+    let Some(q) = &i.quota else {
+        return String::new();
+    };
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let period = match q.period {
+        Period::Monthly { day } => format!("monthly from day {day}"),
+        Period::Weekly { weekday } => {
+            format!("weekly from {}", DAYS[usize::from(weekday.min(6))])
+        }
+        Period::Daily => "daily from".to_string(),
+    };
+    format!(
+        "; quota {} {period} {:02}:{:02} ({} counted, warning at {}%)",
+        crate::quota::fmt_bytes(q.bytes),
+        q.reset_minute / 60,
+        q.reset_minute % 60,
+        q.direction.as_str(),
+        q.warn
+    )
+}
+
 impl Family {
     /// Whether a WAN of this family carries `f`.
     pub fn carries(self, f: crate::kernel::Family) -> bool {
@@ -749,6 +781,115 @@ mod tests {
 
     fn globals(options: &str) -> String {
         format!("config globals 'globals'\n{options}\n{MIN}")
+    }
+
+    #[test]
+    fn quota_options() {
+        use crate::quota::{Direction, Period, Quota};
+        let q = |o: &str| ok(&wan(o)).interfaces[0].quota;
+        assert_eq!(q(""), None);
+        assert_eq!(
+            q("option quota 20G"),
+            Some(Quota {
+                bytes: 20_000_000_000,
+                period: Period::Monthly { day: 1 },
+                reset_minute: 0,
+                direction: Direction::Both,
+                warn: 80,
+                save_interval: std::time::Duration::from_secs(3600),
+            })
+        );
+        let full = q(
+            "option quota 5Mi\noption quota_period weekly\noption quota_reset_day sun\n\
+                      option quota_reset_time 04:30\noption quota_direction down\n\
+                      option quota_warn 90\noption quota_save_interval 10m",
+        );
+        let full = full.expect("a quota");
+        assert_eq!(full.bytes, 5 << 20);
+        assert_eq!(full.period, Period::Weekly { weekday: 6 });
+        assert_eq!(full.reset_minute, 4 * 60 + 30);
+        assert_eq!(full.direction, Direction::Down);
+        assert_eq!(full.warn, 90);
+        assert_eq!(full.save_interval, std::time::Duration::from_secs(600));
+        let p = |o: &str| q(&format!("option quota 1G\n{o}")).map(|q| q.period);
+        assert_eq!(
+            p("option quota_reset_day 31"),
+            Some(Period::Monthly { day: 31 })
+        );
+        assert_eq!(
+            p("option quota_period weekly\noption quota_reset_day 1"),
+            Some(Period::Weekly { weekday: 0 })
+        );
+        assert_eq!(p("option quota_period daily"), Some(Period::Daily));
+        for (o, want) in [
+            ("option quota lots", "option 'quota' must be a size"),
+            ("option quota 0", "option 'quota' must be a size"),
+            (
+                "option quota_warn 80",
+                "option 'quota_warn' needs option 'quota'",
+            ),
+            (
+                "option quota 1G\noption quota_period yearly",
+                "must be monthly, weekly or daily",
+            ),
+            (
+                "option quota 1G\noption quota_reset_day 32",
+                "option 'quota_reset_day' must be a day of the month",
+            ),
+            (
+                "option quota 1G\noption quota_period weekly\noption quota_reset_day fun",
+                "must be a weekday",
+            ),
+            (
+                "option quota 1G\noption quota_period daily\noption quota_reset_day 3",
+                "has no meaning with quota_period daily",
+            ),
+            (
+                "option quota 1G\noption quota_reset_time 24:00",
+                "option 'quota_reset_time' must be a local time",
+            ),
+            (
+                "option quota 1G\noption quota_reset_time 4:5",
+                "must be a local time",
+            ),
+            (
+                "option quota 1G\noption quota_direction sideways",
+                "must be both, down or up",
+            ),
+            (
+                "option quota 1G\noption quota_warn 0",
+                "option 'quota_warn' must be",
+            ),
+            (
+                "option quota 1G\noption quota_save_interval 10s",
+                "option 'quota_save_interval' must be a duration from 1m to 24h",
+            ),
+            (
+                "option quota 1G\noption quota_save_interval 25h",
+                "from 1m to 24h",
+            ),
+        ] {
+            error(&wan(o), want);
+        }
+        let text =
+            wan("option quota 20G\noption quota_reset_day 15\noption quota_reset_time 04:00");
+        assert!(ok(&text).summary()[0].ends_with(
+            "; quota 20.00 GB monthly from day 15 04:00 (both counted, warning at 80%)"
+        ));
+        assert_eq!(
+            ok(&globals("")).globals.quota_state,
+            "/etc/uplinkd/quota.json"
+        );
+        assert_eq!(
+            ok(&globals("option quota_state /overlay/q.json"))
+                .globals
+                .quota_state,
+            "/overlay/q.json"
+        );
+        error(
+            &globals("option quota_state relative.json"),
+            "option 'quota_state' must be an absolute file path",
+        );
     }
 
     #[test]

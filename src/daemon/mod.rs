@@ -6,6 +6,7 @@
 //! reconciles the kernel whenever the desired state changed, a kernel event asks for a
 //! resync, a periodic resync is due, or a failed write is to be retried.
 
+use crate::SpawnBoxed;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,7 +34,7 @@ use crate::sync::{Kick, Schedule};
 use crate::sys::kernel::{Backend, Mode, HASH_POLICY};
 use crate::sys::logger;
 use crate::sys::netlink::{describe, EventFilter, Monitor, Netlink};
-use crate::sys::nft::link_bytes;
+use crate::sys::nft::{link_bytes, link_ifindex};
 use crate::sys::probe::{dns_ask, http_get, process_cookie, tcp_connect, IcmpSocket};
 use crate::sys::signals::{Signal, Signals};
 use crate::time::{earliest, Duration, Instant};
@@ -41,6 +42,7 @@ use crate::time::{earliest, Duration, Instant};
 mod cleanup;
 mod front;
 mod probes;
+mod quota;
 mod sync;
 
 use cleanup::remove_owned;
@@ -160,6 +162,7 @@ impl Clock {
 
 /// Run until SIGTERM/SIGINT. Returns the process exit code.
 pub fn run(opts: Options, cfg: Config) -> i32 {
+    quota::set_tz_from_openwrt();
     let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         match Daemon::start(ex.clone(), opts, cfg) {
@@ -242,6 +245,10 @@ impl Daemon {
         let ident_base = (std::process::id() as u16) ^ (clock.0.elapsed().subsec_nanos() as u16);
         let adopted = snap.owned.len();
         let mut engine = Engine::new(cfg, Some(&snap), ident_base, now);
+        if !engine.quotas().is_empty() {
+            let path = std::path::PathBuf::from(&engine.config().globals.quota_state);
+            engine.restore_quota(quota::load(&path).as_ref());
+        }
         if opts.ubus_socket.is_some() {
             // Judge, flush and announce nothing about WANs that follow netifd before it
             // has said which device they use.
@@ -296,7 +303,7 @@ impl Daemon {
         self.events = filter;
         let tx = self.tx.clone();
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 loop {
                     let events = monitor.next().await;
                     if tx.send(Input::Kernel(events)).await.is_err() {
@@ -326,7 +333,7 @@ impl Daemon {
         let signals = Signals::open().map_err(|e| format!("cannot open signalfd: {e}"))?;
         let tx = self.tx.clone();
         self.ex
-            .spawn(async move {
+            .spawn_boxed(async move {
                 while let Ok(s) = signals.next().await {
                     if tx.send(Input::Signal(s)).await.is_err() {
                         return;
@@ -583,6 +590,7 @@ impl Daemon {
                          flushed (pin slots with option slot to keep them across such edits)"
                     );
                 }
+                Output::Quota(event) => self.quota_event(event),
                 Output::AskNetifd { wan } => {
                     let name = self.engine.config().interfaces[wan].name.clone();
                     log::debug!("{name}: the kernel's default route differs from netifd's");
@@ -600,6 +608,8 @@ impl Daemon {
         // table stays as it was before it, and the next start (or the removal below)
         // takes it from there.
         self.nft_job = None;
+        // The counts since the last save (SIGTERM and SIGINT alike).
+        self.save_quota();
         if how == Exit::Keep {
             log::info!(
                 "stopping: routes, rules and the nft table stay for the next start \
@@ -633,7 +643,7 @@ fn forward<T: 'static>(
     tx: Sender<Input>,
     wrap: fn(T) -> Input,
 ) {
-    ex.spawn(async move {
+    ex.spawn_boxed(async move {
         while let Ok(v) = rx.recv().await {
             if tx.send(wrap(v)).await.is_err() {
                 return;

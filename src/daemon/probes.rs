@@ -1,6 +1,7 @@
 //! Probe sockets and sending, and the measurements the policies' modes need.
 
 use super::*;
+use crate::SpawnBoxed;
 
 /// An open ICMP socket of one WAN and the task reading it.
 pub(super) struct ProbeSocket {
@@ -59,7 +60,7 @@ impl Daemon {
                 let body = iface.request.expect_body.clone();
                 let wan: Rc<str> = iface.name.as_str().into();
                 self.ex
-                    .spawn(async move {
+                    .spawn_boxed(async move {
                         let connect = async {
                             match method {
                                 TrackMethod::Http {
@@ -162,7 +163,7 @@ impl Daemon {
                         let tx = self.tx.clone();
                         let wan = name.clone();
                         let errors = self.socket_errors.clone();
-                        self.ex.spawn(async move {
+                        self.ex.spawn_boxed(async move {
                             loop {
                                 match socket.recv_stamped().await {
                                     Ok(r) => {
@@ -232,9 +233,14 @@ impl Daemon {
                 if let Some((rx, tx)) = self.engine.device(want.wan).and_then(link_bytes) {
                     sample.rx_bytes = Some(rx);
                     sample.tx_bytes = Some(tx);
+                    let ifindex = self.engine.device(want.wan).and_then(link_ifindex);
+                    if let Some(ifindex) = ifindex {
+                        self.engine.on_counters(want.wan, ifindex, rx, tx, now);
+                    }
                 }
             }
             self.engine.on_sample(want.wan, sample, now);
         }
+        self.poll_quota(now);
     }
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::sync::Loaded;
 use crate::sys::kernel::{Kernel, Load, HASH_POLICY};
+use crate::SpawnBoxed;
 
 impl Daemon {
     /// Per-flow multipath hashing (see [`HASH_POLICY`]); the old value is restored by a
@@ -132,7 +133,7 @@ impl Daemon {
             }
             Some(Load::Running(job)) => {
                 let tx = self.tx.clone();
-                self.nft_job = Some(self.ex.spawn(async move {
+                self.nft_job = Some(self.ex.spawn_boxed(async move {
                     let result = job.await;
                     let _ = tx.send(Input::Nft { ruleset, result }).await;
                 }));

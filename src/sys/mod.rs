@@ -11,6 +11,8 @@ pub mod ct_events;
 pub mod dryrun;
 pub mod kernel;
 pub mod logger;
+#[cfg(all(target_env = "musl", target_os = "linux"))]
+pub mod musl;
 pub mod needs;
 pub mod netlink;
 pub mod nexthop;

@@ -30,10 +30,7 @@ use std::io;
 use std::net::IpAddr;
 
 use netlink_packet_core::{Emitable, Parseable};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
-    RouteProtocol, RouteScope, RouteType, RouteVia,
-};
+use netlink_packet_route::route::RouteProtocol;
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::AddressFamily;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SmolSocket, Socket};
@@ -41,8 +38,9 @@ use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SmolSoc
 use super::kernel::Kernel;
 use super::nexthop::{self, NexthopMsg, AF_INET, AF_INET6};
 use super::wire::{
-    align, parse_ack, u16_at, u32_at, Ack, Attrs, Messages, Request, NLMSG_DONE, NLMSG_ERROR,
-    NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+    align, parse_ack, u16_at, u32_at, Ack, Attrs, Messages, Request, NLA_HDRLEN, NLMSG_DONE,
+    NLMSG_ERROR, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL,
+    NLM_F_REPLACE,
 };
 use crate::kernel::{
     self, Address, Family, ForeignDefault, GroupMember, Link, MultipathHop, Nexthop, NexthopKind,
@@ -335,7 +333,7 @@ impl Netlink {
             if kind != RTM_NEWROUTE {
                 return;
             }
-            let Ok(msg) = RouteMessage::parse(payload) else {
+            let Some(msg) = RouteMsg::parse(payload) else {
                 log::debug!("skipping an undecodable route message");
                 return;
             };
@@ -542,9 +540,8 @@ fn encode(op: &Op, protocol: u8) -> Request {
             }
         },
         Object::Route(r) => {
-            let msg = route_message(r, protocol, delete);
             let kind = if delete { RTM_DELROUTE } else { RTM_NEWROUTE };
-            Request::new(kind, flags, &emit(&msg))
+            route_request(kind, flags, r, protocol, delete)
         }
         Object::Rule(r) => {
             let msg = rule_message(r, protocol, delete);
@@ -594,59 +591,89 @@ fn header_table(table: u32) -> u8 {
     u8::try_from(table).unwrap_or(RT_TABLE_UNSPEC as u8)
 }
 
-fn route_message(r: &Route, protocol: u8, delete: bool) -> RouteMessage {
-    let mut m = RouteMessage::default();
-    m.header.address_family = address_family(r.family);
-    m.header.destination_prefix_length = r.dst_len;
-    m.header.table = header_table(r.table);
-    m.header.protocol = RouteProtocol::from(protocol);
-    m.attributes.push(RouteAttribute::Table(r.table));
-    if r.dst_len > 0 {
-        m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
-    }
-    m.attributes.push(RouteAttribute::Priority(r.metric));
-    if delete {
+/// The `RTM_NEWROUTE` / `RTM_DELROUTE` request for `r`, encoded by hand like the
+/// decoder ([`RouteMsg`]): `struct rtmsg`, then `RTA_TABLE`, `RTA_DST` (not for a
+/// default), `RTA_PRIORITY` and the target.
+fn route_request(kind: u16, flags: u16, r: &Route, protocol: u8, delete: bool) -> Request {
+    let (mut scope, rtype) = match &r.target {
         // Delete by identity (table, destination, metric, protocol): type and scope
         // left as wildcards, the target not named, as `ip route del` does.
-        m.header.scope = RouteScope::NoWhere;
-        m.header.kind = RouteType::Unspec;
-        return m;
+        _ if delete => (RT_SCOPE_NOWHERE, RTN_UNSPEC),
+        RouteTarget::Unreachable => (RT_SCOPE_UNIVERSE, RTN_UNREACHABLE),
+        RouteTarget::Blackhole => (RT_SCOPE_UNIVERSE, RTN_BLACKHOLE),
+        _ => (RT_SCOPE_UNIVERSE, RTN_UNICAST),
+    };
+    if let (false, RouteTarget::Via { gateway: None, .. }) = (delete, &r.target) {
+        // `ip route add <dst> dev X` makes a link-scope route.
+        scope = RT_SCOPE_LINK;
     }
-    m.header.scope = RouteScope::Universe;
-    m.header.kind = RouteType::Unicast;
+    let header = [
+        af(r.family),
+        r.dst_len,
+        0,
+        0,
+        header_table(r.table),
+        protocol,
+        scope,
+        rtype,
+        0,
+        0,
+        0,
+        0,
+    ];
+    let mut req = Request::new(kind, flags, &header);
+    req.attr_u32(RTA_TABLE, r.table);
+    if r.dst_len > 0 {
+        req.attr(RTA_DST, &ip_bytes(r.dst));
+    }
+    req.attr_u32(RTA_PRIORITY, r.metric);
+    if delete {
+        return req;
+    }
     match &r.target {
         RouteTarget::Via { ifindex, gateway } => {
             if let Some(gw) = gateway {
-                m.attributes
-                    .push(RouteAttribute::Gateway(RouteAddress::from(*gw)));
-            } else {
-                // `ip route add <dst> dev X` makes a link-scope route.
-                m.header.scope = RouteScope::Link;
+                req.attr(RTA_GATEWAY, &ip_bytes(*gw));
             }
-            m.attributes.push(RouteAttribute::Oif(*ifindex));
+            req.attr_u32(RTA_OIF, *ifindex);
         }
-        RouteTarget::Nexthop(id) => m.attributes.push(RouteAttribute::NhId(*id)),
+        RouteTarget::Nexthop(id) => {
+            req.attr_u32(RTA_NH_ID, *id);
+        }
         RouteTarget::Multipath(hops) => {
-            let hops = hops
-                .iter()
-                .map(|h| {
-                    let mut nh = RouteNextHop::default();
-                    nh.interface_index = h.ifindex;
-                    nh.hops = (h.weight.clamp(1, 256) - 1) as u8;
-                    if let Some(gw) = h.gateway {
-                        nh.attributes
-                            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
-                    }
-                    nh
-                })
-                .collect();
-            m.attributes.push(RouteAttribute::MultiPath(hops));
+            // `struct rtnexthop` per hop: u16 len, u8 flags, u8 hops (weight - 1),
+            // i32 ifindex, then the hop's RTA_GATEWAY.
+            let mut buf = Vec::new();
+            for h in hops {
+                let gw = h.gateway.map(ip_bytes).unwrap_or_default();
+                let attr_len = if gw.is_empty() {
+                    0
+                } else {
+                    NLA_HDRLEN + gw.len()
+                };
+                buf.extend_from_slice(&((8 + attr_len) as u16).to_ne_bytes());
+                buf.push(0);
+                buf.push((h.weight.clamp(1, 256) - 1) as u8);
+                buf.extend_from_slice(&h.ifindex.to_ne_bytes());
+                if !gw.is_empty() {
+                    buf.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+                    buf.extend_from_slice(&RTA_GATEWAY.to_ne_bytes());
+                    buf.extend_from_slice(&gw);
+                }
+            }
+            req.attr(RTA_MULTIPATH, &buf);
         }
-        RouteTarget::Unreachable => m.header.kind = RouteType::Unreachable,
-        RouteTarget::Blackhole => m.header.kind = RouteType::BlackHole,
+        RouteTarget::Unreachable | RouteTarget::Blackhole => {}
     }
-    m
+    req
+}
+
+/// An address as a route attribute carries it: 4 or 16 bytes.
+fn ip_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
 }
 
 fn rule_message(r: &Rule, protocol: u8, delete: bool) -> RuleMessage {
@@ -744,11 +771,11 @@ pub fn fuzz_decode(data: &[u8]) {
     let _ = decode_address(data);
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
     let nexthops: Vec<NexthopMsg> = nexthop::decode(&data[split..]).into_iter().collect();
-    let Ok(msg) = RouteMessage::parse(data) else {
+    let Some(msg) = RouteMsg::parse(data) else {
         return;
     };
     let everything = Ownership {
-        protocol: u8::from(msg.header.protocol),
+        protocol: msg.protocol,
         tables: 0..=u32::MAX,
         priorities: 0..=u32::MAX,
         nexthop_ids: 0..=u32::MAX,
@@ -756,7 +783,7 @@ pub fn fuzz_decode(data: &[u8]) {
     // Empty ranges on purpose: this ownership claims nothing.
     #[allow(clippy::reversed_empty_ranges)]
     let nothing = Ownership {
-        protocol: u8::from(msg.header.protocol).wrapping_add(1),
+        protocol: msg.protocol.wrapping_add(1),
         tables: 1..=0,
         priorities: 1..=0,
         nexthop_ids: 1..=0,
@@ -767,22 +794,124 @@ pub fn fuzz_decode(data: &[u8]) {
     }
 }
 
-fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
-    match a {
-        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
-        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
-        _ => None,
+const RTA_DST: u16 = 1;
+const RTA_SRC: u16 = 2;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_VIA: u16 = 18;
+const RTN_UNSPEC: u8 = 0;
+const RTN_BLACKHOLE: u8 = 6;
+const RTN_UNREACHABLE: u8 = 7;
+const RT_SCOPE_NOWHERE: u8 = 255;
+
+/// What uplinkd reads of an `RTM_NEWROUTE`: `struct rtmsg` and the few attributes the
+/// classifier uses, decoded by hand with the bounds-checked [`Attrs`] walk (the full
+/// decoder of netlink-packet-route, for every route attribute the kernel knows, was
+/// about 25 kB of a router binary). Other attributes are skipped; one of ours with
+/// the wrong size makes the message undecodable, as it did there.
+#[derive(Default)]
+struct RouteMsg<'a> {
+    family: u8,
+    dst_len: u8,
+    src_len: u8,
+    /// `RTA_TABLE`, else `rtm_table`.
+    table: u32,
+    protocol: u8,
+    kind: u8,
+    flags: u32,
+    dst: Option<IpAddr>,
+    src: Option<IpAddr>,
+    oif: Option<u32>,
+    gateway: Option<IpAddr>,
+    metric: Option<u32>,
+    nh_id: Option<u32>,
+    /// The `struct rtnexthop` run of `RTA_MULTIPATH`.
+    multipath: Option<&'a [u8]>,
+}
+
+impl<'a> RouteMsg<'a> {
+    /// `struct rtmsg`: family, dst_len, src_len, tos, table, protocol, scope, type
+    /// (a byte each), then u32 flags.
+    const HDRLEN: usize = 12;
+
+    fn parse(payload: &'a [u8]) -> Option<RouteMsg<'a>> {
+        let h = payload.get(..Self::HDRLEN)?;
+        let mut m = RouteMsg {
+            family: h[0],
+            dst_len: h[1],
+            src_len: h[2],
+            table: u32::from(h[4]),
+            protocol: h[5],
+            kind: h[7],
+            flags: u32_at(h, 8)?,
+            ..RouteMsg::default()
+        };
+        for (kind, value) in Attrs::new(&payload[Self::HDRLEN..]) {
+            match kind {
+                RTA_DST => m.dst = Some(ip_of(value)?),
+                RTA_SRC => m.src = Some(ip_of(value)?),
+                RTA_OIF => m.oif = Some(u32_of(value)?),
+                RTA_PRIORITY => m.metric = Some(u32_of(value)?),
+                RTA_TABLE => m.table = u32_of(value)?,
+                RTA_NH_ID => m.nh_id = Some(u32_of(value)?),
+                RTA_MULTIPATH => m.multipath = Some(value),
+                RTA_GATEWAY | RTA_VIA => m.gateway = m.gateway.or(gateway_of(kind, value)),
+                _ => {}
+            }
+        }
+        Some(m)
+    }
+
+    /// The hops of `RTA_MULTIPATH`: ifindex, gateway and weight (`rtnh_hops` + 1) of
+    /// each `struct rtnexthop` (u16 len, u8 flags, u8 hops, i32 ifindex, attributes).
+    /// A malformed hop ends the list.
+    fn hops(&self) -> Vec<MultipathHop> {
+        let mut out = Vec::new();
+        let mut buf = self.multipath.unwrap_or_default();
+        while let (Some(len), Some(ifindex)) = (u16_at(buf, 0), u32_at(buf, 4)) {
+            let len = usize::from(len);
+            if len < 8 || len > buf.len() {
+                break;
+            }
+            let gateway = Attrs::new(&buf[8..len])
+                .filter(|(k, _)| *k == RTA_GATEWAY || *k == RTA_VIA)
+                .find_map(|(k, v)| gateway_of(k, v));
+            out.push(MultipathHop {
+                ifindex,
+                gateway,
+                weight: u16::from(buf[3]) + 1,
+            });
+            buf = &buf[align(len).min(buf.len())..];
+        }
+        out
     }
 }
 
-/// A gateway given as RTA_GATEWAY, or as RTA_VIA (an IPv4 route via an IPv6 gateway).
-fn gateway_of(attrs: &[RouteAttribute]) -> Option<IpAddr> {
-    attrs.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(g) => route_addr(g),
-        RouteAttribute::Via(RouteVia::Inet(a)) => Some(IpAddr::V4(*a)),
-        RouteAttribute::Via(RouteVia::Inet6(a)) => Some(IpAddr::V6(*a)),
+fn u32_of(value: &[u8]) -> Option<u32> {
+    (value.len() == 4).then(|| u32_at(value, 0)).flatten()
+}
+
+/// An address attribute: 4 bytes for IPv4, 16 for IPv6.
+fn ip_of(value: &[u8]) -> Option<IpAddr> {
+    if let Ok(a) = <[u8; 4]>::try_from(value) {
+        Some(IpAddr::from(a))
+    } else {
+        <[u8; 16]>::try_from(value).ok().map(IpAddr::from)
+    }
+}
+
+/// A gateway given as `RTA_GATEWAY`, or as `RTA_VIA` (`struct rtvia`: u16 family, then
+/// the address; an IPv4 route via an IPv6 gateway).
+fn gateway_of(kind: u16, value: &[u8]) -> Option<IpAddr> {
+    match kind {
+        RTA_GATEWAY => ip_of(value),
+        RTA_VIA => match (u16_at(value, 0), value.get(2..)) {
+            (Some(f), Some(a)) if f == u16::from(AF_INET) && a.len() == 4 => ip_of(a),
+            (Some(f), Some(a)) if f == u16::from(AF_INET6) && a.len() == 16 => ip_of(a),
+            _ => None,
+        },
         _ => None,
-    })
+    }
 }
 
 /// The value for objects the model cannot express: never planned, so never "in sync".
@@ -792,80 +921,45 @@ const INEXPRESSIBLE: RouteTarget = RouteTarget::Via {
 };
 
 fn classify_route(
-    msg: &RouteMessage,
+    msg: &RouteMsg,
     own: &Ownership,
     nexthops: &[NexthopMsg],
     pass: RoutePass,
     snap: &mut Snapshot,
 ) {
-    let h: &RouteHeader = &msg.header;
-    let Some(family) = family_of(h.address_family) else {
-        return;
+    let family = match msg.family {
+        AF_INET => Family::V4,
+        AF_INET6 => Family::V6,
+        _ => return,
     };
     // Cached clones (PMTU exceptions, redirects) are not routes anyone installed.
-    if h.flags.contains(RouteFlags::Cloned) {
+    if msg.flags & RTM_F_CLONED != 0 {
         return;
     }
-    let attrs = &msg.attributes;
-    let table = attrs
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(h.table));
-    let protocol = u8::from(h.protocol);
-    let metric = attrs
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Priority(p) => Some(*p),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let oif = attrs.iter().find_map(|a| match a {
-        RouteAttribute::Oif(i) => Some(*i),
-        _ => None,
-    });
-    let nh_id = attrs.iter().find_map(|a| match a {
-        RouteAttribute::NhId(i) => Some(*i),
-        _ => None,
-    });
-    let multipath = attrs.iter().find_map(|a| match a {
-        RouteAttribute::MultiPath(hops) => Some(hops),
-        _ => None,
-    });
+    let table = msg.table;
+    let protocol = msg.protocol;
+    let metric = msg.metric.unwrap_or(0);
+    let oif = msg.oif;
+    let nh_id = msg.nh_id;
+    let multipath = msg.multipath.is_some();
 
     if own.owns_route(table, protocol) {
         if pass == RoutePass::Foreign {
             return;
         }
-        let dst = attrs
-            .iter()
-            .find_map(|a| match a {
-                RouteAttribute::Destination(d) => route_addr(d),
-                _ => None,
-            })
-            .unwrap_or(family.any());
-        let target = match h.kind {
-            RouteType::Unreachable => RouteTarget::Unreachable,
-            RouteType::BlackHole => RouteTarget::Blackhole,
-            RouteType::Unicast => {
+        let dst = msg.dst.unwrap_or(family.any());
+        let target = match msg.kind {
+            RTN_UNREACHABLE => RouteTarget::Unreachable,
+            RTN_BLACKHOLE => RouteTarget::Blackhole,
+            RTN_UNICAST => {
                 if let Some(id) = nh_id {
                     RouteTarget::Nexthop(id)
-                } else if let Some(hops) = multipath {
-                    RouteTarget::Multipath(
-                        hops.iter()
-                            .map(|nh| MultipathHop {
-                                ifindex: nh.interface_index,
-                                gateway: gateway_of(&nh.attributes),
-                                weight: u16::from(nh.hops) + 1,
-                            })
-                            .collect(),
-                    )
+                } else if multipath {
+                    RouteTarget::Multipath(msg.hops())
                 } else {
                     RouteTarget::Via {
                         ifindex: oif.unwrap_or(0),
-                        gateway: gateway_of(attrs),
+                        gateway: msg.gateway,
                     }
                 }
             }
@@ -875,7 +969,7 @@ fn classify_route(
             family,
             table,
             dst,
-            dst_len: h.destination_prefix_length,
+            dst_len: msg.dst_len,
             metric,
             target,
         }));
@@ -883,21 +977,15 @@ fn classify_route(
     }
 
     if pass == RoutePass::Owned
-        || h.destination_prefix_length != 0
+        || msg.dst_len != 0
         || table == RT_TABLE_LOCAL
-        || h.kind != RouteType::Unicast
+        || msg.kind != RTN_UNICAST
     {
         return;
     }
     // A source-specific default (`default from <prefix>`), as netifd installs for
     // delegated IPv6 prefixes.
-    let src = attrs
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Source(s) => route_addr(s),
-            _ => None,
-        })
-        .map(|s| (s, h.source_prefix_length));
+    let src = msg.src.map(|s| (s, msg.src_len));
     let mut push = |ifindex: u32, gateway: Option<IpAddr>| {
         snap.foreign_defaults.push(ForeignDefault {
             family,
@@ -926,12 +1014,12 @@ fn classify_route(
                 push(oif, m.gateway);
             }
         }
-    } else if let Some(hops) = multipath {
-        for nh in hops {
-            push(nh.interface_index, gateway_of(&nh.attributes));
+    } else if multipath {
+        for nh in msg.hops() {
+            push(nh.ifindex, nh.gateway);
         }
     } else if let Some(oif) = oif {
-        push(oif, gateway_of(attrs));
+        push(oif, msg.gateway);
     }
 }
 

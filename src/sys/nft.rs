@@ -215,6 +215,16 @@ pub fn link_bytes(device: &str) -> Option<(u64, u64)> {
     Some((read("rx_bytes")?, read("tx_bytes")?))
 }
 
+/// A device's ifindex from sysfs: read with its counters, it tells a device that was
+/// re-created (a PPP reconnect) from counters that went down.
+pub fn link_ifindex(device: &str) -> Option<u32> {
+    if !crate::config::is_device_name(device) {
+        return None;
+    }
+    let path = format!("/sys/class/net/{device}/ifindex");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// A flowtable somebody (fw4's `flow_offloading`) set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Flowtable {

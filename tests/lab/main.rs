@@ -37,6 +37,7 @@ mod page;
 mod pinning;
 mod probekinds;
 mod quality;
+mod quota;
 mod reject;
 mod reload;
 mod rules;

@@ -284,6 +284,49 @@ test('ubus errors read as what they are', () => {
 	assert.match(model.reloadOutcome(6).message, /Access denied/);
 });
 
+test('a metered WAN shows a usage bar; others none', () => {
+	const views = model.wans(fixture('every_state'));
+	const metered = views.find((x) => x.name === 'wan-degraded');
+	assert.equal(metered.quota.percent, 87);
+	assert.equal(metered.quota.state, 'warned');
+	assert.match(metered.quota.text, /^17\.40 GB of 20\.00 GB \(87%\), warned$/);
+	const html = model.cardHtml(metered);
+	assert.match(html, /class="uplinkd-quota" data-state="warned"/);
+	assert.match(html, /width:87%/);
+	assert.match(html, /resets 2026-12-01 00:00 UTC/);
+	assert.ok(!model.cardHtml(views.find((x) => x.name === 'wan-up')).includes('uplinkd-quota'));
+	// Over the quota: the bar stops at 100 %, the text says so.
+	const over = model.quotaView({ bytes: 5000000, used: 6274251, state: 'exceeded' });
+	assert.equal(over.bar, 100);
+	assert.match(over.text, /125%\), spent: last resort only/);
+	for (const bad of [null, 7, {}, { bytes: 0 }, { bytes: 'x' }])
+		assert.equal(model.quotaView(bad), null);
+	assert.equal(model.formatBytes(999), '999 B');
+});
+
+test('quota options are checked as the daemon checks them', () => {
+	const v = model.validate;
+	for (const ok of ['20G', '500M', '1.5G', '20Gi', '20GiB', '5MB', '123456', ''])
+		assert.equal(v.quota(ok), true, ok);
+	for (const bad of ['0', 'G', 'lots', '-5M', '5X', '1.2.3G'])
+		assert.notEqual(v.quota(bad), true, bad);
+	assert.equal(v.quotaDay('31'), true);
+	assert.notEqual(v.quotaDay('32'), true);
+	assert.equal(v.quotaDay('sun', 'weekly'), true);
+	assert.equal(v.quotaDay('7', 'weekly'), true);
+	assert.notEqual(v.quotaDay('fun', 'weekly'), true);
+	assert.notEqual(v.quotaDay('3', 'daily'), true);
+	assert.equal(v.quotaTime('04:30'), true);
+	assert.notEqual(v.quotaTime('24:00'), true);
+	assert.notEqual(v.quotaTime('4:5'), true);
+	assert.equal(v.quotaSave('1h'), true);
+	assert.equal(v.quotaSave('30m'), true);
+	assert.notEqual(v.quotaSave('10s'), true);
+	assert.notEqual(v.quotaSave('25h'), true);
+	assert.equal(v.quotaWarn('80'), true);
+	assert.notEqual(v.quotaWarn('0'), true);
+});
+
 test('standby, probe cost and the effective weights of the modes show', () => {
 	const status = {
 		interfaces: {

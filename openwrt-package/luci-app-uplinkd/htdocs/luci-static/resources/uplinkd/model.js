@@ -69,6 +69,35 @@ function arr(v) {
 	return Array.isArray(v) ? v : [];
 }
 
+/* Bytes for people, in powers of 1000 as the daemon reads `20G`: `4.80 MB`. */
+function formatBytes(b) {
+	if (!isNum(b) || b < 0) return '-';
+	var units = [ 'B', 'kB', 'MB', 'GB', 'TB' ], i = 0;
+	while (b >= 1000 && i < units.length - 1) { b /= 1000; i++; }
+	return i === 0 ? String(b) + ' B' : b.toFixed(2) + ' ' + units[i];
+}
+
+var QUOTA_COLORS = { normal: '#4caf50', warned: '#f0ad4e', exceeded: '#d9534f' };
+
+/* A metered WAN's usage (status `quota`), or null for a WAN without a quota. */
+function quotaView(q) {
+	if (q == null || typeof q !== 'object' || !isNum(q.bytes) || q.bytes <= 0)
+		return null;
+	var used = isNum(q.used) ? q.used : 0;
+	var state = (typeof q.state === 'string' && QUOTA_COLORS[q.state]) ? q.state : 'normal';
+	var percent = Math.floor(used * 100 / q.bytes);
+	var end = isNum(q.period_end) ? new Date(q.period_end * 1000) : null;
+	return {
+		state: state,
+		percent: percent,
+		bar: Math.min(100, percent),
+		color: QUOTA_COLORS[state],
+		text: formatBytes(used) + ' of ' + formatBytes(q.bytes) + ' (' + percent + '%)' +
+			(state === 'exceeded' ? ', spent: last resort only' : state === 'warned' ? ', warned' : ''),
+		resets: end && !isNaN(end.getTime()) ? end.toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : ''
+	};
+}
+
 /* One view per WAN, sorted by name: everything a card shows, as plain text. */
 function wans(status) {
 	var ifaces = obj(obj(status).interfaces);
@@ -123,7 +152,8 @@ function wans(status) {
 					lost: isNum(t.lost) ? String(t.lost) : '0'
 				};
 			}),
-			history: arr(w.history)
+			history: arr(w.history),
+			quota: quotaView(w.quota)
 		};
 	});
 }
@@ -184,6 +214,15 @@ function chartSvg(history, width, height) {
 	return out + '</svg>';
 }
 
+/* A metered WAN's usage bar (nothing for others). */
+function quotaHtml(q) {
+	if (!q) return '';
+	return '<div class="uplinkd-quota" data-state="' + escapeHtml(q.state) + '">quota: ' + escapeHtml(q.text) +
+		(q.resets ? ', resets ' + escapeHtml(q.resets) : '') +
+		'<div style="background:#8884;height:.5em;border-radius:2px;margin:.2em 0">' +
+		'<div style="width:' + q.bar + '%;height:100%;border-radius:2px;background:' + q.color + '"></div></div></div>';
+}
+
 /* One card as HTML. */
 function cardHtml(v) {
 	var rows = v.targets.length ? v.targets.map(function(t) {
@@ -205,6 +244,7 @@ function cardHtml(v) {
 			return escapeHtml(m.policy) + ' (' + escapeHtml(m.mode) + ') ' + escapeHtml(m.weight);
 		}).join(', ') + '</div>' : '') +
 		(v.probeMonthly ? '<div>probes cost ' + escapeHtml(v.probeMonthly) + '</div>' : '') +
+		quotaHtml(v.quota) +
 		'<table class="uplinkd-targets"><tr><th>target</th><th>RTT</th><th>loss</th><th>lost/sent</th></tr>' + rows + '</table>' +
 		chartSvg(v.history) + '</div>';
 }
@@ -572,6 +612,50 @@ function members(list, names) {
 
 var SEC = 1000, MIN = 60000, HOUR = 3600000;
 
+/* `quota`: `20G`, `500M`, `1.5G`, `20Gi`, bytes (K/M/G/T = 1000^n, Ki..Ti = 1024^n). */
+function quotaSize(v) {
+	if (empty(v)) return true;
+	var m = /^([0-9]{1,15})(\.[0-9]{1,6})?(Ki|Mi|Gi|Ti|ki|mi|gi|ti|K|M|G|T|k|m|g|t)?[Bb]?$/.exec(String(v));
+	if (!m || parseFloat(m[1] + (m[2] || '')) === 0)
+		return 'must be a size such as 20G, 500M, 1.5G or 20Gi (bytes; K/M/G/T = 1000^n, Ki/Mi/Gi/Ti = 1024^n)';
+	return true;
+}
+
+/* `quota_reset_day` for the period: 1-31 monthly; mon..sun or 1-7 weekly; none daily. */
+function quotaDay(v, period) {
+	if (empty(v)) return true;
+	period = period || 'monthly';
+	if (period === 'daily')
+		return 'has no meaning with quota_period daily (use quota_reset_time)';
+	if (period === 'weekly') {
+		if (/^(mon|tue|wed|thu|fri|sat|sun)$|^(monday|tuesday|wednesday|thursday|friday|saturday|sunday)$/i.test(v) || /^[1-7]$/.test(v))
+			return true;
+		return 'must be a weekday for quota_period weekly: mon..sun or 1..7 (1 = Monday)';
+	}
+	if (/^[0-9]+$/.test(v) && +v >= 1 && +v <= 31)
+		return true;
+	return 'must be a day of the month from 1 to 31 (a shorter month resets on its last day)';
+}
+
+/* `quota_reset_time`: HH:MM, 00:00 to 23:59. */
+function quotaTime(v) {
+	if (empty(v)) return true;
+	var m = /^([0-9]{1,2}):([0-9]{2})$/.exec(String(v));
+	if (!m || +m[1] > 23 || +m[2] > 59)
+		return 'must be a local time of day HH:MM from 00:00 to 23:59';
+	return true;
+}
+
+/* `quota_save_interval`: 1m to 24h (`30m`, `1h`, or a duration as elsewhere). */
+function quotaSave(v) {
+	if (empty(v)) return true;
+	var h = /^([0-9]+)h$/.exec(String(v));
+	var ms = h ? +h[1] * HOUR : durationMs(v, SEC);
+	if (ms == null || ms < MIN || ms > 24 * HOUR)
+		return 'must be a duration from 1m to 24h such as 30m or 1h';
+	return true;
+}
+
 /* `standby_interval` must not be shorter than `interval` (both durations in seconds when
  * plain; an empty interval is the default 1s). */
 function standbyInterval(standby, interval) {
@@ -625,7 +709,12 @@ var validate = {
 	tableRange: tableRange,
 	listen: listen,
 	reference: reference,
-	members: members
+	members: members,
+	quota: quotaSize,
+	quotaWarn: wholeNumber(1, 100),
+	quotaDay: quotaDay,
+	quotaTime: quotaTime,
+	quotaSave: quotaSave
 };
 
 /* How a ubus status code (as rpc.js reports it) reads on the pages. */
@@ -672,6 +761,8 @@ var Model = {
 	formatAge: formatAge,
 	formatRtt: formatRtt,
 	formatPercent: formatPercent,
+	formatBytes: formatBytes,
+	quotaView: quotaView,
 	formatMegabytes: formatMegabytes,
 	wans: wans,
 	chart: chart,

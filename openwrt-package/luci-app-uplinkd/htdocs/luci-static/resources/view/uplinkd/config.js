@@ -167,6 +167,13 @@ return view.extend({
 			_('Protocol number stamped on the routes, rules and nexthops uplinkd owns (5 to 254).'), '212', v.routeProto);
 		number(s, 'advanced', 'fwmark_mask', _('Firewall mark bits'),
 			_('Bits of the packet and connection mark uplinkd may use to pin connections to an uplink.'), '0x3F00', v.mask);
+		o = s.taboption('advanced', form.Value, 'quota_state', _('Quota state file'),
+			_('Where the metered uplinks\' counts are kept across restarts (an absolute path; default /etc/uplinkd/quota.json).'));
+		o.placeholder = '/etc/uplinkd/quota.json';
+		o.optional = true;
+		o.validate = function(section_id, value) {
+			return (value == null || value === '' || (/^\/.*[^\/]$/.test(value))) ? true : _('must be an absolute file path');
+		};
 		number(s, 'advanced', 'reconcile_interval', _('Resync interval'),
 			_('How often the kernel state is re-read and corrected even without events (1s to 1h).'), '30s', v.reconcile);
 
@@ -179,6 +186,7 @@ return view.extend({
 		s.tab('probes', _('Probing'));
 		s.tab('quality', _('Latency and loss'));
 		s.tab('damping', _('Flap damping'));
+		s.tab('quota', _('Data quota'));
 
 		o = s.taboption('general', form.Flag, 'enabled', _('Enabled'));
 		o.default = '1';
@@ -226,6 +234,40 @@ return view.extend({
 			_('kbit/s (1 to 100000000); needed by the least used and overflow modes.'), '', v.bandwidth);
 		number(s, 'general', 'bandwidth_up', _('Upload capacity'),
 			_('kbit/s (1 to 100000000); needed by the least used and overflow modes.'), '', v.bandwidth);
+
+		o = number(s, 'quota', 'quota', _('Data quota'),
+			_('Data allowed per period, e.g. 20G or 500M (K/M/G/T are powers of 1000, Ki/Mi/Gi/Ti of 1024). Once it is spent the uplink is used only when no other is usable. Empty: not metered.'), '', v.quota);
+		o = s.taboption('quota', form.ListValue, 'quota_period', _('Period'));
+		o.value('monthly', _('monthly'));
+		o.value('weekly', _('weekly'));
+		o.value('daily', _('daily'));
+		o.default = 'monthly';
+		o.optional = true;
+		o.depends({ quota: '', '!reverse': true });
+		o = number(s, 'quota', 'quota_reset_day', _('Reset day'),
+			_('Monthly: day of the month 1 to 31 (a shorter month resets on its last day). Weekly: mon to sun, or 1 to 7 with 1 = Monday.'), '1', function(x) { return true; });
+		o.depends('quota_period', 'monthly');
+		o.depends('quota_period', 'weekly');
+		o.validate = function(section_id, value) {
+			var r = v.quotaDay(value, other(this, section_id, 'quota_period'));
+			return r === true ? true : _(r);
+		};
+		o = number(s, 'quota', 'quota_reset_time', _('Reset time'),
+			_('Local time of day (HH:MM) the period starts; the router\'s time zone (System settings).'), '00:00', v.quotaTime);
+		o.depends({ quota: '', '!reverse': true });
+		o = s.taboption('quota', form.ListValue, 'quota_direction', _('What counts'));
+		o.value('both', _('download and upload'));
+		o.value('down', _('download only'));
+		o.value('up', _('upload only'));
+		o.default = 'both';
+		o.optional = true;
+		o.depends({ quota: '', '!reverse': true });
+		o = number(s, 'quota', 'quota_warn', _('Warn at'),
+			_('Percent of the quota (1 to 100) at which a warning event and hook run.'), '80', v.quotaWarn);
+		o.depends({ quota: '', '!reverse': true });
+		o = number(s, 'quota', 'quota_save_interval', _('Save interval'),
+			_('Longest time a count stays unsaved to flash (1m to 24h, e.g. 30m or 1h).'), '1h', v.quotaSave);
+		o.depends({ quota: '', '!reverse': true });
 
 		o = s.taboption('probes', form.DynamicList, 'track_ip', _('Probe targets'),
 			_('Addresses that should always answer through this uplink, at most 8, of the address family above. None: the uplink follows its carrier only.'));

@@ -19,6 +19,7 @@ var callFull = rpc.declare({
 var callProbe = rpc.declare({ object: 'uplinkd', method: 'probe', params: [ 'interface' ], reject: true });
 var callDisable = rpc.declare({ object: 'uplinkd', method: 'disable', params: [ 'interface' ], reject: true });
 var callEnable = rpc.declare({ object: 'uplinkd', method: 'enable', params: [ 'interface' ], reject: true });
+var callQuotaReset = rpc.declare({ object: 'uplinkd', method: 'quota_reset', params: [ 'interface' ], reject: true });
 
 /* The card markup is shared with the daemon's own page; here it takes the theme's colours
  * where the theme defines them (bootstrap does, also in dark mode). */
@@ -78,7 +79,10 @@ return view.extend({
 			E('button', { 'class': 'btn cbi-button', 'click': act(callProbe, v.name) }, _('Probe now')),
 			' ',
 			E('button', { 'class': 'btn cbi-button cbi-button-reset', 'click': act(callDisable, v.name) }, _('Drain'))
-		]);
+		].concat(v.quota ? [
+			' ',
+			E('button', { 'class': 'btn cbi-button', 'click': act(callQuotaReset, v.name) }, _('Reset quota'))
+		] : []));
 	},
 
 	/* Redraw in place: cards keep their node, so polling does not flicker. */

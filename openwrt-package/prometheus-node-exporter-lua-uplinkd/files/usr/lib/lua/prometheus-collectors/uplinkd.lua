@@ -101,6 +101,18 @@ local function scrape()
   each_target(function(name, t)
     if num(t.lost) then lost({ wan = name, target = t.ip }, t.lost) end
   end)
+  local quota_used = metric("uplinkd_quota_used_bytes", "gauge")
+  each(function(name, w)
+    if type(w.quota) == "table" and num(w.quota.used) then
+      quota_used({ wan = name }, w.quota.used)
+    end
+  end)
+  local quota_bytes = metric("uplinkd_quota_bytes", "gauge")
+  each(function(name, w)
+    if type(w.quota) == "table" and num(w.quota.bytes) then
+      quota_bytes({ wan = name }, w.quota.bytes)
+    end
+  end)
   local probe_bytes = metric("uplinkd_probe_bytes_total", "counter")
   each(function(name, w)
     if type(w.probe_bytes) ~= "table" then return end
