@@ -121,13 +121,13 @@ fn main() {
         "15 % random loss each way: {false_downs} false downs over {loss_runs} x 60 s"
     ));
 
-    // A gateway that stops answering ARP requests (but still forwards, and still learns
-    // from replies): the router's entry for it stays usable until the kernel re-checks
-    // it (STALE, DELAY, PROBE), then FAILED.
+    // A gateway that stops answering the router's ARP requests (but still forwards,
+    // still learns from replies, and still resolves its upstream): the router's entry
+    // for it stays usable until the kernel re-checks it (STALE, DELAY, PROBE), then FAILED.
     lab.nft(
         "isp2",
         "add table arp benchgw\nadd chain arp benchgw in { type filter hook input priority 0; }\n\
-         add rule arp benchgw in arp operation request drop\n",
+         add rule arp benchgw in iifname rtr arp operation request drop\n",
     );
     let gone = time_until(Duration::from_secs(120), || !lab.in_group(2));
     let log = d.log();

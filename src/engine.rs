@@ -460,6 +460,41 @@ impl Engine {
         self.flushing(out)
     }
 
+    /// The kernel confirmed a neighbour (`NUD_REACHABLE`): if it is the gateway of a WAN
+    /// tracked by `track_method gateway` on that WAN's device, the probe is answered.
+    pub fn on_neighbour_reachable(&mut self, ifindex: u32, addr: IpAddr, now: Instant) -> bool {
+        let mut counted = false;
+        for (wan, iface) in self.wans.iter_mut().zip(&self.cfg.interfaces) {
+            let on_device = wan.link.is_some_and(|l| l.ifindex == ifindex);
+            let f = Family::of(&addr);
+            if !on_device
+                || iface.track_method != TrackMethod::Gateway
+                || wan.path(f).gateway != Some(Some(addr))
+            {
+                continue;
+            }
+            let Some(t) = iface.family.families().iter().position(|x| *x == f) else {
+                continue;
+            };
+            let reply = wan.sched.on_target_reply(t as u8, now);
+            match reply {
+                Reply::Ignored => {}
+                Reply::Answer => counted = true,
+                Reply::Late => {
+                    wan.health.on_late();
+                    counted = true;
+                }
+            }
+            if reply.counted() {
+                wan.probe_bytes.on_answered(&cost::probe(iface, &addr));
+            }
+            if let Some(slot) = wan.last_error.get_mut(t) {
+                *slot = None;
+            }
+        }
+        counted
+    }
+
     /// A link disappeared.
     pub fn on_link_gone(&mut self, ifindex: u32, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
@@ -603,7 +638,7 @@ impl Engine {
 
     fn params(&self, i: usize) -> Params {
         let iface = &self.cfg.interfaces[i];
-        let targets = iface.track_ip.len() as u8;
+        let targets = iface.targets() as u8;
         match iface.standby_interval.filter(|_| self.standby(i)) {
             // The cheapest round that can pass: `reliability` targets in turn, one probe
             // each. A lost one starts confirming a fall, which ends standby at once.
@@ -679,12 +714,21 @@ impl Engine {
         let p = self.params(i);
         let per_round = usize::from(p.per_round.min(p.targets));
         // The mean cost of a target: targets of both families may differ.
-        let total: u64 = iface
-            .track_ip
+        // The gateway probe's targets: one gateway per family (only the family matters).
+        let targets: Vec<IpAddr> = match iface.track_method {
+            TrackMethod::Gateway => (iface.family.families().iter())
+                .map(|f| match f {
+                    Family::V4 => IpAddr::from([0u8; 4]),
+                    Family::V6 => IpAddr::from([0u8; 16]),
+                })
+                .collect(),
+            _ => iface.track_ip.clone(),
+        };
+        let total: u64 = targets
             .iter()
             .map(|t| cost::probe(iface, t).answered())
             .sum();
-        let n = iface.track_ip.len().max(1) as u64;
+        let n = targets.len().max(1) as u64;
         let mean = cost::Cost {
             sent: total / n,
             ..cost::Cost::default()
@@ -736,7 +780,24 @@ impl Engine {
             // the kernel's "assume on-link" fallback, and proxy ARP could answer.)
             let link_up = wan.link.is_some_and(|l| l.up && l.carrier);
             for p in wan.sched.start(now, &params) {
-                let Some(&target) = iface.track_ip.get(usize::from(p.target)) else {
+                let target = match iface.track_method {
+                    TrackMethod::Gateway => {
+                        let f = iface.family.families().get(usize::from(p.target));
+                        match f.map(|&f| wan.path(f).gateway) {
+                            Some(Some(Some(gw))) => Some(gw),
+                            // A point-to-point link (PPP, most LTE modems) has no
+                            // gateway and no neighbour to ask: its carrier answers.
+                            Some(Some(None)) if link_up => {
+                                wan.sched.on_measured_reply(p.seq, p.target, Duration::ZERO);
+                                continue;
+                            }
+                            _ => None,
+                        }
+                    }
+                    _ => iface.track_ip.get(usize::from(p.target)).copied(),
+                };
+                let Some(target) = target else {
+                    wan.sched.on_error(p.seq, p.target);
                     continue;
                 };
                 if !link_up || wan.path(Family::of(&target)).gateway.is_none() {
@@ -1324,7 +1385,7 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         netifd_device: None,
         pending: Pending::No,
         asked: [None, None],
-        last_error: vec![None; iface.track_ip.len()],
+        last_error: vec![None; iface.targets()],
         probe_bytes: cost::Counted::default(),
     }
 }
@@ -1803,6 +1864,65 @@ mod tests {
         assert!(out
             .iter()
             .all(|o| !matches!(o, Output::Probe { wan: 1, .. })));
+    }
+
+    #[test]
+    fn timeline_gateway_probe_answered_by_neighbour_confirmations() {
+        let mut cfg = config(&[1, 1], 1);
+        for i in &mut cfg.interfaces {
+            i.track_ip.clear();
+            i.track_method = TrackMethod::Gateway;
+        }
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let gw2 = ip("10.20.2.1");
+        let mut down_at = None;
+        let mut t = 0;
+        // wan2's gateway stops confirming at t = 3000.
+        while t <= 8000 {
+            let out = core.poll(at(t));
+            for o in &out {
+                match o {
+                    Output::Probe { wan, target, .. } => {
+                        // One probe per round, to the discovered gateway of its WAN.
+                        assert_eq!(*target, ip(&format!("10.20.{}.1", wan + 1)));
+                        if *wan == 0 || t < 3000 {
+                            let ifindex = 10 + *wan as u32;
+                            assert!(core.on_neighbour_reachable(ifindex, *target, at(t + 1)));
+                        }
+                    }
+                    Output::Transition { wan: 1, event } if event.to == State::Down => {
+                        down_at.get_or_insert(t);
+                    }
+                    _ => {}
+                }
+            }
+            t += 50;
+        }
+        let down_at = down_at.expect("wan2 went down");
+        assert!((4000..=7000).contains(&down_at), "down at {down_at}");
+        assert_eq!(group(&core), vec![1100]);
+        // A confirmation of another address, or on another device, answers nothing.
+        core.poll(at(9000));
+        assert!(!core.on_neighbour_reachable(11, ip("10.20.2.77"), at(9001)));
+        assert!(!core.on_neighbour_reachable(10, gw2, at(9001)));
+    }
+
+    #[test]
+    fn gateway_probe_of_a_point_to_point_link_follows_carrier() {
+        let mut cfg = config(&[1], 1);
+        cfg.interfaces[0].track_ip.clear();
+        cfg.interfaces[0].track_method = TrackMethod::Gateway;
+        let mut core = Engine::new(cfg, None, 1, at(0));
+        let mut snap = snapshot(&[true]);
+        snap.foreign_defaults[0].gateway = None;
+        core.on_snapshot(&snap, at(0));
+        for t in (0..6000).step_by(100) {
+            let out = core.poll(at(t));
+            assert!(out.iter().all(|o| !matches!(o, Output::Probe { .. })));
+            assert!(out.iter().all(|o| !matches!(o, Output::Transition { .. })));
+        }
+        assert_eq!(core.wans()[0].health.state(), State::Up);
     }
 
     #[test]

@@ -330,6 +330,9 @@ pub enum Event {
     /// The kernel gave up resolving a neighbour (`NUD_FAILED`): it answered no ARP or
     /// NDP solicitation. Carried so a dead gateway is acted on without waiting for probes.
     NeighbourFailed { ifindex: u32, addr: IpAddr },
+    /// A neighbour on a WAN device was confirmed (`NUD_REACHABLE`: it answered a
+    /// solicitation). The gateway probe's answer.
+    NeighbourReachable { ifindex: u32, addr: IpAddr },
     /// Addresses, routes, rules or nexthops changed.
     Changed,
     /// The event socket overflowed (`ENOBUFS`): events were lost, resync now.

@@ -101,6 +101,11 @@ pub fn render(status: &Value) -> String {
         "counter",
         "Probe rounds to a target that got no answer since the WAN (re)started.",
     );
+    let mut answered = Family::new(
+        "uplinkd_probe_answered",
+        "gauge",
+        "1 when the target answered its last finished probe round, else 0.",
+    );
     let mut probe_bytes = Family::new(
         "uplinkd_probe_bytes_total",
         "counter",
@@ -257,19 +262,27 @@ pub fn render(status: &Value) -> String {
             let Some(ip) = t.get("ip").and_then(Value::as_str) else {
                 continue;
             };
-            let labels = [("wan", wan), ("target", ip)];
+            // The probe kind (ping, tcp, http, dns, gateway): losses by kind are a
+            // `sum by (method)` away.
+            let method = t.get("method").and_then(Value::as_str);
+            let mut labels = vec![("wan", wan), ("target", ip)];
+            labels.extend(method.map(|m| ("method", m)));
+            let labels = &labels[..];
             if let Some(ms) = t.get("mean_rtt_ms").and_then(tenths) {
                 // tenths of a millisecond → seconds: / 10_000.
-                rtt.add(&labels, fixed(ms, 4));
+                rtt.add(labels, fixed(ms, 4));
             }
             if let Some(pct) = t.get("loss_percent").and_then(tenths) {
-                loss.add(&labels, fixed(pct, 3));
+                loss.add(labels, fixed(pct, 3));
             }
             if let Some(n) = t.get("sent").and_then(Value::as_u64) {
-                sent.add(&labels, n.to_string());
+                sent.add(labels, n.to_string());
             }
             if let Some(n) = t.get("lost").and_then(Value::as_u64) {
-                lost.add(&labels, n.to_string());
+                lost.add(labels, n.to_string());
+            }
+            if let Some(a) = t.get("answered").and_then(Value::as_bool) {
+                answered.add(labels, flag(a));
             }
         }
     }
@@ -286,6 +299,7 @@ pub fn render(status: &Value) -> String {
         loss,
         sent,
         lost,
+        answered,
         probe_bytes,
         probe_monthly,
         standby,
@@ -380,6 +394,31 @@ mod tests {
             },
             "policies": {"backup": {"mode": "lowest_latency", "weights": {"wan": 0}}}
         })
+    }
+
+    #[test]
+    fn probe_kind_and_last_answer_per_target() {
+        let status = json!({
+            "interfaces": {
+                "wan": {"state": "down", "targets": [
+                    {"ip": "10.0.0.1", "method": "gateway", "answered": false,
+                     "last_error": "timed out", "sent": 9, "lost": 4},
+                    {"ip": "192.0.2.53", "method": "dns", "answered": true,
+                     "mean_rtt_ms": 2.5, "sent": 9, "lost": 0}
+                ]}
+            }
+        });
+        let text = render(&status);
+        let l = lines(&text);
+        for want in [
+            "uplinkd_probe_answered{wan=\"wan\",target=\"10.0.0.1\",method=\"gateway\"} 0",
+            "uplinkd_probe_answered{wan=\"wan\",target=\"192.0.2.53\",method=\"dns\"} 1",
+            "uplinkd_probes_lost_total{wan=\"wan\",target=\"10.0.0.1\",method=\"gateway\"} 4",
+            "uplinkd_probe_rtt_seconds{wan=\"wan\",target=\"192.0.2.53\",method=\"dns\"} 0.0025",
+            "# TYPE uplinkd_probe_answered gauge",
+        ] {
+            assert!(l.contains(&want), "{want} in\n{text}");
+        }
     }
 
     #[test]
@@ -516,7 +555,9 @@ mod tests {
             text.contains("uplinkd_flow_share{wan=\"wan1\",policy=\"balanced\"} 1"),
             "{text}"
         );
-        assert!(text.contains("uplinkd_probes_sent_total{wan=\"wan1\",target=\"203.0.113.1\"} 0"));
+        assert!(text.contains(
+            "uplinkd_probes_sent_total{wan=\"wan1\",target=\"203.0.113.1\",method=\"ping\"} 0"
+        ));
         // tests/metrics.sh feeds these to a real exposition-format parser.
         if let Some(dir) = std::env::var_os("UPLINKD_METRICS_SAMPLES") {
             let dir = std::path::PathBuf::from(dir);

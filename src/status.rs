@@ -175,15 +175,28 @@ fn interface(engine: &Engine, plan: Option<&Desired>, i: usize, now: Instant) ->
             quota_report(q, engine.meters().get(&iface.name)),
         );
     }
-    let targets: Vec<Value> = iface
-        .track_ip
+    // The gateway probe's targets are the gateways, one per family.
+    let addrs: Vec<String> = match iface.track_method {
+        crate::config::TrackMethod::Gateway => (iface.family.families().iter())
+            .map(|f| match wan.path(*f).gateway {
+                Some(Some(g)) => g.to_string(),
+                Some(None) => "point-to-point".to_string(),
+                None => "unknown".to_string(),
+            })
+            .collect(),
+        _ => iface.track_ip.iter().map(|ip| ip.to_string()).collect(),
+    };
+    let targets: Vec<Value> = addrs
         .iter()
         .zip(health.targets())
         .enumerate()
         .map(|(i, (ip, t))| {
             let mut m = Map::new();
-            m.insert("ip".into(), ip.to_string().into());
+            m.insert("ip".into(), ip.as_str().into());
             m.insert("method".into(), iface.track_method.name().into());
+            if let Some(a) = t.last_answered() {
+                m.insert("answered".into(), a.into());
+            }
             if let Some(Some(e)) = wan.last_error.get(i) {
                 m.insert("last_error".into(), e.as_str().into());
             }

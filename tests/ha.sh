@@ -234,20 +234,34 @@ mkfifo "$work/cmd"
 ns "$LAN" python3 tests/ha/flows.py client 198.51.100.1 7000 100 <"$work/cmd" >"$work/client.out" 2>&1 &
 client_pid=$!
 exec 3>"$work/cmd"
+answers() { wc -l <"$work/client.out"; }
+answered() { [ "$(answers)" -gt "$1" ]; } # N: a line beyond the first N
+# Runs in $(...), where bad() would set fail in a subshell: a missing answer is noted in
+# a file instead, and the line says so.
 ask() { # COMMAND: the client's one-line answer
-    n=$(wc -l <"$work/client.out")
+    n=$(answers)
     echo "$1" >&3
-    wait_for 30 test "$(wc -l <"$work/client.out")" -gt "$n"
-    tail -n 1 "$work/client.out"
+    if wait_for 30 answered "$n"; then
+        tail -n 1 "$work/client.out"
+    else
+        echo "$1" >>"$work/unanswered"
+        echo "no answer to $1 in 30 s"
+    fi
 }
 wait_for 30 grep -q ready "$work/client.out" || { bad "client: $(cat "$work/client.out")"; exit 1; }
 say "100 connections through r1, leaving from $(grep ready "$work/client.out" | cut -d' ' -f2-)"
 sleep 2
 r=$(ask check); say "before: $r"
 ask gap >/dev/null
-synced=$(ns "$R2" conntrackd -C "$work/r2/conntrackd.conf" -s cache 2>/dev/null |
-    grep -i -m1 "external" -A3 | tr -s ' \n' ' ')
-say "r2 external cache: $synced"
+r2cache() {
+    ns "$R2" conntrackd -C "$work/r2/conntrackd.conf" -s cache 2>/dev/null |
+        grep -i -m1 "external" -A3 | tr -s ' \n' ' '
+}
+# conntrackd sends each new entry at once; wait until r2 holds the 100 connections and
+# the UDP flow (a shortfall is reported, and the takeover check below judges it).
+synced() { r2cache | awk '{for (i = 1; i < NF; i++) if ($i == "objects:") exit !($(i + 1) >= 101); exit 1}'; }
+wait_for 20 synced || say "r2 external cache short of 101 entries after 20 s"
+say "r2 external cache: $(r2cache)"
 
 # r1 dies: every link of its namespace goes down at once.
 t0=$(date +%s.%N)
@@ -292,6 +306,7 @@ say "r1 back as backup; connections before: $before, after: $after"
 g=$(ask gap); say "UDP while r1 returned: $g"
 
 echo quit >&3
+[ -s "$work/unanswered" ] && bad "the client did not answer: $(tr '\n' ' ' <"$work/unanswered")"
 if [ "$fail" = 0 ]; then echo "ha: ok"; else
     for r in r1 r2; do echo "== $r"; tail -n 15 "$work/$r/uplinkd.log"; cat "$work/$r/notify.log" 2>/dev/null; done
 fi

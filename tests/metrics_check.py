@@ -20,6 +20,7 @@ EXPECTED = {
     "uplinkd_transitions": "counter",
     "uplinkd_probe_rtt_seconds": "gauge",
     "uplinkd_probe_loss_ratio": "gauge",
+    "uplinkd_probe_answered": "gauge",
     "uplinkd_probes_sent": "counter",
     "uplinkd_probes_lost": "counter",
     "uplinkd_quota_used_bytes": "gauge",
@@ -87,9 +88,17 @@ def compare(samples, status):
             assert get(samples, "uplinkd_wan_standby", wan=wan) == int(w["standby"]), wan
         for t in w["targets"]:
             ip = t["ip"]
-            assert get(samples, "uplinkd_probes_sent_total", wan=wan, target=ip) == t["sent"]
-            assert get(samples, "uplinkd_probes_lost_total", wan=wan, target=ip) == t["lost"]
-            rtt = get(samples, "uplinkd_probe_rtt_seconds", wan=wan, target=ip)
+            k = {"wan": wan, "target": ip}
+            if "method" in t:
+                k["method"] = t["method"]
+            assert get(samples, "uplinkd_probes_sent_total", **k) == t["sent"]
+            assert get(samples, "uplinkd_probes_lost_total", **k) == t["lost"]
+            answered = get(samples, "uplinkd_probe_answered", **k)
+            if "answered" in t:
+                assert answered == t["answered"], (wan, ip, answered, t)
+            else:
+                assert answered is None, (wan, ip, answered)
+            rtt = get(samples, "uplinkd_probe_rtt_seconds", **k)
             if "mean_rtt_ms" in t:
                 assert abs(rtt - t["mean_rtt_ms"] / 1000) < 1e-9, (wan, ip, rtt, t)
             else:

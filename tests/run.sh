@@ -31,7 +31,8 @@ phase "cargo build"
 
 log=$(mktemp)
 crosslog=$(mktemp)
-trap 'rm -f "$log" "$crosslog"' EXIT
+bg=$(mktemp -d)
+trap 'rm -rf "$log" "$crosslog" "$bg"' EXIT
 
 # The router builds are CPU-bound and the lab mostly waits on timers: the former run
 # meanwhile, at the lowest priority, so that they do not delay the lab's daemons. One
@@ -43,11 +44,34 @@ if [ "${UPLINKD_SKIP_CROSS:-0}" != 1 ]; then
     cross_pid=$!
 fi
 
+# The instrumented fuzz build and then the lints and API docs (tests/lint.sh: clippy and
+# rustdoc, warnings as errors) are CPU-bound as well: they run meanwhile too, at the
+# lowest priority, one after the other. The lints use target/lint: `cargo clippy` in
+# target/ would hold its lock against the foreground's cargo, and it reuses none of
+# `cargo build`'s output anyway. Each step leaves its status in $bg/<step>.rc.
+(
+    FUZZ_TARGET_DIR=$cache/fuzz-target nice -n 19 ./tests/fuzz.sh --build >"$bg/fuzz-build.log" 2>&1
+    echo $? >"$bg/fuzz-build.rc"
+    CARGO_TARGET_DIR=target/lint nice -n 19 ./tests/lint.sh >"$bg/lint.log" 2>&1
+    echo $? >"$bg/lint.rc"
+) &
+bg_pid=$!
+# bg_wait STEP: wait until the chain has done STEP; STEP's exit status.
+bg_wait() {
+    while [ ! -s "$bg/$1.rc" ] && kill -0 "$bg_pid" 2>/dev/null; do sleep 1; done
+    [ -s "$bg/$1.rc" ] || return 1
+    return "$(cat "$bg/$1.rc")"
+}
+
 # Keep the full output in a file, print cargo's result lines, exit with cargo's status.
 # The lab (one binary, tests in parallel) must run here: a skip would be a failure.
+# Its tests mostly wait on timers (on 2 cores: 61 tests, about 450 s of test time for
+# 50 s of CPU), so they run 8 at a time, not one per core (UPLINKD_LAB_THREADS).
 # The LuCI test drives Chromium against LuCI's ucode CGI: it runs alone afterwards, since
 # on 2 cores beside the parallel lab its page loads can outlast the browser's timeouts.
-UPLINKD_LAB_REQUIRED=1 cargo test --no-fail-fast -- --skip luci::luci_pages >"$log" 2>&1
+lab_threads=${UPLINKD_LAB_THREADS:-8}
+UPLINKD_LAB_REQUIRED=1 cargo test --no-fail-fast -- --skip luci::luci_pages \
+    --test-threads "$lab_threads" >"$log" 2>&1
 status=$?
 grep -E '^(test result:|     Running |test .* FAILED|error)' "$log"
 if [ "$status" -ne 0 ]; then
@@ -60,33 +84,6 @@ else
     status=1
 fi
 phase "cargo test"
-
-# Lints and API docs, warnings as errors.
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-if cargo clippy --all-targets -- -D warnings >"$log" 2>&1; then
-    echo "clippy: ok"
-else
-    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
-    echo "clippy: FAILED"
-    status=1
-fi
-if RUSTDOCFLAGS="-D warnings" cargo doc --no-deps >"$log" 2>&1; then
-    echo "doc: ok"
-else
-    grep -E -A 12 '^(error|warning)' "$log" | head -n 150
-    echo "doc: FAILED"
-    status=1
-fi
-phase "clippy, doc"
-
-# The decoders of untrusted bytes, fuzzed for a bounded time.
-if FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
-    grep -E '^(fuzz|Done)' "$log"
-else
-    tail -n 60 "$log"
-    status=1
-fi
-phase "fuzz"
 
 # The Prometheus output, parsed by a real exposition-format parser.
 if ./tests/metrics.sh >"$log" 2>&1; then
@@ -147,6 +144,26 @@ sh tests/pkgmanagers.sh || status=1
 phase "pkgmanagers"
 sh tests/debian.sh || status=1
 phase "debian"
+
+# The decoders of untrusted bytes, fuzzed for a bounded time, two targets at a time (one
+# core each, as long as each was fuzzed when they ran one after the other). This comes
+# after the phases that mostly wait, which leave the background builds the CPU.
+if ! bg_wait fuzz-build; then
+    tail -n 60 "$bg/fuzz-build.log"
+    echo "fuzz build: FAILED"
+    status=1
+elif FUZZ_JOBS=2 FUZZ_TARGET_DIR=$cache/fuzz-target ./tests/fuzz.sh >"$log" 2>&1; then
+    grep -E '^(fuzz|Done)' "$log"
+else
+    tail -n 60 "$log"
+    status=1
+fi
+phase "fuzz"
+
+# The lints, finished in the background by now or soon.
+bg_wait lint || status=1
+cat "$bg/lint.log"
+phase "clippy, doc (the rest of them)"
 
 # Router builds: the init script against stub procd, the mips (big-endian) and armv7
 # binaries under qemu-user, the size budget on mipsel, and the package structure. The

@@ -621,6 +621,7 @@ impl<'s> Reader<'_, '_, 's> {
                 }
                 TrackMethod::Ping
             }
+            ("gateway", None) => TrackMethod::Gateway,
             ("http", port) => {
                 if let Some(p) = self.get("http_path", http_text("/")) {
                     request.http_path = p;
@@ -737,17 +738,34 @@ impl<'s> Reader<'_, '_, 's> {
             "tcp" => Ok("tcp"),
             "http" => Ok("http"),
             "dns" => Ok("dns"),
-            _ => Err(format!("must be ping, tcp, http or dns, not '{s}'")),
+            "gateway" => Ok("gateway"),
+            _ => Err(format!(
+                "must be ping, tcp, http, dns or gateway, not '{s}'"
+            )),
         });
         let port = self.get("track_port", |s| number(s, 1, 65535));
         let (track_method, request) = self.probe(method, port);
-        let max_reliability = track_ip.len().clamp(1, MAX_TARGETS);
+        // The gateway probe asks the kernel about the gateway of each family the WAN
+        // carries: its targets are those gateways, not `track_ip`.
+        let targets = if track_method == TrackMethod::Gateway {
+            if !track_ip.is_empty() {
+                self.error(
+                    "track_ip",
+                    "does not apply to track_method gateway (the gateway is the target)".into(),
+                );
+            }
+            family.families().len()
+        } else {
+            track_ip.len()
+        };
+        let max_reliability = targets.clamp(1, MAX_TARGETS);
         let reliability: u8 = self.or("reliability", 1, |s| number(s, 1, MAX_TARGETS as u64));
         if usize::from(reliability) > max_reliability && self.errors() == errors {
-            let msg = format!(
-                "is {reliability} but only {} track_ip targets are configured",
-                track_ip.len()
-            );
+            let msg = if track_method == TrackMethod::Gateway {
+                format!("is {reliability} but the gateway probe has only {targets} target(s), one per family")
+            } else {
+                format!("is {reliability} but only {targets} track_ip targets are configured")
+            };
             self.error("reliability", msg);
         }
         let count = self.or("count", 1, |s| number(s, 1, 10));

@@ -36,6 +36,18 @@ pub enum Family {
     Any,
 }
 
+impl Family {
+    /// The kernel families this carries, IPv4 first: the gateway probe's targets.
+    pub fn families(self) -> &'static [crate::kernel::Family] {
+        use crate::kernel::Family::{V4, V6};
+        match self {
+            Family::Ipv4 => &[V4],
+            Family::Ipv6 => &[V6],
+            Family::Any => &[V4, V6],
+        }
+    }
+}
+
 /// How targets are probed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum TrackMethod {
@@ -53,6 +65,10 @@ pub enum TrackMethod {
         port: u16,
         qtype: crate::probe::dns::Type,
     },
+    /// The kernel is asked to re-resolve the WAN's gateway (ARP / NDP) every round; a
+    /// confirmation (`NUD_REACHABLE`) answers, `NUD_FAILED` or silence does not. One
+    /// target per family the WAN carries, instead of `track_ip`.
+    Gateway,
 }
 
 impl TrackMethod {
@@ -63,6 +79,7 @@ impl TrackMethod {
             TrackMethod::Tcp { .. } => "tcp",
             TrackMethod::Http { .. } => "http",
             TrackMethod::Dns { .. } => "dns",
+            TrackMethod::Gateway => "gateway",
         }
     }
 }
@@ -531,7 +548,7 @@ impl Config {
             Family::Ipv6 => "IPv6, ",
             Family::Any => "IPv4 and IPv6, ",
         };
-        let n = i.track_ip.len();
+        let n = i.targets();
         let tracking = match (n, i.track_method) {
             (0, _) => "no tracking (up while the device has carrier)".to_string(),
             (_, method) => {
@@ -548,6 +565,7 @@ impl Config {
                     TrackMethod::Dns { port, qtype } => {
                         format!("dns {} {} port {port}", qtype.name(), i.request.dns_query)
                     }
+                    TrackMethod::Gateway => "gateway (ARP/NDP)".to_string(),
                 };
                 let s = if n == 1 { "" } else { "s" };
                 format!(
@@ -679,6 +697,15 @@ impl Family {
 }
 
 impl Interface {
+    /// How many targets a round probes: `track_ip`, or for the gateway probe one
+    /// gateway per family.
+    pub fn targets(&self) -> usize {
+        match self.track_method {
+            TrackMethod::Gateway => self.family.families().len(),
+            _ => self.track_ip.len(),
+        }
+    }
+
     /// The configured gateway of family `f`.
     pub fn gateway_of(&self, f: crate::kernel::Family) -> Option<IpAddr> {
         match f {
@@ -1301,6 +1328,25 @@ mod tests {
     }
 
     #[test]
+    fn gateway_probe_targets_one_gateway_per_family() {
+        let c = ok(&wan("option track_method gateway"));
+        let i = &c.interfaces[0];
+        assert_eq!((i.track_method, i.targets()), (TrackMethod::Gateway, 1));
+        assert!(
+            c.summary()[0].contains("gateway (ARP/NDP) 1 target"),
+            "{:?}",
+            c.summary()
+        );
+        let c = ok(&wan(
+            "option family any\noption track_method gateway\noption reliability 2",
+        ));
+        assert_eq!(
+            (c.interfaces[0].targets(), c.interfaces[0].reliability),
+            (2, 2)
+        );
+    }
+
+    #[test]
     fn http_and_dns_probes() {
         let c = ok(&wan(
             "list track_ip 192.0.2.9\noption track_method http\noption track_host example.net\n\
@@ -1410,7 +1456,7 @@ mod tests {
             ),
             (
                 "option track_method https",
-                "option 'track_method' must be ping, tcp, http or dns",
+                "option 'track_method' must be ping, tcp, http, dns or gateway",
             ),
             (
                 "option track_method http\noption expect_status 99",
@@ -1423,6 +1469,22 @@ mod tests {
             (
                 "option track_method http\noption track_host 'a b'",
                 "option 'track_host' must be 1-256 printable characters, without spaces",
+            ),
+            (
+                "option track_method gateway\nlist track_ip 192.0.2.1",
+                "option 'track_ip' does not apply to track_method gateway (the gateway is the target)",
+            ),
+            (
+                "option track_method gateway\noption track_port 80",
+                "option 'track_port' only applies to track_method tcp, http and dns",
+            ),
+            (
+                "option track_method gateway\noption reliability 2",
+                "option 'reliability' is 2 but the gateway probe has only 1 target(s), one per family",
+            ),
+            (
+                "option track_method gateway\noption dns_query example.com",
+                "option 'dns_query' does not apply to track_method gateway",
             ),
             (
                 "option track_method ping\noption http_path /",
@@ -1506,7 +1568,7 @@ mod tests {
             ),
             (
                 "option track_method 'tc\tp'",
-                "must be ping, tcp, http or dns, not 'tc\\tp'",
+                "must be ping, tcp, http, dns or gateway, not 'tc\\tp'",
             ),
             (
                 "option bogus 1",

@@ -77,15 +77,17 @@ const TRACK_METHODS: [(&str, &str, &str); 9] = [
     ),
     (
         "arping",
-        "ping",
-        "mwan3 asked the targets for their MAC address on the link (ARP); uplinkd pings \
-         them, through the gateway unless they are on the link",
+        "gateway",
+        "mwan3 asked the targets for their MAC address on the link (ARP); uplinkd asks \
+         the kernel to re-resolve the WAN's gateway (ARP/NDP) each round instead, and \
+         does not probe the track_ip targets",
     ),
     (
         "nping-arp",
-        "ping",
-        "mwan3 asked the targets for their MAC address on the link (ARP); uplinkd pings \
-         them, through the gateway unless they are on the link",
+        "gateway",
+        "mwan3 asked the targets for their MAC address on the link (ARP); uplinkd asks \
+         the kernel to re-resolve the WAN's gateway (ARP/NDP) each round instead, and \
+         does not probe the track_ip targets",
     ),
     ("nslookup", "dns", ""),
     (
@@ -509,10 +511,20 @@ impl Converter<'_> {
                 ),
             );
         }
-        for t in &targets {
-            self.list("track_ip", &t.to_string());
+        // arping asked the neighbours on the link: uplinkd's gateway probe, whose one
+        // target per family is the gateway, not track_ip.
+        let to_gateway = !targets.is_empty()
+            && get("track_method").is_some_and(|(m, _)| {
+                TRACK_METHODS
+                    .iter()
+                    .any(|(from, to, _)| *from == m && *to == "gateway")
+            });
+        if !to_gateway {
+            for t in &targets {
+                self.list("track_ip", &t.to_string());
+            }
         }
-        if let Some(r) = reliability.filter(|_| !targets.is_empty()) {
+        if let Some(r) = reliability.filter(|_| !targets.is_empty() && !to_gateway) {
             let line = get("reliability").map_or(s.line, |(_, l)| l);
             let kept = if r > targets.len() {
                 let why = if r > had {
@@ -560,6 +572,7 @@ impl Converter<'_> {
                         self.option("http_path", "/");
                         self.option("expect_status", "any");
                     }
+                    "gateway" => self.option("track_method", "gateway"),
                     // mwan3 runs `nslookup www.google.com <target>`.
                     "dns" => {
                         self.option("track_method", "dns");

@@ -428,6 +428,11 @@ impl Daemon {
                             let outs = self.engine.on_neighbour_failed(ifindex, addr, now);
                             self.handle(outs);
                         }
+                        KernelEvent::NeighbourReachable { ifindex, addr } => {
+                            if self.engine.on_neighbour_reachable(ifindex, addr, now) {
+                                log::debug!("gateway {addr} on if{ifindex} confirmed");
+                            }
+                        }
                         KernelEvent::Changed => {
                             self.schedule.kick(Kick::Soon, now);
                         }

@@ -17,6 +17,19 @@ impl Daemon {
         let iface = &self.engine.config().interfaces[wan];
         let state = &self.engine.wans()[wan];
         match iface.track_method {
+            TrackMethod::Gateway => {
+                let name = iface.name.clone();
+                let ifindex = state.link.map(|l| l.ifindex).unwrap_or_default();
+                match self.sys.kernel.solicit(ifindex, target) {
+                    Ok(()) => log::debug!("{name}: asked the kernel to resolve {target}"),
+                    Err(e) => {
+                        log::debug!("{name}: gateway probe failed: {e}");
+                        self.engine.on_probe_error(wan, target_index, seq);
+                        self.engine
+                            .set_last_result(wan, target_index, Some(e.to_string()));
+                    }
+                }
+            }
             TrackMethod::Ping => {
                 let ident = state.ident;
                 let name: Rc<str> = iface.name.as_str().into();
@@ -89,7 +102,9 @@ impl Daemon {
                                         .await
                                         .map_err(|e| e.to_string())
                                 }
-                                TrackMethod::Ping => Err("not a connection probe".into()),
+                                TrackMethod::Ping | TrackMethod::Gateway => {
+                                    Err("not a connection probe".into())
+                                }
                             }
                         };
                         let result = smol::future::or(connect, async {

@@ -257,7 +257,7 @@ impl Health {
     /// A WAN as configured; `carrier` is `None` until the kernel has been asked: the
     /// first carrier report then keeps the initial state instead of starting recovery.
     pub fn new(cfg: &Interface, carrier: Option<bool>, now: Instant) -> Health {
-        let level = match (cfg.track_ip.is_empty(), cfg.initial_state) {
+        let level = match (cfg.targets() == 0, cfg.initial_state) {
             (true, _) | (false, InitialState::Online) => Level::Up,
             (false, InitialState::Offline) => Level::Down,
         };
@@ -276,7 +276,7 @@ impl Health {
             transitions: [0; State::COUNT],
             history: heapless::Deque::new(),
         };
-        h.resize_targets(cfg.track_ip.len());
+        h.resize_targets(cfg.targets());
         h.state = h.compute(now);
         h
     }
@@ -298,7 +298,7 @@ impl Health {
             (Some(d), Some(p)) => d.retune(p),
             (d, p) => *d = p.map(Damper::new),
         }
-        self.resize_targets(cfg.track_ip.len());
+        self.resize_targets(cfg.targets());
         self.set_enabled(cfg.enabled, now)
     }
 

@@ -35,6 +35,11 @@ impl TargetStats {
         }
     }
 
+    /// Whether the last finished round was answered; `None` before the first.
+    pub fn last_answered(&self) -> Option<bool> {
+        self.samples.back().map(Option::is_some)
+    }
+
     /// Loss over the window, in percent (0 with no samples).
     pub fn loss_percent(&self) -> u8 {
         let n = self.samples.len();

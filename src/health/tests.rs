@@ -371,8 +371,8 @@ impl Sim {
                 }
             }
             let params = Params {
-                targets: cfg.track_ip.len() as u8,
-                per_round: cfg.track_ip.len() as u8,
+                targets: cfg.targets() as u8,
+                per_round: cfg.targets() as u8,
                 count: self.health.probes_per_target(cfg),
                 timeout: cfg.timeout,
                 interval: self.health.interval(cfg),

@@ -10,6 +10,7 @@
 //! | tcp | SYN (TCP 40: MSS, SACK, timestamps, window scale); answered: ACK and the RST of the zero-linger close (TCP 32 each, with timestamps) | SYN-ACK (TCP 40) |
 //! | http | as tcp, plus the request in one segment | SYN-ACK, and the answer in one segment ([`HTTP_ANSWER`] bytes assumed: a bare `204`) |
 //! | dns | the query in a UDP datagram | the query echoed plus one answer record |
+//! | gateway | a unicast ARP request (28 bytes) or neighbour solicitation (IPv6 + 32) | the ARP reply or neighbour advertisement, same size |
 //!
 //! IP is 20 bytes for IPv4 (no options) and 40 for IPv6 (no extension headers). A
 //! probe that is not answered costs its first packet only (a lost SYN is not retried
@@ -31,6 +32,10 @@ pub const ICMP_ECHO: u64 = super::icmp::MIN_ECHO_LEN as u64;
 pub const TCP_SYN: u64 = 40;
 /// A segment with the timestamp option (RFC 7323), as Linux sends once both ends agree.
 pub const TCP_SEGMENT: u64 = 32;
+/// An ARP request or reply for IPv4 over Ethernet (RFC 826).
+pub const ARP_PACKET: u64 = 28;
+/// A neighbour solicitation or advertisement with its link-layer address option.
+pub const NDP_MESSAGE: u64 = 32;
 /// UDP header (RFC 768).
 pub const UDP_HEADER: u64 = 8;
 /// The HTTP answer assumed in the model: a `204 No Content` with a few headers. A
@@ -117,6 +122,20 @@ pub fn of(method: TrackMethod, request: &Request, target: &IpAddr) -> Cost {
                 sent: handshake.sent,
                 answered_tx: handshake.answered_tx + ip + TCP_SEGMENT + request,
                 answered_rx: handshake.answered_rx + ip + TCP_SEGMENT + HTTP_ANSWER,
+            }
+        }
+        TrackMethod::Gateway => {
+            // ARP for IPv4 (RFC 826, Ethernet and IPv4 addresses: 28 bytes, no IP
+            // header); a neighbour solicitation or advertisement with a link-layer
+            // address option for IPv6 (RFC 4861: ICMPv6 24 + option 8).
+            let size = match target {
+                IpAddr::V4(_) => ARP_PACKET,
+                IpAddr::V6(_) => ip + NDP_MESSAGE,
+            };
+            Cost {
+                sent: size,
+                answered_tx: 0,
+                answered_rx: size,
             }
         }
         TrackMethod::Dns { qtype, .. } => {

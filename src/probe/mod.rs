@@ -411,6 +411,34 @@ impl Scheduler {
         reply
     }
 
+    /// A confirmation that target `target` is reachable, tied to no probe (the kernel
+    /// confirmed the gateway's neighbour entry): it answers the target's first
+    /// unresolved probe in every round in flight, each with the time since its start.
+    pub fn on_target_reply(&mut self, target: u8, now: Instant) -> Reply {
+        let seqs: heapless::Vec<u16, MAX_ROUNDS> = self
+            .rounds
+            .iter()
+            .filter(|r| r.started_at <= now)
+            .filter_map(|r| {
+                let t = r.relative(target)?;
+                let count = u16::from(r.count);
+                (0..count)
+                    .map(|k| u16::from(t) * count + k)
+                    .find(|&i| i < 128 && r.outstanding & (1 << i) != 0)
+                    .map(|i| r.first_seq.wrapping_add(i))
+            })
+            .collect();
+        let mut best = Reply::Ignored;
+        for seq in seqs {
+            match self.on_reply(seq, target, now) {
+                Reply::Answer => best = Reply::Answer,
+                Reply::Late if best == Reply::Ignored => best = Reply::Late,
+                _ => {}
+            }
+        }
+        best
+    }
+
     /// Sending `seq` failed (e.g. ENETUNREACH: no route in the WAN's table): the probe
     /// is lost now instead of at the deadline.
     pub fn on_error(&mut self, seq: u16, target: u8) {
@@ -554,6 +582,39 @@ mod tests {
         assert!(s.on_reply(0, 1, at(5)).counted());
         assert!(s.on_reply(u16::MAX, 0, at(6)).counted());
         assert!(s.finished(at(6)).is_some());
+    }
+
+    #[test]
+    fn a_confirmation_answers_the_target_in_every_round_in_flight() {
+        let mut s = Scheduler::new(0);
+        let params = Params {
+            interval: Duration::from_millis(500),
+            ..p(2, 1)
+        };
+        s.start(at(0), &params); // seqs 0, 1
+        s.start(at(500), &params); // seqs 2, 3
+        assert_eq!(s.on_target_reply(1, at(600)), Reply::Answer);
+        assert_eq!(
+            s.on_target_reply(1, at(610)),
+            Reply::Ignored,
+            "nothing left"
+        );
+        assert_eq!(
+            s.on_target_reply(5, at(610)),
+            Reply::Ignored,
+            "no such target"
+        );
+        assert_eq!(
+            s.finished(at(1000)).unwrap().as_slice(),
+            &[None, Some(Duration::from_millis(600))]
+        );
+        assert_eq!(
+            s.finished(at(1500)).unwrap().as_slice(),
+            &[None, Some(Duration::from_millis(100))]
+        );
+        // After its round's timeout a confirmation is too late to count.
+        s.start(at(2000), &params);
+        assert_eq!(s.on_target_reply(0, at(3000)), Reply::Ignored);
     }
 
     #[test]

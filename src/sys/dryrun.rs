@@ -71,6 +71,12 @@ impl<K: Kernel> Kernel for DryRun<K> {
     fn writes(&self) -> bool {
         false
     }
+
+    /// A solicitation is a probe, not a change of the routing: a dry run probes the
+    /// gateway as a real run does.
+    fn solicit(&mut self, ifindex: u32, addr: std::net::IpAddr) -> Result<(), Error> {
+        self.inner.solicit(ifindex, addr)
+    }
 }
 
 /// The nft table of a dry run: a load prints the script that would create it (from an

@@ -41,6 +41,17 @@ pub trait Kernel {
     fn writes(&self) -> bool {
         true
     }
+    /// Ask the kernel to re-resolve neighbour `addr` on `ifindex` now (the gateway
+    /// probe); the answer comes as a [`crate::kernel::Event::NeighbourReachable`] or
+    /// [`crate::kernel::Event::NeighbourFailed`]. A static entry (permanent or noarp)
+    /// is never touched: that is an error, as there is nothing to ask.
+    fn solicit(&mut self, ifindex: u32, addr: std::net::IpAddr) -> Result<(), Error> {
+        let _ = (ifindex, addr);
+        Err(Error {
+            context: "neighbour solicitation is not supported by this backend".into(),
+            errno: None,
+        })
+    }
 }
 
 /// Work that runs beside the event loop; dropping it cancels it (and kills `nft`).

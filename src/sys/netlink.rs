@@ -59,8 +59,18 @@ const RTM_NEWNEIGH: u16 = 28;
 /// `struct ndmsg` (12 bytes): family, pad, pad, ifindex, state, flags, type.
 const NDMSG_LEN: usize = 12;
 const NDA_DST: u16 = 1;
+const RTM_GETNEIGH: u16 = 30;
 /// `ndm_state` bits (include/uapi/linux/neighbour.h).
+const NUD_INCOMPLETE: u16 = 0x01;
+const NUD_REACHABLE: u16 = 0x02;
+const NUD_STALE: u16 = 0x04;
+const NUD_DELAY: u16 = 0x08;
+const NUD_PROBE: u16 = 0x10;
 const NUD_FAILED: u16 = 0x20;
+const NUD_NOARP: u16 = 0x40;
+const NUD_PERMANENT: u16 = 0x80;
+/// `ndm_flags`: "use" the entry, as sending a packet to it would (`neigh_event_send`).
+const NTF_USE: u8 = 0x01;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWRULE: u16 = 32;
@@ -342,6 +352,104 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// The `ndm_state` of neighbour `addr` on `ifindex` (`ip neigh get`, kernel 5.0);
+    /// `None` when there is no entry.
+    fn neighbour_state(&mut self, ifindex: u32, addr: IpAddr) -> Result<Option<u16>, Failure> {
+        let mut header = [0u8; NDMSG_LEN];
+        header[0] = family_byte(addr);
+        header[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut req = Request::new(RTM_GETNEIGH, 0, &header);
+        req.attr(NDA_DST, &addr_bytes(addr));
+        let seq = self.next_seq();
+        self.socket.send(&req.finish(seq), 0).map_err(Failure::Io)?;
+        loop {
+            match self.recv() {
+                Ok(()) | Err(Failure::Retry) => {}
+                Err(e) => return Err(e),
+            }
+            for m in Messages::new(&self.buf) {
+                if m.seq != seq {
+                    continue;
+                }
+                match m.kind {
+                    RTM_NEWNEIGH => {
+                        return Ok(m.payload.get(..NDMSG_LEN).and_then(|h| u16_at(h, 8)))
+                    }
+                    NLMSG_ERROR => {
+                        return match parse_ack(m.flags, m.payload) {
+                            Some(Ack { errno: 0, .. }) => Ok(None),
+                            Some(Ack { errno, .. }) if errno == libc::ENOENT => Ok(None),
+                            Some(ack) => Err(Failure::Kernel(ack)),
+                            None => Err(Failure::Io(io::Error::from_raw_os_error(libc::EBADMSG))),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// What a gateway probe asks of the kernel, given the entry's `ndm_state`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Solicitation {
+    /// Permanent or noarp: set by someone else, never resolved; left alone.
+    Static,
+    /// Already being resolved (incomplete, probe): its outcome answers.
+    Pending,
+    /// A known address (reachable, stale, delay): set `NUD_PROBE`, so the kernel sends
+    /// unicast solicitations at once (`ucast_solicit`, every `retrans_time_ms`) and the
+    /// entry goes `REACHABLE` on an answer or `FAILED` when they are used up. Seen on
+    /// Linux 6.x; `__neigh_update` has accepted an administrative `NUD_PROBE` since 2.6.
+    Probe,
+    /// No entry, or a failed one: `NTF_USE` starts a resolution (`INCOMPLETE`,
+    /// broadcast/multicast solicitations), as a packet to it would.
+    Resolve,
+}
+
+fn solicitation(state: Option<u16>) -> Solicitation {
+    match state {
+        Some(s) if s & (NUD_PERMANENT | NUD_NOARP) != 0 => Solicitation::Static,
+        Some(s) if s & (NUD_INCOMPLETE | NUD_PROBE) != 0 => Solicitation::Pending,
+        Some(s) if s & (NUD_REACHABLE | NUD_STALE | NUD_DELAY) != 0 => Solicitation::Probe,
+        _ => Solicitation::Resolve,
+    }
+}
+
+/// The `RTM_NEWNEIGH` request of a [`Solicitation`]: `ip neigh change ADDR dev DEV nud
+/// probe` (the kernel keeps the known link-layer address when none is given), or
+/// `ip neigh replace ADDR dev DEV use`.
+fn neighbour_request(ifindex: u32, addr: IpAddr, what: Solicitation) -> Request {
+    let mut header = [0u8; NDMSG_LEN];
+    header[0] = family_byte(addr);
+    header[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+    let flags = if what == Solicitation::Probe {
+        header[8..10].copy_from_slice(&NUD_PROBE.to_ne_bytes());
+        NLM_F_ACK | NLM_F_REPLACE
+    } else {
+        header[10] = NTF_USE;
+        NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+    };
+    let mut req = Request::new(RTM_NEWNEIGH, flags, &header);
+    req.attr(NDA_DST, &addr_bytes(addr));
+    req
+}
+
+fn family_byte(addr: IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => AF_INET,
+        IpAddr::V6(_) => AF_INET6,
+    }
+}
+
+fn addr_bytes(addr: IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 /// Which routes of a dump a snapshot keeps: a filtered dump asks for either ours (by
 /// protocol) or those on one device, and a route of ours on a WAN device comes in both.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -369,6 +477,27 @@ fn route_dump_request(family: u8, protocol: u8, oif: u32) -> Request {
 }
 
 impl Kernel for Netlink {
+    fn solicit(&mut self, ifindex: u32, addr: IpAddr) -> Result<(), kernel::Error> {
+        let dev = self.links.iter().find(|l| l.ifindex == ifindex);
+        let dev = dev.map_or_else(|| format!("if{ifindex}"), |l| l.name.clone());
+        let context = || format!("ip neigh change {addr} dev {dev} nud probe");
+        let state = match self.neighbour_state(ifindex, addr) {
+            Ok(state) => state,
+            Err(f) => return Err(f.into_error(context())),
+        };
+        match solicitation(state) {
+            Solicitation::Static => Err(kernel::Error {
+                context: format!("{}: the entry is static, nothing to ask", context()),
+                errno: None,
+            }),
+            Solicitation::Pending => Ok(()),
+            Solicitation::Probe | Solicitation::Resolve => {
+                let req = neighbour_request(ifindex, addr, solicitation(state));
+                self.request(&req).map_err(|f| f.into_error(context()))
+            }
+        }
+    }
+
     fn snapshot(&mut self, own: &Ownership, reads: &Reads) -> Result<Snapshot, kernel::Error> {
         self.own = own.clone();
         let mut snap = Snapshot::default();
@@ -1385,15 +1514,21 @@ pub struct EventFilter {
     pub echo_port: u32,
 }
 
-/// A neighbour message, if it says the kernel failed to resolve the entry. Every other
-/// neighbour state (a LAN's hosts come and go all day) is dropped here, where it costs
-/// the least: only a failure can change what uplinkd does.
-fn decode_failed_neighbour(payload: &[u8]) -> Option<kernel::Event> {
+/// A neighbour message, if it says the kernel failed to resolve the entry, or (on a
+/// WAN device only) that it confirmed it. Every other neighbour state (a LAN's hosts
+/// come and go all day) is dropped here, where it costs the least.
+fn decode_neighbour(payload: &[u8], filter: &EventFilter) -> Option<kernel::Event> {
     let hdr = payload.get(..NDMSG_LEN)?;
     let family = hdr[0];
     let ifindex = u32_at(hdr, 4)?;
     let state = u16_at(hdr, 8)?;
-    if state & NUD_FAILED == 0 {
+    let failed = state & NUD_FAILED != 0;
+    let on_wan = filter
+        .devices
+        .as_ref()
+        .map_or(true, |d| d.contains(&ifindex));
+    let confirmed = state & NUD_REACHABLE != 0 && on_wan;
+    if !failed && !confirmed {
         return None;
     }
     let addr = Attrs::new(payload.get(NDMSG_LEN..)?)
@@ -1403,7 +1538,11 @@ fn decode_failed_neighbour(payload: &[u8]) -> Option<kernel::Event> {
             (AF_INET6, 16) => <[u8; 16]>::try_from(v).ok().map(IpAddr::from),
             _ => None,
         })?;
-    Some(kernel::Event::NeighbourFailed { ifindex, addr })
+    Some(if failed {
+        kernel::Event::NeighbourFailed { ifindex, addr }
+    } else {
+        kernel::Event::NeighbourReachable { ifindex, addr }
+    })
 }
 
 /// What one event message is to the daemon.
@@ -1517,7 +1656,7 @@ fn multipath_oifs(mut v: &[u8]) -> Vec<u32> {
 
 /// The events in one datagram of the event socket, as `filter` sees them. Link
 /// messages become `Link` / `LinkGone`; a neighbour the kernel failed to resolve
-/// `NeighbourFailed`; address, route, rule and nexthop messages that
+/// `NeighbourFailed`, one it confirmed on a WAN device `NeighbourReachable`; address, route, rule and nexthop messages that
 /// matter one `Changed`, echoes of our writes and foreign objects nothing; a cut-off
 /// datagram an `Overrun`. Undecodable messages are skipped.
 pub fn decode_events(buf: &[u8], filter: &EventFilter) -> Vec<kernel::Event> {
@@ -1540,7 +1679,7 @@ pub fn decode_events(buf: &[u8], filter: &EventFilter) -> Vec<kernel::Event> {
             }
             RTM_NEWROUTE | RTM_DELROUTE => filter.route(m.pid, m.payload),
             RTM_NEWNEIGH => {
-                events.extend(decode_failed_neighbour(m.payload));
+                events.extend(decode_neighbour(m.payload, filter));
                 continue;
             }
             RTM_NEWADDR | RTM_DELADDR => filter.address(m.payload),

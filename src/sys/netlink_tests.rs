@@ -935,7 +935,7 @@ fn monitor_overflow_is_an_overrun() {
 }
 
 #[test]
-fn decodes_failed_neighbours_only() {
+fn decodes_failed_neighbours() {
     use super::wire::Request;
     // struct ndmsg: family, pad, pad, ifindex, state, flags, type; then NDA_DST (1).
     let neigh = |family: u8, state: u16, dst: &[u8]| {
@@ -973,8 +973,9 @@ fn decodes_failed_neighbours_only() {
             addr: ip("fe80::1")
         }]
     );
-    // REACHABLE (0x02), STALE (0x04), INCOMPLETE (0x01): dropped at decode.
-    for state in [0x02, 0x04, 0x01, 0x80] {
+    // STALE (0x04), INCOMPLETE (0x01), PERMANENT (0x80): dropped at decode (REACHABLE:
+    // see `decodes_confirmed_neighbours_on_wan_devices_only`).
+    for state in [0x04, 0x01, 0x80] {
         assert_eq!(
             decode_events(
                 &neigh(libc::AF_INET as u8, state, &[10, 20, 1, 1]),
@@ -1027,5 +1028,111 @@ fn monitor_reports_a_gateway_that_answers_no_arp() {
                 addr: ip("10.20.1.1")
             })
         );
+    });
+}
+
+#[test]
+fn decodes_confirmed_neighbours_on_wan_devices_only() {
+    use super::wire::Request;
+    let mut h = [0u8; 12];
+    h[0] = libc::AF_INET as u8;
+    h[4..8].copy_from_slice(&3u32.to_ne_bytes());
+    h[8..10].copy_from_slice(&0x02u16.to_ne_bytes());
+    let mut m = Request::new(28, 0, &h);
+    m.attr(1, &[10, 20, 1, 1]);
+    let msg = m.finish(0);
+    let reachable = vec![Event::NeighbourReachable {
+        ifindex: 3,
+        addr: ip("10.20.1.1"),
+    }];
+    assert_eq!(decode_events(&msg, &EventFilter::default()), reachable);
+    let wans = |devices: Vec<u32>| EventFilter {
+        devices: Some(devices),
+        ..EventFilter::default()
+    };
+    assert_eq!(decode_events(&msg, &wans(vec![3, 5])), reachable);
+    // A LAN host confirmed on another device: dropped at decode.
+    assert_eq!(decode_events(&msg, &wans(vec![5])), vec![]);
+}
+
+#[test]
+fn solicit_asks_the_kernel_and_leaves_static_entries_alone() {
+    let ns = lab();
+    ns.run(|| {
+        std::fs::write("/proc/sys/net/ipv4/neigh/wan1/retrans_time_ms", "100").unwrap();
+        let mut monitor = Monitor::open().unwrap();
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
+        let wan1 = ifindex(&snap, "wan1");
+        // Nothing answers for 10.20.1.1 yet: no entry, resolved afresh, FAILED.
+        nl.solicit(wan1, ip("10.20.1.1")).unwrap();
+        let failed = Event::NeighbourFailed {
+            ifindex: wan1,
+            addr: ip("10.20.1.1"),
+        };
+        assert_eq!(wait_for(&mut monitor, |e| *e == failed), Some(failed));
+        // The peer answers now: a failed entry is resolved afresh, then a confirmed
+        // one is probed again; each time the kernel reports it REACHABLE.
+        let reachable = Event::NeighbourReachable {
+            ifindex: wan1,
+            addr: ip("10.20.1.1"),
+        };
+        let peer = Netns::new();
+        ns.ip(&format!("link set wan1p netns {}", peer.name()));
+        peer.ip("addr add 10.20.1.1/24 dev wan1p");
+        peer.ip("link set wan1p up");
+        for _ in 0..2 {
+            nl.solicit(wan1, ip("10.20.1.1")).unwrap();
+            assert_eq!(
+                wait_for(&mut monitor, |e| *e == reachable),
+                Some(reachable.clone())
+            );
+        }
+        // A static entry is someone else's: refused, and left as it was.
+        ns.ip("neigh add 10.20.1.9 dev wan1 lladdr 02:00:00:00:00:09 nud permanent");
+        let e = nl.solicit(wan1, ip("10.20.1.9")).unwrap_err();
+        assert!(e.to_string().contains("static"), "{e}");
+        let shown = ns.ip("neigh show 10.20.1.9 dev wan1");
+        assert!(shown.contains("PERMANENT"), "{shown}");
+    });
+}
+
+#[test]
+fn solicit_asks_ndp_for_an_ipv6_gateway() {
+    let ns = lab();
+    let peer = Netns::new();
+    ns.ip(&format!("link set wan1p netns {}", peer.name()));
+    peer.ip("addr add fd00:1::1/64 dev wan1p nodad");
+    peer.ip("link set wan1p up");
+    ns.run(|| {
+        let mut monitor = Monitor::open().unwrap();
+        let mut nl = Netlink::open(own()).unwrap();
+        let snap = nl.snapshot(&own(), &Reads::Everywhere).unwrap();
+        let wan1 = ifindex(&snap, "wan1");
+        let reachable = Event::NeighbourReachable {
+            ifindex: wan1,
+            addr: ip("fd00:1::1"),
+        };
+        // No entry: a fresh resolution (neighbour solicitation); then a confirmed entry
+        // is probed again (unicast solicitation). The peer answers both.
+        for _ in 0..2 {
+            nl.solicit(wan1, ip("fd00:1::1")).unwrap();
+            assert_eq!(
+                wait_for(&mut monitor, |e| *e == reachable),
+                Some(reachable.clone())
+            );
+        }
+        // The peer stops answering solicitations: the probed entry fails.
+        peer.nft(
+            "table ip6 t {\n chain in {\n  type filter hook input priority 0;\n  \
+             icmpv6 type nd-neighbor-solicit drop\n }\n}\n",
+        );
+        std::fs::write("/proc/sys/net/ipv6/neigh/wan1/retrans_time_ms", "100").unwrap();
+        nl.solicit(wan1, ip("fd00:1::1")).unwrap();
+        let failed = Event::NeighbourFailed {
+            ifindex: wan1,
+            addr: ip("fd00:1::1"),
+        };
+        assert_eq!(wait_for(&mut monitor, |e| *e == failed), Some(failed));
     });
 }

@@ -42,6 +42,17 @@ test('every daemon state renders as itself, in its own colour', () => {
 	assert.equal(views[0].since, '2m05s');
 });
 
+test('each target shows its probe kind and last error', () => {
+	const v = model.wans({ interfaces: { w: { state: 'down', targets: [
+		{ ip: '10.20.1.1', method: 'gateway', last_error: 'timed out', sent: 3, lost: 3 },
+		{ ip: '1.1.1.1', sent: 1, lost: 0 }
+	] } } })[0];
+	assert.deepEqual(v.targets.map((t) => [t.method, t.error]), [['gateway', 'timed out'], ['ping', '']]);
+	const html = model.cardHtml(v);
+	assert.ok(html.includes('<td>10.20.1.1</td><td>gateway</td>'), html);
+	assert.ok(html.includes('<td>timed out</td>'), html);
+});
+
 test('an unknown state is shown by its own name', () => {
 	const v = model.wans({ interfaces: { w: { state: 'probing-harder' } } })[0];
 	assert.equal(v.label, 'probing-harder');
@@ -218,6 +229,10 @@ test('gateways, targets and prefixes are refused where the daemon refuses them',
 	assert.equal(v.reliabilityFor('2', ['1.1.1.1', '8.8.8.8']), true);
 	assert.equal(v.reliabilityFor('3', ['1.1.1.1', '8.8.8.8']), 'is 3 but only 2 track_ip targets are configured');
 	assert.equal(v.reliabilityFor('1', []), true, 'without targets the default 1 stands');
+	assert.equal(v.reliabilityFor('1', [], 'gateway', 'ipv4'), true);
+	assert.equal(v.reliabilityFor('2', [], 'gateway', 'any'), true, 'one gateway per family');
+	assert.equal(v.reliabilityFor('2', [], 'gateway', ''),
+		'is 2 but the gateway probe has only 1 target(s), one per family');
 	assert.notEqual(v.reliabilityFor('9', nine), true);
 	for (const ok of ['::ffff:192.0.2.1', 'fe80::1', '2001:db8:0:0:0:0:0:1', '::']) assert.equal(v.ip(ok), true, ok);
 	for (const bad of ['1:2:3:4:5:6:7:8:9', '2001:db8::1::', '01.2.3.4', 'fe80::1%eth0', ':::']) assert.notEqual(v.ip(bad), true, bad);

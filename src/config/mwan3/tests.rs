@@ -959,7 +959,8 @@ config policy 'p'
     );
     assert_eq!(i("wan").request.http_path, "/");
     assert_eq!(i("wanb").track_method, TrackMethod::Tcp { port: 80 });
-    assert_eq!(i("wanc").track_ip.len(), 1);
+    assert!(i("wanc").track_ip.is_empty());
+    assert_eq!(i("wanc").track_method, TrackMethod::Gateway);
     assert!(i("wand").track_ip.is_empty());
     assert_eq!(i("wane").track_ip.len(), 1);
     assert_warned(
@@ -978,6 +979,38 @@ config policy 'p'
     assert!(!warned(&import, "track_method 'nslookup'"));
     assert!(!warned(&import, "nping-tcp"));
     assert!(!warned(&import, "track_method 'httping'"));
+}
+
+/// arping on the shape OpenWrt users write it (the modem or gateway as the one target,
+/// count, timeout, interval, reliability) becomes the gateway probe with the same pace.
+#[test]
+fn arping_becomes_the_gateway_probe() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mwan3");
+    let text = std::fs::read_to_string(dir.join("arping-gateway.mwan3")).unwrap();
+    let network = std::fs::read_to_string(dir.join("arping-gateway.network")).unwrap();
+    let inputs = Inputs {
+        network: Some(&network),
+        dhcp: None,
+    };
+    let import = convert("mwan3", &text, inputs).unwrap();
+    let cfg = Config::parse("uplinkd", &import.text).unwrap();
+    let wan = cfg.interface("wan").unwrap();
+    assert_eq!(wan.track_method, TrackMethod::Gateway);
+    assert!(wan.track_ip.is_empty(), "{}", import.text);
+    assert_eq!((wan.targets(), wan.reliability, wan.count), (1, 1, 2));
+    assert_eq!((wan.timeout, wan.interval), (secs("1"), secs("2")));
+    // The other WAN keeps its pings.
+    assert_eq!(
+        cfg.interface("wan2").unwrap().track_method,
+        TrackMethod::Ping
+    );
+    assert_warned(
+        &import,
+        &[
+            "interface 'wan': track_method 'arping': mwan3 asked the targets for their MAC \
+           address on the link (ARP); uplinkd asks the kernel to re-resolve the WAN's gateway",
+        ],
+    );
 }
 
 /// httping and nslookup become uplinkd's http and dns probes, asking what mwan3 asked.

@@ -146,6 +146,8 @@ function wans(status) {
 				t = obj(t);
 				return {
 					ip: String(t.ip == null ? '?' : t.ip),
+					method: typeof t.method === 'string' ? t.method : 'ping',
+					error: typeof t.last_error === 'string' ? t.last_error : '',
 					rtt: formatRtt(t.mean_rtt_ms),
 					loss: formatPercent(t.loss_percent),
 					sent: isNum(t.sent) ? String(t.sent) : '0',
@@ -226,9 +228,10 @@ function quotaHtml(q) {
 /* One card as HTML. */
 function cardHtml(v) {
 	var rows = v.targets.length ? v.targets.map(function(t) {
-		return '<tr><td>' + escapeHtml(t.ip) + '</td><td>' + escapeHtml(t.rtt) + '</td><td>' +
-			escapeHtml(t.loss) + '</td><td>' + escapeHtml(t.lost) + '/' + escapeHtml(t.sent) + '</td></tr>';
-	}).join('') : '<tr><td colspan="4">no probe targets: follows the carrier</td></tr>';
+		return '<tr><td>' + escapeHtml(t.ip) + '</td><td>' + escapeHtml(t.method) + '</td><td>' +
+			escapeHtml(t.rtt) + '</td><td>' + escapeHtml(t.loss) + '</td><td>' + escapeHtml(t.lost) + '/' +
+			escapeHtml(t.sent) + '</td><td>' + escapeHtml(t.error) + '</td></tr>';
+	}).join('') : '<tr><td colspan="6">no probe targets: follows the carrier</td></tr>';
 	var share = v.share.length ? v.share.map(function(s) {
 		return escapeHtml(s.policy) + ' ' + escapeHtml(s.text);
 	}).join(', ') : 'none';
@@ -245,7 +248,7 @@ function cardHtml(v) {
 		}).join(', ') + '</div>' : '') +
 		(v.probeMonthly ? '<div>probes cost ' + escapeHtml(v.probeMonthly) + '</div>' : '') +
 		quotaHtml(v.quota) +
-		'<table class="uplinkd-targets"><tr><th>target</th><th>RTT</th><th>loss</th><th>lost/sent</th></tr>' + rows + '</table>' +
+		'<table class="uplinkd-targets"><tr><th>target</th><th>probe</th><th>RTT</th><th>loss</th><th>lost/sent</th><th>last error</th></tr>' + rows + '</table>' +
 		chartSvg(v.history) + '</div>';
 }
 
@@ -502,10 +505,17 @@ function ip6prefixes(list, family) {
 	return true;
 }
 
-/* `reliability` against the number of targets. */
-function reliabilityFor(v, targetList) {
+/* `reliability` against the number of targets: `track_ip`, or for the gateway probe one
+ * gateway per family of the section. */
+function reliabilityFor(v, targetList, method, family) {
 	var r = wholeNumber(1, MAX_TARGETS)(v);
 	if (r !== true || empty(v)) return r;
+	if (method === 'gateway') {
+		var g = familyName(family) === 'any' ? 2 : 1;
+		if (+v > g)
+			return 'is ' + (+v) + ' but the gateway probe has only ' + g + ' target(s), one per family';
+		return true;
+	}
 	var n = values(targetList).filter(function(t) { return t !== ''; }).length;
 	if (+v > Math.max(n, 1))
 		return 'is ' + (+v) + ' but only ' + n + ' track_ip targets are configured';

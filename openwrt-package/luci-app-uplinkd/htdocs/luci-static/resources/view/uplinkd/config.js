@@ -271,6 +271,7 @@ return view.extend({
 
 		o = s.taboption('probes', form.DynamicList, 'track_ip', _('Probe targets'),
 			_('Addresses that should always answer through this uplink, at most 8, of the address family above. None: the uplink follows its carrier only.'));
+		o.depends({ track_method: 'gateway', '!reverse': true });
 		listCheck(o, function(section_id, list) {
 			return v.targets(list, other(this, section_id, 'family'));
 		});
@@ -280,6 +281,7 @@ return view.extend({
 		o.value('tcp', _('TCP connect'));
 		o.value('http', _('HTTP GET (sees captive portals)'));
 		o.value('dns', _('DNS query (targets are resolvers)'));
+		o.value('gateway', _('Gateway ARP/NDP (no targets: the kernel re-resolves the gateway each round)'));
 		o.default = 'ping';
 
 		o = s.taboption('probes', form.Value, 'track_port', _('TCP port'));
@@ -325,7 +327,8 @@ return view.extend({
 		o.placeholder = '1';
 		o.optional = true;
 		o.validate = function(section_id, value) {
-			var r = v.reliabilityFor(value, this.section.formvalue(section_id, 'track_ip') || []);
+			var r = v.reliabilityFor(value, this.section.formvalue(section_id, 'track_ip') || [],
+				other(this, section_id, 'track_method'), other(this, section_id, 'family'));
 			return r === true ? true : _(r);
 		};
 

@@ -40,11 +40,16 @@ local function scrape()
       if type(w) == "table" then fn(name, w) end
     end
   end
+  -- Per-target labels: the probe kind too, so losses by kind are a sum away.
   local function each_target(fn)
     each(function(name, w)
       if type(w.targets) ~= "table" then return end
       for _, t in ipairs(w.targets) do
-        if type(t) == "table" and type(t.ip) == "string" then fn(name, t) end
+        if type(t) == "table" and type(t.ip) == "string" then
+          local labels = { wan = name, target = t.ip }
+          if type(t.method) == "string" then labels.method = t.method end
+          fn(labels, t)
+        end
       end
     end)
   end
@@ -86,20 +91,24 @@ local function scrape()
     end
   end)
   local rtt = metric("uplinkd_probe_rtt_seconds", "gauge")
-  each_target(function(name, t)
-    if num(t.mean_rtt_ms) then rtt({ wan = name, target = t.ip }, t.mean_rtt_ms / 1000) end
+  each_target(function(labels, t)
+    if num(t.mean_rtt_ms) then rtt(labels, t.mean_rtt_ms / 1000) end
   end)
   local loss = metric("uplinkd_probe_loss_ratio", "gauge")
-  each_target(function(name, t)
-    if num(t.loss_percent) then loss({ wan = name, target = t.ip }, t.loss_percent / 100) end
+  each_target(function(labels, t)
+    if num(t.loss_percent) then loss(labels, t.loss_percent / 100) end
   end)
   local sent = metric("uplinkd_probes_sent_total", "counter")
-  each_target(function(name, t)
-    if num(t.sent) then sent({ wan = name, target = t.ip }, t.sent) end
+  each_target(function(labels, t)
+    if num(t.sent) then sent(labels, t.sent) end
   end)
   local lost = metric("uplinkd_probes_lost_total", "counter")
-  each_target(function(name, t)
-    if num(t.lost) then lost({ wan = name, target = t.ip }, t.lost) end
+  each_target(function(labels, t)
+    if num(t.lost) then lost(labels, t.lost) end
+  end)
+  local answered = metric("uplinkd_probe_answered", "gauge")
+  each_target(function(labels, t)
+    if type(t.answered) == "boolean" then answered(labels, t.answered and 1 or 0) end
   end)
   local quota_used = metric("uplinkd_quota_used_bytes", "gauge")
   each(function(name, w)
