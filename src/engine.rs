@@ -1455,18 +1455,11 @@ mod tests {
 
     #[test]
     fn a_backup_behind_a_spent_quota_is_not_on_standby() {
-        use crate::quota::{Direction, Period, Quota, Wall};
+        use crate::quota::{Period, Quota, Wall};
         let mut cfg = config(&[1, 1], 0);
         cfg.members[1].metric = 2;
         cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
-        cfg.interfaces[0].quota = Some(Quota {
-            bytes: 5_000_000,
-            period: Period::Daily,
-            reset_minute: 0,
-            direction: Direction::Both,
-            warn: 80,
-            save_interval: Duration::from_secs(3600),
-        });
+        cfg.interfaces[0].quota = Some(Quota::for_tests(5_000_000, Period::Daily));
         let mut core = Engine::new(cfg, None, 0x100, at(0));
         core.on_snapshot(&snapshot(&[true, true]), at(0));
         let mut t = 0;
@@ -1489,16 +1482,9 @@ mod tests {
 
     #[test]
     fn a_spent_quota_leaves_the_wan_as_last_resort_until_the_period_ends() {
-        use crate::quota::{Direction, Period, Quota, Wall};
+        use crate::quota::{Period, Quota, Wall};
         let mut cfg = config(&[1, 1], 0);
-        cfg.interfaces[1].quota = Some(Quota {
-            bytes: 5_000_000,
-            period: Period::Daily,
-            reset_minute: 0,
-            direction: Direction::Both,
-            warn: 80,
-            save_interval: Duration::from_secs(3600),
-        });
+        cfg.interfaces[1].quota = Some(Quota::for_tests(5_000_000, Period::Daily));
         let mut core = Engine::new(cfg, None, 0x100, at(0));
         core.on_snapshot(&snapshot(&[true, true]), at(0));
         core.poll(at(0));

@@ -23,6 +23,7 @@ use std::io;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 
+use super::netlink::set_rcvbuf;
 use super::wire::{Attrs, Messages};
 
 /// `NFNLGRP_CONNTRACK_NEW`, `NFNLGRP_CONNTRACK_DESTROY` (linux/netfilter/nfnetlink.h).
@@ -177,26 +178,6 @@ impl Listener {
                     f(Event::Lost);
                 }
             }
-        }
-    }
-}
-
-/// SO_RCVBUFFORCE (ignores rmem_max, needs CAP_NET_ADMIN), else SO_RCVBUF.
-fn set_rcvbuf(socket: &Socket, size: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: a valid fd and a c_int option value of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &size as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
         }
     }
 }
