@@ -71,6 +71,18 @@ pub enum Flush {
     Moved,
 }
 
+/// What an answer to a probe of `w` changes: a late one cancels a fall, a counted one
+/// adds its bytes. Returns whether it was counted.
+fn settle(w: &mut Wan, iface: &crate::config::Interface, from: &IpAddr, reply: Reply) -> bool {
+    if reply == Reply::Late {
+        w.health.on_late();
+    }
+    if reply.counted() {
+        w.probe_bytes.on_answered(&cost::probe(iface, from));
+    }
+    reply.counted()
+}
+
 /// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
 #[derive(Clone, Debug)]
 pub struct Wan {
@@ -564,14 +576,7 @@ impl Engine {
             return false;
         };
         let reply = w.sched.on_reply(seq, target as u8, now);
-        if reply == Reply::Late {
-            w.health.on_late();
-        }
-        if reply.counted() {
-            w.probe_bytes
-                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
-        }
-        reply.counted()
+        settle(w, &self.cfg.interfaces[wan], &from, reply)
     }
 
     /// The outcome of target `target_index`'s last tcp, http or dns probe, for status.
@@ -610,14 +615,7 @@ impl Engine {
             Some(rtt) => w.sched.on_measured_reply(seq, target as u8, rtt),
             None => w.sched.on_reply(seq, target as u8, now),
         };
-        if reply == Reply::Late {
-            w.health.on_late();
-        }
-        if reply.counted() {
-            w.probe_bytes
-                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
-        }
-        reply.counted()
+        settle(w, &self.cfg.interfaces[wan], &from, reply)
     }
 
     /// A probe could not be sent, or its connect failed.
