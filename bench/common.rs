@@ -1,4 +1,6 @@
 //! What the lab benchmarks share: their run count, statistics and report.
+// Each benchmark uses a part of this.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,4 +62,23 @@ impl Report {
         let _ = std::fs::create_dir_all(&out);
         let _ = std::fs::write(out.join(self.name), self.lines.join("\n") + "\n");
     }
+}
+
+/// A number field (`Key: value`) of a file under `/proc/<pid>/`.
+pub fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// utime + stime of a process, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }

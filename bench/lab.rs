@@ -29,24 +29,6 @@ fn kernel_writes(log: &str) -> usize {
     log.lines().filter(|l| l.contains(" kernel: ")).count()
 }
 
-fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
 fn main() {
     let bin = lab::uplinkd_for_bench();
     let runs = common::runs();
@@ -118,18 +100,18 @@ fn main() {
 
     // --- memory and CPU at steady state ----------------------------------------------
     let pid = d.pid();
-    let t0 = cpu_ticks(pid).unwrap_or(0);
+    let t0 = common::cpu_ticks(pid).unwrap_or(0);
     let wall = Instant::now();
     std::thread::sleep(Duration::from_secs(30));
-    let t1 = cpu_ticks(pid).unwrap_or(0);
+    let t1 = common::cpu_ticks(pid).unwrap_or(0);
     let hz = 100.0; // USER_HZ on Linux
     let cpu = (t1 - t0) as f64 / hz / wall.elapsed().as_secs_f64() * 100.0;
-    let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
-    let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    let rss = common::proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let hwm = common::proc_field(pid, "status", "VmHWM:").unwrap_or(0);
     // Anonymous memory is the daemon's own; file-backed pages are the binary and shared
     // libraries, shared with every other process that maps them.
-    let anon = proc_field(pid, "status", "RssAnon:").unwrap_or(0);
-    let file = proc_field(pid, "status", "RssFile:").unwrap_or(0);
+    let anon = common::proc_field(pid, "status", "RssAnon:").unwrap_or(0);
+    let file = common::proc_field(pid, "status", "RssFile:").unwrap_or(0);
     say(format!(
         "3 WANs x 3 targets, 1 s interval: RSS {rss} kB (peak {hwm} kB; anonymous {anon} kB, file-backed {file} kB), CPU {cpu:.2} % of a core over 30 s"
     ));

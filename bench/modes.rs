@@ -8,7 +8,6 @@
 mod lab;
 
 #[path = "common.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -25,31 +24,13 @@ const MODES: [&str; 6] = [
     "overflow",
 ];
 
-fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// Private (not shared) resident memory in kB: `Private_Clean + Private_Dirty` of
 /// `smaps_rollup`.
 fn private_kb(pid: u32) -> Option<u64> {
     Some(
-        proc_field(pid, "smaps_rollup", "Private_Clean:")?
-            + proc_field(pid, "smaps_rollup", "Private_Dirty:")?,
+        common::proc_field(pid, "smaps_rollup", "Private_Clean:")?
+            + common::proc_field(pid, "smaps_rollup", "Private_Dirty:")?,
     )
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 /// The lab config with a policy per mode (the default policy `balanced` is the weighted
@@ -97,7 +78,7 @@ fn main() {
     // second), so the modes' choices are used and their weights move.
     for trickle in [false, true] {
         let log0 = d.log();
-        let t0 = cpu_ticks(pid).unwrap_or(0);
+        let t0 = common::cpu_ticks(pid).unwrap_or(0);
         let wall = Instant::now();
         let mut connections = 0;
         while wall.elapsed() < Duration::from_secs(seconds / 2) {
@@ -106,7 +87,7 @@ fn main() {
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        let t1 = cpu_ticks(pid).unwrap_or(0);
+        let t1 = common::cpu_ticks(pid).unwrap_or(0);
         let log1 = d.log();
         let hz = 100.0; // USER_HZ on Linux
         let cpu = (t1 - t0) as f64 / hz / wall.elapsed().as_secs_f64() * 100.0;
@@ -118,10 +99,10 @@ fn main() {
             wall.elapsed().as_secs()
         ));
     }
-    let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
-    let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
-    let anon = proc_field(pid, "status", "RssAnon:").unwrap_or(0);
-    let file = proc_field(pid, "status", "RssFile:").unwrap_or(0);
+    let rss = common::proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let hwm = common::proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    let anon = common::proc_field(pid, "status", "RssAnon:").unwrap_or(0);
+    let file = common::proc_field(pid, "status", "RssFile:").unwrap_or(0);
     let private = private_kb(pid).unwrap_or(0);
     let status = lab.status(&bin);
     let mut weights = Vec::new();

@@ -540,16 +540,9 @@ mod tests {
 
     #[test]
     fn quota_reset_and_quota_events() {
-        use crate::quota::{Direction, Event, Period, Quota, ResetReason};
+        use crate::quota::{Event, Period, Quota, ResetReason};
         let mut cfg = config(&[3, 1], 2);
-        cfg.interfaces[1].quota = Some(Quota {
-            bytes: 5_000_000,
-            period: Period::Daily,
-            reset_minute: 0,
-            direction: Direction::Both,
-            warn: 80,
-            save_interval: std::time::Duration::from_secs(3600),
-        });
+        cfg.interfaces[1].quota = Some(Quota::for_tests(5_000_000, Period::Daily));
         let mut e = Engine::new(cfg, None, 0x100, at(0));
         let req = Request::parse("quota_reset", &json!({"interface": "wan2"})).unwrap();
         let (_, outs) = apply(&mut e, None, &req, at(0)).unwrap();

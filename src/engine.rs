@@ -71,6 +71,18 @@ pub enum Flush {
     Moved,
 }
 
+/// What an answer to a probe of `w` changes: a late one cancels a fall, a counted one
+/// adds its bytes. Returns whether it was counted.
+fn settle(w: &mut Wan, iface: &crate::config::Interface, from: &IpAddr, reply: Reply) -> bool {
+    if reply == Reply::Late {
+        w.health.on_late();
+    }
+    if reply.counted() {
+        w.probe_bytes.on_answered(&cost::probe(iface, from));
+    }
+    reply.counted()
+}
+
 /// Run-time state of one WAN. Index-aligned with `Config::interfaces`.
 #[derive(Clone, Debug)]
 pub struct Wan {
@@ -564,14 +576,7 @@ impl Engine {
             return false;
         };
         let reply = w.sched.on_reply(seq, target as u8, now);
-        if reply == Reply::Late {
-            w.health.on_late();
-        }
-        if reply.counted() {
-            w.probe_bytes
-                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
-        }
-        reply.counted()
+        settle(w, &self.cfg.interfaces[wan], &from, reply)
     }
 
     /// The outcome of target `target_index`'s last tcp, http or dns probe, for status.
@@ -610,14 +615,7 @@ impl Engine {
             Some(rtt) => w.sched.on_measured_reply(seq, target as u8, rtt),
             None => w.sched.on_reply(seq, target as u8, now),
         };
-        if reply == Reply::Late {
-            w.health.on_late();
-        }
-        if reply.counted() {
-            w.probe_bytes
-                .on_answered(&cost::probe(&self.cfg.interfaces[wan], &from));
-        }
-        reply.counted()
+        settle(w, &self.cfg.interfaces[wan], &from, reply)
     }
 
     /// A probe could not be sent, or its connect failed.
@@ -1455,18 +1453,11 @@ mod tests {
 
     #[test]
     fn a_backup_behind_a_spent_quota_is_not_on_standby() {
-        use crate::quota::{Direction, Period, Quota, Wall};
+        use crate::quota::{Period, Quota, Wall};
         let mut cfg = config(&[1, 1], 0);
         cfg.members[1].metric = 2;
         cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
-        cfg.interfaces[0].quota = Some(Quota {
-            bytes: 5_000_000,
-            period: Period::Daily,
-            reset_minute: 0,
-            direction: Direction::Both,
-            warn: 80,
-            save_interval: Duration::from_secs(3600),
-        });
+        cfg.interfaces[0].quota = Some(Quota::for_tests(5_000_000, Period::Daily));
         let mut core = Engine::new(cfg, None, 0x100, at(0));
         core.on_snapshot(&snapshot(&[true, true]), at(0));
         let mut t = 0;
@@ -1489,16 +1480,9 @@ mod tests {
 
     #[test]
     fn a_spent_quota_leaves_the_wan_as_last_resort_until_the_period_ends() {
-        use crate::quota::{Direction, Period, Quota, Wall};
+        use crate::quota::{Period, Quota, Wall};
         let mut cfg = config(&[1, 1], 0);
-        cfg.interfaces[1].quota = Some(Quota {
-            bytes: 5_000_000,
-            period: Period::Daily,
-            reset_minute: 0,
-            direction: Direction::Both,
-            warn: 80,
-            save_interval: Duration::from_secs(3600),
-        });
+        cfg.interfaces[1].quota = Some(Quota::for_tests(5_000_000, Period::Daily));
         let mut core = Engine::new(cfg, None, 0x100, at(0));
         core.on_snapshot(&snapshot(&[true, true]), at(0));
         core.poll(at(0));

@@ -87,6 +87,21 @@ pub struct Quota {
     pub save_interval: Duration,
 }
 
+#[cfg(test)]
+impl Quota {
+    /// A quota with the defaults: reset at midnight, both directions, warning at 80 %.
+    pub fn for_tests(bytes: u64, period: Period) -> Quota {
+        Quota {
+            bytes,
+            period,
+            reset_minute: 0,
+            direction: Direction::Both,
+            warn: 80,
+            save_interval: DEFAULT_SAVE_INTERVAL,
+        }
+    }
+}
+
 /// The wall clock as the router sees it: UTC seconds and the local offset (east of UTC).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Wall {
@@ -650,14 +665,7 @@ mod tests {
     const MB: u64 = 1_000_000;
 
     fn quota(bytes: u64, period: Period) -> Quota {
-        Quota {
-            bytes,
-            period,
-            reset_minute: 0,
-            direction: Direction::Both,
-            warn: 80,
-            save_interval: DEFAULT_SAVE_INTERVAL,
-        }
+        Quota::for_tests(bytes, period)
     }
 
     /// UTC seconds of a UTC date and time.

@@ -56,6 +56,7 @@ cleanup() {
         i=$((i + 1))
     done
     ip netns del "$name" 2>/dev/null
+    ip netns del "$name-gw" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -129,9 +130,14 @@ C
 # Boot it: in its own cgroup (else nspawn leaves its payload at the cgroup root), in a
 # network namespace of this test, with a throwaway overlay over the cached root.
 ip netns add "$name" || exit 1
-# The WAN's device: a veth pair, both ends in the container (nothing answers).
-ip -n "$name" link add wan0 type veth peer name wan0p && ip -n "$name" addr add 192.0.2.2/24 dev wan0 &&
-    ip -n "$name" link set wan0 up && ip -n "$name" link set wan0p up || bad "wan0"
+# The WAN's device: a veth pair to a gateway namespace that answers the probes, so that
+# the WAN stays up while the objects are compared (a WAN judged down between two looks
+# would change them for a reason that is not the restart).
+ip netns add "$name-gw" || exit 1
+ip -n "$name" link add wan0 type veth peer name wan0p netns "$name-gw" &&
+    ip -n "$name" addr add 192.0.2.2/24 dev wan0 && ip -n "$name" link set wan0 up &&
+    ip -n "$name-gw" addr add 192.0.2.1/24 dev wan0p && ip -n "$name-gw" link set wan0p up &&
+    ip -n "$name-gw" link set lo up || bad "wan0"
 for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
     [ -d "$c" ] && [ -w "$c" ] && mkdir -p "$c/$name" 2>/dev/null
 done

@@ -220,19 +220,24 @@ impl Daemon {
     }
 
     /// Measure what the policies' modes need (live connections per WAN mark, link byte
-    /// counters), once a second and only while a policy's mode needs it. Both are single
-    /// small kernel reads: a mark-filtered conntrack dump, two sysfs counters.
+    /// counters), once a second and only while a policy's mode needs it. Both are small
+    /// kernel reads: the conntrack events since the last sample (a mark-filtered dump
+    /// seeds each count, again every minute), two sysfs counters.
     pub(super) fn sample(&mut self, now: Instant) {
         if now < self.sample_at {
             return;
         }
         self.sample_at = now + SAMPLE_INTERVAL;
         let mask = self.engine.config().globals.fwmark_mask;
-        for want in self.engine.sampling() {
+        let wants = self.engine.sampling();
+        if !wants.iter().any(|w| w.connections) {
+            self.sys.conntrack.stop_counting();
+        }
+        for want in wants {
             let mut sample = crate::balance::Sample::default();
             if want.connections {
                 if let Some(mark) = self.wan_mark(want.wan) {
-                    match self.sys.conntrack.count(mark, mask) {
+                    match self.sys.conntrack.count(mark, mask, now) {
                         None => {}
                         Some(Ok(n)) => sample.connections = Some(n),
                         Some(Err(e)) => log::debug!("conntrack count for mark {mark:#x}: {e}"),

@@ -121,7 +121,12 @@ impl super::kernel::Conntrack for Conntrack {
         None
     }
 
-    fn count(&mut self, _mark: u32, _mask: u32) -> Option<std::io::Result<u32>> {
+    fn count(
+        &mut self,
+        _mark: u32,
+        _mask: u32,
+        _now: crate::time::Instant,
+    ) -> Option<std::io::Result<u32>> {
         None
     }
 }

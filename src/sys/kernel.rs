@@ -10,12 +10,15 @@
 //! [`crate::dataplane::Ruleset`]) belong to the core; the traits belong to the shell.
 //! [`Backend::open`] is the only place that chooses between live and dry run.
 
+use crate::time::Instant;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
+
+use super::ct_events::{Counts, Listener};
 
 use super::dryrun::{self, DryRun};
 use super::needs::{self, Needs};
@@ -86,8 +89,10 @@ pub trait Nftables {
 pub trait Conntrack {
     /// Delete the connections whose mark under `mask` is `mark`.
     fn flush(&mut self, mark: u32, mask: u32) -> Option<io::Result<()>>;
-    /// Count them.
-    fn count(&mut self, mark: u32, mask: u32) -> Option<io::Result<u32>>;
+    /// Count them, as of `now`.
+    fn count(&mut self, mark: u32, mask: u32, now: Instant) -> Option<io::Result<u32>>;
+    /// No policy counts connections any more: stop following them.
+    fn stop_counting(&mut self) {}
 }
 
 /// Values under `/proc/sys`, named by their path there (`net/ipv4/...`).
@@ -156,9 +161,7 @@ impl Backend {
         Ok(Backend {
             kernel: Box::new(netlink),
             nft: Box::new(LiveNft::new(nf.clone(), nft, needs)),
-            conntrack: Box::new(LiveConntrack {
-                nf: nf.filter(|_| needs.ctnetlink),
-            }),
+            conntrack: Box::new(LiveConntrack::new(nf.filter(|_| needs.ctnetlink))),
             sysctl: Box::new(ProcSys),
             port_id,
             label: "",
@@ -240,9 +243,26 @@ impl Nftables for LiveNft {
     }
 }
 
-/// Conntrack over ctnetlink; `None` when it did not answer at start.
+/// Conntrack over ctnetlink; `None` when it did not answer at start. Counts come from
+/// events once seeded by a dump ([`super::ct_events`]); the event socket is opened at
+/// the first count and closed by [`Conntrack::stop_counting`].
 pub struct LiveConntrack {
     nf: Option<Rc<RefCell<Netfilter>>>,
+    listener: Option<Listener>,
+    /// The event socket could not be opened: count by dump (said once).
+    dumps_only: bool,
+    counts: Counts,
+}
+
+impl LiveConntrack {
+    pub fn new(nf: Option<Rc<RefCell<Netfilter>>>) -> LiveConntrack {
+        LiveConntrack {
+            nf,
+            listener: None,
+            dumps_only: false,
+            counts: Counts::default(),
+        }
+    }
 }
 
 impl Conntrack for LiveConntrack {
@@ -251,9 +271,42 @@ impl Conntrack for LiveConntrack {
         Some(done)
     }
 
-    fn count(&mut self, mark: u32, mask: u32) -> Option<io::Result<u32>> {
-        let n = self.nf.as_ref()?.borrow_mut().count_conntrack(mark, mask);
+    fn count(&mut self, mark: u32, mask: u32, now: Instant) -> Option<io::Result<u32>> {
+        let nf = self.nf.as_ref()?;
+        if self.listener.is_none() && !self.dumps_only {
+            match Listener::open() {
+                Ok(l) => self.listener = Some(l),
+                Err(e) => {
+                    log::warn!(
+                        "cannot follow conntrack events ({e}): least_connections counts \
+                         by dump every second"
+                    );
+                    self.dumps_only = true;
+                }
+            }
+        }
+        let Some(listener) = self.listener.as_mut() else {
+            return Some(nf.borrow_mut().count_conntrack(mark, mask));
+        };
+        self.counts.set_mask(mask);
+        let counts = &mut self.counts;
+        listener.drain(|e| counts.apply(e));
+        if let Some(n) = self.counts.get(mark, now) {
+            return Some(Ok(n));
+        }
+        // Events about entries the dump also sees may still be queued, or arrive
+        // during it; they are few, and the next seed corrects them.
+        let n = nf.borrow_mut().count_conntrack(mark, mask);
+        if let Ok(n) = n {
+            self.counts.seed(mark, n, now);
+        }
         Some(n)
+    }
+
+    fn stop_counting(&mut self) {
+        if self.listener.take().is_some() {
+            self.counts = Counts::default();
+        }
     }
 }
 

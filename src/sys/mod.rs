@@ -7,6 +7,7 @@ pub fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+pub mod ct_events;
 pub mod dryrun;
 pub mod kernel;
 pub mod logger;

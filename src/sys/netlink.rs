@@ -1480,7 +1480,7 @@ fn set_timeout(socket: &Socket, opt: libc::c_int, seconds: libc::time_t) {
 }
 
 /// SO_RCVBUFFORCE (ignores rmem_max, needs CAP_NET_ADMIN), else SO_RCVBUF.
-fn set_rcvbuf(socket: &Socket, size: libc::c_int) {
+pub(crate) fn set_rcvbuf(socket: &Socket, size: libc::c_int) {
     use std::os::fd::AsRawFd;
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
         // SAFETY: a valid fd and a c_int option value of the right size.
