@@ -234,6 +234,8 @@ pub struct Interface {
     /// `standby_interval`: the pace of a WAN that carries no flows (no policy chooses it
     /// now) while its rounds pass; `None`: always the normal pace.
     pub standby_interval: Option<Duration>,
+    /// `standby_method`: the probe kind of a round on standby; `None`: `track_method`.
+    pub standby_method: Option<TrackMethod>,
 }
 
 /// A WAN's capacity per direction, kbit/s; 0 = not configured.
@@ -700,7 +702,12 @@ impl Interface {
     /// How many targets a round probes: `track_ip`, or for the gateway probe one
     /// gateway per family.
     pub fn targets(&self) -> usize {
-        match self.track_method {
+        self.targets_of(self.track_method)
+    }
+
+    /// How many targets a round of kind `method` probes (see [`Interface::targets`]).
+    pub fn targets_of(&self, method: TrackMethod) -> usize {
+        match method {
             TrackMethod::Gateway => self.family.families().len(),
             _ => self.track_ip.len(),
         }
