@@ -1741,6 +1741,17 @@ mod tests {
         );
         assert!(!core.standby(1));
         assert_eq!(core.method(1), http);
+        // Off standby the cost is http's again: 3 GETs a second.
+        let each = cost::Cost {
+            sent: cost::of(http, &request, &target).answered(),
+            ..cost::Cost::default()
+        };
+        let month = cost::monthly(&each, 3, 1, Duration::from_secs(1));
+        assert_eq!(core.probe_monthly_bytes(1), month);
+        assert!(
+            month > 7 * 10 * 30 * 24 * 360 * 72,
+            "http costs more than ping"
+        );
         // Bytes sent, every probe answered: each as the kind it was.
         let tx = |c: cost::Cost| c.sent + c.answered_tx;
         let ping = tx(cost::of(TrackMethod::Ping, &request, &target));

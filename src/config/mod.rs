@@ -960,6 +960,38 @@ mod tests {
             standby.summary()[0]
         );
         assert_eq!(ok(&with("", "")).interfaces[0].standby_interval, None);
+        let method = |o: &str| {
+            let text = format!("list track_ip 192.0.2.1\noption standby_interval 10s\n{o}");
+            ok(&with(&text, "")).interfaces[0].standby_method
+        };
+        assert_eq!(method(""), None);
+        assert_eq!(
+            method("option standby_method ping"),
+            Some(TrackMethod::Ping)
+        );
+        assert_eq!(
+            method("option standby_method gateway"),
+            Some(TrackMethod::Gateway)
+        );
+        // Of the track_method's kind: as it is; of another kind: the well-known port.
+        assert_eq!(
+            method("option track_method dns\noption track_port 5353\noption standby_method dns"),
+            Some(TrackMethod::Dns {
+                port: 5353,
+                qtype: crate::probe::dns::Type::A
+            })
+        );
+        assert_eq!(
+            method("option track_method tcp\noption track_port 443\noption standby_method http"),
+            Some(TrackMethod::Http {
+                port: 80,
+                expect_status: 204
+            })
+        );
+        assert_eq!(
+            method("option track_method http\noption track_port 8080\noption standby_method tcp"),
+            Some(TrackMethod::Tcp { port: 8080 })
+        );
         let bw = "option bandwidth_down 50000\noption bandwidth_up 10000";
         assert_eq!(mode(bw, "option mode least_used"), Mode::LeastUsed);
         assert_eq!(
@@ -1534,6 +1566,24 @@ mod tests {
             (
                 "option standby_interval 2h",
                 "option 'standby_interval' must be a duration",
+            ),
+            (
+                "list track_ip 192.0.2.1\noption standby_method icmp",
+                "option 'standby_method' must be ping, tcp, http, dns or gateway, not 'icmp'",
+            ),
+            (
+                "option track_method gateway\noption standby_method ping",
+                "option 'standby_method' is ping but there are no track_ip targets to probe",
+            ),
+            (
+                "list track_ip 192.0.2.1\nlist track_ip 192.0.2.2\noption reliability 2\n\
+                 option standby_method gateway",
+                "option 'standby_method' is gateway but reliability is 2 and the gateway probe \
+                 has only 1 target(s), one per family",
+            ),
+            (
+                "list track_ip 192.0.2.1\noption standby_method tcp",
+                "option 'standby_method' is tcp but no track_port says which port",
             ),
             (
                 "option up 0",
