@@ -607,7 +607,10 @@ impl Config {
         };
         let standby = i
             .standby_interval
-            .map_or(String::new(), |s| format!(", standby {}", d(s)));
+            .map_or(String::new(), |s| match i.standby_method {
+                Some(m) => format!(", standby {} by {}", d(s), m.name()),
+                None => format!(", standby {}", d(s)),
+            });
         format!(
             "{}: {family}device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}{standby}), timeout {}, \
              down {}, up {}, {quality}, damping {damping}; member of {policies}",
@@ -965,6 +968,10 @@ mod tests {
             ok(&with(&text, "")).interfaces[0].standby_method
         };
         assert_eq!(method(""), None);
+        let text =
+            "list track_ip 192.0.2.1\noption standby_interval 10s\noption standby_method ping";
+        let summary = &ok(&with(text, "")).summary()[0];
+        assert!(summary.contains("standby 10s by ping)"), "{summary}");
         assert_eq!(
             method("option standby_method ping"),
             Some(TrackMethod::Ping)
