@@ -24,6 +24,8 @@ pub enum Output {
     /// Send one probe now.
     Probe {
         wan: usize,
+        /// The kind of probe: `track_method`, or `standby_method` on standby.
+        method: TrackMethod,
         target: IpAddr,
         target_index: u8,
         seq: u16,
@@ -78,7 +80,8 @@ fn settle(w: &mut Wan, iface: &crate::config::Interface, from: &IpAddr, reply: R
         w.health.on_late();
     }
     if reply.counted() {
-        w.probe_bytes.on_answered(&cost::probe(iface, from));
+        w.probe_bytes
+            .on_answered(&cost::of(w.method, &iface.request, from));
     }
     reply.counted()
 }
@@ -116,6 +119,9 @@ pub struct Wan {
     /// Bytes this WAN's probes sent and received at the IP layer (the model of
     /// [`cost`]), since start.
     pub probe_bytes: cost::Counted,
+    /// The probe kind of the last round started (`standby_method` on standby, else
+    /// `track_method`): the kind whose answers count.
+    method: TrackMethod,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,7 +486,7 @@ impl Engine {
             let on_device = wan.link.is_some_and(|l| l.ifindex == ifindex);
             let f = Family::of(&addr);
             if !on_device
-                || iface.track_method != TrackMethod::Gateway
+                || wan.method != TrackMethod::Gateway
                 || wan.path(f).gateway != Some(Some(addr))
             {
                 continue;
@@ -498,7 +504,8 @@ impl Engine {
                 }
             }
             if reply.counted() {
-                wan.probe_bytes.on_answered(&cost::probe(iface, &addr));
+                wan.probe_bytes
+                    .on_answered(&cost::of(wan.method, &iface.request, &addr));
             }
             if let Some(slot) = wan.last_error.get_mut(t) {
                 *slot = None;
@@ -564,8 +571,7 @@ impl Engine {
         let Some(w) = self.wans.get_mut(wan) else {
             return false;
         };
-        let method = self.cfg.interfaces[wan].track_method;
-        if method == TrackMethod::Ping && ident != w.ident {
+        if w.method == TrackMethod::Ping && ident != w.ident {
             return false;
         }
         let Some(target) = self.cfg.interfaces[wan]
@@ -634,9 +640,21 @@ impl Engine {
         }
     }
 
+    /// The probe kind of WAN `i`'s next round: its `standby_method` while on standby,
+    /// else its `track_method`.
+    pub fn method(&self, i: usize) -> TrackMethod {
+        let Some(iface) = self.cfg.interfaces.get(i) else {
+            return TrackMethod::Ping;
+        };
+        match iface.standby_method {
+            Some(m) if iface.standby_interval.is_some() && self.standby(i) => m,
+            _ => iface.track_method,
+        }
+    }
+
     fn params(&self, i: usize) -> Params {
         let iface = &self.cfg.interfaces[i];
-        let targets = iface.targets() as u8;
+        let targets = iface.targets_of(self.method(i)) as u8;
         match iface.standby_interval.filter(|_| self.standby(i)) {
             // The cheapest round that can pass: `reliability` targets in turn, one probe
             // each. A lost one starts confirming a fall, which ends standby at once.
@@ -713,7 +731,8 @@ impl Engine {
         let per_round = usize::from(p.per_round.min(p.targets));
         // The mean cost of a target: targets of both families may differ.
         // The gateway probe's targets: one gateway per family (only the family matters).
-        let targets: Vec<IpAddr> = match iface.track_method {
+        let method = self.method(i);
+        let targets: Vec<IpAddr> = match method {
             TrackMethod::Gateway => (iface.family.families().iter())
                 .map(|f| match f {
                     Family::V4 => IpAddr::from([0u8; 4]),
@@ -724,7 +743,7 @@ impl Engine {
         };
         let total: u64 = targets
             .iter()
-            .map(|t| cost::probe(iface, t).answered())
+            .map(|t| cost::of(method, &iface.request, t).answered())
             .sum();
         let n = targets.len().max(1) as u64;
         let mean = cost::Cost {
@@ -771,6 +790,7 @@ impl Engine {
                 continue;
             }
             let params = self.params(i);
+            let method = self.method(i);
             let iface = &self.cfg.interfaces[i];
             let wan = &mut self.wans[i];
             // Without a route out of this WAN a probe has failed before it is sent. (For
@@ -778,7 +798,8 @@ impl Engine {
             // the kernel's "assume on-link" fallback, and proxy ARP could answer.)
             let link_up = wan.link.is_some_and(|l| l.up && l.carrier);
             for p in wan.sched.start(now, &params) {
-                let target = match iface.track_method {
+                wan.method = method;
+                let target = match method {
                     TrackMethod::Gateway => {
                         let f = iface.family.families().get(usize::from(p.target));
                         match f.map(|&f| wan.path(f).gateway) {
@@ -802,9 +823,11 @@ impl Engine {
                     wan.sched.on_error(p.seq, p.target);
                     continue;
                 }
-                wan.probe_bytes.on_sent(&cost::probe(iface, &target));
+                wan.probe_bytes
+                    .on_sent(&cost::of(method, &iface.request, &target));
                 out.push(Output::Probe {
                     wan: i,
+                    method,
                     target,
                     target_index: p.target,
                     seq: p.seq,
@@ -1385,6 +1408,7 @@ fn new_wan(iface: &crate::config::Interface, slot: u32, ident_base: u16, now: In
         asked: [None, None],
         last_error: vec![None; iface.targets()],
         probe_bytes: cost::Counted::default(),
+        method: iface.track_method,
     }
 }
 
@@ -1627,6 +1651,157 @@ mod tests {
         let b = core.wans()[1].probe_bytes;
         assert_eq!(b.tx, 36 * count(1, 0, 200_000) as u64);
         assert!(b.rx > 0 && b.rx < b.tx);
+    }
+
+    /// Answer every probe in `out` except those of WAN `dead`, `rtt` later, each by the
+    /// path of its kind: an echo reply for ping, a completed connection for the others.
+    fn answer_by_kind(core: &mut Engine, out: &[Output], dead: Option<usize>, now: Instant) {
+        for o in out {
+            if let Output::Probe {
+                wan,
+                method,
+                target,
+                seq,
+                ..
+            } = o
+            {
+                if Some(*wan) == dead {
+                    continue;
+                }
+                if *method == TrackMethod::Ping {
+                    let ident = core.wans()[*wan].ident;
+                    assert!(core.on_reply(*wan, *target, ident, *seq, now));
+                } else {
+                    assert!(core.on_tcp_answer(*wan, *target, *seq, None, now));
+                }
+            }
+        }
+    }
+
+    /// wan2, tracked by http, has `standby_method ping`: its standby rounds are pings
+    /// (costed as pings); when wan1 fails it is back to http at the normal pace at once.
+    #[test]
+    fn timeline_standby_method_pings_and_the_need_brings_http_back() {
+        let mut cfg = config(&[1, 1], 3);
+        cfg.members[1].metric = 2;
+        let http = TrackMethod::Http {
+            port: 80,
+            expect_status: 204,
+        };
+        cfg.interfaces[1].track_method = http;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        cfg.interfaces[1].standby_method = Some(TrackMethod::Ping);
+        let target = cfg.interfaces[1].track_ip[0];
+        let request = cfg.interfaces[1].request.clone();
+        let mut core = Engine::new(cfg, None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut sent: Vec<(u64, TrackMethod)> = Vec::new();
+        let mut down_at = None;
+        let mut t = 0;
+        // wan1 stops answering at 60 s.
+        while t <= 80_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                match o {
+                    Output::Probe { wan: 1, method, .. } => sent.push((t, *method)),
+                    Output::Transition { wan: 0, event } if event.to == State::Down => {
+                        down_at = Some(t)
+                    }
+                    _ => {}
+                }
+            }
+            let dead = (t >= 60_000).then_some(0);
+            answer_by_kind(&mut core, &out, dead, now + Duration::from_millis(15));
+            if t == 30_000 {
+                assert!(core.standby(1));
+                assert_eq!(core.method(1), TrackMethod::Ping);
+                // The cost follows the kind in use: 1 ping of 72 bytes every 10 s.
+                let month = 30 * 24 * 360;
+                assert_eq!(core.probe_monthly_bytes(1), month * 72);
+            }
+            t += 50;
+        }
+        let standby: Vec<&(u64, TrackMethod)> = sent
+            .iter()
+            .filter(|(t, _)| (10_000..60_000).contains(t))
+            .collect();
+        assert_eq!(standby.len(), 5, "{standby:?}");
+        assert!(standby.iter().all(|(_, m)| *m == TrackMethod::Ping));
+        // wan1 is found down; wan2 is needed and probed by http at once, at 1 s a round.
+        let down_at = down_at.expect("wan1 down");
+        let after: Vec<&(u64, TrackMethod)> = sent.iter().filter(|(t, _)| *t >= down_at).collect();
+        assert_eq!(after[0].0, down_at, "wan2 leaves standby at once");
+        assert!(after.iter().all(|(_, m)| *m == http), "{after:?}");
+        let normal = 3 * (80_000 - down_at) as usize / 1000;
+        assert!(
+            after.len().abs_diff(normal) <= 3,
+            "{} {normal}",
+            after.len()
+        );
+        assert!(!core.standby(1));
+        assert_eq!(core.method(1), http);
+        // Off standby the cost is http's again: 3 GETs a second.
+        let each = cost::Cost {
+            sent: cost::of(http, &request, &target).answered(),
+            ..cost::Cost::default()
+        };
+        let month = cost::monthly(&each, 3, 1, Duration::from_secs(1));
+        assert_eq!(core.probe_monthly_bytes(1), month);
+        assert!(
+            month > 7 * 10 * 30 * 24 * 360 * 72,
+            "http costs more than ping"
+        );
+        // Bytes sent, every probe answered: each as the kind it was.
+        let tx = |c: cost::Cost| c.sent + c.answered_tx;
+        let ping = tx(cost::of(TrackMethod::Ping, &request, &target));
+        let get = tx(cost::of(http, &request, &target));
+        let pings = sent.iter().filter(|(_, m)| *m == TrackMethod::Ping).count() as u64;
+        let gets = sent.len() as u64 - pings;
+        assert_eq!(core.wans()[1].probe_bytes.tx, pings * ping + gets * get);
+    }
+
+    /// A failed standby round of `standby_method ping` brings the WAN's http back at the
+    /// normal (failure) pace at once.
+    #[test]
+    fn timeline_a_failed_standby_ping_round_returns_to_http() {
+        let mut cfg = config(&[1, 1], 1);
+        cfg.members[1].metric = 2;
+        let http = TrackMethod::Http {
+            port: 80,
+            expect_status: 204,
+        };
+        cfg.interfaces[1].track_method = http;
+        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
+        cfg.interfaces[1].standby_method = Some(TrackMethod::Ping);
+        let mut core = Engine::new(cfg, None, 0x4000, at(0));
+        core.on_snapshot(&snapshot(&[true, true]), at(0));
+        let mut sent: Vec<(u64, TrackMethod)> = Vec::new();
+        let mut t = 0;
+        while t <= 45_000 {
+            let now = at(t);
+            let out = core.poll(now);
+            for o in &out {
+                if let Output::Probe { wan: 1, method, .. } = o {
+                    sent.push((t, *method));
+                }
+            }
+            // wan2 goes dark at 30 s.
+            let dead = (t >= 30_000).then_some(1);
+            answer_by_kind(&mut core, &out, dead, now + Duration::from_millis(15));
+            t += 50;
+        }
+        let i = sent
+            .iter()
+            .position(|(t, _)| *t >= 30_000)
+            .expect("a round");
+        let (lost, kind) = sent[i];
+        assert_eq!(kind, TrackMethod::Ping, "{sent:?}");
+        // The next rounds are http, confirming the fall at failure_interval.
+        let next = &sent[i + 1..];
+        assert!(next.len() >= 2, "{sent:?}");
+        assert!(next.iter().all(|(_, m)| *m == http), "{sent:?}");
+        assert!(next[0].0 <= lost + 2_100, "{sent:?}");
     }
 
     /// A standby round that fails ends standby at once: the fall is confirmed at

@@ -41,6 +41,7 @@ pub fn interface(name: &str, device: &str, targets: &[&str]) -> Interface {
         bandwidth: Default::default(),
         quota: None,
         standby_interval: None,
+        standby_method: None,
     }
 }
 

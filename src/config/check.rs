@@ -811,6 +811,8 @@ impl<'s> Reader<'_, '_, 's> {
                 self.error("standby_interval", msg);
             }
         }
+        let standby_method =
+            self.standby_method(track_method, port, &track_ip, family, reliability);
         let quota = self.quota();
         self.finish(&["size", "max_ttl", "keep_failure_interval", "httping_ssl"]);
         Some(Interface {
@@ -839,8 +841,74 @@ impl<'s> Reader<'_, '_, 's> {
             slot,
             bandwidth,
             standby_interval,
+            standby_method,
             quota,
         })
+    }
+
+    /// `standby_method`: the kind of a standby round, to the same targets (the gateway
+    /// kind: the WAN's gateways). Of another kind than `track_method`, http and dns ask
+    /// the defaults on their well-known ports; tcp connects to `track_port`.
+    fn standby_method(
+        &mut self,
+        track_method: TrackMethod,
+        port: Option<u16>,
+        track_ip: &[IpAddr],
+        family: Family,
+        reliability: u8,
+    ) -> Option<TrackMethod> {
+        let name = self.get("standby_method", |s| match s {
+            "ping" | "tcp" | "http" | "dns" | "gateway" => Ok(s.to_string()),
+            _ => Err(format!(
+                "must be ping, tcp, http, dns or gateway, not '{s}'"
+            )),
+        })?;
+        let method = match name.as_str() {
+            same if same == track_method.name() => track_method,
+            "ping" => TrackMethod::Ping,
+            "gateway" => TrackMethod::Gateway,
+            // `track_port` belongs to the `track_method` kind: the well-known ports.
+            "http" => TrackMethod::Http {
+                port: 80,
+                expect_status: 204,
+            },
+            "dns" => TrackMethod::Dns {
+                port: 53,
+                qtype: crate::probe::dns::Type::A,
+            },
+            _ => match port {
+                Some(port) => TrackMethod::Tcp { port },
+                None => {
+                    self.error(
+                        "standby_method",
+                        "is tcp but no track_port says which port (track_method tcp, \
+                         http or dns with track_port)"
+                            .into(),
+                    );
+                    return None;
+                }
+            },
+        };
+        if method == TrackMethod::Gateway {
+            let targets = family.families().len();
+            if usize::from(reliability) > targets {
+                self.error(
+                    "standby_method",
+                    format!(
+                        "is gateway but reliability is {reliability} and the gateway probe \
+                         has only {targets} target(s), one per family"
+                    ),
+                );
+                return None;
+            }
+        } else if track_ip.is_empty() {
+            self.error(
+                "standby_method",
+                format!("is {name} but there are no track_ip targets to probe"),
+            );
+            return None;
+        }
+        Some(method)
     }
 
     /// `quota` and the options that shape it; those without a `quota` are errors, so a

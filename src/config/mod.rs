@@ -234,6 +234,8 @@ pub struct Interface {
     /// `standby_interval`: the pace of a WAN that carries no flows (no policy chooses it
     /// now) while its rounds pass; `None`: always the normal pace.
     pub standby_interval: Option<Duration>,
+    /// `standby_method`: the probe kind of a round on standby; `None`: `track_method`.
+    pub standby_method: Option<TrackMethod>,
 }
 
 /// A WAN's capacity per direction, kbit/s; 0 = not configured.
@@ -605,7 +607,10 @@ impl Config {
         };
         let standby = i
             .standby_interval
-            .map_or(String::new(), |s| format!(", standby {}", d(s)));
+            .map_or(String::new(), |s| match i.standby_method {
+                Some(m) => format!(", standby {} by {}", d(s), m.name()),
+                None => format!(", standby {}", d(s)),
+            });
         format!(
             "{}: {family}device {}, gateway {gateway}, {tracking}, interval {} (failure {}, recovery {}{standby}), timeout {}, \
              down {}, up {}, {quality}, damping {damping}; member of {policies}",
@@ -700,7 +705,12 @@ impl Interface {
     /// How many targets a round probes: `track_ip`, or for the gateway probe one
     /// gateway per family.
     pub fn targets(&self) -> usize {
-        match self.track_method {
+        self.targets_of(self.track_method)
+    }
+
+    /// How many targets a round of kind `method` probes (see [`Interface::targets`]).
+    pub fn targets_of(&self, method: TrackMethod) -> usize {
+        match method {
             TrackMethod::Gateway => self.family.families().len(),
             _ => self.track_ip.len(),
         }
@@ -953,6 +963,42 @@ mod tests {
             standby.summary()[0]
         );
         assert_eq!(ok(&with("", "")).interfaces[0].standby_interval, None);
+        let method = |o: &str| {
+            let text = format!("list track_ip 192.0.2.1\noption standby_interval 10s\n{o}");
+            ok(&with(&text, "")).interfaces[0].standby_method
+        };
+        assert_eq!(method(""), None);
+        let text =
+            "list track_ip 192.0.2.1\noption standby_interval 10s\noption standby_method ping";
+        let summary = &ok(&with(text, "")).summary()[0];
+        assert!(summary.contains("standby 10s by ping)"), "{summary}");
+        assert_eq!(
+            method("option standby_method ping"),
+            Some(TrackMethod::Ping)
+        );
+        assert_eq!(
+            method("option standby_method gateway"),
+            Some(TrackMethod::Gateway)
+        );
+        // Of the track_method's kind: as it is; of another kind: the well-known port.
+        assert_eq!(
+            method("option track_method dns\noption track_port 5353\noption standby_method dns"),
+            Some(TrackMethod::Dns {
+                port: 5353,
+                qtype: crate::probe::dns::Type::A
+            })
+        );
+        assert_eq!(
+            method("option track_method tcp\noption track_port 443\noption standby_method http"),
+            Some(TrackMethod::Http {
+                port: 80,
+                expect_status: 204
+            })
+        );
+        assert_eq!(
+            method("option track_method http\noption track_port 8080\noption standby_method tcp"),
+            Some(TrackMethod::Tcp { port: 8080 })
+        );
         let bw = "option bandwidth_down 50000\noption bandwidth_up 10000";
         assert_eq!(mode(bw, "option mode least_used"), Mode::LeastUsed);
         assert_eq!(
@@ -1527,6 +1573,24 @@ mod tests {
             (
                 "option standby_interval 2h",
                 "option 'standby_interval' must be a duration",
+            ),
+            (
+                "list track_ip 192.0.2.1\noption standby_method icmp",
+                "option 'standby_method' must be ping, tcp, http, dns or gateway, not 'icmp'",
+            ),
+            (
+                "option track_method gateway\noption standby_method ping",
+                "option 'standby_method' is ping but there are no track_ip targets to probe",
+            ),
+            (
+                "list track_ip 192.0.2.1\nlist track_ip 192.0.2.2\noption reliability 2\n\
+                 option standby_method gateway",
+                "option 'standby_method' is gateway but reliability is 2 and the gateway probe \
+                 has only 1 target(s), one per family",
+            ),
+            (
+                "list track_ip 192.0.2.1\noption standby_method tcp",
+                "option 'standby_method' is tcp but no track_port says which port",
             ),
             (
                 "option up 0",

@@ -523,10 +523,11 @@ impl Daemon {
             match out {
                 Output::Probe {
                     wan,
+                    method,
                     target,
                     target_index,
                     seq,
-                } => self.send_probe(wan, target, target_index, seq),
+                } => self.send_probe(wan, method, target, target_index, seq),
                 Output::Transition { wan, event } => {
                     let iface = &self.engine.config().interfaces[wan];
                     let name = iface.name.clone();

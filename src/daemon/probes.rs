@@ -13,10 +13,17 @@ pub(super) struct ProbeSocket {
 }
 
 impl Daemon {
-    pub(super) fn send_probe(&mut self, wan: usize, target: IpAddr, target_index: u8, seq: u16) {
+    pub(super) fn send_probe(
+        &mut self,
+        wan: usize,
+        method: TrackMethod,
+        target: IpAddr,
+        target_index: u8,
+        seq: u16,
+    ) {
         let iface = &self.engine.config().interfaces[wan];
         let state = &self.engine.wans()[wan];
-        match iface.track_method {
+        match method {
             TrackMethod::Gateway => {
                 let name = iface.name.clone();
                 let ifindex = state.link.map(|l| l.ifindex).unwrap_or_default();
@@ -138,7 +145,11 @@ impl Daemon {
             let Some(device) = self.engine.device(i) else {
                 continue;
             };
-            if iface.track_method != TrackMethod::Ping || !wan.health.probing() {
+            // Open while either kind that may probe is ping: standby comes and goes
+            // with every round, the socket stays.
+            let pings = iface.track_method == TrackMethod::Ping
+                || iface.standby_method == Some(TrackMethod::Ping);
+            if !pings || !wan.health.probing() {
                 continue;
             }
             for target in &iface.track_ip {

@@ -348,6 +348,15 @@ return view.extend({
 				return v.standbyInterval(x, other(self, section_id, 'interval'));
 			})(section_id, value);
 		};
+		o = s.taboption('probes', form.ListValue, 'standby_method', _('Probe method on standby'),
+			_('The probe kind of a standby round, to the same targets (which must answer it). Ping is the cheapest through the uplink. The probe method comes back with the normal pace. Empty: the probe method.'));
+		o.value('', _('the probe method'));
+		o.value('ping', _('ICMP echo (ping)'));
+		o.value('tcp', _('TCP connect (to the TCP port)'));
+		o.value('http', _('HTTP GET (port 80 unless the probe method is HTTP)'));
+		o.value('dns', _('DNS query (port 53 unless the probe method is DNS)'));
+		o.value('gateway', _('Gateway ARP/NDP'));
+		o.optional = true;
 		number(s, 'probes', 'timeout', _('Probe timeout'),
 			_('How long to wait for an answer (100ms to 60s).'), '1s', v.timeout);
 		number(s, 'probes', 'down', _('Bad rounds before down'), _('1 to 100.'), '3', v.upDown);
