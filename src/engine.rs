@@ -121,7 +121,7 @@ pub struct Wan {
     pub probe_bytes: cost::Counted,
     /// The probe kind of the last round started (`standby_method` on standby, else
     /// `track_method`): the kind whose answers count.
-    method: TrackMethod,
+    pub method: TrackMethod,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

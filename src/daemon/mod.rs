@@ -470,7 +470,7 @@ impl Daemon {
                 result,
             } => {
                 if let Some(i) = self.engine.wan_index(&wan) {
-                    let method = self.engine.config().interfaces[i].track_method.name();
+                    let method = self.engine.wans()[i].method.name();
                     match &result {
                         Ok(rtt) => {
                             self.engine.on_tcp_answer(i, target, seq, *rtt, now);
