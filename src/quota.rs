@@ -14,7 +14,7 @@
 //! (another ifindex: a PPP reconnect, a USB modem re-enumerated) counts everything its
 //! counters show, as they started at zero after the previous sample. A counter that went
 //! down on the same device is a 32-bit counter that wrapped when the wrapped difference
-//! is plausible (see [`plausible_wrap`]), else counters that were reset: then what they
+//! is plausible (see `plausible_wrap`), else counters that were reset: then what they
 //! show now is new. Nothing ever counts negative.
 //!
 //! Periods are computed on the local civil time the router has ([`Wall`]): the shell
