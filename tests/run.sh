@@ -67,8 +67,9 @@ bg_wait() {
 # The lab (one binary, tests in parallel) must run here: a skip would be a failure.
 # Its tests mostly wait on timers (on 2 cores: 61 tests, about 450 s of test time for
 # 50 s of CPU), so they run 8 at a time, not one per core (UPLINKD_LAB_THREADS).
-# The LuCI test drives Chromium against LuCI's ucode CGI: it runs alone afterwards, since
-# on 2 cores beside the parallel lab its page loads can outlast the browser's timeouts.
+# The LuCI test drives Chromium against LuCI's ucode CGI: it runs alone at the end, once
+# the background builds are done, since on 2 cores beside the parallel lab or those
+# builds its page loads can outlast the browser's timeouts.
 lab_threads=${UPLINKD_LAB_THREADS:-8}
 UPLINKD_LAB_REQUIRED=1 cargo test --no-fail-fast -- --skip luci::luci_pages \
     --test-threads "$lab_threads" >"$log" 2>&1
@@ -76,12 +77,6 @@ status=$?
 grep -E '^(test result:|     Running |test .* FAILED|error)' "$log"
 if [ "$status" -ne 0 ]; then
     sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
-fi
-if UPLINKD_LAB_REQUIRED=1 cargo test --test lab luci::luci_pages >"$log" 2>&1; then
-    grep -E '^test result:' "$log"
-else
-    sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
-    status=1
 fi
 phase "cargo test"
 
@@ -193,4 +188,13 @@ if [ -n "$cross_pid" ]; then
     rm -rf "$pkgdir"
     phase "cross tests, size, packages"
 fi
+
+# Real LuCI in a browser, alone on the machine (see the lab above).
+if UPLINKD_LAB_REQUIRED=1 cargo test --test lab luci::luci_pages >"$log" 2>&1; then
+    grep -E '^test result:' "$log"
+else
+    sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 200
+    status=1
+fi
+phase "luci browser"
 exit "$status"

@@ -91,8 +91,10 @@ fn a_spent_quota_keeps_new_flows_off_the_metered_wan() {
     }
     let mut on2 = on2.expect("a connection on wan2");
     push(&mut on2, 3_000_000).expect("transfer over wan2");
+    // Counted once a second: wait for the whole transfer, not just the crossing.
     let crossed = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
-        quota_of(&lab)["state"] == "exceeded"
+        let q = quota_of(&lab);
+        q["state"] == "exceeded" && q["used"].as_u64().unwrap_or(0) >= 6_000_000
     });
     let q = quota_of(&lab);
     eprintln!("after 2 x 3 MB over wan2: {q}");
