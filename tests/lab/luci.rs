@@ -76,6 +76,69 @@ impl Root {
             .join("root")
             .join(p.trim_start_matches('/'))
     }
+
+    /// What a failed browser step needs to be understood: the last lines each daemon of
+    /// the root logged, and the processes running in it (a stuck LuCI request shows as
+    /// an old ucode or cgi process).
+    fn diagnose(&self) -> String {
+        let mut text = String::new();
+        let logs = Path::new(&self.dir).join("log");
+        let mut names: Vec<_> = fs::read_dir(&logs)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for log in names {
+            let body = fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = body.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            text.push_str(&format!(
+                "--- {} (last {} lines)\n",
+                log.display(),
+                tail.len()
+            ));
+            for l in tail {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        let root = fs::canonicalize(Path::new(&self.dir).join("root")).unwrap_or_default();
+        text.push_str("--- processes in the root (pid, seconds, state, wait, command)\n");
+        for pid in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let p = pid.path();
+            if fs::read_link(p.join("root")).ok().as_deref() != Some(root.as_path()) {
+                continue;
+            }
+            let cmd = fs::read(p.join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let stat = fs::read_to_string(p.join("stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(") ")
+                .next()
+                .unwrap_or("")
+                .split(' ')
+                .next()
+                .unwrap_or("?");
+            let wchan = fs::read_to_string(p.join("wchan")).unwrap_or_default();
+            let age = process_age(&stat);
+            text.push_str(&format!(
+                "{} {age} {state} {wchan} {cmd}\n",
+                pid.file_name().to_string_lossy()
+            ));
+        }
+        text
+    }
+}
+
+/// Seconds since a process started, from its /proc stat line (start time in clock ticks
+/// since boot; 100 ticks a second on the kernels we run on).
+fn process_age(stat: &str) -> String {
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+    let start: f64 = fields.get(19).and_then(|f| f.parse().ok()).unwrap_or(0.0);
+    let up: f64 = fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split(' ').next().and_then(|f| f.parse().ok()))
+        .unwrap_or(0.0);
+    format!("{:.0}", up - start / 100.0)
 }
 
 impl Drop for Root {
@@ -183,7 +246,7 @@ fn state(s: &Value, wan: &str) -> String {
 }
 
 /// One part of the browser script, in the router namespace; what it saw.
-fn browser(lab: &Lab, playwright: &str, shots: &Path, step: &str) -> Value {
+fn browser(lab: &Lab, root: &Root, playwright: &str, shots: &Path, step: &str) -> Value {
     let t0 = std::time::Instant::now();
     let out = lab.exec(
         "rtr",
@@ -201,6 +264,36 @@ fn browser(lab: &Lab, playwright: &str, shots: &Path, step: &str) -> Value {
         ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    let probe = |url: &str| {
+        let o = lab.exec(
+            "rtr",
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-m",
+                "10",
+                "-w",
+                "%{http_code} in %{time_total} s",
+                url,
+            ],
+        );
+        format!(
+            "{url}: {}{}\n",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let answers = || {
+        [
+            "http://127.0.0.1/luci-static/resources/luci.js",
+            "http://127.0.0.1/cgi-bin/luci/",
+        ]
+        .iter()
+        .map(|u| probe(u))
+        .collect::<String>()
+    };
     let seen: Value = text
         .lines()
         .last()
@@ -208,9 +301,10 @@ fn browser(lab: &Lab, playwright: &str, shots: &Path, step: &str) -> Value {
         .unwrap_or(Value::Null);
     assert!(
         out.status.success(),
-        "browser step {step} failed: {}\nstdout: {text}\nstderr: {}",
+        "browser step {step} failed: {}\nstdout: {text}\nstderr: {}\n{}",
         seen["error"],
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        root.diagnose() + &answers()
     );
     eprintln!("luci: {step} ({:.1} s): {seen}", t0.elapsed().as_secs_f64());
     seen
@@ -354,7 +448,7 @@ fn luci_pages_in_real_luci() {
     eprintln!("luci: WANs up, down, degraded and drained");
     let shots = artifacts();
     eprintln!("luci: screenshots in {}", shots.display());
-    let seen = browser(&lab, &playwright, &shots, "status");
+    let seen = browser(&lab, &root, &playwright, &shots, "status");
     let cards = seen["cards"].as_array().expect("cards");
     let card = |wan: &str| {
         cards
@@ -403,7 +497,7 @@ fn luci_pages_in_real_luci() {
     );
 
     // The config page: lists as lists, a good change saved and applied.
-    let seen = browser(&lab, &playwright, &shots, "config");
+    let seen = browser(&lab, &root, &playwright, &shots, "config");
     let items = |field: &str| -> Vec<String> {
         seen["ruleLists"]
             .as_array()
@@ -466,7 +560,7 @@ fn luci_pages_in_real_luci() {
     assert!(r.is_ok(), "the daemon did not reload: {}", status(&lab));
 
     // A change LuCI cannot judge (too few routing tables): the page says the daemon refused.
-    let seen = browser(&lab, &playwright, &shots, "apply-bad");
+    let seen = browser(&lab, &root, &playwright, &shots, "apply-bad");
     let text = seen["applyBad"]["text"].as_str().unwrap_or("");
     assert!(
         text.contains("refused") && text.contains("routing table"),
@@ -487,7 +581,7 @@ fn luci_pages_in_real_luci() {
     // No daemon: both places say it is not running (not "access denied", not nothing).
     let _ = daemon.0.kill();
     let _ = daemon.0.wait();
-    let seen = browser(&lab, &playwright, &shots, "no-daemon");
+    let seen = browser(&lab, &root, &playwright, &shots, "no-daemon");
     assert!(
         seen["statusPage"]
             .as_str()

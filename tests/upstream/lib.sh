@@ -258,10 +258,15 @@ up_rpcd() {
 # ucode handler on /cgi-bin/luci when LuCI is installed in the root
 # (/usr/share/ucode/luci/uhttpd.uc), on LISTEN (default 0.0.0.0:80 inside the
 # namespace). Needs ubusd (for /ubus).
+# With LuCI, one LuCI request runs at a time (`-n 1`, the `max_requests` option of
+# /etc/config/uhttpd): LuCI's ucode dispatcher connects to ubus once, in uhttpd, and
+# every request's forked worker shares that socket, so two workers waiting at once can
+# read each other's replies and both wait until the script timeout. Two parallel
+# requests for /cgi-bin/luci/admin/menu stalled 14 times in 20 with the default of 3.
 up_uhttpd() {
     _l=${2:-0.0.0.0:80}
     if [ -f "$1/root/usr/share/ucode/luci/uhttpd.uc" ]; then
-        set -- "$1" -o /cgi-bin/luci -O /usr/share/ucode/luci/uhttpd.uc
+        set -- "$1" -n 1 -o /cgi-bin/luci -O /usr/share/ucode/luci/uhttpd.uc
     else
         set -- "$1"
     fi
