@@ -28,8 +28,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::channel::{self, Receiver, Sender};
 use serde_json::{json, Value};
-use smol::channel::{self, Receiver, Sender};
 use smol::{LocalExecutor, Timer};
 
 use crate::config::Prefix;

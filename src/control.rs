@@ -290,17 +290,17 @@ pub fn quota_event(event: &crate::quota::Event, quota: u64) -> Value {
 pub struct Call {
     pub method: String,
     pub args: Value,
-    pub reply: smol::channel::Sender<Result<Value, Error>>,
+    pub reply: crate::channel::Sender<Result<Value, Error>>,
 }
 
 impl Call {
     /// Sends a request to the event loop behind `calls` and waits for its answer.
     pub async fn send(
-        calls: &smol::channel::Sender<Call>,
+        calls: &crate::channel::Sender<Call>,
         method: String,
         args: Value,
     ) -> Result<Value, Error> {
-        let (reply, answer) = smol::channel::bounded(1);
+        let (reply, answer) = crate::channel::bounded(1);
         let call = Call {
             method,
             args,

@@ -26,6 +26,7 @@
 
 pub mod balance;
 pub mod bus;
+pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -10,7 +10,7 @@ impl Daemon {
             Ok(h) => self.hooks = Some(h),
             Err(e) => log::error!("hooks: cannot start their thread: {e}"),
         }
-        let (calls, calls_rx) = smol::channel::unbounded::<Call>();
+        let (calls, calls_rx) = crate::channel::unbounded::<Call>();
         forward(&self.ex, calls_rx, self.tx.clone(), Input::Control);
         if let Some(path) = &self.opts.control_socket {
             match socket::Server::start(&self.ex, path, calls.clone()) {
@@ -27,7 +27,7 @@ impl Daemon {
             .collect();
         match &self.opts.ubus_socket {
             Some(path) => {
-                let (netifd_tx, netifd_rx) = smol::channel::unbounded();
+                let (netifd_tx, netifd_rx) = crate::channel::unbounded();
                 forward(&self.ex, netifd_rx, self.tx.clone(), Input::Netifd);
                 self.bus = Some(Bus::spawn(&self.ex, path.clone(), calls, netifd_tx, netifd));
             }

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use smol::channel::{Receiver, Sender};
+use crate::channel::{Receiver, Sender};
 use smol::{LocalExecutor, Timer};
 
 use crate::bus::{self, Bus, NetifdUpdate};
@@ -257,7 +257,7 @@ impl Daemon {
         if adopted > 0 {
             log::info!("adopting {adopted} kernel objects left by a previous run");
         }
-        let (tx, rx) = smol::channel::unbounded();
+        let (tx, rx) = crate::channel::unbounded();
         let mut d = Daemon {
             ex,
             opts,
@@ -503,7 +503,11 @@ impl Daemon {
             }
             Input::Netifd(update) => {
                 if let Some(i) = self.engine.wan_index(&update.interface) {
-                    log::debug!("{}: netifd says {:?}", update.interface, update.info);
+                    log::debug!(
+                        "{}: netifd says {}",
+                        update.interface,
+                        describe_netifd(update.info.as_ref())
+                    );
                     let (changed, outs) = self.engine.on_netifd(i, update.info, now);
                     self.handle(outs);
                     if changed {
@@ -708,9 +712,28 @@ fn describe_gateway(g: Option<Option<IpAddr>>) -> String {
     }
 }
 
+/// What netifd reported, for the debug log.
+fn describe_netifd(info: Option<&crate::engine::Netifd>) -> String {
+    let Some(n) = info else {
+        return "the interface is gone".into();
+    };
+    format!(
+        "{}, device {}, main device {}, gateway {}, IPv6 gateway {}, {} delegated prefixes",
+        if n.up { "up" } else { "down" },
+        n.device.as_deref().unwrap_or("none"),
+        n.main_device.as_deref().unwrap_or("none"),
+        describe_gateway(n.gateway),
+        describe_gateway(n.gateway6),
+        n.prefixes6.len()
+    )
+}
+
 fn describe_policy(p: &plan::PolicyPlan) -> String {
     if let Some(lr) = p.last_resort {
-        return format!("no usable member, last resort {lr:?}").to_lowercase();
+        return format!(
+            "no usable member, last resort {}",
+            crate::status::last_resort_name(lr)
+        );
     }
     let describe = |m: &plan::Members| {
         let total: u32 = m.active.iter().map(|(_, w)| u32::from(*w)).sum();

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::channel::{self, Receiver, Sender};
 use serde_json::{Map, Value};
-use smol::channel::{self, Receiver, Sender};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::lock::{Mutex, MutexGuard};
 use smol::{future, Async, Timer};
