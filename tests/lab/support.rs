@@ -579,13 +579,26 @@ impl Lab {
         );
     }
 
+    /// Write a sysctl of namespace `ns` (`net.ipv4.ip_forward`): from a thread that
+    /// joins the namespace, since `/proc/sys/net` is the reader's. No process is started
+    /// (a lab of five namespaces sets some thirty of them).
     pub fn sysctl(&self, ns: &str, key: &str, value: &str) {
-        let out = self.exec(ns, &["sysctl", "-qw", &format!("{key}={value}")]);
-        assert!(
-            out.status.success(),
-            "sysctl {key}={value} in {ns}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let netns = format!("/run/netns/{}", self.ns(ns));
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let text = value.to_string();
+        let written = std::thread::spawn(move || -> Result<(), String> {
+            let f = fs::File::open(&netns).map_err(|e| format!("{netns}: {e}"))?;
+            // SAFETY: a namespace file descriptor; only this thread changes namespace.
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("setns {netns}: {}", io::Error::last_os_error()));
+            }
+            fs::write(&path, text).map_err(|e| format!("{path}: {e}"))
+        })
+        .join()
+        .expect("sysctl thread");
+        if let Err(e) = written {
+            panic!("sysctl {key}={value} in {ns}: {e}");
+        }
     }
 
     pub fn read_sysctl(&self, ns: &str, key: &str) -> String {
