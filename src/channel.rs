@@ -42,7 +42,8 @@ impl<T> Shared<T> {
 /// The sending side; clones send into the same channel.
 pub struct Sender<T>(Rc<Shared<T>>);
 
-/// The receiving side.
+/// The receiving side. One task waits on a channel at a time (the daemon has one
+/// reader per channel): a second waiting task would replace the first one's waker.
 pub struct Receiver<T>(Rc<Shared<T>>);
 
 /// The channel is closed, or its receivers are gone: the item comes back.
