@@ -1678,11 +1678,10 @@ mod tests {
         }
     }
 
-    /// wan2, tracked by http, has `standby_method ping`: its standby rounds are pings
-    /// (costed as pings); when wan1 fails it is back to http at the normal pace at once.
-    #[test]
-    fn timeline_standby_method_pings_and_the_need_brings_http_back() {
-        let mut cfg = config(&[1, 1], 3);
+    /// Two WANs, wan2 the backup (metric 2), tracked by http with `standby_interval 10s`
+    /// and `standby_method ping`, each WAN with `targets` targets. Also its http kind.
+    fn http_backup_with_standby_pings(targets: usize) -> (Config, TrackMethod) {
+        let mut cfg = config(&[1, 1], targets);
         cfg.members[1].metric = 2;
         let http = TrackMethod::Http {
             port: 80,
@@ -1691,6 +1690,14 @@ mod tests {
         cfg.interfaces[1].track_method = http;
         cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
         cfg.interfaces[1].standby_method = Some(TrackMethod::Ping);
+        (cfg, http)
+    }
+
+    /// wan2, tracked by http, has `standby_method ping`: its standby rounds are pings
+    /// (costed as pings); when wan1 fails it is back to http at the normal pace at once.
+    #[test]
+    fn timeline_standby_method_pings_and_the_need_brings_http_back() {
+        let (cfg, http) = http_backup_with_standby_pings(3);
         let target = cfg.interfaces[1].track_ip[0];
         let request = cfg.interfaces[1].request.clone();
         let mut core = Engine::new(cfg, None, 0x4000, at(0));
@@ -1765,15 +1772,7 @@ mod tests {
     /// normal (failure) pace at once.
     #[test]
     fn timeline_a_failed_standby_ping_round_returns_to_http() {
-        let mut cfg = config(&[1, 1], 1);
-        cfg.members[1].metric = 2;
-        let http = TrackMethod::Http {
-            port: 80,
-            expect_status: 204,
-        };
-        cfg.interfaces[1].track_method = http;
-        cfg.interfaces[1].standby_interval = Some(Duration::from_secs(10));
-        cfg.interfaces[1].standby_method = Some(TrackMethod::Ping);
+        let (cfg, http) = http_backup_with_standby_pings(1);
         let mut core = Engine::new(cfg, None, 0x4000, at(0));
         core.on_snapshot(&snapshot(&[true, true]), at(0));
         let mut sent: Vec<(u64, TrackMethod)> = Vec::new();
