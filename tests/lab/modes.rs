@@ -201,17 +201,24 @@ struct SlowPath {
     flood: std::process::Child,
 }
 
+/// ISP `k`'s link towards the router limited to 1 Mbit/s with a short queue (tbf); its
+/// namespace name.
+fn narrow_isp(lab: &Lab, k: usize) -> String {
+    let ns = lab.ns(&format!("isp{k}"));
+    let tc = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "tc", "qdisc", "replace", "dev", "rtr"])
+        .args([
+            "root", "tbf", "rate", "1mbit", "burst", "1540", "limit", "15000",
+        ])
+        .status()
+        .expect("run tc");
+    assert!(tc.success(), "tc tbf in {ns}");
+    ns
+}
+
 impl SlowPath {
     fn start(lab: &Lab, k: usize) -> SlowPath {
-        let ns = lab.ns(&format!("isp{k}"));
-        let tc = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "tc", "qdisc", "replace", "dev", "rtr"])
-            .args([
-                "root", "tbf", "rate", "1mbit", "burst", "1540", "limit", "15000",
-            ])
-            .status()
-            .expect("run tc");
-        assert!(tc.success(), "tc tbf in {ns}");
+        let ns = narrow_isp(lab, k);
         let flood = std::process::Command::new("ip")
             .args([
                 "netns", "exec", &ns, "ping", "-q", "-i", "0.0085", "-s", "1400",
@@ -293,15 +300,7 @@ struct Jitter {
 impl Jitter {
     fn start(lab: &Lab, k: usize, on: Duration, off: Duration, after: Duration) -> Jitter {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let ns = lab.ns(&format!("isp{k}"));
-        let tc = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "tc", "qdisc", "replace", "dev", "rtr"])
-            .args([
-                "root", "tbf", "rate", "1mbit", "burst", "1540", "limit", "15000",
-            ])
-            .status()
-            .expect("run tc");
-        assert!(tc.success(), "tc tbf in {ns}");
+        let ns = narrow_isp(lab, k);
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let (ns2, router) = (ns.clone(), format!("10.20.{k}.2"));
